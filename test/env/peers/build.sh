@@ -22,7 +22,7 @@ dir="$here/$family"
 [ -f "$dir/go.mod" ] || { echo "build.sh: no tool module at $dir" >&2; exit 2; }
 
 key=$( { go version; cat "${BASH_SOURCE[0]}"; for f in go.mod go.sum targets ldflags assets; do
-          [ -f "$dir/$f" ] && { echo "== $f"; cat "$dir/$f"; }; done; } | sha256sum | cut -c1-16)
+          if [ -f "$dir/$f" ]; then echo "== $f"; cat "$dir/$f"; fi; done; } | sha256sum | cut -c1-16)
 cache_root=${PEERS_CACHE:-$HOME/.cache/keptn-gitops-service/peers}
 out="$cache_root/$family-$key"
 if [ -f "$out/.complete" ]; then

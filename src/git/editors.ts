@@ -1,0 +1,216 @@
+/**
+ * Pure manifest editors: write an image into YAML text and return the new text.
+ *
+ * Existing values are changed in place on the concrete syntax tree, so comments, quoting, indentation and every
+ * other byte of the file stay as the team wrote them; only adding or removing keys re-renders the document.
+ * Aliases are never expanded (no alias bombs), and a path that does not exist is an error, never silently created:
+ * a typo must not turn into a "successful" deployment that changed nothing.
+ */
+import { Composer, CST, Parser, isMap, isScalar, isSeq, parse as parseYaml, type Document, type Node, type Scalar, type YAMLMap } from 'yaml';
+import { formatImageRef, type ImageRef } from './image.js';
+
+export type ImagePart = 'ref' | 'name' | 'tag' | 'digest';
+
+export type ImageWrite =
+  /** The kustomize `images:` entry whose `name` is the image name used in the manifests. */
+  | { kind: 'kustomizeImage'; name: string }
+  /** One scalar at a dot path, e.g. `spec.values.image.tag` or `containers[0].image`. */
+  | { kind: 'yamlPath'; path: string; part: ImagePart; document?: number }
+  /** Every scalar carrying Flux's setter marker `# {"$imagepolicy": "<namespace>:<policy>[:tag|:name|:digest]"}`. */
+  | { kind: 'imagePolicy'; policy: string };
+
+export interface EditResult {
+  changed: boolean;
+  content: string;
+}
+
+export class EditError extends Error {
+  readonly code = 'MANIFEST_EDIT_FAILED';
+}
+
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+export function applyImageWrite(source: string, write: ImageWrite, image: ImageRef): EditResult {
+  if (Buffer.byteLength(source) > MAX_MANIFEST_BYTES) throw new EditError(`file is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const file = new YamlFile(source);
+  switch (write.kind) {
+    case 'kustomizeImage':
+      setKustomizeImage(file, write.name, image);
+      break;
+    case 'yamlPath':
+      file.setScalar(file.document(write.document ?? 0), parsePath(write.path), imagePart(image, write.part), write.path);
+      break;
+    case 'imagePolicy':
+      setImagePolicyMarkers(file, write.policy, image);
+      break;
+  }
+  return file.result();
+}
+
+export function imagePart(image: ImageRef, part: ImagePart): string {
+  switch (part) {
+    case 'ref':
+      return formatImageRef(image);
+    case 'name':
+      return image.name;
+    case 'tag':
+      if (!image.tag) throw new EditError(`image ${formatImageRef(image)} has no tag to write`);
+      return image.tag;
+    case 'digest':
+      if (!image.digest) throw new EditError(`image ${formatImageRef(image)} has no digest to write`);
+      return image.digest;
+  }
+}
+
+/** `a.b[0].c` → ['a', 'b', 0, 'c']. Keys with dots can be quoted: `metadata.annotations["x.io/y"]`. */
+export function parsePath(path: string): Array<string | number> {
+  const segments: Array<string | number> = [];
+  const re = /([^.[\]]+)|\[(\d+)\]|\["([^"]+)"\]|(\.)/gy;
+  let expectKey = true;
+  let m: RegExpExecArray | null;
+  let index = 0;
+  while (index < path.length && (m = re.exec(path)) !== null) {
+    index = re.lastIndex;
+    if (m[1] !== undefined) {
+      if (!expectKey) throw new EditError(`path ${JSON.stringify(path)} is malformed near ${JSON.stringify(m[1])}`);
+      segments.push(m[1]);
+      expectKey = false;
+    } else if (m[2] !== undefined) segments.push(Number(m[2]));
+    else if (m[3] !== undefined) segments.push(m[3]);
+    else expectKey = true;
+  }
+  if (index !== path.length || segments.length === 0 || expectKey) throw new EditError(`path ${JSON.stringify(path)} is malformed`);
+  return segments;
+}
+
+/** A YAML stream kept with its concrete syntax, edited in place where possible. */
+class YamlFile {
+  private readonly tokens: CST.Token[];
+  private readonly docs: Document.Parsed[];
+  private changed = false;
+  private restructured = false;
+
+  constructor(private readonly source: string) {
+    this.tokens = [...new Parser().parse(source)];
+    this.docs = [...new Composer({ keepSourceTokens: true, uniqueKeys: true }).compose(this.tokens)] as Document.Parsed[];
+    const error = this.docs.flatMap((d) => d.errors)[0];
+    if (error) throw new EditError(`not valid YAML: ${error.message.split('\n')[0]}`);
+  }
+
+  document(index: number): Document.Parsed {
+    const doc = this.docs[index];
+    if (!doc) throw new EditError(`the file has ${this.docs.length} YAML document(s); document ${index} does not exist`);
+    return doc;
+  }
+
+  all(): Document.Parsed[] {
+    return this.docs;
+  }
+
+  /** Sets an existing scalar; the path must exist. */
+  setScalar(doc: Document.Parsed, path: Array<string | number>, value: string, label: string): void {
+    const node = doc.getIn(path, true);
+    if (node === undefined) throw new EditError(`key ${label} not found`);
+    if (!isScalar(node)) throw new EditError(`key ${label} holds a ${isMap(node) ? 'mapping' : isSeq(node) ? 'list' : 'non-scalar'}, not a value`);
+    this.setNode(node, value);
+  }
+
+  setNode(node: Scalar, value: string): void {
+    if (node.value !== null && String(node.value) === value) return;
+    const token = node.srcToken;
+    if (token) {
+      CST.setScalarValue(token, value, { type: scalarStyle(token, value) });
+    } else {
+      node.value = value;
+      this.restructured = true;
+    }
+    node.value = value;
+    this.changed = true;
+  }
+
+  /** For edits that add or remove keys: the document is rendered anew from its node tree. */
+  markRestructured(): void {
+    this.changed = true;
+    this.restructured = true;
+  }
+
+  result(): EditResult {
+    if (!this.changed) return { changed: false, content: this.source };
+    if (this.restructured) return { changed: true, content: this.docs.map((d) => d.toString({ lineWidth: 0 })).join('') };
+    return { changed: true, content: this.tokens.map((t) => CST.stringify(t)).join('') };
+  }
+}
+
+/** Keep the author's quoting unless a plain scalar would read back as something other than our string. */
+function scalarStyle(token: CST.Token, value: string): Scalar.Type | undefined {
+  if (token.type !== 'scalar') return undefined;
+  let readBack: unknown;
+  try {
+    readBack = parseYaml(value);
+  } catch {
+    readBack = undefined;
+  }
+  return readBack === value ? undefined : 'QUOTE_DOUBLE';
+}
+
+function setKustomizeImage(file: YamlFile, name: string, image: ImageRef): void {
+  if (!image.tag && !image.digest) throw new EditError(`image ${formatImageRef(image)} needs a tag or a digest for kustomize`);
+  const doc = file.document(0);
+  const images = doc.get('images', true);
+  if (images !== undefined && !isSeq(images)) throw new EditError('images: is not a list');
+  const entries = (images?.items ?? []).filter(isMap) as YAMLMap[];
+  const entry = entries.find((e) => e.get('name') === name);
+  const wanted: Record<'newName' | 'newTag' | 'digest', string | undefined> = {
+    newName: image.name === name ? undefined : image.name,
+    newTag: image.tag,
+    digest: image.digest,
+  };
+  if (!entry) {
+    const fresh: Record<string, string> = { name };
+    for (const [k, v] of Object.entries(wanted)) if (v !== undefined) fresh[k] = v;
+    if (images) images.add(doc.createNode(fresh));
+    else doc.set('images', doc.createNode([fresh]));
+    file.markRestructured();
+    return;
+  }
+  for (const [key, value] of Object.entries(wanted)) {
+    const node = entry.get(key, true);
+    if (value === undefined) {
+      if (node !== undefined) {
+        entry.delete(key);
+        file.markRestructured();
+      }
+    } else if (isScalar(node)) {
+      file.setNode(node, value);
+    } else {
+      entry.set(key, value);
+      file.markRestructured();
+    }
+  }
+}
+
+const MARKER = /^\s*\{\s*"\$imagepolicy"\s*:\s*"([^"]+)"\s*\}\s*$/;
+
+function setImagePolicyMarkers(file: YamlFile, policy: string, image: ImageRef): void {
+  let found = 0;
+  for (const doc of file.all()) {
+    forEachScalar(doc.contents, (node) => {
+      const m = node.comment ? MARKER.exec(node.comment) : null;
+      if (!m?.[1]) return;
+      const [ns, name, part, ...extra] = m[1].split(':');
+      if (extra.length || `${ns}:${name}` !== policy) return;
+      const which: ImagePart = part === undefined ? 'ref' : part === 'tag' || part === 'name' || part === 'digest' ? part : 'ref';
+      if (part !== undefined && which === 'ref') throw new EditError(`marker ${m[1]} has an unknown field ${JSON.stringify(part)}`);
+      file.setNode(node, imagePart(image, which));
+      found++;
+    });
+  }
+  if (found === 0) throw new EditError(`no {"$imagepolicy": "${policy}"} marker found`);
+}
+
+function forEachScalar(node: Node | null | undefined, visit: (node: Scalar) => void): void {
+  if (!node) return;
+  if (isScalar(node)) visit(node);
+  else if (isMap(node)) for (const pair of node.items) forEachScalar(pair.value as Node | null, visit);
+  else if (isSeq(node)) for (const item of node.items) forEachScalar(item as Node | null, visit);
+}

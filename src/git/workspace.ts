@@ -1,0 +1,253 @@
+/**
+ * The service's side of the GitOps repository: one cached clone per repository, every write to one repo+branch
+ * serialised, our change re-applied on top when the remote moved, and ancestry answers for the waiters.
+ * See docs/adr/0003-writing-to-git.md.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { simpleGit, type SimpleGit } from 'simple-git';
+import { applyImageWrite, EditError, type ImageWrite } from './editors.js';
+import { gitAuthEnv, redact, type GitCredentials } from './credentials.js';
+import type { ImageRef } from './image.js';
+import type { Relation } from '../readiness.js';
+
+export interface RepoRef {
+  url: string;
+  branch: string;
+  credentials?: GitCredentials;
+}
+
+export interface FileEdit {
+  file: string;
+  write: ImageWrite;
+  image: ImageRef;
+}
+
+export interface CommitRequest {
+  repo: RepoRef;
+  edits: FileEdit[];
+  message: string;
+  author: { name: string; email: string };
+  /** A trailer value unique to this deployment: a commit carrying it is never made twice. */
+  deploymentId: string;
+}
+
+export interface CommitOutcome {
+  commit: string;
+  /** False when every value was already in place: then `commit` is the branch head to wait for. */
+  created: boolean;
+  /** True when an earlier attempt for the same deployment already pushed this commit. */
+  reused: boolean;
+}
+
+export type GitErrorCode = 'GIT_FETCH_FAILED' | 'GIT_PUSH_FAILED' | 'GIT_FILE_MISSING' | 'MANIFEST_EDIT_FAILED';
+
+export class GitOpsError extends Error {
+  constructor(readonly code: GitErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export const DEPLOYMENT_TRAILER = 'Keptn-Deployment-Id';
+
+export interface WorkspaceOptions {
+  root: string;
+  pushAttempts?: number;
+  /** Kill a git command that has been silent this long. */
+  gitTimeoutMs?: number;
+}
+
+export class GitWorkspace {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly pushAttempts: number;
+  private readonly gitTimeoutMs: number;
+
+  constructor(private readonly opts: WorkspaceOptions) {
+    this.pushAttempts = opts.pushAttempts ?? 5;
+    this.gitTimeoutMs = opts.gitTimeoutMs ?? 60_000;
+  }
+
+  /** Writes the image, commits and pushes; retries on a moved remote by re-applying the edits on the new head. */
+  commitImage(req: CommitRequest): Promise<CommitOutcome> {
+    return this.serialised(req.repo, async () => {
+      const git = await this.open(req.repo);
+      let lastRejection = '';
+      for (let attempt = 1; attempt <= this.pushAttempts; attempt++) {
+        await this.syncToRemote(git, req.repo);
+        const earlier = await this.findDeploymentCommit(git, req.repo.branch, req.deploymentId);
+        if (earlier) return { commit: earlier, created: false, reused: true };
+        const changed = await this.applyEdits(git, req.edits);
+        const head = (await git.revparse(['HEAD'])).trim();
+        if (!changed) return { commit: head, created: false, reused: false };
+        await git
+          .env(commitEnv(req.author))
+          .commit(`${req.message}\n\n${DEPLOYMENT_TRAILER}: ${req.deploymentId}`, changed);
+        const commit = (await git.revparse(['HEAD'])).trim();
+        const rejection = await this.push(git, req.repo);
+        if (!rejection) return { commit, created: true, reused: false };
+        lastRejection = rejection;
+      }
+      throw new GitOpsError('GIT_PUSH_FAILED', `push to ${req.repo.branch} was rejected ${this.pushAttempts} times: ${lastRejection}`);
+    });
+  }
+
+  /** How `sha` relates to `ours`: the same, a descendant (contains ours), or not. Fetches when `sha` is unknown. */
+  async relation(repo: RepoRef, ours: string, sha: string): Promise<Relation> {
+    if (sha === ours) return 'same';
+    const git = await this.open(repo);
+    if (!(await this.hasCommit(git, sha))) {
+      await this.serialised(repo, () => this.fetch(git, repo)).catch(() => undefined);
+      if (!(await this.hasCommit(git, sha))) return 'unknown';
+    }
+    try {
+      await git.raw(['merge-base', '--is-ancestor', ours, sha]);
+      return 'descendant';
+    } catch {
+      return 'unrelated';
+    }
+  }
+
+  private async hasCommit(git: SimpleGit, sha: string): Promise<boolean> {
+    try {
+      await git.raw(['cat-file', '-e', `${sha}^{commit}`]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private serialised<T>(repo: RepoRef, work: () => Promise<T>): Promise<T> {
+    const key = `${repo.url}#${repo.branch}`;
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    this.locks.set(key, next);
+    void next.finally(() => {
+      if (this.locks.get(key) === next) this.locks.delete(key);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  private dirFor(url: string): string {
+    return join(this.opts.root, createHash('sha256').update(url).digest('hex').slice(0, 16));
+  }
+
+  private async open(repo: RepoRef): Promise<SimpleGit> {
+    const dir = this.dirFor(repo.url);
+    const exists = await stat(join(dir, '.git')).then(() => true, () => false);
+    if (!exists) await mkdir(dir, { recursive: true });
+    const git = simpleGit({
+      baseDir: dir,
+      timeout: { block: this.gitTimeoutMs },
+      // Exactly the environment we set ourselves; nothing a user controls reaches these variables.
+      allowEnvironment: ['GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0', 'GIT_SSH_COMMAND', 'GIT_TERMINAL_PROMPT', 'GIT_ALLOW_PROTOCOL', 'GIT_AUTHOR_NAME', 'GIT_AUTHOR_EMAIL', 'GIT_COMMITTER_NAME', 'GIT_COMMITTER_EMAIL'],
+      unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeSshCommand: true, allowUnsafeProtocolOverride: true },
+    });
+    if (!exists) {
+      await git.init();
+      await git.addRemote('origin', repo.url);
+    }
+    return git;
+  }
+
+  /** Runs one remote git command with credentials in its environment; SSH key files live only that long. */
+  private async remote(git: SimpleGit, repo: RepoRef, args: string[]): Promise<string> {
+    const auth = await gitAuthEnv(repo.credentials, join(this.opts.root, '.auth'));
+    try {
+      return await git.env({ ...minimalEnv(), ...auth.env }).raw(args);
+    } finally {
+      await auth.dispose().catch(() => undefined);
+    }
+  }
+
+  private async fetch(git: SimpleGit, repo: RepoRef): Promise<void> {
+    try {
+      await this.remote(git, repo, ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`]);
+    } catch (err: unknown) {
+      throw new GitOpsError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${gitMessage(err, repo.credentials)}`, { cause: err });
+    }
+  }
+
+  private async syncToRemote(git: SimpleGit, repo: RepoRef): Promise<void> {
+    await this.fetch(git, repo);
+    await git.raw(['checkout', '--force', '-B', repo.branch, `refs/remotes/origin/${repo.branch}`]);
+    await git.raw(['clean', '-ffdx']);
+  }
+
+  private async findDeploymentCommit(git: SimpleGit, branch: string, deploymentId: string): Promise<string | undefined> {
+    const out = await git.raw(['log', '-n', '500', '--format=%H', `--grep=^${DEPLOYMENT_TRAILER}: ${escapeRegex(deploymentId)}$`, `refs/remotes/origin/${branch}`]);
+    return out.trim().split('\n').filter(Boolean)[0];
+  }
+
+  /** Applies every edit to the checked-out tree; returns the changed files (none when all values were in place). */
+  private async applyEdits(git: SimpleGit, edits: FileEdit[]): Promise<string[]> {
+    const root = await git.revparse(['--show-toplevel']);
+    const changed: string[] = [];
+    for (const edit of edits) {
+      const path = resolve(root, edit.file);
+      if (!path.startsWith(root + sep)) throw new GitOpsError('MANIFEST_EDIT_FAILED', `${edit.file}: path leaves the repository`);
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch {
+        throw new GitOpsError('GIT_FILE_MISSING', `${edit.file} does not exist on the branch; check images[].file in the settings`);
+      }
+      try {
+        const result = applyImageWrite(text, edit.write, edit.image);
+        if (result.changed) {
+          await mkdir(dirname(path), { recursive: true });
+          await writeFile(path, result.content);
+          if (!changed.includes(edit.file)) changed.push(edit.file);
+        }
+      } catch (err: unknown) {
+        if (err instanceof EditError) throw new GitOpsError('MANIFEST_EDIT_FAILED', `${edit.file}: ${err.message}`, { cause: err });
+        throw err;
+      }
+    }
+    if (changed.length) await git.add(['--', ...changed]);
+    return changed;
+  }
+
+  /** Pushes HEAD to the branch; returns the rejection text when the remote moved, throws on other failures. */
+  private async push(git: SimpleGit, repo: RepoRef): Promise<string | undefined> {
+    try {
+      await this.remote(git, repo, ['push', '--porcelain', 'origin', `HEAD:refs/heads/${repo.branch}`]);
+      return undefined;
+    } catch (err: unknown) {
+      const message = gitMessage(err, repo.credentials);
+      if (/\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(message)) return message;
+      throw new GitOpsError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err });
+    }
+  }
+}
+
+function commitEnv(author: { name: string; email: string }): Record<string, string> {
+  return {
+    ...minimalEnv(),
+    GIT_AUTHOR_NAME: author.name,
+    GIT_AUTHOR_EMAIL: author.email,
+    GIT_COMMITTER_NAME: author.name,
+    GIT_COMMITTER_EMAIL: author.email,
+  };
+}
+
+/** What git needs to run; nothing else from our process environment (which may hold tokens) is passed on. */
+function minimalEnv(): Record<string, string> {
+  const keep = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy'];
+  const env: Record<string, string> = {};
+  for (const k of keep) if (process.env[k]) env[k] = process.env[k]!;
+  return env;
+}
+
+function gitMessage(err: unknown, credentials?: GitCredentials): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return redact(text.trim().split('\n').filter((l) => l.trim()).slice(-4).join(' | '), credentials);
+}
+
+export function safeUrl(url: string): string {
+  return redact(url);
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

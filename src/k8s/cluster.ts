@@ -1,0 +1,100 @@
+/**
+ * Everything the service asks of the Kubernetes API, behind one small interface: shared watches per kind,
+ * merge patches, and Secrets. Tests point it at the real local kube-apiserver.
+ */
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { SharedWatch, type KubeObject, type ResourceKind, type WatchOptions } from './watch.js';
+
+export interface Cluster {
+  watch<T extends KubeObject>(kind: ResourceKind): SharedWatch<T>;
+  mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<void>;
+  secretData(namespace: string, name: string): Promise<Record<string, string>>;
+  /** True once every watch started so far has listed at least once. */
+  ready(): boolean;
+  close(): void;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export class ClusterError extends Error {
+  constructor(readonly code: 'NOT_FOUND' | 'FORBIDDEN' | 'API_ERROR', message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export class KubeCluster implements Cluster {
+  private readonly watches = new Map<string, SharedWatch<KubeObject>>();
+  private readonly objects: KubernetesObjectApi;
+  private readonly core: CoreV1Api;
+
+  constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly watchOptions: WatchOptions = {}) {
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  watch<T extends KubeObject>(kind: ResourceKind): SharedWatch<T> {
+    const k = `${kind.group}/${kind.version}/${kind.plural}`;
+    let w = this.watches.get(k);
+    if (!w) {
+      w = new SharedWatch<KubeObject>(this.kc, kind, this.log, this.watchOptions);
+      this.watches.set(k, w);
+      w.start();
+    }
+    return w as unknown as SharedWatch<T>;
+  }
+
+  async mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<void> {
+    try {
+      await this.objects.patch(
+        { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace }, ...patch },
+        undefined,
+        undefined,
+        'keptn-gitops-service',
+        undefined,
+        PatchStrategy.MergePatch,
+      );
+    } catch (err: unknown) {
+      throw apiError(err, `${ref.kind} ${ref.namespace}/${ref.name}`);
+    }
+  }
+
+  async secretData(namespace: string, name: string): Promise<Record<string, string>> {
+    try {
+      const secret = await this.core.readNamespacedSecret({ namespace, name });
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+      for (const [k, v] of Object.entries(secret.stringData ?? {})) out[k] = v;
+      return out;
+    } catch (err: unknown) {
+      throw apiError(err, `Secret ${namespace}/${name}`);
+    }
+  }
+
+  ready(): boolean {
+    return [...this.watches.values()].every((w) => w.state === 'synced' || w.state === 'degraded');
+  }
+
+  close(): void {
+    for (const w of this.watches.values()) w.stop();
+  }
+}
+
+function apiError(err: unknown, what: string): ClusterError {
+  const code = (err as { code?: number } | undefined)?.code;
+  if (code === 404) return new ClusterError('NOT_FOUND', `${what} not found`, { cause: err });
+  if (code === 403) return new ClusterError('FORBIDDEN', `not allowed to access ${what}; check the service account's RBAC`, { cause: err });
+  return new ClusterError('API_ERROR', `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`, { cause: err });
+}

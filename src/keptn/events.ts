@@ -1,0 +1,133 @@
+/**
+ * The Keptn v1 event contract for the deployment task, and pure builders for the events we send back.
+ * @see https://github.com/keptn/spec/blob/0.2.4/cloudevents.md
+ */
+import { randomUUID } from 'node:crypto';
+
+export const SPEC_VERSION = '0.2.4';
+export const EVENT_PREFIX = 'sh.keptn.event.';
+
+export type TaskPhase = 'triggered' | 'started' | 'status.changed' | 'finished';
+export type KeptnStatus = 'succeeded' | 'errored' | 'unknown';
+export type KeptnResult = 'pass' | 'warning' | 'fail';
+export type DeploymentStrategy = 'direct' | 'blue_green_service' | 'user_managed';
+
+export function taskEventType(task: string, phase: TaskPhase): string {
+  return `${EVENT_PREFIX}${task}.${phase}`;
+}
+
+/** The envelope attributes we read from and copy out of a `.triggered` event. */
+export interface KeptnEnvelope {
+  id: string;
+  type: string;
+  source: string;
+  shkeptncontext: string;
+  gitcommitid?: string;
+}
+
+/** The common data block of every Keptn event. */
+export interface KeptnEventData {
+  project: string;
+  stage: string;
+  service: string;
+  labels?: Record<string, string>;
+  status?: KeptnStatus;
+  result?: KeptnResult;
+  message?: string;
+  [key: string]: unknown;
+}
+
+export interface DeploymentTriggeredData extends KeptnEventData {
+  configurationChange?: { values?: Record<string, unknown> };
+  deployment?: {
+    deploymentstrategy?: string;
+    deploymentURIsLocal?: string[];
+    deploymentURIsPublic?: string[];
+  };
+}
+
+/** A `.triggered` event of a task we handle, already validated. */
+export interface TriggeredEvent<D extends KeptnEventData = KeptnEventData> extends KeptnEnvelope {
+  task: string;
+  data: D;
+}
+
+/** A structured-mode CloudEvent as JSON, ready to be POSTed. */
+export interface OutgoingEvent {
+  specversion: '1.0';
+  id: string;
+  source: string;
+  type: string;
+  time: string;
+  datacontenttype: 'application/json';
+  shkeptncontext: string;
+  triggeredid: string;
+  shkeptnspecversion: string;
+  gitcommitid?: string;
+  data: KeptnEventData;
+}
+
+export interface DeploymentOutcome {
+  status: KeptnStatus;
+  result: KeptnResult;
+  message: string;
+  deploymentstrategy: string;
+  deploymentNames: string[];
+  deploymentURIsLocal: string[];
+  deploymentURIsPublic: string[];
+  /** The GitOps repository commit that carries this deployment, when there is one. */
+  gitCommit?: string;
+}
+
+export interface BuildOptions {
+  source: string;
+  now?: Date;
+  id?: string;
+}
+
+function envelope(triggered: TriggeredEvent, phase: TaskPhase, opts: BuildOptions): Omit<OutgoingEvent, 'data'> {
+  return {
+    specversion: '1.0',
+    id: opts.id ?? randomUUID(),
+    source: opts.source,
+    type: taskEventType(triggered.task, phase),
+    time: (opts.now ?? new Date()).toISOString(),
+    datacontenttype: 'application/json',
+    shkeptncontext: triggered.shkeptncontext,
+    triggeredid: triggered.id,
+    shkeptnspecversion: SPEC_VERSION,
+    ...(triggered.gitcommitid ? { gitcommitid: triggered.gitcommitid } : {}),
+  };
+}
+
+function commonData(triggered: TriggeredEvent): KeptnEventData {
+  const { project, stage, service, labels } = triggered.data;
+  return { project, stage, service, ...(labels ? { labels } : {}) };
+}
+
+export function startedEvent(triggered: TriggeredEvent, opts: BuildOptions): OutgoingEvent {
+  return { ...envelope(triggered, 'started', opts), data: { ...commonData(triggered), status: 'succeeded' } };
+}
+
+export function statusChangedEvent(triggered: TriggeredEvent, message: string, opts: BuildOptions): OutgoingEvent {
+  return { ...envelope(triggered, 'status.changed', opts), data: { ...commonData(triggered), status: 'succeeded', message } };
+}
+
+export function finishedEvent(triggered: TriggeredEvent, outcome: DeploymentOutcome, opts: BuildOptions): OutgoingEvent {
+  const { status, result, message, gitCommit, ...deployment } = outcome;
+  return {
+    ...envelope(triggered, 'finished', opts),
+    data: {
+      ...commonData(triggered),
+      status,
+      result,
+      message,
+      [triggered.task]: { ...deployment, ...(gitCommit ? { gitCommit } : {}) },
+    },
+  };
+}
+
+/** What the shipyard asked for; helm-service's default when absent is `direct`. */
+export function requestedStrategy(data: DeploymentTriggeredData): string {
+  return data.deployment?.deploymentstrategy || 'direct';
+}

@@ -1,0 +1,105 @@
+/**
+ * Turns an HTTP request into a validated Keptn `.triggered` event, or says precisely why it cannot.
+ * Structured, binary and batch mode are told apart by the cloudevents SDK from the headers.
+ * @see https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/http-protocol-binding.md
+ */
+import { HTTP, type CloudEventV1 } from 'cloudevents';
+import { EVENT_PREFIX, type KeptnEventData, type TriggeredEvent } from './events.js';
+
+export type ParseOutcome =
+  | { kind: 'accepted'; event: TriggeredEvent }
+  | { kind: 'ignored'; reason: string }
+  | { kind: 'invalid'; problems: string[] };
+
+/** Tasks this service answers. Anything else that is a valid CloudEvent is acknowledged and ignored. */
+export const HANDLED_TASKS = ['deployment'] as const;
+export type HandledTask = (typeof HANDLED_TASKS)[number];
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function parseRequest(headers: Record<string, string | string[] | undefined>, body: unknown): ParseOutcome {
+  const flatHeaders: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) flatHeaders[k] = Array.isArray(v) ? v.join(',') : v;
+  let decoded: CloudEventV1<unknown> | CloudEventV1<unknown>[];
+  try {
+    const raw = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body ?? null);
+    decoded = HTTP.toEvent({ headers: flatHeaders, body: raw });
+  } catch (err: unknown) {
+    return { kind: 'invalid', problems: [`not a CloudEvent: ${describeSdkError(err)}`] };
+  }
+  if (Array.isArray(decoded)) return { kind: 'invalid', problems: ['batched CloudEvents are not supported: send one event per request'] };
+  return classify(decoded);
+}
+
+function describeSdkError(err: unknown): string {
+  if (err && typeof err === 'object' && 'errors' in err && Array.isArray((err as { errors: unknown[] }).errors)) {
+    const details = (err as { errors: Array<{ instancePath?: string; message?: string }> }).errors
+      .map((e) => `${e.instancePath || 'event'} ${e.message ?? ''}`.trim());
+    if (details.length) return details.join('; ');
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function classify(ce: CloudEventV1<unknown>): ParseOutcome {
+  const type = String(ce.type ?? '');
+  const task = triggeredTask(type);
+  if (!task) return { kind: 'ignored', reason: `event type ${type} is not handled by this service` };
+
+  const problems: string[] = [];
+  const shkeptncontext = ce['shkeptncontext'];
+  if (typeof shkeptncontext !== 'string' || shkeptncontext === '') problems.push('attribute shkeptncontext is required');
+  const gitcommitid = ce['gitcommitid'];
+  if (gitcommitid !== undefined && typeof gitcommitid !== 'string') problems.push('attribute gitcommitid must be a string');
+
+  let data: unknown = ce.data;
+  if (typeof data === 'string') {
+    try {
+      data = JSON.parse(data);
+    } catch {
+      problems.push('data is not JSON');
+    }
+  }
+  if (!isRecord(data)) {
+    problems.push('data must be a JSON object');
+    return { kind: 'invalid', problems };
+  }
+  for (const field of ['project', 'stage', 'service'] as const) {
+    const value = data[field];
+    if (typeof value !== 'string' || value === '') problems.push(`data.${field} is required`);
+    else if (!NAME.test(value)) problems.push(`data.${field} ${JSON.stringify(value)} is not a valid Keptn name`);
+  }
+  if (data['labels'] !== undefined && !isStringMap(data['labels'])) problems.push('data.labels must map strings to strings');
+  const change = data['configurationChange'];
+  if (change !== undefined && !(isRecord(change) && (change['values'] === undefined || isRecord(change['values'])))) {
+    problems.push('data.configurationChange.values must be an object');
+  }
+  const deployment = data['deployment'];
+  if (deployment !== undefined && !isRecord(deployment)) problems.push('data.deployment must be an object');
+  if (problems.length) return { kind: 'invalid', problems };
+
+  return {
+    kind: 'accepted',
+    event: {
+      id: ce.id,
+      type,
+      source: ce.source,
+      task,
+      shkeptncontext: shkeptncontext as string,
+      ...(typeof gitcommitid === 'string' && gitcommitid ? { gitcommitid } : {}),
+      data: data as KeptnEventData,
+    },
+  };
+}
+
+function triggeredTask(type: string): HandledTask | undefined {
+  for (const task of HANDLED_TASKS) if (type === `${EVENT_PREFIX}${task}.triggered`) return task;
+  return undefined;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isStringMap(value: unknown): value is Record<string, string> {
+  return isRecord(value) && Object.values(value).every((v) => typeof v === 'string');
+}

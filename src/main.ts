@@ -1,0 +1,66 @@
+/**
+ * The process: configuration → dependencies → app → listen; SIGTERM/SIGINT → stop taking events, let running
+ * deployments send their `.finished`, close.
+ */
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ArgoCDTool } from './argocd/driver.js';
+import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
+import { deploy, type DeploymentDeps } from './deployment.js';
+import { FluxTool } from './flux/driver.js';
+import { GitWorkspace } from './git/workspace.js';
+import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
+import { HttpEventSink } from './keptn/sender.js';
+import { DeploymentRunner } from './runner.js';
+import { DirectorySettings, ResourceServiceSettings } from './settings/source.js';
+import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
+
+export async function startService(config: ServiceConfig) {
+  const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '***' } });
+  const cluster = new KubeCluster(loadKubeConfig(config.kubeconfig), log.child({ component: 'kube' }));
+  const deps: DeploymentDeps = {
+    settings: config.configDir ? new DirectorySettings(config.configDir, config.configResource) : new ResourceServiceSettings(config.resourceServiceUrl, config.configResource),
+    git: new GitWorkspace({ root: config.workDir }),
+    tools: [new FluxTool(cluster), new ArgoCDTool(cluster)],
+    secretData: (ns, name) => cluster.secretData(ns, name),
+    secretNamespace: config.secretNamespace,
+    defaultTimeoutMs: config.defaultTimeoutMs,
+    author: config.author,
+  };
+  const runner = new DeploymentRunner({
+    sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
+    handle: (event, eventLog) => deploy(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog),
+    log,
+    source: config.serviceName,
+  });
+  const app = buildApp({ accept: (e) => runner.accept(e), ready: () => cluster.ready() }, { loggerInstance: log });
+  await app.listen({ host: config.host, port: config.port });
+  log.info({ eventUrl: config.eventUrl, settings: config.configDir ?? config.resourceServiceUrl }, 'keptn-gitops-service listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await app.close();
+      await runner.drain();
+      cluster.close();
+    })());
+  return { app, runner, close, log };
+}
+
+const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/src/main.ts');
+if (isMain) {
+  let config: ServiceConfig;
+  try {
+    config = loadConfig(process.env);
+  } catch (err: unknown) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+  const service = await startService(config);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      service.log.info({ signal }, 'shutting down');
+      void service.close().then(() => process.exit(0));
+    });
+  }
+}

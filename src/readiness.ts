@@ -1,0 +1,54 @@
+/**
+ * The vocabulary shared by the Flux and Argo CD readiness rules. Each rule is a pure function of the observed
+ * object(s) and the commit we wait for; the waiter feeds it fresh objects and answers its ancestry questions.
+ */
+
+/** How an applied commit relates to ours. */
+export type Relation = 'same' | 'descendant' | 'unrelated' | 'unknown';
+
+export interface Target {
+  /** Our GitOps commit, full 40-hex SHA. */
+  commit: string;
+  /** What we know of a commit's relation to ours; `unknown` makes the waiter look it up in Git. */
+  relation(sha: string): Relation;
+}
+
+export type Verdict =
+  | { state: 'pending'; reason: string; unknownRevision?: string }
+  | { state: 'passed'; message: string; revision: string }
+  | { state: 'failed'; message: string; revision?: string };
+
+export function contains(relation: Relation): boolean {
+  return relation === 'same' || relation === 'descendant';
+}
+
+/** A relation function built from what the waiter has learned so far. */
+export function relationFrom(commit: string, known: ReadonlyMap<string, Relation>): (sha: string) => Relation {
+  return (sha) => (sha === commit ? 'same' : (known.get(sha) ?? 'unknown'));
+}
+
+const SHA = /^[0-9a-f]{40}$/;
+
+/**
+ * The commit hash inside a Flux or Argo CD revision string: `main@sha1:<sha>`, `refs/heads/main@sha1:<sha>`,
+ * legacy `main/<sha>`, or a bare SHA. OCI digests (`sha256:`) are not commits and give undefined.
+ */
+export function commitOf(revision: string | undefined | null): string | undefined {
+  if (!revision) return undefined;
+  const candidate = revision.includes('@sha1:') ? revision.slice(revision.lastIndexOf('@sha1:') + 6) : revision.slice(revision.lastIndexOf('/') + 1);
+  return SHA.test(candidate) ? candidate : undefined;
+}
+
+/** Kubernetes-style condition, as both Flux and (for workloads) Kubernetes use it. */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+}
+
+export function findCondition(conditions: Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}

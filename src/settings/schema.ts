@@ -1,0 +1,203 @@
+/**
+ * The per-service GitOps settings: where the image goes in Git, which tool applies it, what to report.
+ * Read from Keptn's resource-service (service, then stage, then project level) or a local directory.
+ * The schema is published as docs/gitops-config.schema.json; a wrong file is reported field by field.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+
+export const TARGET_KINDS = ['Kustomization', 'HelmRelease', 'Application'] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
+
+export interface ImageWriteSetting {
+  /** Path of the file inside the repository. */
+  file: string;
+  /** Key of `configurationChange.values` that holds the image reference; default `image`. */
+  value?: string;
+  kustomizeImage?: string;
+  yamlPath?: string;
+  part?: 'ref' | 'name' | 'tag' | 'digest';
+  document?: number;
+  imagePolicy?: string;
+}
+
+export interface GitOpsSettings {
+  git: {
+    url: string;
+    branch: string;
+    /** A Kubernetes Secret (e.g. made by `keptn create secret`) holding `username`+`password`, or `identity`(+`known_hosts`). */
+    secretRef?: { name: string; namespace?: string };
+    author?: { name: string; email: string };
+  };
+  images: ImageWriteSetting[];
+  target: { kind: TargetKind; name: string; namespace: string };
+  /** How long to wait for the tool, e.g. `10m`, `90s`, `1h`. */
+  timeout?: string;
+  report?: { deploymentNames?: string[]; deploymentURIsLocal?: string[]; deploymentURIsPublic?: string[] };
+}
+
+const K8S_NAME = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
+
+export const settingsSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://keptn-gitops-service/gitops-config.schema.json',
+  title: 'keptn-gitops-service settings (gitops/config.yaml)',
+  type: 'object',
+  additionalProperties: false,
+  required: ['git', 'images', 'target'],
+  properties: {
+    git: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'branch'],
+      properties: {
+        url: {
+          type: 'string',
+          description: 'https://, http://, ssh:// or scp-like user@host:path URL of the GitOps repository, without credentials',
+          maxLength: 2048,
+        },
+        branch: { type: 'string', pattern: '^(?!-)(?!.*\\.\\.)[A-Za-z0-9._/-]{1,200}$', description: 'branch that the GitOps tool follows' },
+        secretRef: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          properties: { name: { type: 'string', pattern: K8S_NAME }, namespace: { type: 'string', pattern: K8S_NAME } },
+        },
+        author: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'email'],
+          properties: { name: { type: 'string', pattern: '^[^<>\\n]{1,100}$' }, email: { type: 'string', pattern: '^[^<>\\s]{1,200}$' } },
+        },
+      },
+    },
+    images: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 50,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['file'],
+        properties: {
+          file: { type: 'string', minLength: 1, maxLength: 1024, description: 'path inside the repository' },
+          value: { type: 'string', minLength: 1, description: 'key of configurationChange.values holding the image; default "image"' },
+          kustomizeImage: { type: 'string', minLength: 1, description: 'name of the kustomize images: entry to set' },
+          yamlPath: { type: 'string', minLength: 1, description: 'dot path of the value to set, e.g. spec.values.image.tag' },
+          part: { enum: ['ref', 'name', 'tag', 'digest'], description: 'with yamlPath: which part of the image to write; default "ref"' },
+          document: { type: 'integer', minimum: 0, description: 'with yamlPath: index of the YAML document in the file; default 0' },
+          imagePolicy: { type: 'string', pattern: `^[a-z0-9-]+:[a-z0-9-.]+$`, description: 'namespace:name of the Flux ImagePolicy marker to update' },
+        },
+        oneOf: [{ required: ['kustomizeImage'] }, { required: ['yamlPath'] }, { required: ['imagePolicy'] }],
+      },
+    },
+    target: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'name', 'namespace'],
+      properties: {
+        kind: { enum: [...TARGET_KINDS], description: 'Flux Kustomization or HelmRelease, or Argo CD Application' },
+        name: { type: 'string', pattern: K8S_NAME },
+        namespace: { type: 'string', pattern: K8S_NAME },
+      },
+    },
+    timeout: { type: 'string', pattern: '^([0-9]+(ms|s|m|h))+$', description: 'default 10m' },
+    report: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        deploymentNames: { type: 'array', items: { type: 'string' } },
+        deploymentURIsLocal: { type: 'array', items: { type: 'string' } },
+        deploymentURIsPublic: { type: 'array', items: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const validate = ajv.compile<GitOpsSettings>(settingsSchema);
+
+export class SettingsError extends Error {
+  readonly code = 'INVALID_SETTINGS';
+  constructor(readonly where: string, readonly problems: string[]) {
+    super(`${where} is not valid: ${problems.join('; ')}`);
+  }
+}
+
+/** Validates parsed settings; throws a SettingsError that lists every wrong field. */
+export function checkSettings(value: unknown, where: string): GitOpsSettings {
+  if (validate(value)) {
+    const problems = semanticProblems(value);
+    if (problems.length) throw new SettingsError(where, problems);
+    return value;
+  }
+  throw new SettingsError(where, describeErrors(validate.errors ?? []));
+}
+
+function describeErrors(errors: ErrorObject[]): string[] {
+  // `oneOf` failures repeat every branch's complaint; say it once, plainly.
+  const out = new Set<string>();
+  for (const e of errors) {
+    const at = e.instancePath ? e.instancePath.slice(1).replaceAll('/', '.') : '(top level)';
+    if (e.keyword === 'oneOf') out.add(`${at}: give exactly one of kustomizeImage, yamlPath or imagePolicy`);
+    else if (e.keyword === 'required' && e.schemaPath.includes('oneOf')) continue;
+    else if (e.keyword === 'additionalProperties') out.add(`${at}: unknown field ${JSON.stringify(e.params['additionalProperty'])}`);
+    else if (e.keyword === 'enum') out.add(`${at}: must be one of ${(e.params['allowedValues'] as string[]).join(', ')}`);
+    else out.add(`${at}: ${e.message ?? e.keyword}`);
+  }
+  return [...out];
+}
+
+/** Rules JSON Schema cannot say well. */
+function semanticProblems(s: GitOpsSettings): string[] {
+  const problems: string[] = [];
+  const url = gitUrlProblem(s.git.url);
+  if (url) problems.push(`git.url: ${url}`);
+  s.images.forEach((w, i) => {
+    const file = repoPathProblem(w.file);
+    if (file) problems.push(`images.${i}.file: ${file}`);
+    if ((w.part !== undefined || w.document !== undefined) && w.yamlPath === undefined) problems.push(`images.${i}: part and document go with yamlPath`);
+  });
+  if (s.timeout !== undefined && parseDuration(s.timeout) > 24 * 3600_000) problems.push('timeout: at most 24h');
+  return problems;
+}
+
+/** Only remote transports; never `ext::`, `file://`, local paths or option-like strings that git would obey. */
+export function gitUrlProblem(url: string): string | undefined {
+  if (/[\s\x00-\x1f]/.test(url)) return 'must not contain white space or control characters';
+  if (url.startsWith('-')) return 'must not start with "-"';
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme) {
+    if (!['https', 'http', 'ssh'].includes(scheme)) return `scheme ${scheme}:// is not allowed; use https://, http:// or ssh://`;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return 'is not a valid URL';
+    }
+    if (scheme !== 'ssh' && (parsed.username || parsed.password)) return 'must not carry credentials; put them in the Secret named by git.secretRef';
+    if (!parsed.hostname) return 'has no host';
+    return undefined;
+  }
+  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]/.test(url) && !url.includes('::')) return undefined;
+  return 'must be https://, http://, ssh:// or user@host:path';
+}
+
+/** A path inside the repository: relative, no `..`, no `.git`. */
+export function repoPathProblem(path: string): string | undefined {
+  if (path.startsWith('/')) return 'must be relative to the repository root';
+  if (/[\x00-\x1f\\]/.test(path)) return 'must not contain control characters or backslashes';
+  const parts = path.split('/');
+  if (parts.some((p) => p === '..')) return 'must not contain ".."';
+  if (parts.some((p) => p.toLowerCase() === '.git')) return 'must not point into .git';
+  if (parts.some((p) => p === '')) return 'must not contain empty segments';
+  return undefined;
+}
+
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+/** `1h30m`, `90s`, `10m` → milliseconds. */
+export function parseDuration(text: string): number {
+  let total = 0;
+  for (const m of text.matchAll(/([0-9]+)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  return total;
+}

@@ -1,0 +1,39 @@
+/**
+ * What the orchestration asks of a GitOps tool, whichever it is: look at Git now, and say when our commit is
+ * applied. Keptn sees the same events whichever driver answers.
+ */
+import type { Logger } from 'pino';
+import type { Relation } from './readiness.js';
+import type { TargetKind } from './settings/schema.js';
+import type { FinalVerdict } from './wait.js';
+
+export interface DeliveryRequest {
+  target: { kind: TargetKind; name: string; namespace: string };
+  commit: string;
+  repoUrl: string;
+  /** Epoch milliseconds. */
+  deadline: number;
+  /** Tags the tool operation we start, so we recognise it. */
+  deploymentId: string;
+  relation(sha: string): Promise<Relation>;
+  log: Logger;
+  onProgress?(reason: string): void;
+}
+
+export interface DeliveryTool {
+  readonly kinds: readonly TargetKind[];
+  deliver(req: DeliveryRequest): Promise<FinalVerdict>;
+}
+
+/** Waits for a shared watch's first list, bounded by the deployment's deadline. */
+export async function untilSynced(synced: Promise<void>, deadline: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`could not list ${what} from the Kubernetes API before the deadline`)), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    await Promise.race([synced, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
