@@ -64,22 +64,24 @@ export function imagePart(image: ImageRef, part: ImagePart): string {
 
 /** `a.b[0].c` → ['a', 'b', 0, 'c']. Keys with dots can be quoted: `metadata.annotations["x.io/y"]`. */
 export function parsePath(path: string): Array<string | number> {
+  const malformed = () => new EditError(`path ${JSON.stringify(path)} is malformed`);
   const segments: Array<string | number> = [];
-  const re = /([^.[\]]+)|\[(\d+)\]|\["([^"]+)"\]|(\.)/gy;
-  let expectKey = true;
-  let m: RegExpExecArray | null;
-  let index = 0;
-  while (index < path.length && (m = re.exec(path)) !== null) {
-    index = re.lastIndex;
+  // Each step is a key (first, or after "."), an index "[n]", or a quoted key '["k"]'.
+  const step = /\.?([^.[\]"]+)|\[(\d+)\]|\["([^"]+)"\]/y;
+  let i = 0;
+  while (i < path.length) {
+    step.lastIndex = i;
+    const m = step.exec(path);
+    if (!m) throw malformed();
+    const dotted = path[i] === '.';
     if (m[1] !== undefined) {
-      if (!expectKey) throw new EditError(`path ${JSON.stringify(path)} is malformed near ${JSON.stringify(m[1])}`);
+      // A bare key needs a dot before it, except at the very start.
+      if (dotted === (i === 0)) throw malformed();
       segments.push(m[1]);
-      expectKey = false;
-    } else if (m[2] !== undefined) segments.push(Number(m[2]));
-    else if (m[3] !== undefined) segments.push(m[3]);
-    else expectKey = true;
+    } else segments.push(m[2] !== undefined ? Number(m[2]) : m[3]!);
+    i = step.lastIndex;
   }
-  if (index !== path.length || segments.length === 0 || expectKey) throw new EditError(`path ${JSON.stringify(path)} is malformed`);
+  if (segments.length === 0) throw malformed();
   return segments;
 }
 

@@ -1,0 +1,173 @@
+// A real Git server over HTTP for the tests: Debian's `git http-backend` behind a small Node CGI host that demands
+// HTTP Basic credentials, so authentication is exercised like against a real forge.
+import { spawn, execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export interface GitServer {
+  /** Base URL; a repository `name` is at `${url}/${name}.git`. */
+  url: string;
+  username: string;
+  password: string;
+  root: string;
+  /** Creates a bare repository with `main` holding `files`; returns its URL and the first commit. */
+  createRepo(name: string, files: Record<string, string>): Promise<{ url: string; commit: string }>;
+  /** Commits `files` to `branch` as someone else would (a foreign push); returns the new commit. */
+  commitAsOther(name: string, files: Record<string, string>, message: string, branch?: string): Promise<string>;
+  /** `git log` of a branch in the bare repository: newest first, `%H %s`. */
+  log(name: string, branch?: string): Promise<Array<{ sha: string; subject: string; body: string }>>;
+  readFile(name: string, path: string, branch?: string): Promise<string>;
+  /** Makes every request fail with this status until called with undefined (outage tests). */
+  failWith(status: number | undefined): void;
+  requests: number;
+  close(): Promise<void>;
+}
+
+const GIT_ENV = { GIT_AUTHOR_NAME: 'Someone Else', GIT_AUTHOR_EMAIL: 'else@example.test', GIT_COMMITTER_NAME: 'Someone Else', GIT_COMMITTER_EMAIL: 'else@example.test' };
+
+async function git(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const { stdout } = await execFileAsync('git', args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+export async function startGitServer(opts: { root: string; username?: string; password?: string }): Promise<GitServer> {
+  const username = opts.username ?? 'keptn';
+  const password = opts.password ?? 'test-token-0f3c9a';
+  const reposDir = join(opts.root, 'repos');
+  await mkdir(reposDir, { recursive: true });
+  const expected = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+  let failStatus: number | undefined;
+  let requests = 0;
+
+  const server: Server = createServer((req, res) => {
+    requests++;
+    if (failStatus) return void res.writeHead(failStatus).end('unavailable for the test\n');
+    if (req.headers.authorization !== expected) {
+      return void res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' }).end('authentication required\n');
+    }
+    cgi(req, res, reposDir, username);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const url = `http://127.0.0.1:${port}`;
+
+  const worktree = async (name: string, branch: string) => {
+    const dir = join(opts.root, 'work', `${name}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+    await mkdir(dir, { recursive: true });
+    await git(dir, ['clone', '-q', '--branch', branch, join(reposDir, `${name}.git`), '.']);
+    return dir;
+  };
+  const writeFiles = async (dir: string, files: Record<string, string>) => {
+    const { writeFile } = await import('node:fs/promises');
+    const { dirname } = await import('node:path');
+    for (const [path, content] of Object.entries(files)) {
+      await mkdir(dirname(join(dir, path)), { recursive: true });
+      await writeFile(join(dir, path), content);
+    }
+  };
+
+  return {
+    url,
+    username,
+    password,
+    root: opts.root,
+    get requests() {
+      return requests;
+    },
+    async createRepo(name, files) {
+      const bare = join(reposDir, `${name}.git`);
+      await mkdir(bare, { recursive: true });
+      await git(bare, ['init', '-q', '--bare', '--initial-branch=main']);
+      await git(bare, ['config', 'http.receivepack', 'true']);
+      const seed = join(opts.root, 'work', `${name}-seed`);
+      await mkdir(seed, { recursive: true });
+      await git(seed, ['init', '-q', '--initial-branch=main']);
+      await writeFiles(seed, files);
+      await git(seed, ['add', '-A']);
+      await git(seed, ['commit', '-q', '-m', 'initial manifests']);
+      await git(seed, ['push', '-q', bare, 'main']);
+      return { url: `${url}/${name}.git`, commit: (await git(seed, ['rev-parse', 'HEAD'])).trim() };
+    },
+    async commitAsOther(name, files, message, branch = 'main') {
+      const dir = await worktree(name, branch);
+      await writeFiles(dir, files);
+      await git(dir, ['add', '-A']);
+      await git(dir, ['commit', '-q', '--allow-empty', '-m', message]);
+      await git(dir, ['push', '-q', 'origin', branch]);
+      return (await git(dir, ['rev-parse', 'HEAD'])).trim();
+    },
+    async log(name, branch = 'main') {
+      const out = await git(join(reposDir, `${name}.git`), ['log', '--format=%H%x1f%s%x1f%b%x1e', branch]);
+      return out
+        .split('\x1e')
+        .map((r) => r.trim())
+        .filter(Boolean)
+        .map((r) => {
+          const [sha = '', subject = '', body = ''] = r.split('\x1f');
+          return { sha, subject, body };
+        });
+    },
+    async readFile(name, path, branch = 'main') {
+      return git(join(reposDir, `${name}.git`), ['show', `${branch}:${path}`]);
+    },
+    failWith(status) {
+      failStatus = status;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Runs `git http-backend` as a CGI program for one request. */
+function cgi(req: IncomingMessage, res: ServerResponse, projectRoot: string, user: string): void {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const child = spawn('git', ['http-backend'], {
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      GIT_PROJECT_ROOT: projectRoot,
+      GIT_HTTP_EXPORT_ALL: '1',
+      PATH_INFO: decodeURIComponent(url.pathname),
+      QUERY_STRING: url.search.slice(1),
+      REQUEST_METHOD: req.method ?? 'GET',
+      CONTENT_TYPE: req.headers['content-type'] ?? '',
+      ...(req.headers['content-length'] ? { CONTENT_LENGTH: req.headers['content-length'] } : {}),
+      ...(req.headers['content-encoding'] ? { HTTP_CONTENT_ENCODING: String(req.headers['content-encoding']) } : {}),
+      ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}),
+      REMOTE_USER: user,
+      REMOTE_ADDR: '127.0.0.1',
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  req.pipe(child.stdin);
+  let head = Buffer.alloc(0);
+  let headersDone = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    if (headersDone) return void res.write(chunk);
+    head = Buffer.concat([head, chunk]);
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    headersDone = true;
+    let status = 200;
+    for (const line of head.subarray(0, end).toString('latin1').split('\r\n')) {
+      const i = line.indexOf(':');
+      const name = line.slice(0, i).trim();
+      const value = line.slice(i + 1).trim();
+      if (name.toLowerCase() === 'status') status = Number.parseInt(value, 10);
+      else res.setHeader(name, value);
+    }
+    res.writeHead(status);
+    res.write(head.subarray(end + 4));
+  });
+  child.stdout.on('end', () => {
+    if (!headersDone) res.writeHead(502);
+    res.end();
+  });
+  child.on('error', () => {
+    if (!res.headersSent) res.writeHead(500);
+    res.end();
+  });
+}

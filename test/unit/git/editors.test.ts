@@ -1,0 +1,111 @@
+import { describe, expect, it } from '@jest/globals';
+import { applyImageWrite, parsePath } from '../../../src/git/editors.js';
+import { parseImageRef } from '../../../src/git/image.js';
+
+const image = parseImageRef('ghcr.io/podtato/head:0.3.2');
+
+describe('kustomize images: entry', () => {
+  const source = `# team's kustomization
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - deployment.yaml   # the app
+images:
+  - name: ghcr.io/podtato/head
+    newTag: "0.3.1"   # bumped by Keptn
+`;
+
+  it('changes only the tag, keeping comments, quoting and spacing', () => {
+    const out = applyImageWrite(source, { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image);
+    expect(out.changed).toBe(true);
+    expect(out.content).toBe(source.replace('"0.3.1"', '"0.3.2"'));
+  });
+
+  it('reports no change when the tag is already there', () => {
+    const already = source.replace('0.3.1', '0.3.2');
+    expect(applyImageWrite(already, { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image)).toEqual({ changed: false, content: already });
+  });
+
+  it('adds an entry, and newName when the repository differs', () => {
+    const out = applyImageWrite('resources:\n  - d.yaml\n', { kind: 'kustomizeImage', name: 'podtato' }, image);
+    expect(out.content).toContain('images:\n  - name: podtato\n    newName: ghcr.io/podtato/head\n    newTag: 0.3.2\n');
+  });
+
+  it('writes a digest and drops a stale one', () => {
+    const digest = 'sha256:' + 'a'.repeat(64);
+    const withDigest = applyImageWrite(source, { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, parseImageRef(`ghcr.io/podtato/head:0.3.2@${digest}`));
+    expect(withDigest.content).toContain(`digest: ${digest}`);
+    const back = applyImageWrite(withDigest.content, { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image);
+    expect(back.content).not.toContain('digest');
+  });
+});
+
+describe('yaml path', () => {
+  const values = `image:
+  repository: ghcr.io/podtato/head # repo
+  tag: 0.3.1
+replicas: 2
+`;
+  it('writes one part of the image at a path', () => {
+    const out = applyImageWrite(values, { kind: 'yamlPath', path: 'image.tag', part: 'tag' }, image);
+    expect(out.content).toBe(values.replace('0.3.1', '0.3.2'));
+  });
+
+  it('quotes a plain value that would otherwise read back as a number', () => {
+    const out = applyImageWrite(values, { kind: 'yamlPath', path: 'image.tag', part: 'tag' }, parseImageRef('ghcr.io/podtato/head:1.10'));
+    expect(out.content).toContain('tag: "1.10"');
+  });
+
+  it('fails on a path that does not exist instead of creating it', () => {
+    expect(() => applyImageWrite(values, { kind: 'yamlPath', path: 'image.tagg', part: 'tag' }, image)).toThrow('key image.tagg not found');
+  });
+
+  it('fails on a path that holds a mapping', () => {
+    expect(() => applyImageWrite(values, { kind: 'yamlPath', path: 'image', part: 'ref' }, image)).toThrow('holds a mapping');
+  });
+
+  it('addresses list items and later documents', () => {
+    const manifests = `kind: Service\n---\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: old:1\n`;
+    const out = applyImageWrite(manifests, { kind: 'yamlPath', path: 'spec.template.spec.containers[0].image', part: 'ref', document: 1 }, image);
+    expect(out.content).toBe(manifests.replace('old:1', 'ghcr.io/podtato/head:0.3.2'));
+  });
+
+  it('does not expand aliases (no alias bombs)', () => {
+    const bomb = `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\nimage: old:1\n`;
+    expect(applyImageWrite(bomb, { kind: 'yamlPath', path: 'image', part: 'ref' }, image).content).toContain('image: ghcr.io/podtato/head:0.3.2');
+  });
+
+  it('rejects invalid YAML with the parser reason', () => {
+    expect(() => applyImageWrite('a: [1,\n', { kind: 'yamlPath', path: 'a', part: 'ref' }, image)).toThrow(/not valid YAML/);
+  });
+});
+
+describe('Flux image policy markers', () => {
+  const release = `spec:
+  values:
+    image:
+      repository: ghcr.io/podtato/head # {"$imagepolicy": "flux-system:podtato:name"}
+      tag: 0.3.1 # {"$imagepolicy": "flux-system:podtato:tag"}
+    sidecar: busybox:1 # {"$imagepolicy": "flux-system:other"}
+`;
+  it('sets every marked field of the named policy and nothing else', () => {
+    const out = applyImageWrite(release, { kind: 'imagePolicy', policy: 'flux-system:podtato' }, image);
+    expect(out.content).toBe(release.replace('0.3.1', '0.3.2'));
+  });
+  it('sets the whole reference for a bare marker', () => {
+    const out = applyImageWrite(release, { kind: 'imagePolicy', policy: 'flux-system:other' }, image);
+    expect(out.content).toContain('sidecar: ghcr.io/podtato/head:0.3.2 # {"$imagepolicy": "flux-system:other"}');
+  });
+  it('fails when no marker names the policy', () => {
+    expect(() => applyImageWrite(release, { kind: 'imagePolicy', policy: 'flux-system:none' }, image)).toThrow('no {"$imagepolicy": "flux-system:none"} marker found');
+  });
+});
+
+describe('parsePath', () => {
+  it.each([
+    ['a.b.c', ['a', 'b', 'c']],
+    ['spec.containers[0].image', ['spec', 'containers', 0, 'image']],
+    ['metadata.annotations["x.io/y"]', ['metadata', 'annotations', 'x.io/y']],
+  ])('%s', (path, expected) => expect(parsePath(path)).toEqual(expected));
+  it.each(['', 'a..b', '.a', 'a.', 'a[x]'])('rejects %j', (path) => expect(() => parsePath(path)).toThrow('malformed'));
+});
