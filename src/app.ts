@@ -18,6 +18,8 @@ export const BODY_LIMIT = 1024 * 1024;
 export function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): FastifyInstance {
   const app = Fastify({ bodyLimit: BODY_LIMIT, ...options });
 
+  // CloudEvents are JSON; anything else is 415, not a confusing parse error.
+  app.removeContentTypeParser('text/plain');
   // Keep the body as text: the cloudevents SDK decodes it according to the headers.
   for (const type of ['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json']) {
     app.removeContentTypeParser(type);

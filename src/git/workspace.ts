@@ -79,7 +79,7 @@ export class GitWorkspace {
         if (earlier) return { commit: earlier, created: false, reused: true };
         const changed = await this.applyEdits(git, req.edits);
         const head = (await git.revparse(['HEAD'])).trim();
-        if (!changed) return { commit: head, created: false, reused: false };
+        if (changed.length === 0) return { commit: head, created: false, reused: false };
         await git
           .env(commitEnv(req.author))
           .commit(`${req.message}\n\n${DEPLOYMENT_TRAILER}: ${req.deploymentId}`, changed);
@@ -100,21 +100,14 @@ export class GitWorkspace {
       await this.serialised(repo, () => this.fetch(git, repo)).catch(() => undefined);
       if (!(await this.hasCommit(git, sha))) return 'unknown';
     }
-    try {
-      await git.raw(['merge-base', '--is-ancestor', ours, sha]);
-      return 'descendant';
-    } catch {
-      return 'unrelated';
-    }
+    // Exit codes without output do not reach us through simple-git, so compare what git prints instead.
+    const base = await git.raw(['merge-base', ours, sha]).catch(() => '');
+    return base.trim() === ours ? 'descendant' : 'unrelated';
   }
 
   private async hasCommit(git: SimpleGit, sha: string): Promise<boolean> {
-    try {
-      await git.raw(['cat-file', '-e', `${sha}^{commit}`]);
-      return true;
-    } catch {
-      return false;
-    }
+    const out = await git.raw(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`]).catch(() => '');
+    return out.trim() === sha;
   }
 
   private serialised<T>(repo: RepoRef, work: () => Promise<T>): Promise<T> {

@@ -20,15 +20,36 @@ const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export function parseRequest(headers: Record<string, string | string[] | undefined>, body: unknown): ParseOutcome {
   const flatHeaders: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined) flatHeaders[k] = Array.isArray(v) ? v.join(',') : v;
+  const raw = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body ?? null);
+  const version = specVersionProblem(flatHeaders, raw);
+  if (version) return { kind: 'invalid', problems: [version] };
   let decoded: CloudEventV1<unknown> | CloudEventV1<unknown>[];
   try {
-    const raw = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body ?? null);
     decoded = HTTP.toEvent({ headers: flatHeaders, body: raw });
   } catch (err: unknown) {
     return { kind: 'invalid', problems: [`not a CloudEvent: ${describeSdkError(err)}`] };
   }
   if (Array.isArray(decoded)) return { kind: 'invalid', problems: ['batched CloudEvents are not supported: send one event per request'] };
   return classify(decoded);
+}
+
+/** The SDK assumes 1.0 when specversion is absent; a Keptn event must say it. */
+function specVersionProblem(headers: Record<string, string>, raw: string): string | undefined {
+  const type = (headers['content-type'] ?? '').toLowerCase();
+  if (type.startsWith('application/cloudevents-batch+json')) return undefined;
+  if (type.startsWith('application/cloudevents+json')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (err: unknown) {
+      return `not a CloudEvent: the body is not JSON (${(err as Error).message})`;
+    }
+    if (!isRecord(parsed)) return 'not a CloudEvent: a structured event must be a JSON object';
+    return parsed['specversion'] === '1.0' ? undefined : 'not a CloudEvent: specversion must be "1.0"';
+  }
+  const header = headers['ce-specversion'];
+  if (header === undefined) return 'not a CloudEvent: send content-type application/cloudevents+json (structured mode) or ce-* headers (binary mode)';
+  return header === '1.0' ? undefined : 'not a CloudEvent: ce-specversion must be "1.0"';
 }
 
 function describeSdkError(err: unknown): string {

@@ -113,7 +113,7 @@ export const settingsSchema = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
 const validate = ajv.compile<GitOpsSettings>(settingsSchema);
 
 export class SettingsError extends Error {

@@ -1,0 +1,114 @@
+// The Git workspace against a real Git server over HTTP (git http-backend) with Basic authentication.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseImageRef } from '../../../src/git/image.js';
+import { DEPLOYMENT_TRAILER, GitOpsError, GitWorkspace, type CommitRequest } from '../../../src/git/workspace.js';
+import { startGitServer, type GitServer } from '../../env/gitserver.js';
+
+const kustomization = `resources:\n  - deployment.yaml\nimages:\n  - name: ghcr.io/podtato/head\n    newTag: 0.3.1 # managed by Keptn\n`;
+
+let dir: string;
+let server: GitServer;
+let counter = 0;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gitops-ws-'));
+  server = await startGitServer({ root: join(dir, 'server') });
+});
+afterAll(async () => {
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function setup(tag = '0.3.2') {
+  const name = `fleet-${++counter}`;
+  const { url, commit } = await server.createRepo(name, { 'app/kustomization.yaml': kustomization });
+  const ws = new GitWorkspace({ root: join(dir, `ws-${counter}`) });
+  const request = (id: string, image = tag): CommitRequest => ({
+    repo: { url, branch: 'main', credentials: { kind: 'basic', username: server.username, password: server.password } },
+    edits: [{ file: 'app/kustomization.yaml', write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image: parseImageRef(`ghcr.io/podtato/head:${image}`) }],
+    message: `keptn: deploy ${image}`,
+    author: { name: 'Keptn', email: 'keptn@example.test' },
+    deploymentId: id,
+  });
+  return { name, url, initial: commit, ws, request };
+}
+
+describe('GitWorkspace', () => {
+  it('commits the new tag, pushes it, and keeps the file as written otherwise', async () => {
+    const { name, ws, request } = await setup();
+    const out = await ws.commitImage(request('d-1'));
+    expect(out.created).toBe(true);
+    const log = await server.log(name);
+    expect(log[0]?.sha).toBe(out.commit);
+    expect(log[0]?.body).toContain(`${DEPLOYMENT_TRAILER}: d-1`);
+    expect(await server.readFile(name, 'app/kustomization.yaml')).toBe(kustomization.replace('0.3.1', '0.3.2'));
+  });
+
+  it('makes no commit when the tag is already there, and names the head to wait for', async () => {
+    const { name, ws, request, initial } = await setup('0.3.1');
+    const out = await ws.commitImage(request('d-1'));
+    expect(out).toEqual({ commit: initial, created: false, reused: false });
+    expect(await server.log(name)).toHaveLength(1);
+  });
+
+  it('never commits the same deployment twice', async () => {
+    const { name, ws, request } = await setup();
+    const first = await ws.commitImage(request('d-1'));
+    const again = await ws.commitImage(request('d-1', '0.3.9'));
+    expect(again).toEqual({ commit: first.commit, created: false, reused: true });
+    expect(await server.log(name)).toHaveLength(2);
+  });
+
+  it('re-applies its change on top when someone else pushed meanwhile, losing neither commit', async () => {
+    const { name, ws, request } = await setup();
+    await ws.commitImage(request('warm-up', '0.3.1')); // clone the repository now, so the next push starts from a stale head
+    const foreign = await server.commitAsOther(name, { 'README.md': 'someone else\n' }, 'docs: readme');
+    const out = await ws.commitImage(request('d-2'));
+    const log = await server.log(name);
+    expect(log.map((c) => c.sha)).toEqual(expect.arrayContaining([out.commit, foreign]));
+    expect(log[0]?.sha).toBe(out.commit);
+    expect(await ws.relation(request('x').repo, foreign, out.commit)).toBe('descendant');
+  });
+
+  it('serialises concurrent deployments to one branch: both land', async () => {
+    const { name, ws, request } = await setup();
+    const a = request('d-a', '1.0.0');
+    const b = { ...request('d-b', '1.0.0'), edits: [{ ...request('d-b').edits[0]!, file: 'app/kustomization.yaml', write: { kind: 'yamlPath' as const, path: 'resources[0]', part: 'ref' as const }, image: parseImageRef('ghcr.io/x/y:1') }] };
+    const [ra, rb] = await Promise.all([ws.commitImage(a), ws.commitImage(b)]);
+    const shas = (await server.log(name)).map((c) => c.sha);
+    expect(shas).toEqual(expect.arrayContaining([ra.commit, rb.commit]));
+    expect(shas).toHaveLength(3);
+  });
+
+  it('answers ancestry questions: same, descendant, unrelated', async () => {
+    const { name, ws, request, initial } = await setup();
+    const out = await ws.commitImage(request('d-1'));
+    const later = await server.commitAsOther(name, { 'x.txt': 'x' }, 'later');
+    const repo = request('d-1').repo;
+    expect(await ws.relation(repo, out.commit, out.commit)).toBe('same');
+    expect(await ws.relation(repo, out.commit, later)).toBe('descendant');
+    expect(await ws.relation(repo, out.commit, initial)).toBe('unrelated');
+    expect(await ws.relation(repo, out.commit, 'f'.repeat(40))).toBe('unknown');
+  });
+
+  it('fails with a clear message on wrong credentials, and never shows the password', async () => {
+    const { ws, request } = await setup();
+    const req = request('d-1');
+    req.repo.credentials = { kind: 'basic', username: 'keptn', password: 'wrong-secret-canary' };
+    const err = await ws.commitImage(req).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GitOpsError);
+    expect((err as GitOpsError).code).toBe('GIT_FETCH_FAILED');
+    expect((err as Error).message).toMatch(/cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fleet-\d+\.git/);
+    expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain('wrong-secret-canary');
+  });
+
+  it('reports a missing file by name', async () => {
+    const { ws, request } = await setup();
+    const req = request('d-1');
+    req.edits = [{ ...req.edits[0]!, file: 'nope/kustomization.yaml' }];
+    await expect(ws.commitImage(req)).rejects.toThrow('nope/kustomization.yaml does not exist on the branch');
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFile } from 'node:fs/promises';
+import { checkSettings, gitUrlProblem, parseDuration, repoPathProblem, settingsSchema, SettingsError } from '../../../src/settings/schema.js';
+import { parseSettingsText } from '../../../src/settings/source.js';
+
+const valid = {
+  git: { url: 'https://git.example.com/team/fleet.git', branch: 'main', secretRef: { name: 'fleet-git' } },
+  images: [{ file: 'apps/podtato/kustomization.yaml', kustomizeImage: 'ghcr.io/podtato/head' }],
+  target: { kind: 'Kustomization', name: 'podtato', namespace: 'flux-system' },
+  timeout: '5m',
+};
+
+function problems(value: unknown): string[] {
+  try {
+    checkSettings(value, 'test');
+  } catch (err: unknown) {
+    if (err instanceof SettingsError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('settings validation', () => {
+  it('accepts a complete file', () => expect(checkSettings(valid, 'test')).toEqual(valid));
+
+  it('reports every wrong field at once, by path', () => {
+    expect(
+      problems({ ...valid, git: { url: 'ext::sh -c touch% /tmp/pwned', branch: '--force' }, target: { kind: 'Deployment', name: 'x', namespace: 'y' }, extra: 1 }),
+    ).toEqual(expect.arrayContaining(['(top level): unknown field "extra"', 'git.branch: must match pattern "^(?!-)(?!.*\\.\\.)[A-Za-z0-9._/-]{1,200}$"', 'target.kind: must be one of Kustomization, HelmRelease, Application']));
+  });
+
+  it('names the tool kinds when the tool is unknown', () => {
+    expect(problems({ ...valid, target: { ...valid.target, kind: 'Flagger' } })).toEqual(['target.kind: must be one of Kustomization, HelmRelease, Application']);
+  });
+
+  it('asks for exactly one way to write each image', () => {
+    expect(problems({ ...valid, images: [{ file: 'a.yaml' }] })).toEqual(['images.0: give exactly one of kustomizeImage, yamlPath or imagePolicy']);
+    expect(problems({ ...valid, images: [{ file: 'a.yaml', yamlPath: 'a', imagePolicy: 'ns:p' }] })).toEqual(['images.0: give exactly one of kustomizeImage, yamlPath or imagePolicy']);
+  });
+
+  it('rejects file paths that leave the repository', () => {
+    expect(problems({ ...valid, images: [{ file: '../../etc/passwd', yamlPath: 'a' }] })).toEqual(['images.0.file: must not contain ".."']);
+  });
+
+  it('parses YAML text and bounds aliases', () => {
+    const bomb = `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n`;
+    expect(() => parseSettingsText(bomb, 'bomb.yaml')).toThrow(/bomb.yaml is not valid: not valid YAML/);
+  });
+
+  it('the published schema is the one the service enforces', async () => {
+    const published = JSON.parse(await readFile(new URL('../../../docs/gitops-config.schema.json', import.meta.url), 'utf8'));
+    expect(published).toEqual(JSON.parse(JSON.stringify(settingsSchema)));
+  });
+});
+
+describe('git URLs', () => {
+  it.each(['https://git.example.com/a.git', 'http://127.0.0.1:3000/a.git', 'ssh://git@git.example.com/a.git', 'git@github.com:team/fleet.git'])('allows %s', (url) =>
+    expect(gitUrlProblem(url)).toBeUndefined(),
+  );
+  it.each([
+    ['ext::sh -c id', 'white space'],
+    ['ext::id', 'must be https://'],
+    ['file:///srv/repo.git', 'scheme file:// is not allowed'],
+    ['/srv/repo.git', 'must be https://'],
+    ['--upload-pack=id', 'must not start with "-"'],
+    ['https://user:token@git.example.com/a.git', 'must not carry credentials'],
+  ])('rejects %s', (url, why) => expect(gitUrlProblem(url)).toContain(why));
+});
+
+describe('repository paths and durations', () => {
+  it.each([['/abs', 'relative'], ['a/../b', '".."'], ['.git/config', '.git'], ['a//b', 'empty']])('rejects %s', (p, why) => expect(repoPathProblem(p)).toContain(why));
+  it.each([['10m', 600_000], ['1h30m', 5_400_000], ['90s', 90_000], ['250ms', 250]])('%s', (text, ms) => expect(parseDuration(text)).toBe(ms));
+});
