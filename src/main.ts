@@ -2,7 +2,7 @@
  * The process: configuration → dependencies → app → listen; SIGTERM/SIGINT → stop taking events, let running
  * deployments send their `.finished`, close.
  */
-import { pino } from 'pino';
+import { pino, type DestinationStream } from 'pino';
 import { buildApp } from './app.js';
 import { ArgoCDTool } from './argocd/driver.js';
 import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
@@ -15,8 +15,8 @@ import { DeploymentRunner } from './runner.js';
 import { DirectorySettings, ResourceServiceSettings } from './settings/source.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
 
-export async function startService(config: ServiceConfig) {
-  const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '***' } });
+export async function startService(config: ServiceConfig, logDestination?: DestinationStream) {
+  const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '***' } }, logDestination);
   const cluster = new KubeCluster(loadKubeConfig(config.kubeconfig), log.child({ component: 'kube' }));
   const deps: DeploymentDeps = {
     settings: config.configDir ? new DirectorySettings(config.configDir, config.configResource) : new ResourceServiceSettings(config.resourceServiceUrl, config.configResource),

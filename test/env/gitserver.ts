@@ -23,6 +23,11 @@ export interface GitServer {
   readFile(name: string, path: string, branch?: string): Promise<string>;
   /** Makes every request fail with this status until called with undefined (outage tests). */
   failWith(status: number | undefined): void;
+  /**
+   * Runs `hook` once, right after the next push to `repo` is stored and before the pusher gets its answer: the way
+   * to land someone else's commit on top of ours before any GitOps tool can see ours alone.
+   */
+  afterNextPush(repo: string, hook: () => Promise<void>): void;
   requests: number;
   close(): Promise<void>;
 }
@@ -42,6 +47,7 @@ export async function startGitServer(opts: { root: string; username?: string; pa
   const expected = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   let failStatus: number | undefined;
   let requests = 0;
+  const pushHooks = new Map<string, () => Promise<void>>();
 
   const server: Server = createServer((req, res) => {
     requests++;
@@ -49,7 +55,10 @@ export async function startGitServer(opts: { root: string; username?: string; pa
     if (req.headers.authorization !== expected) {
       return void res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' }).end('authentication required\n');
     }
-    cgi(req, res, reposDir, username);
+    const repo = /^\/([^/]+)\.git\/git-receive-pack$/.exec(new URL(req.url ?? '/', 'http://x').pathname)?.[1];
+    const hook = repo ? pushHooks.get(repo) : undefined;
+    if (repo && hook) pushHooks.delete(repo);
+    cgi(req, res, reposDir, username, hook);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -118,12 +127,15 @@ export async function startGitServer(opts: { root: string; username?: string; pa
     failWith(status) {
       failStatus = status;
     },
+    afterNextPush(repo, hook) {
+      pushHooks.set(repo, hook);
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
 
 /** Runs `git http-backend` as a CGI program for one request. */
-function cgi(req: IncomingMessage, res: ServerResponse, projectRoot: string, user: string): void {
+function cgi(req: IncomingMessage, res: ServerResponse, projectRoot: string, user: string, beforeAnswer?: () => Promise<void>): void {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const child = spawn('git', ['http-backend'], {
     env: {
@@ -162,9 +174,9 @@ function cgi(req: IncomingMessage, res: ServerResponse, projectRoot: string, use
     res.writeHead(status);
     res.write(head.subarray(end + 4));
   });
-  child.stdout.on('end', () => {
+  child.on('close', () => {
     if (!headersDone) res.writeHead(502);
-    res.end();
+    void (beforeAnswer ?? (async () => {}))().finally(() => res.end());
   });
   child.on('error', () => {
     if (!res.headersSent) res.writeHead(500);

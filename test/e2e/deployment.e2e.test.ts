@@ -1,0 +1,177 @@
+// The main job end to end, against real peers: Keptn's control plane (played by this test on NATS) triggers a
+// deployment; the real distributor hands it to the service; the service commits to the Git server; real Flux or
+// Argo CD applies it to a real kube-apiserver with kwok nodes; the service reports back through the distributor.
+// The same scenarios run for both tools with the same Keptn events: only the settings' target differs.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { startEnvironment, type Environment } from '../env/environment.js';
+import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
+import { waitUntil } from '../env/process.js';
+import { appFiles, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../env/sample-app.js';
+
+let env: Environment;
+let events: EventStream;
+let counter = 0;
+
+beforeAll(async () => {
+  env = await startEnvironment({ flux: true, argocd: true });
+  events = env.controlPlane.subscribe('sh.keptn.event.deployment.>');
+}, 300_000);
+
+afterAll(async () => {
+  events?.close();
+  await env?.stop();
+}, 60_000);
+
+/** A fresh repository, namespace, tool objects and Keptn settings; resolves once the tool has applied the first commit. */
+async function newApp(tool: Tool, opts: AppOptions = {}, settings?: string): Promise<TestApp> {
+  const name = `${tool}-app-${++counter}`;
+  const { url, commit } = await env.git.createRepo(name, appFiles(name, opts));
+  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+  await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects(tool, app, env, opts)]);
+  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settings ?? settingsYaml(tool, app, opts));
+  if (tool === 'argocd') {
+    // The team's first sync, done the way they would: an operation on the Application.
+    await env.cluster.objects.patch(
+      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, operation: { sync: { revision: commit } } } as KubernetesObject,
+      undefined, undefined, 'team', undefined, 'application/merge-patch+json' as never,
+    );
+  }
+  if (!opts.unschedulable) await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+  return app;
+}
+
+async function imageInCluster(app: TestApp): Promise<string | undefined> {
+  try {
+    const d = await env.cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>('apps/v1', 'Deployment', app.namespace, 'web');
+    return d.spec.template.spec.containers[0]?.image;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Delivery {
+  triggered: KeptnCloudEvent;
+  started: KeptnCloudEvent;
+  finished: KeptnCloudEvent;
+  /** What the cluster ran when `.finished` arrived. */
+  imageAtFinish: string | undefined;
+  ms: number;
+}
+
+async function deliver(app: TestApp, values: Record<string, unknown> = { image: `${IMAGE}:0.2.0` }): Promise<Delivery> {
+  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
+    project: 'podtato',
+    stage: 'dev',
+    service: app.service,
+    configurationChange: { values },
+    deployment: { deploymentstrategy: 'direct' },
+  }, { gitcommitid: '1a2b3c4d' });
+  const t0 = Date.now();
+  await env.controlPlane.publish(triggered);
+  const started = await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
+  const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' });
+  return { triggered, started, finished, imageAtFinish: await imageInCluster(app), ms: Date.now() - t0 };
+}
+
+function answersTo(triggered: KeptnCloudEvent): KeptnCloudEvent[] {
+  return events.received.filter((e) => e.triggeredid === triggered.id);
+}
+
+async function expectExactlyOneStartedAndFinished(d: Delivery): Promise<void> {
+  expect(answersTo(d.triggered).map((e) => e.type).sort()).toEqual(['sh.keptn.event.deployment.finished', 'sh.keptn.event.deployment.started']);
+  for (const e of [d.started, d.finished]) {
+    expect(e).toMatchObject({ shkeptncontext: d.triggered.shkeptncontext, triggeredid: d.triggered.id, gitcommitid: '1a2b3c4d', shkeptnspecversion: '0.2.4', source: 'gitops-service' });
+    expect(e.data).toMatchObject({ project: 'podtato', stage: 'dev', service: d.triggered.data.service });
+  }
+}
+
+describe.each(['flux', 'argocd'] as const)('deployment through %s', (tool) => {
+  it('deploys a new image tag: one commit, applied by the tool, reported with that commit', async () => {
+    const app = await newApp(tool);
+    const d = await deliver(app);
+    await expectExactlyOneStartedAndFinished(d);
+    const log = await env.git.log(app.repo);
+    expect(log).toHaveLength(2);
+    expect(d.finished.data).toMatchObject({
+      status: 'succeeded',
+      result: 'pass',
+      deployment: { gitCommit: log[0]!.sha, deploymentstrategy: 'direct', deploymentNames: [app.service], deploymentURIsLocal: [`http://web.${app.namespace}.svc.cluster.local:80`] },
+    });
+    expect(log[0]!.body).toContain(`Keptn-Context: ${d.triggered.shkeptncontext}`);
+    expect(await env.git.readFile(app.repo, `apps/${app.name}/kustomization.yaml`)).toContain('newTag: 0.2.0 # set by Keptn');
+    // Never a pass on the old, healthy state: the cluster already runs the new image when .finished arrives.
+    expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+  }, 240_000);
+
+  it('passes without a commit when the tag is already in place', async () => {
+    const app = await newApp(tool);
+    const d = await deliver(app, { image: `${IMAGE}:0.1.0` });
+    await expectExactlyOneStartedAndFinished(d);
+    expect(await env.git.log(app.repo)).toHaveLength(1);
+    expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: app.initialCommit } });
+    expect(d.finished.data.message).toContain('already in Git');
+  }, 240_000);
+
+  it("passes when someone else's commit lands on top of ours before the tool looks", async () => {
+    const app = await newApp(tool);
+    let foreign = '';
+    env.git.afterNextPush(app.repo, async () => {
+      foreign = await env.git.commitAsOther(app.repo, { [`apps/${app.name}/NOTES.md`]: 'unrelated change\n' }, 'docs: notes');
+    });
+    const d = await deliver(app);
+    const log = await env.git.log(app.repo);
+    expect(log.map((c) => c.sha)).toEqual([foreign, expect.any(String), app.initialCommit]);
+    expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: log[1]!.sha } });
+    expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+  }, 240_000);
+
+  it("fails early with the tool's own message when it cannot apply the manifests", async () => {
+    const app = await newApp(tool, { timeout: '150s' });
+    await env.git.commitAsOther(app.repo, { [`apps/${app.name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - missing-service.yaml\nimages:\n  - name: ${IMAGE}\n    newTag: 0.1.0\n` }, 'add service');
+    const d = await deliver(app);
+    await expectExactlyOneStartedAndFinished(d);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toMatch(/missing-service\.yaml/);
+    expect(d.ms).toBeLessThan(100_000);
+  }, 240_000);
+
+  it('fails at the timeout with the last condition when the workload never becomes healthy', async () => {
+    const app = await newApp(tool, { unschedulable: true, timeout: '25s' });
+    const d = await deliver(app);
+    await expectExactlyOneStartedAndFinished(d);
+    expect(d.finished.data).toMatchObject({ result: 'fail' });
+    expect(d.finished.data.message).toMatch(/in time/);
+    expect(d.finished.data.message).toMatch(tool === 'flux' ? /Kustomization flux-system\/flux-app-\d+/ : /Progressing|Missing|OutOfSync/);
+    expect(d.ms).toBeGreaterThanOrEqual(25_000);
+  }, 240_000);
+});
+
+describe('deployment through Argo CD with automated sync', () => {
+  it('refreshes, lets Argo CD sync, and passes on our commit', async () => {
+    const app = await newApp('argocd', { automated: true });
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await env.git.log(app.repo))[0]!.sha } });
+    expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+  }, 240_000);
+});
+
+describe('deployments that cannot be done end in .started then an errored .finished that says what to fix', () => {
+  it.each([
+    ['no settings for the service', (app: TestApp): void => {
+      app.service = `${app.service}-unconfigured`;
+    }, {}, /no gitops\/config.yaml at service, stage or project level; add one, e.g. keptn add-resource/],
+    ['settings that are not valid', (app: TestApp): void => env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', 'git: {url: file:///etc, branch: main}\nimages: []\ntarget: {kind: Kustomization, name: x, namespace: y}\n'), {}, /resource gitops\/config.yaml of service .* is not valid: images: must NOT have fewer than 1 items/],
+    ['no image in the event', () => undefined, { other: 'x' }, /configurationChange.values.image is missing.*keptn trigger delivery --image/],
+    ['an image with a newline', () => undefined, { image: `${IMAGE}:1\nkind: Secret` }, /not a valid image reference: it contains white space/],
+    ['an unknown tool', (app: TestApp): void => env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('flux', app).replace('kind: Kustomization', 'kind: Flagger')), {}, /target.kind: must be one of Kustomization, HelmRelease, Application/],
+  ] as Array<[string, (app: TestApp) => void, Record<string, unknown>, RegExp]>)('%s', async (_name, breakIt, values, message) => {
+    const app = await newApp('flux');
+    breakIt(app);
+    const d = await deliver(app, Object.keys(values).length ? values : { image: `${IMAGE}:0.2.0` });
+    await expectExactlyOneStartedAndFinished(d);
+    expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+    expect(d.finished.data.message).toMatch(message);
+    expect(await env.git.log(app.repo)).toHaveLength(1);
+  }, 240_000);
+});

@@ -1,0 +1,127 @@
+// The sample GitOps repository with one app, and the Flux or Argo CD objects that deliver it: what a team would have.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Environment } from './environment.js';
+
+export const IMAGE = 'ghcr.io/podtato/head';
+export type Tool = 'flux' | 'argocd';
+
+export interface AppOptions {
+  /** A nodeSelector no node matches: the workload never becomes ready. */
+  unschedulable?: boolean;
+  /** Argo CD automated sync instead of a sync started by the service. */
+  automated?: boolean;
+  /** Settings timeout. */
+  timeout?: string;
+}
+
+export interface TestApp {
+  name: string;
+  namespace: string;
+  repo: string;
+  repoUrl: string;
+  initialCommit: string;
+  service: string;
+}
+
+export function appFiles(name: string, opts: AppOptions = {}): Record<string, string> {
+  return {
+    [`apps/${name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - deployment.yaml
+images:
+  - name: ${IMAGE}
+    newTag: 0.1.0 # set by Keptn
+`,
+    [`apps/${name}/deployment.yaml`]: `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: { app: web }
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 600
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:${opts.unschedulable ? '\n      nodeSelector: { no-such-node: "true" }' : ''}
+      containers:
+        - name: web
+          image: ${IMAGE}:0.1.0
+`,
+  };
+}
+
+function gitSecret(name: string, namespace: string, env: Environment, extraLabels: Record<string, string> = {}, extra: Record<string, string> = {}): KubernetesObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace, labels: extraLabels },
+    stringData: { username: env.git.username, password: env.git.password, ...extra },
+  } as KubernetesObject;
+}
+
+export function toolObjects(tool: Tool, app: TestApp, env: Environment, opts: AppOptions = {}): KubernetesObject[] {
+  if (tool === 'flux') {
+    return [
+      gitSecret(`${app.name}-git`, 'flux-system', env),
+      {
+        apiVersion: 'source.toolkit.fluxcd.io/v1',
+        kind: 'GitRepository',
+        metadata: { name: app.name, namespace: 'flux-system' },
+        // A long interval: only the service's reconcile request can make Flux look at Git in time.
+        spec: { interval: '1h', url: app.repoUrl, ref: { branch: 'main' }, secretRef: { name: `${app.name}-git` } },
+      } as KubernetesObject,
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name: app.name, namespace: 'flux-system' },
+        spec: { interval: '1h', retryInterval: '5s', path: `./apps/${app.name}`, prune: true, wait: true, timeout: '5m', targetNamespace: app.namespace, sourceRef: { kind: 'GitRepository', name: app.name } },
+      } as KubernetesObject,
+    ];
+  }
+  return [
+    gitSecret(`${app.name}-repo`, 'argocd', env, { 'argocd.argoproj.io/secret-type': 'repository' }, { url: app.repoUrl, type: 'git' }),
+    {
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Application',
+      metadata: { name: app.name, namespace: 'argocd' },
+      spec: {
+        project: 'default',
+        source: { repoURL: app.repoUrl, path: `apps/${app.name}`, targetRevision: 'main' },
+        destination: { server: 'https://kubernetes.default.svc', namespace: app.namespace },
+        ...(opts.automated ? { syncPolicy: { automated: {} } } : {}),
+      },
+    } as KubernetesObject,
+  ];
+}
+
+export function settingsYaml(tool: Tool, app: TestApp, opts: AppOptions = {}, overrides = ''): string {
+  const target = tool === 'flux' ? { kind: 'Kustomization', namespace: 'flux-system' } : { kind: 'Application', namespace: 'argocd' };
+  return (
+    overrides ||
+    `# gitops/config.yaml for ${app.service}
+git:
+  url: ${app.repoUrl}
+  branch: main
+  secretRef: { name: ${app.name}-git }
+images:
+  - file: apps/${app.name}/kustomization.yaml
+    kustomizeImage: ${IMAGE}
+target:
+  kind: ${target.kind}
+  name: ${app.name}
+  namespace: ${target.namespace}
+timeout: ${opts.timeout ?? '90s'}
+report:
+  deploymentURIsLocal: [http://web.${app.namespace}.svc.cluster.local:80]
+`
+  );
+}
+
+/** The Secret the service reads, in Keptn's namespace, as `keptn create secret` would make it. */
+export function keptnSecret(app: TestApp, env: Environment): KubernetesObject {
+  return gitSecret(`${app.name}-git`, 'keptn', env, { 'app.kubernetes.io/managed-by': 'keptn-secret-service', 'app.kubernetes.io/scope': 'keptn-default' });
+}
