@@ -58,8 +58,9 @@ export class KubeCluster implements Cluster {
 
   async mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<void> {
     try {
+      const { metadata, ...rest } = patch as { metadata?: Record<string, unknown> };
       await this.objects.patch(
-        { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace }, ...patch },
+        { apiVersion: ref.apiVersion, kind: ref.kind, ...rest, metadata: { ...metadata, name: ref.name, namespace: ref.namespace } },
         undefined,
         undefined,
         'keptn-gitops-service',

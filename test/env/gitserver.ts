@@ -93,7 +93,7 @@ export async function startGitServer(opts: { root: string; username?: string; pa
       await mkdir(bare, { recursive: true });
       await git(bare, ['init', '-q', '--bare', '--initial-branch=main']);
       await git(bare, ['config', 'http.receivepack', 'true']);
-      const seed = join(opts.root, 'work', `${name}-seed`);
+      const seed = join(opts.root, 'work', `${name}-seed-${Date.now()}`);
       await mkdir(seed, { recursive: true });
       await git(seed, ['init', '-q', '--initial-branch=main']);
       await writeFiles(seed, files);
