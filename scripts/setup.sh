@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Everything the service's demo and tests need on a fresh machine, and nothing more on a warm one:
+# Debian packages, npm packages (Node 24 comes with them), and the real peers built from their upstream Go modules
+# into a cache outside the repository (test/env/peers/build.sh). Cold: tens of minutes (Go builds); warm: seconds.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "setup: $*" >&2; }
+
+need=()
+for pkg in git openssl nats-server redis-server util-linux; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then say "need root (or sudo) for apt-get"; exit 1; fi
+  apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2
+fi
+
+stamp=node_modules/.setup-lock-sha
+lock_sha=$(sha256sum package-lock.json | cut -c1-64)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund >&2
+  echo "$lock_sha" > "$stamp"
+fi
+
+command -v go >/dev/null || { say "Go is needed to build the peers (https://go.dev/dl)"; exit 1; }
+for family in kube keptn argocd flux-source flux-helm; do
+  t0=$SECONDS
+  bash test/env/peers/build.sh "$family" >/dev/null
+  [ $((SECONDS - t0)) -gt 2 ] && say "peers $family built in $((SECONDS - t0)) s"
+done
+say "ready"
