@@ -2,10 +2,13 @@
 // argocd-notifications, all from the multicall binary built by test/env/peers/build.sh argocd (Argo CD v3.5.3),
 // talking to the test API server through a kubeconfig. No argocd-server, dex or applicationset controller: the
 // service under test drives Applications through the Kubernetes API (operation.sync, refresh annotation).
-import { access, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { buildPeers, freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
@@ -27,6 +30,7 @@ export interface StartArgoCDOptions {
   notifications?: boolean;
 }
 
+const execFileAsync = promisify(execFile);
 const NAMESPACE = 'argocd';
 const FIELD_MANAGER = 'keptn-gitops-e2e';
 const PART_OF = { 'app.kubernetes.io/part-of': 'argocd' };
@@ -36,7 +40,9 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
   const binDir = (await exists(join(cacheDir, 'bin', 'argocd'))) ? join(cacheDir, 'bin') : cacheDir;
   const argocd = join(binDir, 'argocd');
   const crdDir = join(dirname(binDir), 'crds');
+  const verifyWrapper = join(dirname(binDir), 'hack', 'git-verify-wrapper.sh');
   await access(argocd);
+  await access(verifyWrapper);
 
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(opts.kubeconfigPath);
@@ -53,9 +59,23 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
     gpgData: join(work, 'gpg-data'),
     plugins: join(work, 'plugins'),
     appConf: join(work, 'app-config'),
+    bin: join(work, 'bin'),
   };
-  await rm(dirs.tmp, { recursive: true, force: true }); // stale clones of an earlier run
+  // Stale clones of an earlier run. Argo CD chmods idle repo clones to 0000, so make them removable first.
+  await execFileAsync('chmod', ['-R', 'u+rwx', dirs.tmp]).catch(() => undefined);
+  await rm(dirs.tmp, { recursive: true, force: true });
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 });
+  // Argo CD 3.5's repo-server calls `git-verify-wrapper.sh <rev>` (from PATH) on every manifest generation, even with
+  // ARGOCD_GPG_ENABLED=false, and fails with "permission denied" without it. Run upstream's script (a build asset;
+  // module files are not executable) through sh.
+  await writeFile(join(dirs.bin, 'git-verify-wrapper.sh'), `#!/bin/sh\nexec /bin/sh '${verifyWrapper}' "$@"\n`);
+  await chmod(join(dirs.bin, 'git-verify-wrapper.sh'), 0o755);
+
+  // A unix socket path must stay under 108 bytes; fall back to a short private path for deep work dirs.
+  let askPassSocket = join(work, 'askpass.sock');
+  if (Buffer.byteLength(askPassSocket) > 100) {
+    askPassSocket = join(await mkdtemp(join(tmpdir(), 'argocd-')), 'askpass.sock');
+  }
 
   const peers: PeerProcess[] = [];
   const stop = async (): Promise<void> => {
@@ -99,15 +119,15 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
       env: {
         ...common,
         ARGOCD_BINARY_NAME: 'argocd-repo-server',
-        // git must be on PATH; `argocd` too, as git's askpass helper for HTTPS credentials.
-        PATH: `${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+        // git must be on PATH; `argocd` too, as git's askpass helper for HTTPS credentials; and git-verify-wrapper.sh.
+        PATH: `${dirs.bin}:${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
         HOME: dirs.home, // keep the user's ~/.gitconfig out
         ARGOCD_TLS_DATA_PATH: dirs.tls,
         ARGOCD_SSH_DATA_PATH: dirs.ssh,
         ARGOCD_GNUPGHOME: dirs.gnupg,
         ARGOCD_GPG_DATA_PATH: dirs.gpgData,
         ARGOCD_PLUGINSOCKFILEPATH: dirs.plugins,
-        ARGOCD_ASK_PASS_SOCK: join(work, 'askpass.sock'), // default /tmp/reposerver-ask-pass.sock is shared
+        ARGOCD_ASK_PASS_SOCK: askPassSocket, // default /tmp/reposerver-ask-pass.sock would be shared
       },
       logDir: opts.logDir,
     });
@@ -162,8 +182,9 @@ async function installClusterObjects(kc: k8s.KubeConfig, crdDir: string): Promis
 
   const crdNames: string[] = [];
   for (const file of (await readdir(crdDir)).filter((f) => f.endsWith('-crd.yaml')).sort()) {
-    for (const doc of parseAllDocuments(await readFile(join(crdDir, file), 'utf8'))) {
-      const crd = doc.toJS() as k8s.V1CustomResourceDefinition | null;
+    // loadAllYaml gives client-node's typed model; plain parsed YAML would lose every x-kubernetes-* key on the way.
+    for (const doc of k8s.loadAllYaml(await readFile(join(crdDir, file), 'utf8'))) {
+      const crd = doc as k8s.V1CustomResourceDefinition | null;
       if (!crd?.metadata?.name) continue;
       await apply(crd);
       crdNames.push(crd.metadata.name);

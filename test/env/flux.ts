@@ -12,7 +12,6 @@
 import { access, mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { buildPeers, freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
 
 export const FLUX_NAMESPACE = 'flux-system';
@@ -77,8 +76,11 @@ async function installCrds(kc: k8s.KubeConfig, cacheDirs: string[]): Promise<voi
     const crdRoot = join(cacheDir, 'crds');
     for (const sub of (await readdir(crdRoot)).sort()) {
       for (const file of (await readdir(join(crdRoot, sub))).filter((f) => /\.ya?ml$/.test(f)).sort()) {
-        for (const doc of parseAllDocuments(await readFile(join(crdRoot, sub, file), 'utf8'))) {
-          const crd = doc.toJS() as k8s.V1CustomResourceDefinition | null;
+        // loadAllYaml deserialises into client-node's typed model. Plain parsed YAML would be serialised through that
+        // model on the way out, which drops unknown-to-it keys such as `x-kubernetes-preserve-unknown-fields` and
+        // makes the API server reject the HelmRelease CRD (`values` loses its only schema keyword).
+        for (const doc of k8s.loadAllYaml(await readFile(join(crdRoot, sub, file), 'utf8'))) {
+          const crd = doc as k8s.V1CustomResourceDefinition | null;
           if (crd?.kind !== 'CustomResourceDefinition' || !crd.metadata?.name) continue;
           await apply(crd);
           names.push(crd.metadata.name);
@@ -188,7 +190,7 @@ export async function startFlux(opts: StartFluxOptions): Promise<Flux> {
     await waitUntil('source-controller artifact server', async () => {
       await fetch(`${storageUrl}/`, { signal: AbortSignal.timeout(2_000) });
       return true;
-    }, { timeoutMs, peer: started[1]?.peer });
+    }, { timeoutMs, peer: started.find((s) => s.peer.name === 'source-controller')?.peer });
     return { namespace: FLUX_NAMESPACE, stop, peers, storageUrl, eventsUrl, receiverUrl };
   } catch (err) {
     await stop();

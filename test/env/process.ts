@@ -30,6 +30,12 @@ export interface SpawnOptions {
   logDir: string;
 }
 
+/** Peers still running; killed if the test process exits without stopping them, so none outlives it. */
+const live = new Set<ReturnType<typeof spawn>>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 export async function spawnPeer(opts: SpawnOptions): Promise<PeerProcess> {
   await mkdir(opts.logDir, { recursive: true });
   const logFile = join(opts.logDir, `${opts.name}.log`);
@@ -46,9 +52,11 @@ export async function spawnPeer(opts: SpawnOptions): Promise<PeerProcess> {
     child.once('error', (err) => reject(new Error(`cannot start ${opts.name} (${opts.command}): ${err.message}`)));
   });
   let ended = false;
+  live.add(child);
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => {
       ended = true;
+      live.delete(child);
       log.end();
       resolve(code ?? signal ?? 'unknown');
     });
