@@ -24,17 +24,22 @@ export function contains(relation: Relation): boolean {
 
 /** A relation function built from what the waiter has learned so far. */
 export function relationFrom(commit: string, known: ReadonlyMap<string, Relation>): (sha: string) => Relation {
-  return (sha) => (sha === commit ? 'same' : (known.get(sha) ?? 'unknown'));
+  return (sha) => (commit.startsWith(sha) ? 'same' : (known.get(sha) ?? 'unknown'));
 }
 
 const SHA = /^[0-9a-f]{40}$/;
+/** helm-controller's chart revision for a chart built from Git: `<chart version>+<first 12 hex of the commit>`. */
+const CHART_FROM_GIT = /\+([0-9a-f]{12})$/;
 
 /**
  * The commit hash inside a Flux or Argo CD revision string: `main@sha1:<sha>`, `refs/heads/main@sha1:<sha>`,
- * legacy `main/<sha>`, or a bare SHA. OCI digests (`sha256:`) are not commits and give undefined.
+ * legacy `main/<sha>`, a bare SHA, or the abbreviated hash of a Helm chart built from Git (`0.1.0+86eb1df762d6`).
+ * Branch names and OCI digests (`sha256:`) are not commits and give undefined.
  */
 export function commitOf(revision: string | undefined | null): string | undefined {
   if (!revision) return undefined;
+  const chart = CHART_FROM_GIT.exec(revision);
+  if (chart) return chart[1];
   const candidate = revision.includes('@sha1:') ? revision.slice(revision.lastIndexOf('@sha1:') + 6) : revision.slice(revision.lastIndexOf('/') + 1);
   return SHA.test(candidate) ? candidate : undefined;
 }

@@ -49,6 +49,7 @@ export class ArgoCDTool implements DeliveryTool {
       return { state: 'failed', message: `Application ${namespace}/${name} does not read the GitOps repository ${req.repoUrl}; check git.url in the settings` };
     }
     const ref = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', namespace, name };
+    const refreshedAt = new Date().toISOString();
     await this.cluster.mergePatch(ref, { metadata: { annotations: { [REFRESH]: 'hard' } } });
     const mustSync = !isAutomated(app);
     let syncRequested = false;
@@ -72,7 +73,7 @@ export class ArgoCDTool implements DeliveryTool {
       evaluate: (target) => {
         const current = apps.get(namespace, name);
         if (!current) return { state: 'failed', message: `Argo CD Application ${namespace}/${name} was deleted` };
-        return evaluateApplication(current, { ...target, sourceIndex, operationTag: req.deploymentId });
+        return evaluateApplication(current, { ...target, sourceIndex, operationTag: req.deploymentId, refreshedAt });
       },
       timeoutMessage: (last) => `Argo CD did not apply commit ${req.commit} in time: ${last}`,
     });

@@ -41,6 +41,8 @@ export interface ArgoTarget extends Target {
   sourceIndex: number;
   /** Our deployment's triggeredid, to recognise the operation we started. */
   operationTag?: string;
+  /** When we asked for the hard refresh (ISO time): comparisons after it include our commit. */
+  refreshedAt?: string;
 }
 
 /** Normalise a Git URL for comparison: scheme-less, no credentials, no `.git`, no trailing slash, lower case host. */
@@ -60,6 +62,12 @@ function pick(single: string | undefined, many: string[] | undefined, index: num
 
 function name(app: Application): string {
   return `Application ${app.metadata.namespace ?? ''}/${app.metadata.name}`;
+}
+
+/** `reconciledAt` has second precision: compare against the refresh request truncated to the second. */
+function comparedAfter(reconciledAt: string | undefined, refreshedAt: string | undefined): boolean {
+  if (!reconciledAt || !refreshedAt) return false;
+  return Date.parse(reconciledAt) >= Math.floor(Date.parse(refreshedAt) / 1000) * 1000;
 }
 
 export function evaluateApplication(app: Application, target: ArgoTarget): Verdict {
@@ -84,8 +92,13 @@ export function evaluateApplication(app: Application, target: ArgoTarget): Verdi
   if (ourOperation && (op?.phase === 'Failed' || op?.phase === 'Error')) {
     return { state: 'failed', message: `Argo CD sync of ${name(app)} ${op.phase === 'Error' ? 'errored' : 'failed'}: ${op.message ?? ''}`.trim(), ...(opRevision ? { revision: opRevision } : {}) };
   }
+  // When manifests cannot be generated Argo CD reports the branch (`main`), not a commit, as the compared revision;
+  // a comparison finished after our refresh request saw the branch with our commit on it.
   const comparison = status.conditions?.find((c) => c.type === 'ComparisonError');
-  if (comparison && oursCompared) return { state: 'failed', message: `Argo CD cannot compare ${name(app)} at ${synced}: ${comparison.message ?? ''}` };
+  const comparedSinceRefresh = synced === undefined && comparedAfter(status.reconciledAt, target.refreshedAt);
+  if (comparison && (oursCompared || comparedSinceRefresh)) {
+    return { state: 'failed', message: `Argo CD cannot compare ${name(app)} at ${synced ?? pick(status.sync?.revision, status.sync?.revisions, target.sourceIndex, multi) ?? 'our revision'}: ${comparison.message ?? ''}` };
+  }
 
   if (!oursCompared) return { state: 'pending', reason: `${name(app)} compares ${synced?.slice(0, 12) ?? 'no revision'} so far; waiting for a refresh to see our commit` };
   if (app.operation) return { state: 'pending', reason: `${name(app)} has a sync operation queued` };

@@ -47,20 +47,20 @@ export class FluxTool implements DeliveryTool {
     if (req.target.kind === 'HelmRelease' && !release) return notFound('HelmRelease', namespace, name);
     const kustomization = kustomizationRef && kustomizations.get(kustomizationRef.namespace, kustomizationRef.name);
     if (kustomizationRef && !kustomization) return notFound('Kustomization', kustomizationRef.namespace, kustomizationRef.name);
-    if (!kustomization) {
-      return { state: 'failed', message: `HelmRelease ${namespace}/${name} is not applied by a Flux Kustomization, so its Git revision cannot be followed; manage it with a Kustomization that reads the GitOps repository` };
-    }
-    const sourceRef = kustomization.spec?.sourceRef;
+    // The Git source: the Kustomization's, or for a HelmRelease no Kustomization manages, its chart's.
+    const chartSource = (release?.spec?.['chart'] as { spec?: { sourceRef?: { kind: string; name: string; namespace?: string } } } | undefined)?.spec?.sourceRef;
+    const sourceRef = kustomization ? kustomization.spec?.sourceRef : chartSource;
+    const owner = kustomization ? `Kustomization ${kustomizationRef!.namespace}/${kustomizationRef!.name}` : `HelmRelease ${namespace}/${name}`;
     if (sourceRef?.kind !== 'GitRepository') {
-      return { state: 'failed', message: `Kustomization ${kustomizationRef!.namespace}/${kustomizationRef!.name} reads from a ${sourceRef?.kind ?? 'missing'} source; only GitRepository sources are supported` };
+      return { state: 'failed', message: `${owner} reads from a ${sourceRef?.kind ?? 'missing'} source; only GitRepository sources can be followed to a commit` };
     }
-    const source: Ref = { namespace: sourceRef.namespace ?? kustomizationRef!.namespace, name: sourceRef.name };
+    const source: Ref = { namespace: sourceRef.namespace ?? (kustomizationRef?.namespace ?? namespace), name: sourceRef.name };
 
     // One token for all three: each controller echoes it in status.lastHandledReconcileAt.
     const token = new Date().toISOString();
     const annotate = { metadata: { annotations: { [REQUESTED_AT]: token } } };
     await this.cluster.mergePatch({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', ...source }, annotate);
-    await this.cluster.mergePatch({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', ...kustomizationRef! }, annotate);
+    if (kustomizationRef) await this.cluster.mergePatch({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', ...kustomizationRef }, annotate);
     if (release) await this.cluster.mergePatch({ apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', namespace, name }, annotate);
     req.log.info({ token, source, kustomization: kustomizationRef }, 'flux reconcile requested');
 
@@ -72,7 +72,7 @@ export class FluxTool implements DeliveryTool {
       observe: (onChange) => {
         const offs = [
           sources.subscribe(source.namespace, source.name, onChange),
-          kustomizations.subscribe(kustomizationRef!.namespace, kustomizationRef!.name, onChange),
+          ...(kustomizationRef ? [kustomizations.subscribe(kustomizationRef.namespace, kustomizationRef.name, onChange)] : []),
           ...(releases ? [releases.subscribe(namespace, name, onChange)] : []),
         ];
         return () => offs.forEach((off) => off());
@@ -80,11 +80,11 @@ export class FluxTool implements DeliveryTool {
       evaluate: (target): Verdict => {
         const src = sources.get(source.namespace, source.name);
         if (!src) return { state: 'failed', message: `GitRepository ${source.namespace}/${source.name} not found` };
-        const k = kustomizations.get(kustomizationRef!.namespace, kustomizationRef!.name);
-        if (!k) return { state: 'failed', message: `Kustomization ${kustomizationRef!.namespace}/${kustomizationRef!.name} was deleted` };
+        const k = kustomizationRef && kustomizations.get(kustomizationRef.namespace, kustomizationRef.name);
+        if (kustomizationRef && !k) return { state: 'failed', message: `Kustomization ${kustomizationRef.namespace}/${kustomizationRef.name} was deleted` };
         const sourceVerdict = evaluateGitRepository(src, token);
         if (sourceVerdict) return sourceVerdict;
-        if (!releases) return evaluateKustomization(k, target);
+        if (!releases) return evaluateKustomization(k!, target);
         const hr = releases.get(namespace, name);
         if (!hr) return { state: 'failed', message: `HelmRelease ${namespace}/${name} was deleted` };
         return evaluateHelmRelease(hr, k, target);

@@ -39,7 +39,9 @@ function common(obj: FluxObject): { ready?: Condition; current: boolean; verdict
   }
   const ready = findCondition(obj.status?.conditions, 'Ready');
   const generation = obj.metadata.generation;
-  const current = generation === undefined || (obj.status?.observedGeneration === generation && (ready?.observedGeneration ?? generation) === generation);
+  // Ready's own observedGeneration: status.observedGeneration stays -1 until a first success, even on failures.
+  const observed = ready?.observedGeneration ?? obj.status?.observedGeneration;
+  const current = generation === undefined || observed === generation;
   return { ready, current };
 }
 
@@ -78,8 +80,10 @@ export function evaluateKustomization(obj: FluxObject, target: Target): Verdict 
 const HELM_FAILED = new Set(['InstallFailed', 'UpgradeFailed', 'TestFailed', 'RollbackSucceeded', 'RollbackFailed', 'UninstallSucceeded', 'UninstallFailed', 'ArtifactFailed', 'InitFailed', 'GetLastReleaseFailed', 'ValuesError', 'RetriesExceeded']);
 
 /**
- * A HelmRelease is deployed when the Git commit that carries its spec has been applied (by the Kustomization that
- * manages it: `manager`) and helm-controller is Ready at that spec's generation.
+ * A HelmRelease is deployed when the Git commit that carries it is in effect and helm-controller is Ready at the
+ * current generation. With a `manager` (the Kustomization that applies the HelmRelease, values included) that
+ * Kustomization must have applied our commit; without one, the chart itself comes from our repository and its
+ * revision (`<version>+<12 hex>`) must contain our commit.
  */
 export function evaluateHelmRelease(obj: FluxObject, manager: FluxObject | undefined, target: Target): Verdict {
   const { ready, current, verdict } = common(obj);
@@ -93,12 +97,17 @@ export function evaluateHelmRelease(obj: FluxObject, manager: FluxObject | undef
       return upstream;
     }
   }
+  const chart = manager ? undefined : commitOf(obj.status?.lastAttemptedRevision);
+  if (!manager) {
+    if (chart && target.relation(chart) === 'unknown') return { state: 'pending', reason: `learning how ${chart} relates to our commit`, unknownRevision: chart };
+    if (!chart || !contains(target.relation(chart))) return { state: 'pending', reason: `${describe(obj)} has not attempted a chart built from our commit yet (${obj.status?.lastAttemptedRevision ?? 'nothing attempted'})` };
+  }
   const stall = stalled(obj);
   if (stall) return stall;
   const failed = helmFailure(obj, ready, current);
   if (failed) return failed;
   if (current && ready?.status === 'True') {
-    const revision = manager ? commitOf(manager.status?.lastAppliedRevision) : target.commit;
+    const revision = manager ? commitOf(manager.status?.lastAppliedRevision) : chart;
     return { state: 'passed', message: `Helm release ${describe(obj)} is ready: ${conditionText(ready)}`, revision: revision ?? target.commit };
   }
   return { state: 'pending', reason: `${describe(obj)}: ${conditionText(ready)}` };

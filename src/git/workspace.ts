@@ -94,20 +94,24 @@ export class GitWorkspace {
 
   /** How `sha` relates to `ours`: the same, a descendant (contains ours), or not. Fetches when `sha` is unknown. */
   async relation(repo: RepoRef, ours: string, sha: string): Promise<Relation> {
-    if (sha === ours) return 'same';
+    if (ours.startsWith(sha)) return 'same';
     const git = await this.open(repo);
-    if (!(await this.hasCommit(git, sha))) {
+    let full = await this.resolveCommit(git, sha);
+    if (!full) {
       await this.serialised(repo, () => this.fetch(git, repo)).catch(() => undefined);
-      if (!(await this.hasCommit(git, sha))) return 'unknown';
+      full = await this.resolveCommit(git, sha);
+      if (!full) return 'unknown';
     }
     // Exit codes without output do not reach us through simple-git, so compare what git prints instead.
-    const base = await git.raw(['merge-base', ours, sha]).catch(() => '');
+    const base = await git.raw(['merge-base', ours, full]).catch(() => '');
     return base.trim() === ours ? 'descendant' : 'unrelated';
   }
 
-  private async hasCommit(git: SimpleGit, sha: string): Promise<boolean> {
-    const out = await git.raw(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`]).catch(() => '');
-    return out.trim() === sha;
+  /** The full hash of a commit given in full or abbreviated (Helm chart revisions carry 12 hex digits). */
+  private async resolveCommit(git: SimpleGit, sha: string): Promise<string | undefined> {
+    if (!/^[0-9a-f]{7,40}$/.test(sha)) return undefined;
+    const out = (await git.raw(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`]).catch(() => '')).trim();
+    return out.startsWith(sha) ? out : undefined;
   }
 
   private serialised<T>(repo: RepoRef, work: () => Promise<T>): Promise<T> {

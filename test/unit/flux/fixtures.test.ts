@@ -1,0 +1,60 @@
+// The Flux rules over objects captured from the real controllers (kustomize-controller 1.9.5, helm-controller 1.6.4).
+import { describe, expect, it } from '@jest/globals';
+import { evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, type FluxObject } from '../../../src/flux/evaluate.js';
+import { relationFrom, type Target } from '../../../src/readiness.js';
+import { fixture } from '../fixtures.js';
+
+/** Every other commit is unrelated: these fixtures each name the one commit under test. */
+function target(commit: string): Target {
+  const known = relationFrom(commit, new Map());
+  return { commit, relation: (sha) => (known(sha) === 'same' ? 'same' : 'unrelated') };
+}
+const C1 = '738ddbf6793b901abef754589144a82e57bfbe20';
+const C2 = 'a8afd3b39578c243a8e23a68436262cbb1ca443c';
+const BROKEN = '95f68d02d75bd051b5fd870f0047a7d86c27c752';
+const STUCK = '86eb1df762d648ef6da4a944aeea85a41e50d9b7';
+
+describe('Kustomization, as kustomize-controller reports it', () => {
+  it.each([
+    ['kustomization-ready', C1, 'passed'],
+    ['kustomization-stale-ready-after-push', C2, 'pending'],
+    ['kustomization-progressing-new-revision', C2, 'pending'],
+    ['kustomization-ready-second', C2, 'passed'],
+    ['kustomization-build-failed', BROKEN, 'failed'],
+    ['kustomization-wait-progressing', STUCK, 'pending'],
+    ['kustomization-wait-bad-progressing', STUCK, 'pending'],
+    ['kustomization-health-check-failed', STUCK, 'failed'],
+    ['kustomization-wait-ready', STUCK, 'passed'],
+    ['kustomization-suspended', STUCK, 'failed'],
+    ['kustomization-artifact-failed', C1, 'pending'],
+  ] as const)('%s, waiting for %s → %s', (name, commit, expected) => {
+    expect(evaluateKustomization(fixture<FluxObject>('flux', name), target(commit)).state).toBe(expected);
+  });
+
+  it("carries Flux's message for a build failure", () => {
+    const v = evaluateKustomization(fixture<FluxObject>('flux', 'kustomization-build-failed'), target(BROKEN));
+    expect(v).toMatchObject({ state: 'failed', message: expect.stringMatching(/BuildFailed: kustomize build failed: accumulating resources/) });
+  });
+});
+
+describe('HelmRelease with its chart in our Git repository, as helm-controller reports it', () => {
+  it.each([
+    ['helmrelease-ready', STUCK, 'passed'],
+    ['helmrelease-ready', C1, 'pending'],
+    ['helmrelease-upgrade-failed', `019ed930aafb${'0'.repeat(28)}`, 'failed'],
+    ['helmrelease-rolled-back', `24628bffab29${'0'.repeat(28)}`, 'failed'],
+  ] as const)('%s, waiting for %s → %s', (name, commit, expected) => {
+    expect(evaluateHelmRelease(fixture<FluxObject>('flux', name), undefined, target(commit)).state).toBe(expected);
+  });
+});
+
+describe('GitRepository', () => {
+  it('does not fail a deployment on a fetch failure it did not ask for', () => {
+    expect(evaluateGitRepository(fixture<FluxObject>('flux', 'gitrepository-fetch-failed'), 'keptn-token')).toBeUndefined();
+  });
+  it('fails on a fetch failure that answers our reconcile request', () => {
+    const repo = fixture<FluxObject>('flux', 'gitrepository-fetch-failed');
+    repo.status = { ...repo.status, lastHandledReconcileAt: 'keptn-token' };
+    expect(evaluateGitRepository(repo, 'keptn-token')).toMatchObject({ state: 'failed', message: expect.stringContaining('unable to clone') });
+  });
+});
