@@ -70,6 +70,8 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
   // module files are not executable) through sh.
   await writeFile(join(dirs.bin, 'git-verify-wrapper.sh'), `#!/bin/sh\nexec /bin/sh '${verifyWrapper}' "$@"\n`);
   await chmod(join(dirs.bin, 'git-verify-wrapper.sh'), 0o755);
+  // Kustomize-type sources need the kustomize CLI on the repo-server's PATH, as in Argo CD's own image.
+  const kustomizeBin = join(await buildPeers('kustomize'), 'bin');
 
   // A unix socket path must stay under 108 bytes; fall back to a short private path for deep work dirs.
   let askPassSocket = join(work, 'askpass.sock');
@@ -120,7 +122,7 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
         ...common,
         ARGOCD_BINARY_NAME: 'argocd-repo-server',
         // git must be on PATH; `argocd` too, as git's askpass helper for HTTPS credentials; and git-verify-wrapper.sh.
-        PATH: `${dirs.bin}:${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+        PATH: `${dirs.bin}:${binDir}:${kustomizeBin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
         HOME: dirs.home, // keep the user's ~/.gitconfig out
         ARGOCD_TLS_DATA_PATH: dirs.tls,
         ARGOCD_SSH_DATA_PATH: dirs.ssh,
