@@ -75,7 +75,7 @@ export class DeploymentRunner {
     } finally {
       const final = outcome ?? errored(event, 'internal error: no outcome');
       const delivered = await this.deliver(finishedEvent(event, final, { source }), log);
-      log.info({ result: final.result, status: final.status, delivered }, 'deployment finished');
+      log.info({ result: final.result, status: final.status, message: final.message, gitCommit: final.gitCommit, delivered }, 'deployment finished');
     }
   }
 
