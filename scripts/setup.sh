@@ -19,10 +19,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 stamp=node_modules/.setup-lock-sha
-lock_sha=$(sha256sum package-lock.json | cut -c1-64)
+lock_sha=$(cat package.json package-lock.json | sha256sum | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund >&2
+  # Not `npm ci`: npm 11 leaves other platforms' optional binaries (jest's unrs-resolver) out of the lock file and
+  # then calls the lock out of sync. `npm install` keeps to the locked versions all the same.
+  npm install --no-audit --no-fund >&2
   echo "$lock_sha" > "$stamp"
 fi
 
