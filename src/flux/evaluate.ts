@@ -108,14 +108,14 @@ export function evaluateHelmRelease(obj: FluxObject, manager: FluxObject | undef
   if (failed) return failed;
   if (current && ready?.status === 'True') {
     const revision = manager ? commitOf(manager.status?.lastAppliedRevision) : chart;
-    return { state: 'passed', message: `Helm release ${describe(obj)} is ready: ${conditionText(ready)}`, revision: revision ?? target.commit };
+    return { state: 'passed', message: `${describe(obj)} is ready: ${conditionText(ready)}`, revision: revision ?? target.commit };
   }
   return { state: 'pending', reason: `${describe(obj)}: ${conditionText(ready)}` };
 }
 
 function helmFailure(obj: FluxObject, ready: Condition | undefined, current: boolean): Verdict | undefined {
   if (current && ready?.status === 'False' && HELM_FAILED.has(ready.reason ?? '')) {
-    return { state: 'failed', message: `Helm release ${describe(obj)} failed: ${conditionText(ready)}` };
+    return { state: 'failed', message: `${describe(obj)} failed: ${conditionText(ready)}` };
   }
   return undefined;
 }

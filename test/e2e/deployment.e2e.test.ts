@@ -7,14 +7,17 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../env/sample-app.js';
+import { appFiles, helmAppFiles, helmSettingsYaml, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
 let counter = 0;
+/** E2E_TOOLS=argocd (or flux) runs one tool's scenarios only, for quicker iterations. */
+const tools = (process.env['E2E_TOOLS'] ?? 'flux,argocd').split(',').filter((t): t is Tool => t === 'flux' || t === 'argocd');
+const describeFor = (tool: Tool) => (tools.includes(tool) ? describe : describe.skip);
 
 beforeAll(async () => {
-  env = await startEnvironment({ flux: true, argocd: true });
+  env = await startEnvironment({ flux: tools.includes('flux'), argocd: tools.includes('argocd') });
   events = env.controlPlane.subscribe('sh.keptn.event.deployment.>');
 }, 300_000);
 
@@ -86,7 +89,7 @@ async function expectExactlyOneStartedAndFinished(d: Delivery): Promise<void> {
   }
 }
 
-describe.each(['flux', 'argocd'] as const)('deployment through %s', (tool) => {
+describe.each(tools)('deployment through %s', (tool) => {
   it('deploys a new image tag: one commit, applied by the tool, reported with that commit', async () => {
     const app = await newApp(tool);
     const d = await deliver(app);
@@ -147,7 +150,26 @@ describe.each(['flux', 'argocd'] as const)('deployment through %s', (tool) => {
   }, 240_000);
 });
 
-describe('deployment through Argo CD with automated sync', () => {
+describeFor('flux')('deployment through a Flux HelmRelease', () => {
+  it('writes the values key, follows Kustomization then HelmRelease, and passes once helm-controller upgraded', async () => {
+    const name = `flux-helm-${++counter}`;
+    const { url, commit } = await env.git.createRepo(name, helmAppFiles(name));
+    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects('flux', app, env)]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', helmSettingsYaml(app));
+    await waitUntil(`${name} installed by helm-controller`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+
+    const d = await deliver(app);
+    await expectExactlyOneStartedAndFinished(d);
+    const log = await env.git.log(app.repo);
+    expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: log[0]!.sha } });
+    expect(d.finished.data.message).toMatch(/HelmRelease (flux-helm-\d+)\/\1 is ready: UpgradeSucceeded/);
+    expect(await env.git.readFile(app.repo, `apps/${name}/release.yaml`)).toContain('tag: 0.2.0 # set by Keptn');
+    expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+  }, 240_000);
+});
+
+describeFor('argocd')('deployment through Argo CD with automated sync', () => {
   it('refreshes, lets Argo CD sync, and passes on our commit', async () => {
     const app = await newApp('argocd', { automated: true });
     const d = await deliver(app);
@@ -164,9 +186,9 @@ describe('deployments that cannot be done end in .started then an errored .finis
     ['settings that are not valid', (app: TestApp): void => env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', 'git: {url: file:///etc, branch: main}\nimages: []\ntarget: {kind: Kustomization, name: x, namespace: y}\n'), {}, /resource gitops\/config.yaml of service .* is not valid: images: must NOT have fewer than 1 items/],
     ['no image in the event', () => undefined, { other: 'x' }, /configurationChange.values.image is missing.*keptn trigger delivery --image/],
     ['an image with a newline', () => undefined, { image: `${IMAGE}:1\nkind: Secret` }, /not a valid image reference: it contains white space/],
-    ['an unknown tool', (app: TestApp): void => env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('flux', app).replace('kind: Kustomization', 'kind: Flagger')), {}, /target.kind: must be one of Kustomization, HelmRelease, Application/],
+    ['an unknown tool', (app: TestApp): void => env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tools[0]!, app).replace(/kind: \w+/, 'kind: Flagger')), {}, /target.kind: must be one of Kustomization, HelmRelease, Application/],
   ] as Array<[string, (app: TestApp) => void, Record<string, unknown>, RegExp]>)('%s', async (_name, breakIt, values, message) => {
-    const app = await newApp('flux');
+    const app = await newApp(tools[0]!);
     breakIt(app);
     const d = await deliver(app, Object.keys(values).length ? values : { image: `${IMAGE}:0.2.0` });
     await expectExactlyOneStartedAndFinished(d);

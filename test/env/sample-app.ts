@@ -125,3 +125,60 @@ report:
 export function keptnSecret(app: TestApp, env: Environment): KubernetesObject {
   return gitSecret(`${app.name}-git`, 'keptn', env, { 'app.kubernetes.io/managed-by': 'keptn-secret-service', 'app.kubernetes.io/scope': 'keptn-default' });
 }
+
+/** The same app as a Helm chart in the repository, released by a HelmRelease that a Kustomization applies. */
+export function helmAppFiles(name: string): Record<string, string> {
+  return {
+    'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
+    'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0\n`,
+    'charts/web/templates/deployment.yaml': `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: web
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+`,
+    [`apps/${name}/release.yaml`]: `apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: ${name}
+spec:
+  interval: 1h
+  targetNamespace: ${name}
+  chart:
+    spec:
+      chart: ./charts/web
+      reconcileStrategy: Revision
+      sourceRef: { kind: GitRepository, name: ${name}, namespace: flux-system }
+  values:
+    image:
+      tag: 0.1.0 # set by Keptn
+`,
+  };
+}
+
+export function helmSettingsYaml(app: TestApp): string {
+  return `git:
+  url: ${app.repoUrl}
+  branch: main
+  secretRef: { name: ${app.name}-git }
+images:
+  - file: apps/${app.name}/release.yaml
+    yamlPath: spec.values.image.tag
+    part: tag
+target:
+  kind: HelmRelease
+  name: ${app.name}
+  namespace: ${app.namespace}
+timeout: 120s
+`;
+}
