@@ -8,7 +8,8 @@ import type { Acceptance } from './runner.js';
 import type { TriggeredEvent } from './keptn/events.js';
 
 export interface AppDeps {
-  accept(event: TriggeredEvent): Acceptance;
+  /** Records and starts the deployment; rejects when it cannot be recorded. */
+  accept(event: TriggeredEvent): Promise<Acceptance>;
   ready(): boolean;
 }
 
@@ -44,8 +45,14 @@ export function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Fas
       case 'ignored':
         return reply.status(202).send({ status: 'ignored', reason: outcome.reason });
       case 'accepted': {
-        const acceptance = deps.accept(outcome.event);
-        return reply.status(202).send({ status: acceptance, id: outcome.event.id });
+        try {
+          const acceptance = await deps.accept(outcome.event);
+          return reply.status(202).send({ status: acceptance, id: outcome.event.id });
+        } catch (err: unknown) {
+          // Not recorded, so not acknowledged: the distributor delivers it again.
+          req.log.error({ err: (err as Error).message }, 'event not recorded');
+          return reply.status(503).send({ error: 'cannot record the deployment now; retry', reason: (err as Error).message });
+        }
       }
     }
   });

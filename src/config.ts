@@ -2,7 +2,7 @@
  * The service's own settings, from the environment, parsed once. Nothing else reads process.env.
  * Per-service GitOps settings are not here: they come from Keptn's resource-service (see settings/).
  */
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from './settings/schema.js';
 
@@ -27,6 +27,10 @@ export interface ServiceConfig {
   logLevel: string;
   author: { name: string; email: string };
   apiToken?: string;
+  /** Namespace of the deployment records and replica Leases. */
+  stateNamespace: string;
+  /** This replica's name in Leases and records; stable across container restarts in one pod. */
+  replicaId: string;
 }
 
 export class ConfigError extends Error {
@@ -63,6 +67,8 @@ export function loadConfig(env: Env): ServiceConfig {
     logLevel: env['LOG_LEVEL'] ?? 'info',
     author: { name: env['GIT_AUTHOR_NAME'] ?? 'Keptn GitOps Service', email: env['GIT_AUTHOR_EMAIL'] ?? 'keptn-gitops-service@keptn.local' },
     ...(env['KEPTN_API_TOKEN'] ? { apiToken: env['KEPTN_API_TOKEN'] } : {}),
+    stateNamespace: env['STATE_NAMESPACE'] ?? env['POD_NAMESPACE'] ?? 'keptn',
+    replicaId: env['REPLICA_ID'] ?? env['POD_NAME'] ?? hostname(),
   };
 }
 

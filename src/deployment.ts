@@ -31,8 +31,9 @@ export class DeploymentError extends Error {
   }
 }
 
-export async function deploy(event: TriggeredEvent<DeploymentTriggeredData>, deps: DeploymentDeps, log: Logger): Promise<DeploymentOutcome> {
-  const started = Date.now();
+/** `acceptedAt`: when the event was accepted; the deadline counts from there, across restarts and takeovers. */
+export async function deploy(event: TriggeredEvent<DeploymentTriggeredData>, deps: DeploymentDeps, log: Logger, acceptedAt = Date.now()): Promise<DeploymentOutcome> {
+  const started = acceptedAt;
   const { project, stage, service } = event.data;
   const { settings, where } = await deps.settings.load({ project, stage, service });
   log.info({ where }, 'settings loaded');

@@ -12,12 +12,15 @@ import { GitWorkspace } from './git/workspace.js';
 import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
 import { HttpEventSink } from './keptn/sender.js';
 import { DeploymentRunner } from './runner.js';
+import { ConfigMapStore } from './state/configmaps.js';
+import { LeaseRegistry } from './state/replicas.js';
 import { DirectorySettings, ResourceServiceSettings } from './settings/source.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
 
 export async function startService(config: ServiceConfig, logDestination?: DestinationStream) {
   const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '***' } }, logDestination);
-  const cluster = new KubeCluster(loadKubeConfig(config.kubeconfig), log.child({ component: 'kube' }));
+  const kc = loadKubeConfig(config.kubeconfig);
+  const cluster = new KubeCluster(kc, log.child({ component: 'kube' }));
   const deps: DeploymentDeps = {
     settings: config.configDir ? new DirectorySettings(config.configDir, config.configResource) : new ResourceServiceSettings(config.resourceServiceUrl, config.configResource),
     git: new GitWorkspace({ root: config.workDir }),
@@ -29,19 +32,23 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   };
   const runner = new DeploymentRunner({
     sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
-    handle: (event, eventLog) => deploy(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog),
+    handle: (event, eventLog, { acceptedAt }) => deploy(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, acceptedAt),
     log,
     source: config.serviceName,
+    store: new ConfigMapStore(kc, config.stateNamespace),
+    replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId),
   });
+  await runner.start();
   const app = buildApp({ accept: (e) => runner.accept(e), ready: () => cluster.ready() }, { loggerInstance: log });
   await app.listen({ host: config.host, port: config.port });
-  log.info({ eventUrl: config.eventUrl, settings: config.configDir ?? config.resourceServiceUrl }, 'keptn-gitops-service listening');
+  log.info({ eventUrl: config.eventUrl, settings: config.configDir ?? config.resourceServiceUrl, replica: config.replicaId }, 'keptn-gitops-service listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      // Running deployments are recorded: a restart, or another replica, finishes them.
+      runner.stop();
       await app.close();
-      await runner.drain();
       cluster.close();
     })());
   return { app, runner, close, log };

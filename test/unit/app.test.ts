@@ -7,7 +7,7 @@ function appWith() {
   const accepted: TriggeredEvent[] = [];
   const seen = new Set<string>();
   const app = buildApp({
-    accept: (e) => {
+    accept: async (e) => {
       if (seen.has(e.id)) return 'duplicate';
       seen.add(e.id);
       accepted.push(e);
@@ -90,6 +90,18 @@ describe('POST /', () => {
     const res = await app.inject(structured(triggeredCloudEvent({}, { blob: 'x'.repeat(2 * 1024 * 1024) })));
     expect(res.statusCode).toBe(413);
   });
+});
+
+it('answers 503 when the deployment cannot be recorded, so the distributor delivers it again', async () => {
+  const app = buildApp({
+    accept: async () => {
+      throw new Error('cannot record the deployment in Kubernetes: connect ECONNREFUSED');
+    },
+    ready: () => true,
+  });
+  const res = await app.inject(structured(triggeredCloudEvent()));
+  expect(res.statusCode).toBe(503);
+  expect(res.json().reason).toContain('ECONNREFUSED');
 });
 
 describe('GET /health', () => {

@@ -2,6 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import type { DeploymentOutcome, OutgoingEvent, TriggeredEvent } from '../../src/keptn/events.js';
 import type { EventSink } from '../../src/keptn/sender.js';
 import { DeploymentRunner, type Handler } from '../../src/runner.js';
+import { MemoryStore, type DeploymentRecord } from '../../src/state/record.js';
+import { SoloRegistry } from '../../src/state/replicas.js';
 import { silentLog } from './helpers.js';
 
 const event: TriggeredEvent = {
@@ -13,78 +15,134 @@ const event: TriggeredEvent = {
   data: { project: 'p', stage: 's', service: 'svc', deployment: { deploymentstrategy: 'direct' } },
 };
 
-/** Records what was sent; resolves `done` after the first `.finished`. */
+/** Records what was sent; `failing` types are refused as by an endpoint that is down. */
 class RecordingSink implements EventSink {
   sent: OutgoingEvent[] = [];
-  failTypes = new Set<string>();
-  private resolveDone!: () => void;
-  done = new Promise<void>((r) => (this.resolveDone = r));
+  failing = new Set<string>();
   async send(e: OutgoingEvent): Promise<void> {
-    if (this.failTypes.has(e.type)) throw new Error('endpoint down');
+    if (this.failing.has(e.type)) throw new Error('endpoint down');
     this.sent.push(e);
-    if (e.type.endsWith('.finished')) this.resolveDone();
+  }
+  types(): string[] {
+    return this.sent.map((e) => e.type.replace('sh.keptn.event.deployment.', ''));
   }
 }
 
 const pass: DeploymentOutcome = { status: 'succeeded', result: 'pass', message: 'ok', deploymentstrategy: 'direct', deploymentNames: ['svc'], deploymentURIsLocal: [], deploymentURIsPublic: [], gitCommit: 'c0ffee' };
 
-function runnerWith(handle: Handler, sink = new RecordingSink()) {
-  return { sink, runner: new DeploymentRunner({ sink, handle, log: silentLog, source: 'gitops-service' }) };
+function setup(handle: Handler, opts: { store?: MemoryStore; identity?: string; alive?: string[] } = {}) {
+  const sink = new RecordingSink();
+  const store = opts.store ?? new MemoryStore();
+  const replicas = new SoloRegistry(opts.identity ?? 'replica-a');
+  if (opts.alive) replicas.isAlive = async (id: string) => opts.alive!.includes(id);
+  const runner = new DeploymentRunner({ sink, handle, log: silentLog, source: 'gitops-service', store, replicas });
+  return { sink, store, runner };
+}
+
+async function seed(store: MemoryStore, record: Omit<DeploymentRecord, 'event' | 'acceptedAt'>): Promise<void> {
+  await store.create({ event, acceptedAt: Date.now(), ...record });
 }
 
 describe('DeploymentRunner', () => {
-  it('sends .started, runs the deployment, then .finished with its outcome', async () => {
+  it('records, sends .started, runs the deployment, then .finished with its outcome', async () => {
     const order: string[] = [];
-    const sink = new RecordingSink();
-    const { runner } = runnerWith(async () => {
-      order.push(`handler after ${sink.sent.map((e) => e.type).join(',')}`);
+    const { runner, sink, store } = setup(async () => {
+      order.push(`handler after ${sink.types().join(',')}`);
       return pass;
-    }, sink);
-    expect(runner.accept(event)).toBe('accepted');
-    await sink.done;
-    expect(order).toEqual(['handler after sh.keptn.event.deployment.started']);
-    expect(sink.sent.map((e) => e.type)).toEqual(['sh.keptn.event.deployment.started', 'sh.keptn.event.deployment.finished']);
+    });
+    expect(await runner.accept(event)).toBe('accepted');
+    await runner.drain();
+    expect(order).toEqual(['handler after started']);
+    expect(sink.types()).toEqual(['started', 'finished']);
     expect(sink.sent[1]?.data).toMatchObject({ status: 'succeeded', result: 'pass', deployment: { gitCommit: 'c0ffee' } });
+    expect((await store.list()).map((r) => r.phase)).toEqual(['done']);
   });
 
   it('turns a thrown error into exactly one errored .finished with its message', async () => {
-    const { runner, sink } = runnerWith(async () => {
+    const { runner, sink } = setup(async () => {
       throw new Error('Secret keptn/git not found');
     });
-    runner.accept(event);
-    await sink.done;
+    await runner.accept(event);
     await runner.drain();
-    expect(sink.sent.map((e) => e.type)).toEqual(['sh.keptn.event.deployment.started', 'sh.keptn.event.deployment.finished']);
+    expect(sink.types()).toEqual(['started', 'finished']);
     expect(sink.sent[1]?.data).toMatchObject({ status: 'errored', result: 'fail', message: 'Secret keptn/git not found' });
   });
 
-  it('runs a repeated event id once', async () => {
+  it('runs a repeated event id once, during and after the deployment', async () => {
     let runs = 0;
-    const { runner, sink } = runnerWith(async () => {
+    const { runner, sink } = setup(async () => {
       runs++;
       return pass;
     });
-    expect(runner.accept(event)).toBe('accepted');
-    expect(runner.accept(event)).toBe('duplicate');
-    await sink.done;
+    expect(await runner.accept(event)).toBe('accepted');
+    expect(await runner.accept(event)).toBe('duplicate');
     await runner.drain();
-    expect(runner.accept(event)).toBe('duplicate');
+    expect(await runner.accept(event)).toBe('duplicate');
     expect(runs).toBe(1);
-    expect(sink.sent).toHaveLength(2);
+    expect(sink.types()).toEqual(['started', 'finished']);
   });
 
   it('does not deploy when .started cannot be delivered, and still closes with .finished', async () => {
     let runs = 0;
-    const sink = new RecordingSink();
-    sink.failTypes.add('sh.keptn.event.deployment.started');
-    const { runner } = runnerWith(async () => {
+    const { runner, sink } = setup(async () => {
       runs++;
       return pass;
-    }, sink);
-    runner.accept(event);
-    await sink.done;
+    });
+    sink.failing.add('sh.keptn.event.deployment.started');
+    await runner.accept(event);
+    await runner.drain();
     expect(runs).toBe(0);
-    expect(sink.sent.map((e) => e.type)).toEqual(['sh.keptn.event.deployment.finished']);
+    expect(sink.types()).toEqual(['finished']);
     expect(sink.sent[0]?.data).toMatchObject({ status: 'errored', message: expect.stringContaining('could not deliver deployment.started') });
+  });
+
+  it('after a restart, resumes its started deployment without a second .started', async () => {
+    const store = new MemoryStore();
+    await seed(store, { phase: 'started', owner: 'replica-a' });
+    let runs = 0;
+    const { runner, sink } = setup(async () => {
+      runs++;
+      return pass;
+    }, { store });
+    await runner.resume();
+    await runner.drain();
+    expect(runs).toBe(1);
+    expect(sink.types()).toEqual(['finished']);
+  });
+
+  it('keeps a .finished the endpoint refused and sends it on a later round, once', async () => {
+    const { runner, sink, store } = setup(async () => pass);
+    sink.failing.add('sh.keptn.event.deployment.finished');
+    await runner.accept(event);
+    await runner.drain();
+    expect((await store.list())[0]?.phase).toBe('finishing');
+    sink.failing.clear();
+    await runner.resume();
+    await runner.drain();
+    await runner.resume();
+    await runner.drain();
+    expect(sink.types()).toEqual(['started', 'finished']);
+    expect((await store.list())[0]?.phase).toBe('done');
+  });
+
+  it("adopts a stopped replica's deployment, and leaves a live replica's alone", async () => {
+    const store = new MemoryStore();
+    await seed(store, { phase: 'started', owner: 'replica-dead' });
+    let runs = 0;
+    const handle: Handler = async () => {
+      runs++;
+      return pass;
+    };
+    const live = setup(handle, { store, identity: 'replica-b', alive: ['replica-b', 'replica-dead'] });
+    await live.runner.resume();
+    await live.runner.drain();
+    expect(runs).toBe(0);
+
+    const adopting = setup(handle, { store, identity: 'replica-b', alive: ['replica-b'] });
+    await adopting.runner.resume();
+    await adopting.runner.drain();
+    expect(runs).toBe(1);
+    expect(adopting.sink.types()).toEqual(['finished']);
+    expect((await store.list())[0]).toMatchObject({ owner: 'replica-b', phase: 'done' });
   });
 });

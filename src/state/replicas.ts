@@ -1,0 +1,61 @@
+/**
+ * Which replicas are alive: each renews a Lease named after itself; a deployment whose owner's Lease has run out is
+ * adopted by another replica. (Leases, not leader election: every replica works, ownership is per deployment.)
+ */
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+
+export interface ReplicaRegistry {
+  readonly identity: string;
+  /** Creates or renews our Lease. */
+  heartbeat(): Promise<void>;
+  /** False once a replica's Lease has not been renewed for its duration (or it has none). */
+  isAlive(identity: string): Promise<boolean>;
+}
+
+export function leaseName(identity: string): string {
+  return `keptn-gitops-replica-${identity.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40)}`;
+}
+
+export class LeaseRegistry implements ReplicaRegistry {
+  private readonly api: CoordinationV1Api;
+
+  constructor(kc: KubeConfig, private readonly namespace: string, readonly identity: string, private readonly leaseSeconds = 20) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+  }
+
+  async heartbeat(): Promise<void> {
+    const name = leaseName(this.identity);
+    const body: V1Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name, namespace: this.namespace, labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service' } },
+      spec: { holderIdentity: this.identity, leaseDurationSeconds: this.leaseSeconds, renewTime: new V1MicroTime() },
+    };
+    try {
+      await this.api.replaceNamespacedLease({ namespace: this.namespace, name, body });
+    } catch (err: unknown) {
+      if ((err as { code?: number }).code !== 404) throw err;
+      await this.api.createNamespacedLease({ namespace: this.namespace, body });
+    }
+  }
+
+  async isAlive(identity: string): Promise<boolean> {
+    try {
+      const lease = await this.api.readNamespacedLease({ namespace: this.namespace, name: leaseName(identity) });
+      const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+      return renewed + (lease.spec?.leaseDurationSeconds ?? this.leaseSeconds) * 1000 > Date.now();
+    } catch (err: unknown) {
+      if ((err as { code?: number }).code === 404) return false;
+      throw err;
+    }
+  }
+}
+
+/** One replica, always alive: for unit tests and single-process runs. */
+export class SoloRegistry implements ReplicaRegistry {
+  constructor(readonly identity = 'solo') {}
+  async heartbeat(): Promise<void> {}
+  async isAlive(identity: string): Promise<boolean> {
+    return identity === this.identity;
+  }
+}
