@@ -31,6 +31,10 @@ export interface ServiceConfig {
   stateNamespace: string;
   /** This replica's name in Leases and records; stable across container restarts in one pod. */
   replicaId: string;
+  /** A replica whose Lease is this old is taken for stopped; its deployments are adopted. */
+  leaseSeconds: number;
+  /** How often unfinished deployments are looked for (resume, adopt, re-send `.finished`). */
+  resumeIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -52,6 +56,10 @@ export function loadConfig(env: Env): ServiceConfig {
   for (const [name, value] of Object.entries(urls)) {
     if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) problems.push(`${name} must be an http(s) URL, got ${JSON.stringify(value)}`);
   }
+  const leaseSeconds = Number(env['LEASE_SECONDS'] ?? '20');
+  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2) problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
+  const resumeInterval = env['RESUME_INTERVAL'] ?? '10s';
+  if (!/^([0-9]+(ms|s|m|h))+$/.test(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host: env['HOST'] ?? '0.0.0.0',
@@ -69,6 +77,8 @@ export function loadConfig(env: Env): ServiceConfig {
     ...(env['KEPTN_API_TOKEN'] ? { apiToken: env['KEPTN_API_TOKEN'] } : {}),
     stateNamespace: env['STATE_NAMESPACE'] ?? env['POD_NAMESPACE'] ?? 'keptn',
     replicaId: env['REPLICA_ID'] ?? env['POD_NAME'] ?? hostname(),
+    leaseSeconds,
+    resumeIntervalMs: parseDuration(resumeInterval),
   };
 }
 

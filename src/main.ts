@@ -36,7 +36,9 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     log,
     source: config.serviceName,
     store: new ConfigMapStore(kc, config.stateNamespace),
-    replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId),
+    replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
+    resumeIntervalMs: config.resumeIntervalMs,
+    heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
   });
   await runner.start();
   const app = buildApp({ accept: (e) => runner.accept(e), ready: () => cluster.ready() }, { loggerInstance: log });

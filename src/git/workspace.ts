@@ -56,6 +56,8 @@ export interface WorkspaceOptions {
   pushAttempts?: number;
   /** Kill a git command that has been silent this long. */
   gitTimeoutMs?: number;
+  /** Tries of a fetch or push against a failing server. */
+  transportAttempts?: number;
 }
 
 export class GitWorkspace {
@@ -158,10 +160,26 @@ export class GitWorkspace {
   }
 
   private async fetch(git: SimpleGit, repo: RepoRef): Promise<void> {
-    try {
-      await this.remote(git, repo, ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`]);
-    } catch (err: unknown) {
-      throw new GitOpsError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${gitMessage(err, repo.credentials)}`, { cause: err });
+    await this.withRetries(async () => {
+      try {
+        await this.remote(git, repo, ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`]);
+      } catch (err: unknown) {
+        throw new GitOpsError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${gitMessage(err, repo.credentials)}`, { cause: err });
+      }
+    });
+  }
+
+  /** A Git server that is briefly down or overloaded gets a few tries; wrong credentials or a missing branch do not. */
+  private async withRetries<T>(work: () => Promise<T>): Promise<T> {
+    const attempts = this.opts.transportAttempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (err: unknown) {
+        const permanent = /Authentication failed|could not read Username|403|404|not found|couldn't find remote ref/i.test((err as Error).message);
+        if (permanent || attempt >= attempts) throw err;
+        await new Promise((r) => setTimeout(r, 1_000 * 2 ** (attempt - 1)));
+      }
     }
   }
 
@@ -207,14 +225,16 @@ export class GitWorkspace {
 
   /** Pushes HEAD to the branch; returns the rejection text when the remote moved, throws on other failures. */
   private async push(git: SimpleGit, repo: RepoRef): Promise<string | undefined> {
-    try {
-      await this.remote(git, repo, ['push', '--porcelain', 'origin', `HEAD:refs/heads/${repo.branch}`]);
-      return undefined;
-    } catch (err: unknown) {
-      const message = gitMessage(err, repo.credentials);
-      if (/\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(message)) return message;
-      throw new GitOpsError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err });
-    }
+    return this.withRetries(async () => {
+      try {
+        await this.remote(git, repo, ['push', '--porcelain', 'origin', `HEAD:refs/heads/${repo.branch}`]);
+        return undefined;
+      } catch (err: unknown) {
+        const message = gitMessage(err, repo.credentials);
+        if (/\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(message)) return message;
+        throw new GitOpsError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err });
+      }
+    });
   }
 }
 

@@ -13,7 +13,9 @@ import { startFlux, type Flux } from './flux.js';
 import { startGitServer, type GitServer } from './gitserver.js';
 import { connectControlPlane, resourceServiceLoopbackUrl, startDistributor, startNats, type ControlPlane, type Distributor, type Nats } from './keptn.js';
 import { startKube, type Kube } from './kube.js';
-import { freePort } from './process.js';
+import { freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startResourceService, type ResourceService } from './resourceservice.js';
 
 export interface EnvironmentOptions {
@@ -23,6 +25,8 @@ export interface EnvironmentOptions {
   workDir?: string;
   /** Service settings from the environment, e.g. DEFAULT_TIMEOUT. */
   serviceEnv?: Record<string, string>;
+  /** false: no service and no distributor; the test starts its own with startServiceProcess. */
+  service?: boolean;
 }
 
 export interface Environment {
@@ -34,11 +38,27 @@ export interface Environment {
   flux?: Flux;
   argocd?: ArgoCD;
   nats: Nats;
-  distributor: Distributor;
+  distributor?: Distributor;
   resources: ResourceService;
   controlPlane: ControlPlane;
-  service: { port: number; close(): Promise<void> };
+  service?: { port: number; close(): Promise<void> };
   stop(): Promise<void>;
+}
+
+/** What a service needs to talk to the environment, as the environment variables of its process. */
+export function serviceEnvironment(env: Pick<Environment, 'workDir' | 'kube'>, port: number, eventUrl: string, apiUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    KEPTN_EVENT_URL: eventUrl,
+    KEPTN_RESOURCE_SERVICE_URL: `${apiUrl}/resource-service`,
+    GITOPS_WORK_DIR: join(env.workDir, `service-git-${port}`),
+    KUBECONFIG: env.kube.kubeconfigPath,
+    SECRET_NAMESPACE: 'keptn',
+    STATE_NAMESPACE: 'keptn',
+    LOG_LEVEL: 'debug',
+    ...extra,
+  };
 }
 
 export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<Environment> {
@@ -68,6 +88,12 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     const resources = await startResourceService(await resourceServiceLoopbackUrl());
     stops.push(() => resources.close());
 
+    await cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keptn' } }]);
+    const controlPlane = await connectControlPlane(nats.url);
+    stops.push(() => controlPlane.close());
+    const base = { workDir, logDir, kube, cluster, git, ...(flux ? { flux } : {}), ...(argocd ? { argocd } : {}), nats, resources, controlPlane, stop };
+    if (opts.service === false) return base;
+
     const servicePort = await freePort();
     const distributor = await startDistributor({
       natsUrl: nats.url,
@@ -77,44 +103,84 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       logDir,
     });
     stops.push(() => distributor.stop());
-    await cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keptn' } }]);
-
-    const config = loadConfig({
-      HOST: '127.0.0.1',
-      PORT: String(servicePort),
-      KEPTN_EVENT_URL: distributor.eventUrl,
-      KEPTN_RESOURCE_SERVICE_URL: `${distributor.apiUrl}/resource-service`,
-      GITOPS_WORK_DIR: join(workDir, 'service-git'),
-      KUBECONFIG: kube.kubeconfigPath,
-      SECRET_NAMESPACE: 'keptn',
-      LOG_LEVEL: 'debug',
-      ...opts.serviceEnv,
-    });
+    const config = loadConfig(serviceEnvironment(base, servicePort, distributor.eventUrl, distributor.apiUrl, { REPLICA_ID: 'in-process', ...opts.serviceEnv }));
     const service = await startService(config, pino.destination({ dest: join(logDir, 'service.log'), sync: true }));
     stops.push(() => service.close());
-
-    const controlPlane = await connectControlPlane(nats.url);
-    stops.push(() => controlPlane.close());
-
-    return {
-      workDir,
-      logDir,
-      kube,
-      cluster,
-      git,
-      ...(flux ? { flux } : {}),
-      ...(argocd ? { argocd } : {}),
-      nats,
-      distributor,
-      resources,
-      controlPlane,
-      service: { port: servicePort, close: () => service.close() },
-      stop,
-    };
+    return { ...base, distributor, service: { port: servicePort, close: () => service.close() } };
   } catch (err: unknown) {
     await stop();
     throw err;
   }
+}
+
+export interface ServiceReplica {
+  replicaId: string;
+  port: number;
+  apiProxyPort: number;
+  process: PeerProcess;
+  distributor: Distributor;
+  /** Starts the service process again, same identity and port (after a crash). */
+  restart(): Promise<void>;
+  /** Starts the distributor again on the same ports (after an outage). */
+  restartDistributor(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The service as its own process (`npm start`'s entry point), with its own distributor in a NATS queue group, as a
+ * replica runs in a pod: for tests that crash it, restart it, or run several.
+ */
+export async function startServiceProcess(
+  env: Environment,
+  opts: { replicaId: string; extraEnv?: Record<string, string> },
+): Promise<ServiceReplica> {
+  const port = await freePort();
+  const apiProxyPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${apiProxyPort}`;
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const spawnService = async () => {
+    const child = await spawnPeer({
+      name: `service-${opts.replicaId}`,
+      command: join(root, 'node_modules', '.bin', 'tsx'),
+      args: [join(root, 'src', 'main.ts')],
+      env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, { REPLICA_ID: opts.replicaId, ...opts.extraEnv }),
+      logDir: env.logDir,
+    });
+    await waitUntil(`service ${opts.replicaId} healthy`, async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, { timeoutMs: 30_000, peer: child });
+    return child;
+  };
+  const spawnDistributor = () =>
+    startDistributor({
+      natsUrl: env.nats.url,
+      recipientPort: port,
+      topics: ['sh.keptn.event.deployment.triggered'],
+      resourceServiceUrl: env.resources.url,
+      logDir: env.logDir,
+      name: `distributor-${opts.replicaId}`,
+      apiProxyPort,
+      // Replicas share the events, as the chart's distributors do.
+      env: { PUBSUB_GROUP: 'gitops-service' },
+    });
+  const replica: ServiceReplica = {
+    replicaId: opts.replicaId,
+    port,
+    apiProxyPort,
+    process: await spawnService(),
+    distributor: await spawnDistributor(),
+    async restart() {
+      await replica.process.kill();
+      replica.process = await spawnService();
+    },
+    async restartDistributor() {
+      await replica.distributor.stop();
+      replica.distributor = await spawnDistributor();
+    },
+    async stop() {
+      await replica.distributor.stop();
+      await replica.process.stop();
+    },
+  };
+  return replica;
 }
 
 /** Removes the environment's directory (logs included): only after a passing run. */

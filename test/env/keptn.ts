@@ -135,6 +135,8 @@ export interface DistributorOptions {
   natsMonitorUrl?: string;
   /** log file name (default "distributor") */
   name?: string;
+  /** the API proxy's port (where `/event` is); default: a free one. A restarted distributor can keep its port. */
+  apiProxyPort?: number;
   /** extra environment (PUBSUB_GROUP, PROJECT_FILTER, ...); wins over the defaults set here */
   env?: Record<string, string>;
 }
@@ -199,7 +201,7 @@ export async function startDistributor(opts: DistributorOptions): Promise<Distri
   const binDir = opts.binDir ?? join(await buildPeers('keptn'), 'bin');
   const binary = join(binDir, 'distributor');
   const address = inClusterAddress(opts.resourceServiceUrl);
-  const apiProxyPort = await freePort();
+  const apiProxyPort = opts.apiProxyPort ?? (await freePort());
   const env: Record<string, string> = {
     PUBSUB_URL: opts.natsUrl,
     PUBSUB_TOPIC: opts.topics.join(','),

@@ -19,6 +19,8 @@ export interface PeerProcess {
   hasExited(): boolean;
   /** SIGTERM, then SIGKILL after 5 s. */
   stop(): Promise<void>;
+  /** SIGKILL at once, as a crash; resolves when it is gone. */
+  kill(): Promise<void>;
 }
 
 export interface SpawnOptions {
@@ -67,6 +69,11 @@ export async function spawnPeer(opts: SpawnOptions): Promise<PeerProcess> {
     pid: child.pid ?? -1,
     exited,
     hasExited: () => ended,
+    async kill() {
+      if (ended) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
       if (ended) return;
       child.kill('SIGTERM');
