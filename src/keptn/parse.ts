@@ -45,11 +45,19 @@ function specVersionProblem(headers: Record<string, string>, raw: string): strin
       return `not a CloudEvent: the body is not JSON (${(err as Error).message})`;
     }
     if (!isRecord(parsed)) return 'not a CloudEvent: a structured event must be a JSON object';
-    return parsed['specversion'] === '1.0' ? undefined : 'not a CloudEvent: specversion must be "1.0"';
+    if (parsed['specversion'] !== '1.0') return 'not a CloudEvent: specversion must be "1.0"';
+    return missingAttributes((name) => parsed[name]);
   }
   const header = headers['ce-specversion'];
   if (header === undefined) return 'not a CloudEvent: send content-type application/cloudevents+json (structured mode) or ce-* headers (binary mode)';
-  return header === '1.0' ? undefined : 'not a CloudEvent: ce-specversion must be "1.0"';
+  if (header !== '1.0') return 'not a CloudEvent: ce-specversion must be "1.0"';
+  return missingAttributes((name) => headers[`ce-${name}`]);
+}
+
+/** The SDK would invent an `id` or `source` that is missing; de-duplication and replies need the sender's own. */
+function missingAttributes(get: (name: string) => unknown): string | undefined {
+  const missing = ['id', 'source', 'type'].filter((name) => typeof get(name) !== 'string' || get(name) === '');
+  return missing.length ? `not a CloudEvent: required attribute${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing or not a string` : undefined;
 }
 
 function describeSdkError(err: unknown): string {

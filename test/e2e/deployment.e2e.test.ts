@@ -35,10 +35,7 @@ async function newApp(tool: Tool, opts: AppOptions = {}, settings?: string): Pro
   env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settings ?? settingsYaml(tool, app, opts));
   if (tool === 'argocd') {
     // The team's first sync, done the way they would: an operation on the Application.
-    await env.cluster.objects.patch(
-      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, operation: { sync: { revision: commit } } } as KubernetesObject,
-      undefined, undefined, 'team', undefined, 'application/merge-patch+json' as never,
-    );
+    await env.cluster.mergePatch({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, operation: { sync: { revision: commit } } });
   }
   if (!opts.unschedulable) await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
   return app;

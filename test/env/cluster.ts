@@ -23,6 +23,11 @@ export class TestCluster {
     }
   }
 
+  /** A JSON merge patch: change a few fields of an object someone else manages. */
+  async mergePatch(obj: KubernetesObject & Record<string, unknown>): Promise<void> {
+    await this.objects.patch(obj, undefined, undefined, 'keptn-gitops-e2e', undefined, PatchStrategy.MergePatch);
+  }
+
   async read<T extends KubernetesObject>(apiVersion: string, kind: string, namespace: string, name: string): Promise<T> {
     return (await this.objects.read({ apiVersion, kind, metadata: { namespace, name } })) as T;
   }

@@ -1,0 +1,211 @@
+// Faults against the real peers: the service crashes, a replica dies, the event endpoint or the Git server is down,
+// the GitOps controller stops, an event arrives three times. Each test asserts what a person would check: the events
+// Keptn got (exactly one .started and one .finished, right result), the Git history (one commit per change), and the
+// cluster. Set RELIABILITY_REPORT=docs/reliability.md to write the table of what happened.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { writeFile } from 'node:fs/promises';
+import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
+import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
+import { waitUntil } from '../env/process.js';
+import { appFiles, IMAGE, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+
+let env: Environment;
+let events: EventStream;
+let counter = 0;
+const replicas: ServiceReplica[] = [];
+const report: Array<{ fault: string; outcome: string }> = [];
+/** Quick takeover for the tests; production defaults are 20 s and 10 s. */
+const FAST = { LEASE_SECONDS: '4', RESUME_INTERVAL: '1s' };
+
+beforeAll(async () => {
+  env = await startEnvironment({ flux: true, service: false });
+  events = env.controlPlane.subscribe('sh.keptn.event.deployment.>');
+}, 300_000);
+
+afterAll(async () => {
+  for (const r of replicas) await r.stop().catch(() => undefined);
+  events?.close();
+  await env?.stop();
+  const out = process.env['RELIABILITY_REPORT'];
+  if (out && report.length) await writeFile(out, renderReport(), 'utf8');
+}, 60_000);
+
+async function replica(id: string, extra: Record<string, string> = {}): Promise<ServiceReplica> {
+  const r = await startServiceProcess(env, { replicaId: id, extraEnv: { ...FAST, ...extra } });
+  replicas.push(r);
+  return r;
+}
+
+/**
+ * A Flux app whose Kustomization depends on a gate Kustomization that is not ready: a deployment waits (Flux says
+ * DependencyNotReady) until the test opens the gate. This holds a deployment mid-wait for as long as a test needs.
+ */
+async function gatedApp(opts: { timeout?: string } = {}): Promise<TestApp & { openGate(): Promise<void> }> {
+  const name = `fault-${++counter}`;
+  const files = { ...appFiles(name), [`gates/open/gate.yaml`]: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gate\ndata: { open: "true" }\n` };
+  const { url, commit } = await env.git.createRepo(name, files);
+  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+  await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects('flux', app, env)]);
+  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('flux', app, { timeout: opts.timeout ?? '240s' }));
+  await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+  const gate = (path: string) => ({
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name: `gate-${name}`, namespace: 'flux-system' },
+    spec: { interval: '1h', path, prune: true, targetNamespace: name, sourceRef: { kind: 'GitRepository', name } },
+  }) as KubernetesObject;
+  await env.cluster.apply([gate('./gates/closed')]);
+  await env.cluster.mergePatch({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name, namespace: 'flux-system' }, spec: { dependsOn: [{ name: `gate-${name}` }] } });
+  return { ...app, openGate: () => env.cluster.apply([gate('./gates/open')]) };
+}
+
+async function imageInCluster(app: TestApp): Promise<string | undefined> {
+  try {
+    const d = await env.cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>('apps/v1', 'Deployment', app.namespace, 'web');
+    return d.spec.template.spec.containers[0]?.image;
+  } catch {
+    return undefined;
+  }
+}
+
+function trigger(app: TestApp, image = `${IMAGE}:0.2.0`): KeptnCloudEvent {
+  return keptnEvent('sh.keptn.event.deployment.triggered', { project: 'podtato', stage: 'dev', service: app.service, configurationChange: { values: { image } } });
+}
+
+const answers = (t: KeptnCloudEvent) => events.received.filter((e) => e.triggeredid === t.id).map((e) => e.type.replace('sh.keptn.event.deployment.', ''));
+
+async function records(): Promise<Array<{ owner: string; phase: string; triggeredid: string }>> {
+  const list = await env.cluster.kc.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: 'keptn', labelSelector: 'keptn-gitops-service/kind=deployment' });
+  return list.items.map((cm) => ({ owner: cm.metadata?.annotations?.['keptn-gitops-service/owner'] ?? '', phase: cm.metadata?.labels?.['keptn-gitops-service/phase'] ?? '', triggeredid: cm.metadata?.annotations?.['keptn-gitops-service/triggeredid'] ?? '' }));
+}
+
+const commits = async (app: TestApp) => (await env.git.log(app.repo)).filter((c) => c.body.includes('Keptn-Deployment-Id'));
+
+describe('faults', () => {
+  it('the same event delivered three times: one deployment, one commit, one .started and one .finished', async () => {
+    const r = await replica('r-dup');
+    const app = await gatedApp();
+    const t = trigger(app);
+    for (let i = 0; i < 3; i++) await env.controlPlane.publish(t);
+    await app.openGate();
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    expect(finished.data).toMatchObject({ result: 'pass' });
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    expect(await commits(app)).toHaveLength(1);
+    report.push({ fault: 'the same event delivered three times', outcome: `one .started, one .finished (pass), ${(await commits(app)).length} commit` });
+    await r.stop();
+  }, 240_000);
+
+  it('the service is killed mid-wait and restarted: it resumes, commits nothing twice, finishes once', async () => {
+    const r = await replica('r-crash');
+    const app = await gatedApp();
+    const t = trigger(app);
+    await env.controlPlane.publish(t);
+    await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
+    await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
+    await r.restart(); // SIGKILL, then a new process with the same identity
+    await app.openGate();
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    expect(finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await commits(app))[0]!.sha } });
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    expect(await commits(app)).toHaveLength(1);
+    expect(await imageInCluster(app)).toBe(`${IMAGE}:0.2.0`);
+    report.push({ fault: 'service killed (SIGKILL) mid-wait, restarted', outcome: 'resumed from its record; one .started, one .finished (pass), one commit' });
+    await r.stop();
+  }, 240_000);
+
+  it('two replicas, the owner is killed: the other adopts the deployment and finishes it', async () => {
+    const a = await replica('r-a');
+    const b = await replica('r-b');
+    const app = await gatedApp();
+    const t = trigger(app);
+    await env.controlPlane.publish(t);
+    await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
+    const owner = (await records()).find((rec) => rec.triggeredid === t.id)!.owner;
+    const [dead, survivor] = owner === 'r-a' ? [a, b] : [b, a];
+    await dead.distributor.stop();
+    await dead.process.kill();
+    const killedAt = Date.now();
+    await waitUntil('adopted by the survivor', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.owner === survivor.replicaId, { timeoutMs: 60_000 });
+    const takeoverMs = Date.now() - killedAt;
+    await app.openGate();
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    expect(finished.data).toMatchObject({ result: 'pass' });
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    expect(await commits(app)).toHaveLength(1);
+    report.push({ fault: 'two replicas, the owner killed mid-wait', outcome: `adopted by ${survivor.replicaId} after ${(takeoverMs / 1000).toFixed(1)} s (lease 4 s); one .finished (pass), one commit` });
+    await survivor.stop();
+  }, 240_000);
+
+  it('the event endpoint is down when .finished is due: it is kept and sent once the endpoint is back', async () => {
+    const r = await replica('r-endpoint');
+    const app = await gatedApp();
+    const t = trigger(app);
+    await env.controlPlane.publish(t);
+    await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
+    await r.distributor.stop();
+    await app.openGate();
+    await waitUntil('outcome kept as finishing', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'finishing', { timeoutMs: 120_000 });
+    expect(answers(t)).toEqual(['started']);
+    await r.restartDistributor();
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
+    expect(finished.data).toMatchObject({ result: 'pass' });
+    await waitUntil('record done', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'done', { timeoutMs: 30_000 });
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    report.push({ fault: 'event endpoint (distributor) down when .finished was due', outcome: 'kept in phase finishing, sent once after the distributor came back' });
+    await r.stop();
+  }, 300_000);
+
+  it('the Git server is down: bounded retries, then errored with the reason, nothing written', async () => {
+    const r = await replica('r-git');
+    const app = await gatedApp();
+    env.git.failWith(503);
+    try {
+      const t = trigger(app);
+      const t0 = Date.now();
+      await env.controlPlane.publish(t);
+      const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
+      expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(finished.data.message).toMatch(/cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/);
+      expect(answers(t).sort()).toEqual(['finished', 'started']);
+      report.push({ fault: 'Git server answering 503', outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"` });
+    } finally {
+      env.git.failWith(undefined);
+    }
+    expect(await commits(app)).toHaveLength(0);
+    await r.stop();
+  }, 120_000);
+
+  it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
+    const r = await replica('r-noflux');
+    const app = await gatedApp({ timeout: '15s' });
+    await env.flux!.peers.find((p) => p.name === 'kustomize-controller')!.stop();
+    const t = trigger(app);
+    await env.controlPlane.publish(t);
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
+    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(finished.data.message).toMatch(/Flux did not apply commit [0-9a-f]{40} in time/);
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    report.push({ fault: 'kustomize-controller stopped', outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"` });
+    await r.stop();
+  }, 120_000);
+});
+
+function renderReport(): string {
+  return `# Reliability: faults tried and what happened
+
+Produced by \`RELIABILITY_REPORT=docs/reliability.md npm run test:e2e -- test/e2e/faults\` against the real peers
+(kube-apiserver, Flux, Git over HTTP, NATS, the Keptn distributor) on ${new Date().toISOString().slice(0, 10)}.
+Every row is a passing test that asserted exactly one \`.started\` and one \`.finished\` per triggered event and the
+Git history.
+
+| fault | what happened |
+|---|---|
+${report.map((r) => `| ${r.fault} | ${r.outcome.replaceAll('|', '\\|')} |`).join('\n')}
+
+Bad input (the HTTP endpoint, the settings loader, image references, manifest editors) is covered by
+\`test/unit/app.test.ts\`, \`test/unit/settings/schema.test.ts\`, \`test/unit/git/*.test.ts\` and the property-based
+tests in \`test/unit/properties/\`.
+`;
+}
