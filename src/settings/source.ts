@@ -67,12 +67,7 @@ export class ResourceServiceSettings implements SettingsSource {
   async load(scope: Scope): Promise<LoadedSettings> {
     for (const { level, segments } of levels(scope)) {
       const path = `/v1/${segments.map(encodeURIComponent).join('/')}/resource/${encodeURIComponent(this.resourceUri)}`;
-      let res;
-      try {
-        res = await this.http.get<{ resourceContent?: string }>(path);
-      } catch (err: unknown) {
-        throw new SettingsUnavailableError(`cannot reach the resource-service to read ${this.resourceUri}: ${axios.isAxiosError(err) ? (err.code ?? err.message) : String(err)}`);
-      }
+      const res = await this.get(path);
       if (res.status === 404) continue;
       if (res.status !== 200) throw new SettingsUnavailableError(`resource-service answered HTTP ${res.status} for ${this.resourceUri} of ${level}`);
       const where = `resource ${this.resourceUri} of ${level}`;
@@ -81,6 +76,22 @@ export class ResourceServiceSettings implements SettingsSource {
       return { settings: parseSettingsText(Buffer.from(content, 'base64').toString('utf8'), where), where };
     }
     throw notFound(scope, this.resourceUri);
+  }
+
+  /** A few tries: the distributor's proxy may be restarting beside us. */
+  private async get(path: string) {
+    let last = '';
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      try {
+        const res = await this.http.get<{ resourceContent?: string }>(path);
+        if (res.status < 500) return res;
+        last = `HTTP ${res.status}`;
+      } catch (err: unknown) {
+        last = axios.isAxiosError(err) ? (err.code ?? err.message) : String(err);
+      }
+      if (attempt < 4) await new Promise((r) => setTimeout(r, 500 * 2 ** (attempt - 1)));
+    }
+    throw new SettingsUnavailableError(`cannot reach the resource-service to read ${this.resourceUri}: ${last}`);
   }
 }
 

@@ -31,12 +31,19 @@ export class LeaseRegistry implements ReplicaRegistry {
       metadata: { name, namespace: this.namespace, labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service' } },
       spec: { holderIdentity: this.identity, leaseDurationSeconds: this.leaseSeconds, renewTime: new V1MicroTime() },
     };
+    let current: V1Lease | undefined;
     try {
-      await this.api.replaceNamespacedLease({ namespace: this.namespace, name, body });
+      current = await this.api.readNamespacedLease({ namespace: this.namespace, name });
     } catch (err: unknown) {
       if ((err as { code?: number }).code !== 404) throw err;
-      await this.api.createNamespacedLease({ namespace: this.namespace, body });
     }
+    if (!current) {
+      await this.api.createNamespacedLease({ namespace: this.namespace, body });
+      return;
+    }
+    // Leases are updated with their resourceVersion; only this replica writes its own Lease.
+    body.metadata = { ...body.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' };
+    await this.api.replaceNamespacedLease({ namespace: this.namespace, name, body });
   }
 
   async isAlive(identity: string): Promise<boolean> {

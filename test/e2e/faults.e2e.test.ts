@@ -2,7 +2,7 @@
 // the GitOps controller stops, an event arrives three times. Each test asserts what a person would check: the events
 // Keptn got (exactly one .started and one .finished, right result), the Git history (one commit per change), and the
 // cluster. Set RELIABILITY_REPORT=docs/reliability.md to write the table of what happened.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
@@ -23,8 +23,12 @@ beforeAll(async () => {
   events = env.controlPlane.subscribe('sh.keptn.event.deployment.>');
 }, 300_000);
 
+// A replica left running would take a share of the next test's events.
+afterEach(async () => {
+  for (const r of replicas.splice(0)) await r.stop().catch(() => undefined);
+}, 30_000);
+
 afterAll(async () => {
-  for (const r of replicas) await r.stop().catch(() => undefined);
   events?.close();
   await env?.stop();
   const out = process.env['RELIABILITY_REPORT'];
@@ -94,7 +98,6 @@ describe('faults', () => {
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
     report.push({ fault: 'the same event delivered three times', outcome: `one .started, one .finished (pass), ${(await commits(app)).length} commit` });
-    await r.stop();
   }, 240_000);
 
   it('the service is killed mid-wait and restarted: it resumes, commits nothing twice, finishes once', async () => {
@@ -112,7 +115,6 @@ describe('faults', () => {
     expect(await commits(app)).toHaveLength(1);
     expect(await imageInCluster(app)).toBe(`${IMAGE}:0.2.0`);
     report.push({ fault: 'service killed (SIGKILL) mid-wait, restarted', outcome: 'resumed from its record; one .started, one .finished (pass), one commit' });
-    await r.stop();
   }, 240_000);
 
   it('two replicas, the owner is killed: the other adopts the deployment and finishes it', async () => {
@@ -122,6 +124,7 @@ describe('faults', () => {
     const t = trigger(app);
     await env.controlPlane.publish(t);
     await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
+    await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
     const owner = (await records()).find((rec) => rec.triggeredid === t.id)!.owner;
     const [dead, survivor] = owner === 'r-a' ? [a, b] : [b, a];
     await dead.distributor.stop();
@@ -135,7 +138,6 @@ describe('faults', () => {
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
     report.push({ fault: 'two replicas, the owner killed mid-wait', outcome: `adopted by ${survivor.replicaId} after ${(takeoverMs / 1000).toFixed(1)} s (lease 4 s); one .finished (pass), one commit` });
-    await survivor.stop();
   }, 240_000);
 
   it('the event endpoint is down when .finished is due: it is kept and sent once the endpoint is back', async () => {
@@ -144,6 +146,7 @@ describe('faults', () => {
     const t = trigger(app);
     await env.controlPlane.publish(t);
     await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
+    await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
     await r.distributor.stop();
     await app.openGate();
     await waitUntil('outcome kept as finishing', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'finishing', { timeoutMs: 120_000 });
@@ -154,7 +157,6 @@ describe('faults', () => {
     await waitUntil('record done', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'done', { timeoutMs: 30_000 });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     report.push({ fault: 'event endpoint (distributor) down when .finished was due', outcome: 'kept in phase finishing, sent once after the distributor came back' });
-    await r.stop();
   }, 300_000);
 
   it('the Git server is down: bounded retries, then errored with the reason, nothing written', async () => {
@@ -174,7 +176,6 @@ describe('faults', () => {
       env.git.failWith(undefined);
     }
     expect(await commits(app)).toHaveLength(0);
-    await r.stop();
   }, 120_000);
 
   it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
@@ -188,7 +189,6 @@ describe('faults', () => {
     expect(finished.data.message).toMatch(/Flux did not apply commit [0-9a-f]{40} in time/);
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     report.push({ fault: 'kustomize-controller stopped', outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"` });
-    await r.stop();
   }, 120_000);
 });
 
