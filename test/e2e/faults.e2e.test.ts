@@ -159,6 +159,22 @@ describe('faults', () => {
     report.push({ fault: 'event endpoint (distributor) down when .finished was due', outcome: 'kept in phase finishing, sent once after the distributor came back' });
   }, 300_000);
 
+  it('kube-apiserver goes away mid-wait for a few seconds: watches resume, the result is right', async () => {
+    await replica('r-apiserver');
+    const app = await gatedApp();
+    const t = trigger(app);
+    await env.controlPlane.publish(t);
+    await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
+    await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
+    await env.kube.restartApiServer(3_000);
+    await app.openGate();
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    expect(finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await commits(app))[0]!.sha } });
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    expect(await imageInCluster(app)).toBe(`${IMAGE}:0.2.0`);
+    report.push({ fault: 'kube-apiserver stopped for 3 s mid-wait, then restarted', outcome: 'watches relisted and resumed; one .finished (pass)' });
+  }, 240_000);
+
   it('the Git server is down: bounded retries, then errored with the reason, nothing written', async () => {
     const r = await replica('r-git');
     const app = await gatedApp();

@@ -141,8 +141,10 @@ export async function startServiceProcess(
   const spawnService = async () => {
     const child = await spawnPeer({
       name: `service-${opts.replicaId}`,
-      command: join(root, 'node_modules', '.bin', 'tsx'),
-      args: [join(root, 'src', 'main.ts')],
+      // node itself with tsx as a loader, not the tsx CLI: the CLI runs node as a child that a SIGKILL would orphan.
+      command: process.execPath,
+      args: ['--import', 'tsx', join(root, 'src', 'main.ts')],
+      cwd: root,
       env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, { REPLICA_ID: opts.replicaId, ...opts.extraEnv }),
       logDir: env.logDir,
     });

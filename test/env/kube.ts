@@ -24,6 +24,8 @@ export interface Kube {
   /** Stops kwok, scheduler and controller-manager, then the API server, then etcd. Idempotent. */
   stop(): Promise<void>;
   peers: PeerProcess[];
+  /** Stops kube-apiserver, waits `downMs` (an outage), starts it again on the same port and etcd. */
+  restartApiServer(downMs?: number): Promise<void>;
 }
 
 export interface StartKubeOptions {
@@ -216,6 +218,7 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfigPath = join(work, 'kubeconfig');
     await writeKubeconfig(kubeconfigPath, server, pki);
+    const spawnApiServer = async () => {
     const apiserver = await spawnPeer({
       name: 'kube-apiserver',
       command: bin('kube-apiserver'),
@@ -241,11 +244,20 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
       ],
       logDir: opts.logDir,
     });
-    peers.push(apiserver);
     await waitUntil('kube-apiserver /readyz', async () => {
       const res = await httpsGet(`${server}/readyz`, tls);
       return res.status === 200;
     }, { timeoutMs: 90_000, peer: apiserver });
+    return apiserver;
+    };
+    peers.push(await spawnApiServer());
+    /** Stops the API server (watches break, requests fail) and starts it again on the same port and data. */
+    const restartApiServer = async (downMs = 0) => {
+      const index = peers.findIndex((p) => p.name === 'kube-apiserver');
+      await peers[index]!.stop();
+      if (downMs) await new Promise((r) => setTimeout(r, downMs));
+      peers[index] = await spawnApiServer();
+    };
 
     // --- controller-manager, scheduler (serving /healthz on free ports with the test serving cert) and kwok ---
     const kcmPort = await freePort();
@@ -354,7 +366,7 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
       { timeoutMs: 60_000, peer: kcm }),
     ]);
 
-    return { kubeconfigPath, server, stop, peers };
+    return { kubeconfigPath, server, stop, peers, restartApiServer };
   } catch (err) {
     await stop();
     throw err;
