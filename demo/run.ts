@@ -6,7 +6,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment } from '../test/env/environment.js';
 import { answerTo, keptnEvent, type KeptnCloudEvent } from '../test/env/keptn.js';
 import { waitUntil } from '../test/env/process.js';
-import { appFiles, IMAGE, keptnSecret, settingsYaml, toolObjects, type TestApp, type Tool } from '../test/env/sample-app.js';
+import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp, type Tool } from '../test/env/sample-app.js';
 
 const image = process.argv[2] ?? `${IMAGE}:0.2.0`;
 const t0 = Date.now();
@@ -29,10 +29,7 @@ try {
     await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects(tool, app, env, { automated: tool === 'argocd' })]);
     env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tool, app));
     console.log(`== ${tool === 'flux' ? 'Flux Kustomization' : 'Argo CD Application'} ${name}: repository ${url}, settings:\n${settingsYaml(tool, app)}`);
-    await waitUntil(`${name} first deployed by ${tool}`, async () => {
-      const d = (await env.cluster.read('apps/v1', 'Deployment', name, 'web').catch(() => undefined)) as { spec?: { template?: { spec?: { containers?: Array<{ image?: string }> } } } } | undefined;
-      return d?.spec?.template?.spec?.containers?.[0]?.image === `${IMAGE}:0.1.0`;
-    }, { timeoutMs: 120_000 });
+    await waitUntil(`${name} first deployed by ${tool}`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
 
     const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
       project: 'podtato', stage: 'dev', service: app.service,

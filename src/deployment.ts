@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { credentialsFromSecretData, type GitCredentials } from './git/credentials.js';
-import { parseImageRef, type ImageRef } from './git/image.js';
+import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
 import type { FileEdit, GitWorkspace, RepoRef } from './git/workspace.js';
 import { requestedStrategy, type DeploymentOutcome, type DeploymentTriggeredData, type TriggeredEvent } from './keptn/events.js';
@@ -45,7 +45,7 @@ export async function deploy(event: TriggeredEvent<DeploymentTriggeredData>, dep
   const timeoutMs = settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs;
   const report = reportFields(event, settings);
 
-  const images = [...new Set(edits.map((e) => formatRef(e.image)))].join(', ');
+  const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
   const { commit, created, reused } = await deps.git.commitImage({
     repo,
     edits,
@@ -69,10 +69,6 @@ export async function deploy(event: TriggeredEvent<DeploymentTriggeredData>, dep
   return verdict.state === 'passed'
     ? { status: 'succeeded', result: 'pass', message: `${images} deployed with ${change}. ${verdict.message}`, gitCommit: commit, ...report }
     : { status: 'succeeded', result: 'fail', message: `${images} not deployed (${change}): ${verdict.message}`, gitCommit: commit, ...report };
-}
-
-function formatRef(ref: ImageRef): string {
-  return `${ref.name}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
 }
 
 function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRef {

@@ -8,6 +8,7 @@ import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
 import { appFiles, helmAppFiles, helmSettingsYaml, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../env/sample-app.js';
+import { imageInCluster as imageOf } from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
@@ -41,14 +42,7 @@ async function newApp(tool: Tool, opts: AppOptions = {}, settings?: string): Pro
   return app;
 }
 
-async function imageInCluster(app: TestApp): Promise<string | undefined> {
-  try {
-    const d = await env.cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>('apps/v1', 'Deployment', app.namespace, 'web');
-    return d.spec.template.spec.containers[0]?.image;
-  } catch {
-    return undefined;
-  }
-}
+const imageInCluster = (app: TestApp) => imageOf(env.cluster, app);
 
 interface Delivery {
   triggered: KeptnCloudEvent;

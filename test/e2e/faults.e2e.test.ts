@@ -9,6 +9,7 @@ import { startEnvironment, startServiceProcess, type Environment, type ServiceRe
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
 import { appFiles, IMAGE, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import { imageInCluster as imageOf } from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
@@ -64,14 +65,7 @@ async function gatedApp(opts: { timeout?: string } = {}): Promise<TestApp & { op
   return { ...app, openGate: () => env.cluster.apply([gate('./gates/open')]) };
 }
 
-async function imageInCluster(app: TestApp): Promise<string | undefined> {
-  try {
-    const d = await env.cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>('apps/v1', 'Deployment', app.namespace, 'web');
-    return d.spec.template.spec.containers[0]?.image;
-  } catch {
-    return undefined;
-  }
-}
+const imageInCluster = (app: TestApp) => imageOf(env.cluster, app);
 
 function trigger(app: TestApp, image = `${IMAGE}:0.2.0`): KeptnCloudEvent {
   return keptnEvent('sh.keptn.event.deployment.triggered', { project: 'podtato', stage: 'dev', service: app.service, configurationChange: { values: { image } } });
@@ -220,8 +214,16 @@ Git history.
 |---|---|
 ${report.map((r) => `| ${r.fault} | ${r.outcome.replaceAll('|', '\\|')} |`).join('\n')}
 
-Bad input (the HTTP endpoint, the settings loader, image references, manifest editors) is covered by
-\`test/unit/app.test.ts\`, \`test/unit/settings/schema.test.ts\`, \`test/unit/git/*.test.ts\` and the property-based
-tests in \`test/unit/properties/\`.
+## Inputs tried
+Hostile and broken input is the corpus in \`test/unit/corpus.test.ts\`, run through the real HTTP endpoint, runner,
+settings loader and Git workspace against a Git server: 22 malformed requests (4xx with the reason, nothing
+started), 10 bad images and 16 bad settings files (\`.started\`, then \`.finished\` errored naming the problem,
+no commit, the tool never called), and a secret canary (the Git password is in no log line, event or message, also
+when the server rejects it; the service has no metrics endpoint). Property-based tests (fast-check,
+\`test/unit/properties/\`) feed the request parser, image references and manifest editors arbitrary input.
+
+## Not tried yet
+NATS itself restarting; a network partition between replicas and the API server longer than the Lease; Argo CD
+controller outages (only Flux's controller was stopped).
 `;
 }

@@ -1,6 +1,7 @@
 // The sample GitOps repository with one app, and the Flux or Argo CD objects that deliver it: what a team would have.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Environment } from './environment.js';
+import type { TestCluster } from './cluster.js';
 
 export const IMAGE = 'ghcr.io/podtato/head';
 export type Tool = 'flux' | 'argocd';
@@ -181,4 +182,14 @@ target:
   namespace: ${app.namespace}
 timeout: 120s
 `;
+}
+
+/** The image the sample app's Deployment `web` runs now, or undefined while there is none. */
+export async function imageInCluster(cluster: TestCluster, app: Pick<TestApp, 'namespace'>): Promise<string | undefined> {
+  try {
+    const d = await cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>('apps/v1', 'Deployment', app.namespace, 'web');
+    return d.spec.template.spec.containers[0]?.image;
+  } catch {
+    return undefined;
+  }
 }
