@@ -1,6 +1,6 @@
 /**
- * The process: configuration → dependencies → app → listen; SIGTERM/SIGINT → stop taking events, let running
- * deployments send their `.finished`, close.
+ * The process: configuration → dependencies → app → listen; SIGTERM/SIGINT → stop taking events and close.
+ * Deployments still running are recorded in Kubernetes: the next process, or another replica, finishes them.
  */
 import { pino, type DestinationStream } from 'pino';
 import { buildApp } from './app.js';
@@ -65,7 +65,11 @@ if (isMain) {
     console.error((err as Error).message);
     process.exit(2);
   }
-  const service = await startService(config);
+  const service = await startService(config).catch((err: unknown) => {
+    console.error(`keptn-gitops-service could not start: ${(err as Error).message}`);
+    console.error('It needs the Kubernetes API (in-cluster, or KUBECONFIG) for its deployment records and the GitOps tools.');
+    process.exit(1);
+  });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       service.log.info({ signal }, 'shutting down');
