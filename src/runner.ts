@@ -27,6 +27,8 @@ export interface RunnerOptions {
   heartbeatIntervalMs?: number;
   /** How long a finished deployment's record is kept to recognise redeliveries. */
   doneRetentionMs?: number;
+  /** How long after acceptance an undelivered `.finished` is still re-sent; then it is given up, loudly. */
+  finishedRetryMs?: number;
 }
 
 export type Acceptance = 'accepted' | 'duplicate';
@@ -93,6 +95,11 @@ export class DeploymentRunner {
         continue;
       }
       if (this.running.has(record.event.id)) continue;
+      if (record.owner === this.identity && record.phase === 'finishing' && Date.now() - record.acceptedAt > (this.opts.finishedRetryMs ?? 24 * 3_600_000)) {
+        this.logFor(record.event).error({ result: record.outcome?.result, message: record.outcome?.message }, 'gave up delivering deployment.finished');
+        await this.opts.store.update({ ...record, phase: 'done', doneAt: Date.now() });
+        continue;
+      }
       if (record.owner === this.identity) {
         this.logFor(record.event).info({ phase: record.phase }, 'resuming deployment');
         this.launch(record);

@@ -188,6 +188,25 @@ describe('faults', () => {
     expect(await commits(app)).toHaveLength(0);
   }, 120_000);
 
+  it('the Git server refuses pushes: bounded retries, then errored with the reason, nothing written', async () => {
+    await replica('r-push');
+    const app = await gatedApp();
+    env.git.failPushesWith(503);
+    try {
+      const t = trigger(app);
+      const t0 = Date.now();
+      await env.controlPlane.publish(t);
+      const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
+      expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(finished.data.message).toMatch(/cannot push to main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/);
+      expect(answers(t).sort()).toEqual(['finished', 'started']);
+      report.push({ fault: 'Git server refusing pushes (503) while fetches work', outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"` });
+    } finally {
+      env.git.failPushesWith(undefined);
+    }
+    expect(await commits(app)).toHaveLength(0);
+  }, 120_000);
+
   it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
     const r = await replica('r-noflux');
     const app = await gatedApp({ timeout: '15s' });

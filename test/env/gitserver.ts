@@ -23,6 +23,8 @@ export interface GitServer {
   readFile(name: string, path: string, branch?: string): Promise<string>;
   /** Makes every request fail with this status until called with undefined (outage tests). */
   failWith(status: number | undefined): void;
+  /** Makes pushes only fail with this status (fetches still work) until called with undefined. */
+  failPushesWith(status: number | undefined): void;
   /**
    * Runs `hook` once, right after the next push to `repo` is stored and before the pusher gets its answer: the way
    * to land someone else's commit on top of ours before any GitOps tool can see ours alone.
@@ -46,12 +48,15 @@ export async function startGitServer(opts: { root: string; username?: string; pa
   await mkdir(reposDir, { recursive: true });
   const expected = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   let failStatus: number | undefined;
+  let failPushStatus: number | undefined;
   let requests = 0;
   const pushHooks = new Map<string, () => Promise<void>>();
 
   const server: Server = createServer((req, res) => {
     requests++;
     if (failStatus) return void res.writeHead(failStatus).end('unavailable for the test\n');
+    const pushing = (req.url ?? '').includes('git-receive-pack');
+    if (failPushStatus && pushing) return void res.writeHead(failPushStatus).end('pushes unavailable for the test\n');
     if (req.headers.authorization !== expected) {
       return void res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' }).end('authentication required\n');
     }
@@ -126,6 +131,9 @@ export async function startGitServer(opts: { root: string; username?: string; pa
     },
     failWith(status) {
       failStatus = status;
+    },
+    failPushesWith(status) {
+      failPushStatus = status;
     },
     afterNextPush(repo, hook) {
       pushHooks.set(repo, hook);

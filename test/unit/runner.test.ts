@@ -125,6 +125,17 @@ describe('DeploymentRunner', () => {
     expect((await store.list())[0]?.phase).toBe('done');
   });
 
+  it('gives up re-sending .finished once the bound has passed', async () => {
+    const store = new MemoryStore();
+    await store.create({ event, acceptedAt: Date.now() - 2 * 3_600_000, phase: 'finishing', owner: 'replica-a', outcome: pass });
+    const sink = new RecordingSink();
+    const runner = new DeploymentRunner({ sink, handle: async () => pass, log: silentLog, source: 'gitops-service', store, replicas: new SoloRegistry('replica-a'), finishedRetryMs: 3_600_000 });
+    await runner.resume();
+    await runner.drain();
+    expect(sink.sent).toHaveLength(0);
+    expect((await store.list())[0]?.phase).toBe('done');
+  });
+
   it("adopts a stopped replica's deployment, and leaves a live replica's alone", async () => {
     const store = new MemoryStore();
     await seed(store, { phase: 'started', owner: 'replica-dead' });
