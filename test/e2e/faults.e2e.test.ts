@@ -82,7 +82,7 @@ const commits = async (app: TestApp) => (await env.git.log(app.repo)).filter((c)
 
 describe('faults', () => {
   it('the same event delivered three times: one deployment, one commit, one .started and one .finished', async () => {
-    const r = await replica('r-dup');
+    await replica('r-dup');
     const app = await gatedApp();
     const t = trigger(app);
     for (let i = 0; i < 3; i++) await env.controlPlane.publish(t);
@@ -169,46 +169,30 @@ describe('faults', () => {
     report.push({ fault: 'kube-apiserver stopped for 3 s mid-wait, then restarted', outcome: 'watches relisted and resumed; one .finished (pass)' });
   }, 240_000);
 
-  it('the Git server is down: bounded retries, then errored with the reason, nothing written', async () => {
-    const r = await replica('r-git');
+  it.each([
+    ['is down', 'Git server answering 503', (status?: number) => env.git.failWith(status), /cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/],
+    ['refuses pushes', 'Git server refusing pushes (503) while fetches work', (status?: number) => env.git.failPushesWith(status), /cannot push to main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/],
+  ] as const)('the Git server %s: bounded retries, then errored with the reason, nothing written', async (_what, fault, fail, message) => {
+    await replica(`r-git-${++counter}`);
     const app = await gatedApp();
-    env.git.failWith(503);
+    fail(503);
     try {
       const t = trigger(app);
       const t0 = Date.now();
       await env.controlPlane.publish(t);
       const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
       expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-      expect(finished.data.message).toMatch(/cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/);
+      expect(finished.data.message).toMatch(message);
       expect(answers(t).sort()).toEqual(['finished', 'started']);
-      report.push({ fault: 'Git server answering 503', outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"` });
+      report.push({ fault, outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"` });
     } finally {
-      env.git.failWith(undefined);
-    }
-    expect(await commits(app)).toHaveLength(0);
-  }, 120_000);
-
-  it('the Git server refuses pushes: bounded retries, then errored with the reason, nothing written', async () => {
-    await replica('r-push');
-    const app = await gatedApp();
-    env.git.failPushesWith(503);
-    try {
-      const t = trigger(app);
-      const t0 = Date.now();
-      await env.controlPlane.publish(t);
-      const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
-      expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-      expect(finished.data.message).toMatch(/cannot push to main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/);
-      expect(answers(t).sort()).toEqual(['finished', 'started']);
-      report.push({ fault: 'Git server refusing pushes (503) while fetches work', outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"` });
-    } finally {
-      env.git.failPushesWith(undefined);
+      fail(undefined);
     }
     expect(await commits(app)).toHaveLength(0);
   }, 120_000);
 
   it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
-    const r = await replica('r-noflux');
+    await replica('r-noflux');
     const app = await gatedApp({ timeout: '15s' });
     await env.flux!.peers.find((p) => p.name === 'kustomize-controller')!.stop();
     const t = trigger(app);
