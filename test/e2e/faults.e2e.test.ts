@@ -20,7 +20,7 @@ const report: Array<{ fault: string; outcome: string }> = [];
 const FAST = { LEASE_SECONDS: '4', RESUME_INTERVAL: '1s' };
 
 beforeAll(async () => {
-  env = await startEnvironment({ flux: true, service: false });
+  env = await startEnvironment({ flux: true, argocd: true, service: false });
   events = env.controlPlane.subscribe('sh.keptn.event.deployment.>');
 }, 300_000);
 
@@ -205,6 +205,27 @@ describe('faults', () => {
   }, 120_000);
 });
 
+describe('faults of Argo CD', () => {
+  it('the application controller is stopped: the deadline ends the deployment with a clear message', async () => {
+    await replica('r-noargo');
+    const name = `fault-argo-${++counter}`;
+    const { url, commit } = await env.git.createRepo(name, appFiles(name));
+    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects('argocd', app, env, { automated: true })]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app, { timeout: '15s' }));
+    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+    await env.argocd!.peers.find((p) => p.name === 'argocd-application-controller')!.stop();
+    const t = trigger(app);
+    await env.controlPlane.publish(t);
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
+    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(finished.data.message).toMatch(/Argo CD did not apply commit [0-9a-f]{40} in time/);
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    expect(await imageInCluster(app)).toBe(`${IMAGE}:0.1.0`);
+    report.push({ fault: 'argocd-application-controller stopped', outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"` });
+  }, 180_000);
+});
+
 function renderReport(): string {
   return `# Reliability: faults tried and what happened
 
@@ -226,7 +247,7 @@ when the server rejects it; the service has no metrics endpoint). Property-based
 \`test/unit/properties/\`) feed the request parser, image references and manifest editors arbitrary input.
 
 ## Not tried yet
-NATS itself restarting; a network partition between replicas and the API server longer than the Lease; Argo CD
-controller outages (only Flux's controller was stopped).
+NATS itself restarting; a network partition between replicas and the API server longer than the Lease; Argo CD's
+repo-server alone failing.
 `;
 }
