@@ -73,10 +73,6 @@ export class DeploymentRunner {
     for (const t of this.timers.splice(0)) clearInterval(t);
   }
 
-  get inFlight(): number {
-    return this.running.size;
-  }
-
   /** Waits for the deployments running in this process (tests; a graceful stop need not: others resume them). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);

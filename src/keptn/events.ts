@@ -109,10 +109,6 @@ export function startedEvent(triggered: TriggeredEvent, opts: BuildOptions): Out
   return { ...envelope(triggered, 'started', opts), data: { ...commonData(triggered), status: 'succeeded' } };
 }
 
-export function statusChangedEvent(triggered: TriggeredEvent, message: string, opts: BuildOptions): OutgoingEvent {
-  return { ...envelope(triggered, 'status.changed', opts), data: { ...commonData(triggered), status: 'succeeded', message } };
-}
-
 export function finishedEvent(triggered: TriggeredEvent, outcome: DeploymentOutcome, opts: BuildOptions): OutgoingEvent {
   const { status, result, message, gitCommit, ...deployment } = outcome;
   return {

@@ -1,7 +1,7 @@
 // The whole real test environment in one place: Kubernetes (etcd, kube-apiserver, controller-manager, scheduler,
 // kwok), Flux and/or Argo CD, a Git server over HTTP with authentication, NATS, the Keptn distributor wired to the
 // service under test, and a stand-in resource-service behind the distributor's API proxy.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -183,9 +183,4 @@ export async function startServiceProcess(
     },
   };
   return replica;
-}
-
-/** Removes the environment's directory (logs included): only after a passing run. */
-export async function removeWorkDir(env: Environment): Promise<void> {
-  await rm(env.workDir, { recursive: true, force: true });
 }
