@@ -12,6 +12,7 @@ import { isRecord } from './keptn/parse.js';
 import { parseDuration, type GitOpsSettings, type ImageWriteSetting } from './settings/schema.js';
 import type { SettingsSource } from './settings/source.js';
 import type { DeliveryTool } from './tool.js';
+import type { HandlerContext } from './runner.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;
@@ -31,9 +32,17 @@ export class DeploymentError extends Error {
   }
 }
 
-/** `acceptedAt`: when the event was accepted; the deadline counts from there, across restarts and takeovers. */
-export async function deploy(event: TriggeredEvent<DeploymentTriggeredData>, deps: DeploymentDeps, log: Logger, acceptedAt = Date.now()): Promise<DeploymentOutcome> {
-  const started = acceptedAt;
+/**
+ * Runs one deployment. With `context.progress` (a resumed deployment whose commit is already pushed) it waits for that
+ * commit and writes nothing; otherwise it commits and reports the commit through `context.checkpoint` first.
+ */
+export async function deploy(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext> = {},
+): Promise<DeploymentOutcome> {
+  const acceptedAt = context.acceptedAt ?? Date.now();
   const { project, stage, service } = event.data;
   const { settings, where } = await deps.settings.load({ project, stage, service });
   log.info({ where }, 'settings loaded');
@@ -46,20 +55,28 @@ export async function deploy(event: TriggeredEvent<DeploymentTriggeredData>, dep
   const report = reportFields(event, settings);
 
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
-  const { commit, created, reused } = await deps.git.commitImage({
-    repo,
-    edits,
-    author: settings.git.author ?? deps.author,
-    deploymentId: event.id,
-    message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\nKeptn-Context: ${event.shkeptncontext}\nKeptn-Project: ${project}\nKeptn-Stage: ${stage}\nKeptn-Service: ${service}`,
-  });
-  log.info({ commit, created, reused }, created ? 'image committed' : 'image already in place');
+  let progress = context.progress;
+  if (progress) {
+    log.info({ commit: progress.commit }, 'resuming the wait for the recorded commit');
+  } else {
+    const { commit, created, reused } = await deps.git.commitImage({
+      repo,
+      edits,
+      author: settings.git.author ?? deps.author,
+      deploymentId: event.id,
+      message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\nKeptn-Context: ${event.shkeptncontext}\nKeptn-Project: ${project}\nKeptn-Stage: ${stage}\nKeptn-Service: ${service}`,
+    });
+    log.info({ commit, created, reused }, created ? 'image committed' : 'image already in place');
+    progress = { commit, created: created || reused, deadline: acceptedAt + timeoutMs, target: settings.target, repoUrl: settings.git.url };
+    await context.checkpoint?.(progress);
+  }
+  const { commit, created } = progress;
 
   const verdict = await tool.deliver({
     target: settings.target,
     commit,
     repoUrl: settings.git.url,
-    deadline: started + timeoutMs,
+    deadline: progress.deadline,
     deploymentId: event.id,
     relation: (sha) => deps.git.relation(repo, commit, sha),
     log,

@@ -32,7 +32,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   };
   const runner = new DeploymentRunner({
     sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
-    handle: (event, eventLog, { acceptedAt }) => deploy(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, acceptedAt),
+    handle: (event, eventLog, context) => deploy(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, context),
     log,
     source: config.serviceName,
     store: new ConfigMapStore(kc, config.stateNamespace),

@@ -10,10 +10,19 @@
 import type { Logger } from 'pino';
 import { finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from './keptn/events.js';
 import type { EventSink } from './keptn/sender.js';
-import { StoreConflictError, type DeploymentRecord, type StateStore } from './state/record.js';
+import { StoreConflictError, type DeploymentRecord, type Progress, type StateStore } from './state/record.js';
 import type { ReplicaRegistry } from './state/replicas.js';
 
-export type Handler = (event: TriggeredEvent, log: Logger, context: { acceptedAt: number }) => Promise<DeploymentOutcome>;
+export interface HandlerContext {
+  /** Epoch ms of acceptance: deadlines count from here, across restarts and takeovers. */
+  acceptedAt: number;
+  /** What an earlier run of this deployment recorded, when it is resumed. */
+  progress?: Progress;
+  /** Records progress; never throws (a resume can still find the commit by its trailer). */
+  checkpoint(progress: Progress): Promise<void>;
+}
+
+export type Handler = (event: TriggeredEvent, log: Logger, context: HandlerContext) => Promise<DeploymentOutcome>;
 
 export interface RunnerOptions {
   sink: EventSink;
@@ -138,8 +147,15 @@ export class DeploymentRunner {
       }
       if (record.phase === 'started') {
         let outcome: DeploymentOutcome;
+        const checkpoint = async (progress: Progress) => {
+          try {
+            record = await this.save({ ...record, progress });
+          } catch (err: unknown) {
+            log.warn({ err: (err as Error).message }, 'could not record progress');
+          }
+        };
         try {
-          outcome = await this.opts.handle(event, log, { acceptedAt: record.acceptedAt });
+          outcome = await this.opts.handle(event, log, { acceptedAt: record.acceptedAt, ...(record.progress ? { progress: record.progress } : {}), checkpoint });
         } catch (err: unknown) {
           const message = err instanceof Error ? err.message : String(err);
           log.warn({ code: (err as { code?: string }).code, err: message }, 'deployment errored');

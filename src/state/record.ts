@@ -6,6 +6,17 @@ import type { DeploymentOutcome, TriggeredEvent } from '../keptn/events.js';
 
 export type Phase = 'accepted' | 'started' | 'finishing' | 'done';
 
+/** What a started deployment has done so far: once its commit is pushed, a resume waits for it and commits nothing. */
+export interface Progress {
+  commit: string;
+  /** False when the image was already in Git and `commit` is the head that carried it. */
+  created: boolean;
+  /** Epoch ms. */
+  deadline: number;
+  target: { kind: string; name: string; namespace: string };
+  repoUrl: string;
+}
+
 export interface DeploymentRecord {
   event: TriggeredEvent;
   phase: Phase;
@@ -13,6 +24,8 @@ export interface DeploymentRecord {
   owner: string;
   /** Epoch ms of acceptance; the deployment's deadline is measured from here, across restarts. */
   acceptedAt: number;
+  /** Set once the commit is pushed. */
+  progress?: Progress;
   /** Set on entering `finishing`: what `.finished` reports, re-sent until delivered. */
   outcome?: DeploymentOutcome;
   /** Epoch ms when `.finished` was delivered. */

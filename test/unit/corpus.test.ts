@@ -60,7 +60,7 @@ beforeAll(async () => {
   };
   runner = new DeploymentRunner({
     sink: { send: async (e) => void sent.push(e) },
-    handle: (e, l, { acceptedAt }) => deploy(e as TriggeredEvent<DeploymentTriggeredData>, deps, l, acceptedAt),
+    handle: (e, l, context) => deploy(e as TriggeredEvent<DeploymentTriggeredData>, deps, l, context),
     log,
     source: 'gitops-service',
     store: new MemoryStore(),

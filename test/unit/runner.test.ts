@@ -110,6 +110,30 @@ describe('DeploymentRunner', () => {
     expect(sink.types()).toEqual(['finished']);
   });
 
+  it('records the progress its handler reports, and hands it back when the deployment is resumed', async () => {
+    const store = new MemoryStore();
+    const progress = { commit: 'c0ffee', created: true, deadline: Date.now() + 60_000, target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' }, repoUrl: 'http://git/fleet.git' };
+    const first = setup(async (_e, _l, context) => {
+      await context.checkpoint(progress);
+      throw new Error('crash after the commit');
+    }, { store });
+    await first.runner.accept(event);
+    await first.runner.drain();
+    const [record] = await store.list();
+    expect(record?.progress).toEqual(progress);
+
+    // As after a crash before the outcome was saved: the record is back at `started`, with its progress.
+    await store.update({ ...record!, phase: 'started', outcome: undefined });
+    const seen: unknown[] = [];
+    const resumed = setup(async (_e, _l, context) => {
+      seen.push(context.progress);
+      return pass;
+    }, { store });
+    await resumed.runner.resume();
+    await resumed.runner.drain();
+    expect(seen).toEqual([progress]);
+  });
+
   it('keeps a .finished the endpoint refused and sends it on a later round, once', async () => {
     const { runner, sink, store } = setup(async () => pass);
     sink.failing.add('sh.keptn.event.deployment.finished');
