@@ -1,7 +1,7 @@
 // The whole real test environment in one place: Kubernetes (etcd, kube-apiserver, controller-manager, scheduler,
 // kwok), Flux and/or Argo CD, a Git server over HTTP with authentication, NATS, the Keptn distributor wired to the
 // service under test, and a stand-in resource-service behind the distributor's API proxy.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -68,6 +68,10 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+    // Keep the logs for whoever debugs a run; the data (etcd, repositories, clones) is only ballast afterwards.
+    for (const entry of await readdir(workDir).catch(() => [])) {
+      if (entry !== 'logs') await rm(join(workDir, entry), { recursive: true, force: true }).catch(() => undefined);
+    }
   };
   try {
     const kube = await startKube({ workDir: join(workDir, 'kube'), logDir });
