@@ -160,6 +160,39 @@ describeFor('flux')('deployment through a Flux HelmRelease', () => {
   }, 240_000);
 });
 
+describeFor('argocd')('deployment through a multi-source Argo CD Application', () => {
+  it('finds our repository among the sources, syncs it at our commit, and passes', async () => {
+    const name = `argocd-multi-${++counter}`;
+    const { url, commit } = await env.git.createRepo(name, appFiles(name));
+    const extra = await env.git.createRepo(`${name}-extra`, { 'extra/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: extra }\ndata: { a: "1" }\n' });
+    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+    const [repoSecret] = toolObjects('argocd', app, env);
+    const extraSecret = toolObjects('argocd', { ...app, name: `${name}-extra`, repoUrl: extra.url }, env)[0]!;
+    const sources = [
+      { repoURL: extra.url, path: 'extra', targetRevision: 'main' },
+      { repoURL: url, path: `apps/${name}`, targetRevision: 'main' },
+    ];
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+      keptnSecret(app, env),
+      repoSecret!,
+      extraSecret,
+      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, spec: { project: 'default', sources, destination: { server: 'https://kubernetes.default.svc', namespace: name } } } as KubernetesObject,
+    ]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app));
+    await env.cluster.mergePatch({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, operation: { sync: { revisions: [extra.commit, commit], sourcePositions: [1, 2] } } });
+    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+
+    const d = await deliver(app);
+    await expectExactlyOneStartedAndFinished(d);
+    const ours = (await env.git.log(app.repo))[0]!.sha;
+    expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: ours } });
+    expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+    const synced = await env.cluster.read<KubernetesObject & { status: { sync: { revisions: string[] } } }>('argoproj.io/v1alpha1', 'Application', 'argocd', name);
+    expect(synced.status.sync.revisions).toEqual([extra.commit, ours]);
+  }, 240_000);
+});
+
 describeFor('argocd')('deployment through Argo CD with automated sync', () => {
   it('refreshes, lets Argo CD sync, and passes on our commit', async () => {
     const app = await newApp('argocd', { automated: true });
