@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parseImageRef } from '../../../src/git/image.js';
 import { DEPLOYMENT_TRAILER, GitOpsError, GitWorkspace, type CommitRequest } from '../../../src/git/workspace.js';
 import { startGitServer, type GitServer } from '../../env/gitserver.js';
+import { startSshGitServer, type SshGitServer } from '../../env/sshserver.js';
 
 const kustomization = `resources:\n  - deployment.yaml\nimages:\n  - name: ghcr.io/podtato/head\n    newTag: 0.3.1 # managed by Keptn\n`;
 
@@ -110,5 +111,49 @@ describe('GitWorkspace', () => {
     const req = request('d-1');
     req.edits = [{ ...req.edits[0]!, file: 'nope/kustomization.yaml' }];
     await expect(ws.commitImage(req)).rejects.toThrow('nope/kustomization.yaml does not exist on the branch');
+  });
+});
+
+describe('GitWorkspace over SSH (a real sshd with key authentication)', () => {
+  let ssh: SshGitServer;
+  beforeAll(async () => {
+    ssh = await startSshGitServer({ reposRoot: join(server.root, 'repos'), workDir: join(dir, 'sshd'), logDir: join(dir, 'logs') });
+  });
+  afterAll(async () => {
+    await ssh?.stop();
+  });
+
+  const request = (name: string, credentials: CommitRequest['repo']['credentials'], id = 'ssh-1'): CommitRequest => ({
+    repo: { url: ssh.urlOf(name), branch: 'main', credentials },
+    edits: [{ file: 'app/kustomization.yaml', write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image: parseImageRef('ghcr.io/podtato/head:0.4.0') }],
+    message: 'keptn: deploy 0.4.0',
+    author: { name: 'Keptn', email: 'keptn@example.test' },
+    deploymentId: id,
+  });
+
+  it('commits and pushes with the Secret\'s identity, checking the host against its known_hosts', async () => {
+    const { name } = await setup();
+    const out = await new GitWorkspace({ root: join(dir, 'ssh-ws-1') }).commitImage(request(name, { kind: 'ssh', identity: ssh.identity, knownHosts: ssh.knownHosts }));
+    expect(out.created).toBe(true);
+    expect((await server.log(name))[0]?.sha).toBe(out.commit);
+  });
+
+  it('refuses a host whose key is not the one in known_hosts', async () => {
+    const { name } = await setup();
+    const wrongHost = ssh.knownHosts.replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl');
+    const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-2'), transportAttempts: 1 }).commitImage(request(name, { kind: 'ssh', identity: ssh.identity, knownHosts: wrongHost })).catch((e: unknown) => e);
+    expect((err as GitOpsError).code).toBe('GIT_FETCH_FAILED');
+    expect((err as Error).message).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+    expect((err as Error).message).not.toContain(ssh.identity.split('\n')[1]!);
+    expect(await server.log(name)).toHaveLength(1);
+  });
+
+  it('fails clearly with a key the server does not know, and never echoes the key', async () => {
+    const { name } = await setup();
+    const stranger = ssh.identity.replace(/\n[A-Za-z0-9+/]{20}/, (m) => m.split('').reverse().join(''));
+    const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-3'), transportAttempts: 1 }).commitImage(request(name, { kind: 'ssh', identity: stranger, knownHosts: ssh.knownHosts })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GitOpsError);
+    expect((err as Error).message).toMatch(/cannot fetch branch main of ssh:\/\/root@127\.0\.0\.1:\d+/);
+    expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain('PRIVATE KEY');
   });
 });
