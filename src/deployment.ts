@@ -13,6 +13,8 @@ import { parseDuration, type GitOpsSettings, type ImageWriteSetting } from './se
 import type { SettingsSource } from './settings/source.js';
 import type { DeliveryTool } from './tool.js';
 import type { HandlerContext } from './runner.js';
+import type { Progress } from './state/record.js';
+import type { FinalVerdict } from './wait.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;
@@ -32,6 +34,71 @@ export class DeploymentError extends Error {
   }
 }
 
+/** What a deployment and a rollback of one service both need: its settings, tool, repository and report. */
+interface Prepared {
+  settings: GitOpsSettings;
+  tool: DeliveryTool;
+  repo: RepoRef;
+  timeoutMs: number;
+  report: Omit<DeploymentOutcome, 'status' | 'result' | 'message' | 'gitCommit'>;
+}
+
+async function prepare(event: TriggeredEvent<DeploymentTriggeredData>, deps: DeploymentDeps, log: Logger): Promise<Prepared> {
+  const { project, stage, service } = event.data;
+  const { settings, where } = await deps.settings.load({ project, stage, service });
+  log.info({ where }, 'settings loaded');
+  const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
+  if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
+  return {
+    settings,
+    tool,
+    repo: { url: settings.git.url, branch: settings.git.branch, ...(await credentials(settings, deps)) },
+    timeoutMs: settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs,
+    report: reportFields(event, settings),
+  };
+}
+
+/**
+ * Makes the change once (or takes the recorded one when resuming), then waits for the tool. `change` returns the
+ * commit to wait for, or undefined when there is nothing to change at all.
+ */
+async function changeAndWait(
+  event: TriggeredEvent,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext>,
+  p: Prepared,
+  change: () => Promise<{ commit: string; created: boolean; reused: boolean } | undefined>,
+): Promise<{ progress: Progress; verdict: FinalVerdict } | undefined> {
+  let progress = context.progress;
+  if (progress) {
+    log.info({ commit: progress.commit }, 'resuming the wait for the recorded commit');
+  } else {
+    const made = await change();
+    if (!made) return undefined;
+    log.info({ commit: made.commit, created: made.created, reused: made.reused }, made.created ? 'change committed' : 'change already in Git');
+    progress = { commit: made.commit, created: made.created || made.reused, deadline: (context.acceptedAt ?? Date.now()) + p.timeoutMs, target: p.settings.target, repoUrl: p.settings.git.url };
+    await context.checkpoint?.(progress);
+  }
+  const commit = progress.commit;
+  const verdict = await p.tool.deliver({
+    target: p.settings.target,
+    commit,
+    repoUrl: p.settings.git.url,
+    deadline: progress.deadline,
+    deploymentId: event.id,
+    relation: (sha) => deps.git.relation(p.repo, commit, sha),
+    log,
+    onProgress: (reason) => log.debug({ reason }, 'waiting'),
+  });
+  return { progress, verdict };
+}
+
+function trailers(event: TriggeredEvent): string {
+  const { project, stage, service } = event.data;
+  return `Keptn-Context: ${event.shkeptncontext}\nKeptn-Project: ${project}\nKeptn-Stage: ${stage}\nKeptn-Service: ${service}`;
+}
+
 /**
  * Runs one deployment. With `context.progress` (a resumed deployment whose commit is already pushed) it waits for that
  * commit and writes nothing; otherwise it commits and reports the commit through `context.checkpoint` first.
@@ -42,50 +109,55 @@ export async function deploy(
   log: Logger,
   context: Partial<HandlerContext> = {},
 ): Promise<DeploymentOutcome> {
-  const acceptedAt = context.acceptedAt ?? Date.now();
   const { project, stage, service } = event.data;
-  const { settings, where } = await deps.settings.load({ project, stage, service });
-  log.info({ where }, 'settings loaded');
-
-  const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
-  if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
-  const edits = settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
-  const repo: RepoRef = { url: settings.git.url, branch: settings.git.branch, ...(await credentials(settings, deps)) };
-  const timeoutMs = settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs;
-  const report = reportFields(event, settings);
-
+  const p = await prepare(event, deps, log);
+  const edits = p.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
-  let progress = context.progress;
-  if (progress) {
-    log.info({ commit: progress.commit }, 'resuming the wait for the recorded commit');
-  } else {
-    const { commit, created, reused } = await deps.git.commitImage({
-      repo,
+  const done = await changeAndWait(event, deps, log, context, p, () =>
+    deps.git.commitImage({
+      repo: p.repo,
       edits,
-      author: settings.git.author ?? deps.author,
+      author: p.settings.git.author ?? deps.author,
       deploymentId: event.id,
-      message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\nKeptn-Context: ${event.shkeptncontext}\nKeptn-Project: ${project}\nKeptn-Stage: ${stage}\nKeptn-Service: ${service}`,
-    });
-    log.info({ commit, created, reused }, created ? 'image committed' : 'image already in place');
-    progress = { commit, created: created || reused, deadline: acceptedAt + timeoutMs, target: settings.target, repoUrl: settings.git.url };
-    await context.checkpoint?.(progress);
-  }
-  const { commit, created } = progress;
-
-  const verdict = await tool.deliver({
-    target: settings.target,
-    commit,
-    repoUrl: settings.git.url,
-    deadline: progress.deadline,
-    deploymentId: event.id,
-    relation: (sha) => deps.git.relation(repo, commit, sha),
-    log,
-    onProgress: (reason) => log.debug({ reason }, 'waiting'),
-  });
-  const change = created ? `commit ${commit}` : `commit ${commit} (the image was already in Git)`;
+      message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
+    }),
+  );
+  const { progress, verdict } = done!;
+  const change = progress.created ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
-    ? { status: 'succeeded', result: 'pass', message: `${images} deployed with ${change}. ${verdict.message}`, gitCommit: commit, ...report }
-    : { status: 'succeeded', result: 'fail', message: `${images} not deployed (${change}): ${verdict.message}`, gitCommit: commit, ...report };
+    ? { status: 'succeeded', result: 'pass', message: `${images} deployed with ${change}. ${verdict.message}`, gitCommit: progress.commit, ...p.report }
+    : { status: 'succeeded', result: 'fail', message: `${images} not deployed (${change}): ${verdict.message}`, gitCommit: progress.commit, ...p.report };
+}
+
+/**
+ * Undoes in Git what this sequence's deployment of the service changed (the commit whose trailers name the same
+ * Keptn context, stage and service), then waits for the tool to apply the revert.
+ */
+export async function rollback(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext> = {},
+): Promise<DeploymentOutcome> {
+  const { stage, service } = event.data;
+  const p = await prepare(event, deps, log);
+  const done = await changeAndWait(event, deps, log, context, p, () =>
+    deps.git.revertDeployment({
+      repo: p.repo,
+      author: p.settings.git.author ?? deps.author,
+      deploymentId: event.id,
+      match: [`Keptn-Context: ${event.shkeptncontext}`, `Keptn-Stage: ${stage}`, `Keptn-Service: ${service}`],
+      // Not `Keptn-Context`: a later roll-back in the same sequence must find the deployment, not this revert.
+      message: (reverted: string) => `keptn: roll back ${service} in ${stage} (revert ${reverted.slice(0, 12)})\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Rollback-Context:')}`,
+    }),
+  );
+  if (!done) {
+    return { status: 'succeeded', result: 'pass', message: `nothing to roll back: this sequence (${event.shkeptncontext}) made no commit for ${service} in ${stage}`, ...p.report };
+  }
+  const { progress, verdict } = done;
+  return verdict.state === 'passed'
+    ? { status: 'succeeded', result: 'pass', message: `rolled back with commit ${progress.commit}. ${verdict.message}`, gitCommit: progress.commit, ...p.report }
+    : { status: 'succeeded', result: 'fail', message: `roll-back commit ${progress.commit} not applied: ${verdict.message}`, gitCommit: progress.commit, ...p.report };
 }
 
 function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRef {

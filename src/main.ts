@@ -6,7 +6,7 @@ import { pino, type DestinationStream } from 'pino';
 import { buildApp } from './app.js';
 import { ArgoCDTool } from './argocd/driver.js';
 import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
-import { deploy, type DeploymentDeps } from './deployment.js';
+import { deploy, rollback, type DeploymentDeps } from './deployment.js';
 import { FluxTool } from './flux/driver.js';
 import { GitWorkspace } from './git/workspace.js';
 import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
@@ -32,7 +32,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   };
   const runner = new DeploymentRunner({
     sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
-    handle: (event, eventLog, context) => deploy(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, context),
+    handle: (event, eventLog, context) => (event.task === 'rollback' ? rollback : deploy)(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, context),
     log,
     source: config.serviceName,
     store: new ConfigMapStore(kc, config.stateNamespace),

@@ -41,7 +41,16 @@ export interface CommitOutcome {
   reused: boolean;
 }
 
-export type GitErrorCode = 'GIT_FETCH_FAILED' | 'GIT_PUSH_FAILED' | 'GIT_FILE_MISSING' | 'MANIFEST_EDIT_FAILED';
+export type GitErrorCode = 'GIT_FETCH_FAILED' | 'GIT_PUSH_FAILED' | 'GIT_FILE_MISSING' | 'MANIFEST_EDIT_FAILED' | 'GIT_REVERT_CONFLICT';
+
+export interface RevertRequest {
+  repo: RepoRef;
+  /** Trailer lines the commit to revert carries, all of them (e.g. `Keptn-Context: <id>`). */
+  match: string[];
+  message: (reverted: string) => string;
+  author: { name: string; email: string };
+  deploymentId: string;
+}
 
 export class GitOpsError extends Error {
   constructor(readonly code: GitErrorCode, message: string, options?: { cause?: unknown }) {
@@ -85,6 +94,39 @@ export class GitWorkspace {
         await git
           .env(commitEnv(req.author))
           .commit(`${req.message}\n\n${DEPLOYMENT_TRAILER}: ${req.deploymentId}`, changed);
+        const commit = (await git.revparse(['HEAD'])).trim();
+        const rejection = await this.push(git, req.repo);
+        if (!rejection) return { commit, created: true, reused: false };
+        lastRejection = rejection;
+      }
+      throw new GitOpsError('GIT_PUSH_FAILED', `push to ${req.repo.branch} was rejected ${this.pushAttempts} times: ${lastRejection}`);
+    });
+  }
+
+  /**
+   * Reverts the newest commit on the branch carrying all `match` lines, commits with the deployment trailer and pushes,
+   * re-applying on a moved remote. Undefined when no such commit exists (nothing to undo).
+   */
+  revertDeployment(req: RevertRequest): Promise<CommitOutcome | undefined> {
+    return this.serialised(req.repo, async () => {
+      const git = await this.open(req.repo);
+      let lastRejection = '';
+      for (let attempt = 1; attempt <= this.pushAttempts; attempt++) {
+        await this.syncToRemote(git, req.repo);
+        const earlier = await this.findDeploymentCommit(git, req.repo.branch, req.deploymentId);
+        if (earlier) return { commit: earlier, created: false, reused: true };
+        const grep = req.match.flatMap((line) => [`--grep=^${escapeRegex(line)}$`]);
+        const target = (await git.raw(['log', '-n', '1', '--format=%H', '--all-match', ...grep, `refs/remotes/origin/${req.repo.branch}`])).trim();
+        if (!target) return undefined;
+        try {
+          await git.env(commitEnv(req.author)).raw(['revert', '--no-commit', target]);
+        } catch (err: unknown) {
+          await git.raw(['revert', '--abort']).catch(() => undefined);
+          throw new GitOpsError('GIT_REVERT_CONFLICT', `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err, req.repo.credentials)}`, { cause: err });
+        }
+        const status = await git.raw(['diff', '--cached', '--name-only']);
+        if (!status.trim()) return { commit: (await git.revparse(['HEAD'])).trim(), created: false, reused: false };
+        await git.env(commitEnv(req.author)).raw(['commit', '-q', '-m', `${req.message(target)}\n\n${DEPLOYMENT_TRAILER}: ${req.deploymentId}`]);
         const commit = (await git.revparse(['HEAD'])).trim();
         const rejection = await this.push(git, req.repo);
         if (!rejection) return { commit, created: true, reused: false };

@@ -12,7 +12,7 @@ export type ParseOutcome =
   | { kind: 'invalid'; problems: string[] };
 
 /** Tasks this service answers. Anything else that is a valid CloudEvent is acknowledged and ignored. */
-export const HANDLED_TASKS = ['deployment'] as const;
+export const HANDLED_TASKS = ['deployment', 'rollback'] as const;
 export type HandledTask = (typeof HANDLED_TASKS)[number];
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

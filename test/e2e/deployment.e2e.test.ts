@@ -19,7 +19,7 @@ const describeFor = (tool: Tool) => (tools.includes(tool) ? describe : describe.
 
 beforeAll(async () => {
   env = await startEnvironment({ flux: tools.includes('flux'), argocd: tools.includes('argocd') });
-  events = env.controlPlane.subscribe('sh.keptn.event.deployment.>');
+  events = env.controlPlane.subscribe('sh.keptn.event.>');
 }, 300_000);
 
 afterAll(async () => {
@@ -138,6 +138,25 @@ describe.each(tools)('deployment through %s', (tool) => {
     expect(d.finished.data.message).toMatch(/in time/);
     expect(d.finished.data.message).toMatch(tool === 'flux' ? /Kustomization flux-system\/flux-app-\d+/ : /Progressing|Missing|OutOfSync/);
     expect(d.ms).toBeGreaterThanOrEqual(25_000);
+  }, 240_000);
+});
+
+describe.each(tools)('rollback through %s', (tool) => {
+  it("reverts this sequence's deployment commit, and the tool brings the old image back", async () => {
+    const app = await newApp(tool);
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ result: 'pass' });
+    const rollbackEvent = keptnEvent('sh.keptn.event.rollback.triggered', { project: 'podtato', stage: 'dev', service: app.service }, { shkeptncontext: d.triggered.shkeptncontext });
+    await env.controlPlane.publish(rollbackEvent);
+    const rbStarted = await events.waitFor(answerTo(rollbackEvent.id, 'started', 'rollback'), { timeoutMs: 10_000 });
+    const rbFinished = await events.waitFor(answerTo(rollbackEvent.id, 'finished', 'rollback'), { timeoutMs: 120_000 });
+    expect(rbStarted.shkeptncontext).toBe(d.triggered.shkeptncontext);
+    const log = await env.git.log(app.repo);
+    expect(log).toHaveLength(3);
+    expect(log[0]!.subject).toBe(`keptn: roll back ${app.service} in dev (revert ${String(d.finished.data.deployment.gitCommit).slice(0, 12)})`);
+    expect(rbFinished.data).toMatchObject({ status: 'succeeded', result: 'pass', rollback: { gitCommit: log[0]!.sha } });
+    expect(await env.git.readFile(app.repo, `apps/${app.name}/kustomization.yaml`)).toContain('newTag: 0.1.0 # set by Keptn');
+    expect(await imageInCluster(app)).toBe(`${IMAGE}:0.1.0`);
   }, 240_000);
 });
 

@@ -102,7 +102,7 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     const distributor = await startDistributor({
       natsUrl: nats.url,
       recipientPort: servicePort,
-      topics: ['sh.keptn.event.deployment.triggered'],
+      topics: ['sh.keptn.event.deployment.triggered', 'sh.keptn.event.rollback.triggered'],
       resourceServiceUrl: resources.url,
       logDir,
     });
@@ -159,7 +159,7 @@ export async function startServiceProcess(
     startDistributor({
       natsUrl: env.nats.url,
       recipientPort: port,
-      topics: ['sh.keptn.event.deployment.triggered'],
+      topics: ['sh.keptn.event.deployment.triggered', 'sh.keptn.event.rollback.triggered'],
       resourceServiceUrl: env.resources.url,
       logDir: env.logDir,
       name: `distributor-${opts.replicaId}`,

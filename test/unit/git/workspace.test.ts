@@ -114,6 +114,25 @@ describe('GitWorkspace', () => {
   });
 });
 
+describe('GitWorkspace.revertDeployment', () => {
+  it("reverts the sequence's deployment commit, once, and finds nothing to undo for another sequence", async () => {
+    const { name, ws, request } = await setup();
+    const deployment = request('d-1');
+    deployment.message = 'keptn: deploy 0.3.2\n\nKeptn-Context: ctx-1\nKeptn-Stage: dev\nKeptn-Service: svc';
+    const deployed = await ws.commitImage(deployment);
+    const revert = (id: string, context = 'ctx-1') =>
+      ws.revertDeployment({ repo: deployment.repo, match: [`Keptn-Context: ${context}`, 'Keptn-Stage: dev', 'Keptn-Service: svc'], message: (sha) => `keptn: roll back (revert ${sha})`, author: deployment.author, deploymentId: id });
+    const out = await revert('r-1');
+    expect(out?.created).toBe(true);
+    expect(await server.readFile(name, 'app/kustomization.yaml')).toBe(kustomization);
+    const log = await server.log(name);
+    expect(log[0]?.subject).toBe(`keptn: roll back (revert ${deployed.commit})`);
+    expect(await revert('r-1')).toEqual({ commit: out!.commit, created: false, reused: true });
+    expect(await revert('r-2', 'ctx-other')).toBeUndefined();
+    expect(await server.log(name)).toHaveLength(3);
+  });
+});
+
 describe('GitWorkspace over SSH (a real sshd with key authentication)', () => {
   let ssh: SshGitServer;
   beforeAll(async () => {
