@@ -1,6 +1,6 @@
 // Process plumbing for the real peers: spawn with a log file, wait for readiness, free ports, cached Go builds.
 import { spawn, execFile } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
+const SETPRIV = '/usr/bin/setpriv';
 const here = dirname(fileURLToPath(import.meta.url));
 
 export interface PeerProcess {
@@ -34,15 +35,26 @@ export interface SpawnOptions {
 
 /** Peers still running; killed if the test process exits without stopping them, so none outlives it. */
 const live = new Set<ReturnType<typeof spawn>>();
-process.once('exit', () => {
+const killAll = () => {
   for (const child of live) child.kill('SIGKILL');
-});
+};
+process.once('exit', killAll);
+// An interrupted test run (Ctrl-C, a CI timeout) must not leave peers behind either.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+}
 
 export async function spawnPeer(opts: SpawnOptions): Promise<PeerProcess> {
   await mkdir(opts.logDir, { recursive: true });
   const logFile = join(opts.logDir, `${opts.name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(opts.command, opts.args ?? [], {
+  // setpriv --pdeathsig: the kernel kills the peer when the test process dies, however it dies (jest's sandbox does
+  // not see signals sent to the process, so handlers alone cannot promise that).
+  const [command, args] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', opts.command, ...(opts.args ?? [])]] : [opts.command, opts.args ?? []];
+  const child = spawn(command, args, {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
