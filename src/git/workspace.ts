@@ -80,27 +80,12 @@ export class GitWorkspace {
   }
 
   /** Writes the image, commits and pushes; retries on a moved remote by re-applying the edits on the new head. */
-  commitImage(req: CommitRequest): Promise<CommitOutcome> {
-    return this.serialised(req.repo, async () => {
-      const git = await this.open(req.repo);
-      let lastRejection = '';
-      for (let attempt = 1; attempt <= this.pushAttempts; attempt++) {
-        await this.syncToRemote(git, req.repo);
-        const earlier = await this.findDeploymentCommit(git, req.repo.branch, req.deploymentId);
-        if (earlier) return { commit: earlier, created: false, reused: true };
-        const changed = await this.applyEdits(git, req.edits);
-        const head = (await git.revparse(['HEAD'])).trim();
-        if (changed.length === 0) return { commit: head, created: false, reused: false };
-        await git
-          .env(commitEnv(req.author))
-          .commit(`${req.message}\n\n${DEPLOYMENT_TRAILER}: ${req.deploymentId}`, changed);
-        const commit = (await git.revparse(['HEAD'])).trim();
-        const rejection = await this.push(git, req.repo);
-        if (!rejection) return { commit, created: true, reused: false };
-        lastRejection = rejection;
-      }
-      throw new GitOpsError('GIT_PUSH_FAILED', `push to ${req.repo.branch} was rejected ${this.pushAttempts} times: ${lastRejection}`);
+  async commitImage(req: CommitRequest): Promise<CommitOutcome> {
+    const outcome = await this.commitChange(req.repo, req.author, req.deploymentId, async (git) => {
+      const changed = await this.applyEdits(git, req.edits);
+      return changed.length ? { message: req.message } : 'unchanged';
     });
+    return outcome!;
   }
 
   /**
@@ -108,31 +93,50 @@ export class GitWorkspace {
    * re-applying on a moved remote. Undefined when no such commit exists (nothing to undo).
    */
   revertDeployment(req: RevertRequest): Promise<CommitOutcome | undefined> {
-    return this.serialised(req.repo, async () => {
-      const git = await this.open(req.repo);
+    return this.commitChange(req.repo, req.author, req.deploymentId, async (git) => {
+      const grep = req.match.map((line) => `--grep=^${escapeRegex(line)}$`);
+      const target = (await git.raw(['log', '-n', '1', '--format=%H', '--all-match', ...grep, `refs/remotes/origin/${req.repo.branch}`])).trim();
+      if (!target) return 'absent';
+      try {
+        await git.env(commitEnv(req.author)).raw(['revert', '--no-commit', target]);
+      } catch (err: unknown) {
+        await git.raw(['revert', '--abort']).catch(() => undefined);
+        throw new GitOpsError('GIT_REVERT_CONFLICT', `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err, req.repo.credentials)}`, { cause: err });
+      }
+      const staged = await git.raw(['diff', '--cached', '--name-only']);
+      return staged.trim() ? { message: req.message(target) } : 'unchanged';
+    });
+  }
+
+  /**
+   * The one way a change reaches the branch, under the repo+branch lock: fresh checkout of the remote head; the
+   * deployment's commit if an earlier attempt pushed it already; else `stage` prepares the index and the commit is
+   * made with the deployment trailer and pushed, starting over on a moved remote. `unchanged`: the head already has
+   * the change and is the commit to wait for; `absent`: there is nothing to change (undefined).
+   */
+  private commitChange(
+    repo: RepoRef,
+    author: { name: string; email: string },
+    deploymentId: string,
+    stage: (git: SimpleGit) => Promise<{ message: string } | 'unchanged' | 'absent'>,
+  ): Promise<CommitOutcome | undefined> {
+    return this.serialised(repo, async () => {
+      const git = await this.open(repo);
       let lastRejection = '';
       for (let attempt = 1; attempt <= this.pushAttempts; attempt++) {
-        await this.syncToRemote(git, req.repo);
-        const earlier = await this.findDeploymentCommit(git, req.repo.branch, req.deploymentId);
+        await this.syncToRemote(git, repo);
+        const earlier = await this.findDeploymentCommit(git, repo.branch, deploymentId);
         if (earlier) return { commit: earlier, created: false, reused: true };
-        const grep = req.match.flatMap((line) => [`--grep=^${escapeRegex(line)}$`]);
-        const target = (await git.raw(['log', '-n', '1', '--format=%H', '--all-match', ...grep, `refs/remotes/origin/${req.repo.branch}`])).trim();
-        if (!target) return undefined;
-        try {
-          await git.env(commitEnv(req.author)).raw(['revert', '--no-commit', target]);
-        } catch (err: unknown) {
-          await git.raw(['revert', '--abort']).catch(() => undefined);
-          throw new GitOpsError('GIT_REVERT_CONFLICT', `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err, req.repo.credentials)}`, { cause: err });
-        }
-        const status = await git.raw(['diff', '--cached', '--name-only']);
-        if (!status.trim()) return { commit: (await git.revparse(['HEAD'])).trim(), created: false, reused: false };
-        await git.env(commitEnv(req.author)).raw(['commit', '-q', '-m', `${req.message(target)}\n\n${DEPLOYMENT_TRAILER}: ${req.deploymentId}`]);
+        const staged = await stage(git);
+        if (staged === 'absent') return undefined;
+        if (staged === 'unchanged') return { commit: (await git.revparse(['HEAD'])).trim(), created: false, reused: false };
+        await git.env(commitEnv(author)).raw(['commit', '-q', '-m', `${staged.message}\n\n${DEPLOYMENT_TRAILER}: ${deploymentId}`]);
         const commit = (await git.revparse(['HEAD'])).trim();
-        const rejection = await this.push(git, req.repo);
+        const rejection = await this.push(git, repo);
         if (!rejection) return { commit, created: true, reused: false };
         lastRejection = rejection;
       }
-      throw new GitOpsError('GIT_PUSH_FAILED', `push to ${req.repo.branch} was rejected ${this.pushAttempts} times: ${lastRejection}`);
+      throw new GitOpsError('GIT_PUSH_FAILED', `push to ${repo.branch} was rejected ${this.pushAttempts} times: ${lastRejection}`);
     });
   }
 
