@@ -138,11 +138,15 @@ export class DeploymentRunner {
       if (record.phase === 'accepted') {
         const delivered = await this.deliver(startedEvent(event, { source }), log);
         // If Keptn did not get `.started`, do not deploy; a `.finished` closes the task if it did and is ignored if not.
-        record = await this.save(
-          delivered
-            ? { ...record, phase: 'started' }
-            : { ...record, phase: 'finishing', outcome: errored(event, 'the service could not deliver deployment.started to Keptn, so it did not deploy; trigger the delivery again') },
-        );
+        const next: DeploymentRecord = delivered
+          ? { ...record, phase: 'started' }
+          : { ...record, phase: 'finishing', outcome: errored(event, 'the service could not deliver deployment.started to Keptn, so it did not deploy; trigger the delivery again') };
+        // `.started` is out: go on even if the API cannot take the new phase now, or a resume would send it twice.
+        record = await this.save(next).catch((err: unknown) => {
+          if (err instanceof StoreConflictError) throw err;
+          log.warn({ err: (err as Error).message }, 'could not record the phase; going on');
+          return next;
+        });
         if (delivered) log.info('deployment started');
       }
       if (record.phase === 'started') {
@@ -181,14 +185,22 @@ export class DeploymentRunner {
     }
   }
 
-  /** Saves with a few quick retries: the API server may be restarting. Conflicts are final. */
+  /**
+   * Saves with a few quick retries: the API server may be restarting. A conflict is final unless the stored record is
+   * still ours (an earlier save of ours went through but its answer was lost): then it is saved over that version.
+   */
   private async save(record: DeploymentRecord): Promise<DeploymentRecord> {
     let last: unknown;
     for (let attempt = 0; attempt < 6; attempt++) {
       try {
         return await this.opts.store.update(record);
       } catch (err: unknown) {
-        if (err instanceof StoreConflictError) throw err;
+        if (err instanceof StoreConflictError) {
+          const stored = (await this.opts.store.list()).find((r) => r.event.id === record.event.id);
+          if (!stored || stored.owner !== this.identity || stored.version === record.version) throw err;
+          record = { ...record, version: stored.version };
+          continue;
+        }
         last = err;
         await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
       }

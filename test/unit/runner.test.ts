@@ -134,6 +134,47 @@ describe('DeploymentRunner', () => {
     expect(seen).toEqual([progress]);
   });
 
+  it('goes on when the API cannot take the started phase: still one .started and one .finished', async () => {
+    const store = new MemoryStore();
+    const update = store.update.bind(store);
+    let refusals = 6; // every quick retry of the first save
+    store.update = async (r) => {
+      if (r.phase === 'started' && refusals-- > 0) throw new Error('connect ECONNREFUSED');
+      return update(r);
+    };
+    let runs = 0;
+    const { runner, sink } = setup(async () => {
+      runs++;
+      return pass;
+    }, { store });
+    await runner.accept(event);
+    await runner.drain();
+    await runner.resume();
+    await runner.drain();
+    expect(runs).toBe(1);
+    expect(sink.types()).toEqual(['started', 'finished']);
+    expect((await store.list())[0]?.phase).toBe('done');
+  }, 20_000);
+
+  it('saves over its own earlier write whose answer was lost', async () => {
+    const store = new MemoryStore();
+    const update = store.update.bind(store);
+    let lose = true;
+    store.update = async (r) => {
+      const saved = await update(r);
+      if (lose && r.phase === 'started') {
+        lose = false;
+        throw new Error('connection reset after the write');
+      }
+      return saved;
+    };
+    const { runner, sink } = setup(async () => pass, { store });
+    await runner.accept(event);
+    await runner.drain();
+    expect(sink.types()).toEqual(['started', 'finished']);
+    expect((await store.list())[0]?.phase).toBe('done');
+  });
+
   it('keeps a .finished the endpoint refused and sends it on a later round, once', async () => {
     const { runner, sink, store } = setup(async () => pass);
     sink.failing.add('sh.keptn.event.deployment.finished');
