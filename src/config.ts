@@ -5,6 +5,7 @@
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from './settings/schema.js';
+import { ServiceError, type ServiceErrorOptions } from './errors.js';
 
 export interface ServiceConfig {
   host: string;
@@ -37,8 +38,10 @@ export interface ServiceConfig {
   resumeIntervalMs: number;
 }
 
-export class ConfigError extends Error {
-  readonly code = 'INVALID_CONFIG';
+export class ConfigError extends ServiceError {
+  constructor(message: string, options: ServiceErrorOptions = {}) {
+    super('INVALID_CONFIG', message, options);
+  }
 }
 
 type Env = Record<string, string | undefined>;

@@ -3,6 +3,7 @@
  * It returns the outcome and never sends events itself; the runner owns `.started`/`.finished`.
  */
 import type { Logger } from 'pino';
+import { ServiceError } from './errors.js';
 import { credentialsFromSecretData, type GitCredentials } from './git/credentials.js';
 import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
@@ -28,11 +29,7 @@ export interface DeploymentDeps {
 }
 
 /** A deployment that cannot be carried out as asked: reported as `errored` with this message. */
-export class DeploymentError extends Error {
-  constructor(readonly code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+export class DeploymentError extends ServiceError {}
 
 /** What a deployment and a rollback of one service both need: its settings, tool, repository and report. */
 interface Prepared {

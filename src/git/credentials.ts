@@ -6,13 +6,16 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
 export type GitCredentials =
   | { kind: 'basic'; username: string; password: string }
   | { kind: 'ssh'; identity: string; knownHosts?: string };
 
-export class CredentialsError extends Error {
-  readonly code = 'INVALID_CREDENTIALS';
+export class CredentialsError extends ServiceError {
+  constructor(message: string, options: ServiceErrorOptions = {}) {
+    super('INVALID_CREDENTIALS', message, options);
+  }
 }
 
 /** From a Secret's decoded data: `username`+`password` (HTTPS), or `identity` (+`known_hosts`) (SSH). */

@@ -8,6 +8,7 @@
  */
 import { Composer, CST, Parser, isMap, isScalar, isSeq, parse as parseYaml, type Document, type Node, type Scalar, type YAMLMap } from 'yaml';
 import { formatImageRef, type ImageRef } from './image.js';
+import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
 export type ImagePart = 'ref' | 'name' | 'tag' | 'digest';
 
@@ -24,8 +25,10 @@ export interface EditResult {
   content: string;
 }
 
-export class EditError extends Error {
-  readonly code = 'MANIFEST_EDIT_FAILED';
+export class EditError extends ServiceError {
+  constructor(message: string, options: ServiceErrorOptions = {}) {
+    super('MANIFEST_EDIT_FAILED', message, options);
+  }
 }
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;

@@ -2,6 +2,7 @@
  * OCI image references, parsed strictly: whatever reaches a Git file must be exactly one well-formed reference.
  * Grammar after the distribution/reference spec: [registry[:port]/]path[:tag][@algo:hex].
  */
+import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
 export interface ImageRef {
   /** Repository including registry, e.g. `ghcr.io/podtato/head`. */
@@ -16,8 +17,10 @@ const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
 const MAX_LENGTH = 512;
 
-export class ImageRefError extends Error {
-  readonly code = 'INVALID_IMAGE';
+export class ImageRefError extends ServiceError {
+  constructor(message: string, options: ServiceErrorOptions = {}) {
+    super('INVALID_IMAGE', message, options);
+  }
 }
 
 export function parseImageRef(input: string): ImageRef {

@@ -11,6 +11,7 @@ import { applyImageWrite, EditError, type ImageWrite } from './editors.js';
 import { gitAuthEnv, redact, type GitCredentials } from './credentials.js';
 import type { ImageRef } from './image.js';
 import type { Relation } from '../readiness.js';
+import { ServiceError } from '../errors.js';
 
 export interface RepoRef {
   url: string;
@@ -41,7 +42,6 @@ export interface CommitOutcome {
   reused: boolean;
 }
 
-export type GitErrorCode = 'GIT_FETCH_FAILED' | 'GIT_PUSH_FAILED' | 'GIT_FILE_MISSING' | 'MANIFEST_EDIT_FAILED' | 'GIT_REVERT_CONFLICT';
 
 export interface RevertRequest {
   repo: RepoRef;
@@ -52,11 +52,8 @@ export interface RevertRequest {
   deploymentId: string;
 }
 
-export class GitOpsError extends Error {
-  constructor(readonly code: GitErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+/** A Git step that failed; `retryable` when the server may answer better later. */
+export class GitError extends ServiceError {}
 
 export const DEPLOYMENT_TRAILER = 'Keptn-Deployment-Id';
 
@@ -101,7 +98,7 @@ export class GitWorkspace {
         await git.env(commitEnv(req.author)).raw(['revert', '--no-commit', target]);
       } catch (err: unknown) {
         await git.raw(['revert', '--abort']).catch(() => undefined);
-        throw new GitOpsError('GIT_REVERT_CONFLICT', `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err, req.repo.credentials)}`, { cause: err });
+        throw new GitError('GIT_REVERT_CONFLICT', `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err, req.repo.credentials)}`, { cause: err });
       }
       const staged = await git.raw(['diff', '--cached', '--name-only']);
       return staged.trim() ? { message: req.message(target) } : 'unchanged';
@@ -136,7 +133,7 @@ export class GitWorkspace {
         if (!rejection) return { commit, created: true, reused: false };
         lastRejection = rejection;
       }
-      throw new GitOpsError('GIT_PUSH_FAILED', `push to ${repo.branch} was rejected ${this.pushAttempts} times: ${lastRejection}`);
+      throw new GitError('GIT_PUSH_FAILED', `push to ${repo.branch} was rejected ${this.pushAttempts} times: ${lastRejection}`);
     });
   }
 
@@ -210,7 +207,7 @@ export class GitWorkspace {
       try {
         await this.remote(git, repo, ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`]);
       } catch (err: unknown) {
-        throw new GitOpsError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${gitMessage(err, repo.credentials)}`, { cause: err });
+        throw new GitError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${gitMessage(err, repo.credentials)}`, { cause: err });
       }
     });
   }
@@ -246,12 +243,12 @@ export class GitWorkspace {
     const changed: string[] = [];
     for (const edit of edits) {
       const path = resolve(root, edit.file);
-      if (!path.startsWith(root + sep)) throw new GitOpsError('MANIFEST_EDIT_FAILED', `${edit.file}: path leaves the repository`);
+      if (!path.startsWith(root + sep)) throw new GitError('MANIFEST_EDIT_FAILED', `${edit.file}: path leaves the repository`);
       let text: string;
       try {
         text = await readFile(path, 'utf8');
       } catch {
-        throw new GitOpsError('GIT_FILE_MISSING', `${edit.file} does not exist on the branch; check images[].file in the settings`);
+        throw new GitError('GIT_FILE_MISSING', `${edit.file} does not exist on the branch; check images[].file in the settings`);
       }
       try {
         const result = applyImageWrite(text, edit.write, edit.image);
@@ -261,7 +258,7 @@ export class GitWorkspace {
           if (!changed.includes(edit.file)) changed.push(edit.file);
         }
       } catch (err: unknown) {
-        if (err instanceof EditError) throw new GitOpsError('MANIFEST_EDIT_FAILED', `${edit.file}: ${err.message}`, { cause: err });
+        if (err instanceof EditError) throw new GitError('MANIFEST_EDIT_FAILED', `${edit.file}: ${err.message}`, { cause: err });
         throw err;
       }
     }
@@ -278,7 +275,7 @@ export class GitWorkspace {
       } catch (err: unknown) {
         const message = gitMessage(err, repo.credentials);
         if (/\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(message)) return message;
-        throw new GitOpsError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err });
+        throw new GitError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err });
       }
     });
   }

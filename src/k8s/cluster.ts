@@ -4,6 +4,7 @@
  */
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { ServiceError } from '../errors.js';
 import { SharedWatch, type KubeObject, type ResourceKind, type WatchOptions } from './watch.js';
 
 export interface Cluster {
@@ -22,11 +23,7 @@ export interface ObjectRef {
   name: string;
 }
 
-export class ClusterError extends Error {
-  constructor(readonly code: 'NOT_FOUND' | 'FORBIDDEN' | 'API_ERROR', message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+export class ClusterError extends ServiceError {}
 
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   const kc = new KubeConfig();

@@ -5,6 +5,7 @@
  */
 import axios, { type AxiosInstance } from 'axios';
 import type { OutgoingEvent } from './events.js';
+import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
 export interface EventSink {
   send(event: OutgoingEvent): Promise<void>;
@@ -20,8 +21,10 @@ export interface HttpEventSinkOptions {
   apiToken?: string;
 }
 
-export class EventDeliveryError extends Error {
-  readonly code = 'EVENT_DELIVERY_FAILED';
+export class EventDeliveryError extends ServiceError {
+  constructor(message: string, options: ServiceErrorOptions = {}) {
+    super('EVENT_DELIVERY_FAILED', message, { retryable: true, ...options });
+  }
 }
 
 export class HttpEventSink implements EventSink {

@@ -4,6 +4,7 @@
  * The schema is published as docs/gitops-config.schema.json; a wrong file is reported field by field.
  */
 import { Ajv, type ErrorObject } from 'ajv';
+import { ServiceError } from '../errors.js';
 
 export const TARGET_KINDS = ['Kustomization', 'HelmRelease', 'Application'] as const;
 export type TargetKind = (typeof TARGET_KINDS)[number];
@@ -116,10 +117,9 @@ export const settingsSchema = {
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
 const validate = ajv.compile<GitOpsSettings>(settingsSchema);
 
-export class SettingsError extends Error {
-  readonly code = 'INVALID_SETTINGS';
+export class SettingsError extends ServiceError {
   constructor(readonly where: string, readonly problems: string[]) {
-    super(`${where} is not valid: ${problems.join('; ')}`);
+    super('INVALID_SETTINGS', `${where} is not valid: ${problems.join('; ')}`);
   }
 }
 

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { checkSettings, SettingsError, type GitOpsSettings } from './schema.js';
+import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
 export interface Scope {
   project: string;
@@ -28,8 +29,10 @@ export interface SettingsSource {
 export const DEFAULT_RESOURCE_URI = 'gitops/config.yaml';
 const MAX_BYTES = 256 * 1024;
 
-export class SettingsUnavailableError extends Error {
-  readonly code = 'SETTINGS_UNAVAILABLE';
+export class SettingsUnavailableError extends ServiceError {
+  constructor(message: string, options: ServiceErrorOptions = {}) {
+    super('SETTINGS_UNAVAILABLE', message, { retryable: true, ...options });
+  }
 }
 
 function levels(scope: Scope): Array<{ level: string; segments: string[] }> {

@@ -3,6 +3,7 @@
  * how far it got, who owns it. Phases only move forward: accepted → started → finishing → done.
  */
 import type { DeploymentOutcome, TriggeredEvent } from '../keptn/events.js';
+import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
 export type Phase = 'accepted' | 'started' | 'finishing' | 'done';
 
@@ -34,8 +35,10 @@ export interface DeploymentRecord {
   version?: string;
 }
 
-export class StoreConflictError extends Error {
-  readonly code = 'STATE_CONFLICT';
+export class StoreConflictError extends ServiceError {
+  constructor(message: string, options: ServiceErrorOptions = {}) {
+    super('STATE_CONFLICT', message, options);
+  }
 }
 
 export interface StateStore {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseImageRef } from '../../../src/git/image.js';
-import { DEPLOYMENT_TRAILER, GitOpsError, GitWorkspace, type CommitRequest } from '../../../src/git/workspace.js';
+import { DEPLOYMENT_TRAILER, GitError, GitWorkspace, type CommitRequest } from '../../../src/git/workspace.js';
 import { startGitServer, type GitServer } from '../../env/gitserver.js';
 import { startSshGitServer, type SshGitServer } from '../../env/sshserver.js';
 
@@ -100,8 +100,8 @@ describe('GitWorkspace', () => {
     const req = request('d-1');
     req.repo.credentials = { kind: 'basic', username: 'keptn', password: 'wrong-secret-canary' };
     const err = await ws.commitImage(req).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(GitOpsError);
-    expect((err as GitOpsError).code).toBe('GIT_FETCH_FAILED');
+    expect(err).toBeInstanceOf(GitError);
+    expect((err as GitError).code).toBe('GIT_FETCH_FAILED');
     expect((err as Error).message).toMatch(/cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fleet-\d+\.git/);
     expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain('wrong-secret-canary');
   });
@@ -161,7 +161,7 @@ describe('GitWorkspace over SSH (a real sshd with key authentication)', () => {
     const { name } = await setup();
     const wrongHost = ssh.knownHosts.replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl');
     const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-2'), transportAttempts: 1 }).commitImage(request(name, { kind: 'ssh', identity: ssh.identity, knownHosts: wrongHost })).catch((e: unknown) => e);
-    expect((err as GitOpsError).code).toBe('GIT_FETCH_FAILED');
+    expect((err as GitError).code).toBe('GIT_FETCH_FAILED');
     expect((err as Error).message).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
     expect((err as Error).message).not.toContain(ssh.identity.split('\n')[1]!);
     expect(await server.log(name)).toHaveLength(1);
@@ -171,7 +171,7 @@ describe('GitWorkspace over SSH (a real sshd with key authentication)', () => {
     const { name } = await setup();
     const stranger = ssh.identity.replace(/\n[A-Za-z0-9+/]{20}/, (m) => m.split('').reverse().join(''));
     const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-3'), transportAttempts: 1 }).commitImage(request(name, { kind: 'ssh', identity: stranger, knownHosts: ssh.knownHosts })).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(GitOpsError);
+    expect(err).toBeInstanceOf(GitError);
     expect((err as Error).message).toMatch(/cannot fetch branch main of ssh:\/\/root@127\.0\.0\.1:\d+/);
     expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain('PRIVATE KEY');
   });
