@@ -66,6 +66,7 @@ async function changeAndWait(
   context: Partial<HandlerContext>,
   p: Prepared,
   change: () => Promise<{ commit: string; created: boolean; reused: boolean } | undefined>,
+  images: string[] = [],
 ): Promise<{ progress: Progress; verdict: FinalVerdict } | undefined> {
   let progress = context.progress;
   if (progress) {
@@ -82,9 +83,12 @@ async function changeAndWait(
     target: p.settings.target,
     commit,
     repoUrl: p.settings.git.url,
+    branch: p.settings.git.branch,
+    images,
     deadline: progress.deadline,
     deploymentId: event.id,
     relation: (sha) => deps.git.relation(p.repo, commit, sha),
+    onBranch: () => deps.git.onBranch(p.repo, commit),
     log,
     onProgress: (reason) => log.debug({ reason }, 'waiting'),
   });
@@ -118,6 +122,7 @@ export async function deploy(
       deploymentId: event.id,
       message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
     }),
+    edits.map((e) => formatImageRef(e.image)),
   );
   const { progress, verdict } = done!;
   const change = progress.created ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;

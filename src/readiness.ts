@@ -6,7 +6,7 @@
 /** How an applied commit relates to ours. */
 export type Relation = 'same' | 'descendant' | 'unrelated' | 'unknown';
 
-export interface Target {
+export interface Expectation {
   /** Our GitOps commit, full 40-hex SHA. */
   commit: string;
   /** What we know of a commit's relation to ours; `unknown` makes the waiter look it up in Git. */

@@ -9,13 +9,20 @@ import type { FinalVerdict } from './wait.js';
 
 export interface DeliveryRequest {
   target: { kind: TargetKind; name: string; namespace: string };
+  /** Our GitOps commit, full 40-hex SHA. */
   commit: string;
   repoUrl: string;
+  /** The branch we pushed to: the tool must follow it for our commit to ever be applied. */
+  branch: string;
+  /** The image references we wrote (`repo:tag`, `repo@digest`): what must run once our commit is applied. */
+  images: string[];
   /** Epoch milliseconds. */
   deadline: number;
   /** Tags the tool operation we start, so we recognise it. */
   deploymentId: string;
   relation(sha: string): Promise<Relation>;
+  /** Whether our commit is still on the branch (false once history was rewritten without it). */
+  onBranch(): Promise<boolean>;
   log: Logger;
   onProgress?(reason: string): void;
 }

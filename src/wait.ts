@@ -2,7 +2,7 @@
  * Waits for a tool's verdict on our commit: re-evaluates a pure rule on every observed change, answers the rule's
  * ancestry questions from Git, and ends at the deadline with the last thing the tool said.
  */
-import { relationFrom, type Relation, type Target, type Verdict } from './readiness.js';
+import { relationFrom, type Relation, type Expectation, type Verdict } from './readiness.js';
 
 export type FinalVerdict = Extract<Verdict, { state: 'passed' | 'failed' }>;
 
@@ -13,7 +13,7 @@ export interface WaitSpec {
   /** Subscribes to every object the rule reads; returns the unsubscribe function. */
   observe(onChange: () => void): () => void;
   /** The pure rule over the current objects. */
-  evaluate(target: Target): Verdict;
+  evaluate(expected: Expectation): Verdict;
   /** Side effects a fresh observation may call for (e.g. starting an Argo CD sync once the way is clear). */
   react?(): Promise<void>;
   /** Looks up in Git how `sha` relates to our commit. */

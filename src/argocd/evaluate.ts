@@ -4,7 +4,7 @@
  * only recomputed once `reconciledAt` has passed the end of the sync operation.
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
-import { commitOf, contains, type Target, type Verdict } from '../readiness.js';
+import { commitOf, contains, type Expectation, type Verdict } from '../readiness.js';
 
 export interface ApplicationSource {
   repoURL: string;
@@ -36,7 +36,7 @@ export interface Application {
 /** The `info` entry that marks a sync operation as started by this service for one deployment. */
 export const OPERATION_INFO_KEY = 'keptn-triggeredid';
 
-export interface ArgoTarget extends Target {
+export interface ArgoExpectation extends Expectation {
   /** Which of `spec.sources` is our Git repository; 0 for a single-source Application. */
   sourceIndex: number;
   /** Our deployment's triggeredid, to recognise the operation we started. */
@@ -70,7 +70,7 @@ function comparedAfter(reconciledAt: string | undefined, refreshedAt: string | u
   return Date.parse(reconciledAt) >= Math.floor(Date.parse(refreshedAt) / 1000) * 1000;
 }
 
-export function evaluateApplication(app: Application, target: ArgoTarget): Verdict {
+export function evaluateApplication(app: Application, target: ArgoExpectation): Verdict {
   const multi = Boolean(app.spec.sources?.length);
   const status = app.status ?? {};
   const op = status.operationState;

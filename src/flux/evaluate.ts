@@ -3,7 +3,7 @@
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#status
  * @see https://fluxcd.io/flux/components/helm/helmreleases/#status
  */
-import { commitOf, contains, findCondition, type Condition, type Target, type Verdict } from '../readiness.js';
+import { commitOf, contains, findCondition, type Condition, type Expectation, type Verdict } from '../readiness.js';
 
 export interface FluxObject {
   apiVersion?: string;
@@ -50,7 +50,7 @@ function stalled(obj: FluxObject): Verdict | undefined {
   return stall?.status === 'True' ? { state: 'failed', message: `${describe(obj)} is stalled: ${conditionText(stall)}` } : undefined;
 }
 
-export function evaluateKustomization(obj: FluxObject, target: Target): Verdict {
+export function evaluateKustomization(obj: FluxObject, target: Expectation): Verdict {
   const { ready, current, verdict } = common(obj);
   if (verdict) return verdict;
   const applied = commitOf(obj.status?.lastAppliedRevision);
@@ -85,7 +85,7 @@ const HELM_FAILED = new Set(['InstallFailed', 'UpgradeFailed', 'TestFailed', 'Ro
  * Kustomization must have applied our commit; without one, the chart itself comes from our repository and its
  * revision (`<version>+<12 hex>`) must contain our commit.
  */
-export function evaluateHelmRelease(obj: FluxObject, manager: FluxObject | undefined, target: Target): Verdict {
+export function evaluateHelmRelease(obj: FluxObject, manager: FluxObject | undefined, target: Expectation): Verdict {
   const { ready, current, verdict } = common(obj);
   if (verdict) return verdict;
   if (manager) {
@@ -120,7 +120,7 @@ function helmFailure(obj: FluxObject, ready: Condition | undefined, current: boo
   return undefined;
 }
 
-function appliedOrAttemptedOurs(k: FluxObject, target: Target): boolean {
+function appliedOrAttemptedOurs(k: FluxObject, target: Expectation): boolean {
   return [k.status?.lastAppliedRevision, k.status?.lastAttemptedRevision].some((r) => {
     const sha = commitOf(r);
     return sha !== undefined && contains(target.relation(sha));

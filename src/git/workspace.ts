@@ -152,6 +152,14 @@ export class GitWorkspace {
     return base.trim() === ours ? 'descendant' : 'unrelated';
   }
 
+  /** Whether `commit` is on the remote branch now (fetched first): false once history was rewritten without it. */
+  async onBranch(repo: RepoRef, commit: string): Promise<boolean> {
+    const git = await this.open(repo);
+    await this.serialised(repo, () => this.fetch(git, repo));
+    const base = await git.raw(['merge-base', commit, `refs/remotes/origin/${repo.branch}`]).catch(() => '');
+    return base.trim() === commit;
+  }
+
   /** The full hash of a commit given in full or abbreviated (Helm chart revisions carry 12 hex digits). */
   private async resolveCommit(git: SimpleGit, sha: string): Promise<string | undefined> {
     if (!/^[0-9a-f]{7,40}$/.test(sha)) return undefined;

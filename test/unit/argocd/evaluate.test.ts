@@ -1,12 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { evaluateApplication, OPERATION_INFO_KEY, sameRepo, type Application, type ArgoTarget } from '../../../src/argocd/evaluate.js';
+import { evaluateApplication, OPERATION_INFO_KEY, sameRepo, type Application, type ArgoExpectation } from '../../../src/argocd/evaluate.js';
 import { isAutomated, syncOperation } from '../../../src/argocd/driver.js';
 import { relationFrom } from '../../../src/readiness.js';
 
 const OURS = 'a'.repeat(40);
 const OLD = 'b'.repeat(40);
 const LATER = 'c'.repeat(40);
-const target: ArgoTarget = { commit: OURS, relation: relationFrom(OURS, new Map([[OLD, 'unrelated'], [LATER, 'descendant']])), sourceIndex: 0, operationTag: 'trig-1' };
+const target: ArgoExpectation = { commit: OURS, relation: relationFrom(OURS, new Map([[OLD, 'unrelated'], [LATER, 'descendant']])), sourceIndex: 0, operationTag: 'trig-1' };
 
 function app(status: Application['status'], extra: Partial<Application> = {}): Application {
   return { metadata: { name: 'podtato', namespace: 'argocd' }, spec: { source: { repoURL: 'http://git/fleet.git', path: 'app', targetRevision: 'main' } }, status, ...extra };

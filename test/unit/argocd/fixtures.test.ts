@@ -1,6 +1,6 @@
 // The Argo CD rule over Applications captured from the real controllers (Argo CD 3.5.3).
 import { describe, expect, it } from '@jest/globals';
-import { evaluateApplication, type Application, type ArgoTarget } from '../../../src/argocd/evaluate.js';
+import { evaluateApplication, type Application, type ArgoExpectation } from '../../../src/argocd/evaluate.js';
 import { fixture } from '../fixtures.js';
 
 const C1 = 'bfccae246a6f0ad5d72a275f1d8c895151a5c509';
@@ -10,7 +10,7 @@ const UNPARSEABLE = 'a1c53c9c6f01546c2343a8ca846b041e0e957b26';
 const UNSCHEDULABLE = 'c09c0409c389e634d645377b72dbd6950a40da56';
 const WAVES = 'b8c674d6784fdd32a5a32359d96dee6d924b4e03';
 
-const target = (commit: string, extra: Partial<ArgoTarget> = {}): ArgoTarget => ({ commit, relation: (sha) => (sha === commit ? 'same' : 'unrelated'), sourceIndex: 0, ...extra });
+const target = (commit: string, extra: Partial<ArgoExpectation> = {}): ArgoExpectation => ({ commit, relation: (sha) => (sha === commit ? 'same' : 'unrelated'), sourceIndex: 0, ...extra });
 
 describe('Application, as Argo CD reports it', () => {
   it.each([

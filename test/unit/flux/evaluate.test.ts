@@ -1,11 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, type FluxObject } from '../../../src/flux/evaluate.js';
-import { relationFrom, type Relation, type Target } from '../../../src/readiness.js';
+import { relationFrom, type Relation, type Expectation } from '../../../src/readiness.js';
 
 const OURS = 'a'.repeat(40);
 const OLD = 'b'.repeat(40);
 const LATER = 'c'.repeat(40);
-const target = (known: Record<string, Relation> = { [OLD]: 'unrelated', [LATER]: 'descendant' }): Target => ({ commit: OURS, relation: relationFrom(OURS, new Map(Object.entries(known))) });
+const target = (known: Record<string, Relation> = { [OLD]: 'unrelated', [LATER]: 'descendant' }): Expectation => ({ commit: OURS, relation: relationFrom(OURS, new Map(Object.entries(known))) });
 
 function kustomization(status: FluxObject['status'], extra: Partial<FluxObject> = {}): FluxObject {
   return { kind: 'Kustomization', metadata: { name: 'app', namespace: 'flux-system', generation: 2 }, spec: { sourceRef: { kind: 'GitRepository', name: 'fleet' } }, status, ...extra };

@@ -1,11 +1,11 @@
 // The Flux rules over objects captured from the real controllers (kustomize-controller 1.9.5, helm-controller 1.6.4).
 import { describe, expect, it } from '@jest/globals';
 import { evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, type FluxObject } from '../../../src/flux/evaluate.js';
-import { relationFrom, type Target } from '../../../src/readiness.js';
+import { relationFrom, type Expectation } from '../../../src/readiness.js';
 import { fixture } from '../fixtures.js';
 
 /** Every other commit is unrelated: these fixtures each name the one commit under test. */
-function target(commit: string): Target {
+function target(commit: string): Expectation {
   const known = relationFrom(commit, new Map());
   return { commit, relation: (sha) => (known(sha) === 'same' ? 'same' : 'unrelated') };
 }
