@@ -79,7 +79,7 @@ export class GitWorkspace {
    * Reverts the newest commit on the branch carrying all `match` lines, commits with the deployment trailer and pushes,
    * starting over on a moved remote. Undefined when no such commit exists (nothing to undo).
    */
-  revertDeployment(req: RevertRequest): Promise<CommitOutcome | undefined> {
+  async revertDeployment(req: RevertRequest): Promise<CommitOutcome | undefined> {
     for (const line of req.match) checkTrailerLine(line, 'a line to match');
     return this.locked(req.repo, () =>
       this.protocol.run(req.repo, req.author, req.deploymentId, (clone) => stageRevert(clone, req.repo.branch, req.match, req.message, req.author, this.timeoutMs)),
