@@ -119,7 +119,8 @@ class YamlFile {
   }
 
   setNode(node: Scalar, value: string): void {
-    if (node.value !== null && String(node.value) === value) return;
+    // Only the same string is in place: `tag: true` or `tag: 1.0` print alike but read as a boolean and a number.
+    if (node.value === value) return;
     const token = node.srcToken;
     if (token) {
       CST.setScalarValue(token, value, { type: scalarStyle(token, value) });
