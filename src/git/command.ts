@@ -40,6 +40,11 @@ export function gitIn(dir: string, env: Record<string, string>, timeoutMs: numbe
 /** The last lines git printed, redacted, for a message shown to users. */
 export function gitMessage(err: unknown, credentials?: GitCredentials): string {
   const text = err instanceof Error ? err.message : String(err);
-  const lines = text.trim().split('\n').filter((l) => l.trim()).slice(-4).join(' | ');
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith('hint:'))
+    .slice(-4)
+    .join(' | ');
   return redact(lines.length > 1_000 ? `${lines.slice(0, 1_000)}…` : lines, credentials);
 }

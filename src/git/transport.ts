@@ -53,7 +53,8 @@ export class Transport {
   async push(clone: Clone, repo: RepoRef): Promise<string | undefined> {
     try {
       await this.attempt(clone, repo, ['push', '--porcelain', 'origin', `HEAD:refs/heads/${repo.branch}`], (message, err) => {
-        if (/\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(message)) return new RemoteMoved(message);
+        // On the whole of git's output: the last lines shown to users are often hints, not the verdict.
+        if (/\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(err instanceof Error ? err.message : String(err))) return new RemoteMoved(message);
         return new GitError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err, retryable: !isPermanentTransportFailure(message) });
       });
       return undefined;
