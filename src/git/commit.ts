@@ -14,7 +14,7 @@ import { localGitEnv, CredentialsError } from './credentials.js';
 import type { CloneCache, Clone } from './clones.js';
 import { readInTree, writeInTree } from './files.js';
 import type { ImageRef } from './image.js';
-import type { RepoRef, Transport } from './transport.js';
+import { isLocalDamage, type RepoRef, type Transport } from './transport.js';
 import { retry, realSleep, type Sleep } from '../retry.js';
 
 export const DEPLOYMENT_TRAILER = 'Keptn-Deployment-Id';
@@ -126,13 +126,16 @@ export class CommitProtocol {
   private async checkout(repo: RepoRef): Promise<Clone> {
     const onDiscard = (problem: string) => this.opts.onDiscard?.(repo.url, problem);
     const clone = await this.clones.open(repo.url, onDiscard);
-    await this.transport.fetch(clone, repo);
+    let fetched = false;
     try {
+      await this.transport.fetch(clone, repo);
+      fetched = true;
       await this.reset(clone, repo.branch);
       return clone;
     } catch (err: unknown) {
-      if (err instanceof CredentialsError) throw err;
-      onDiscard(`the checkout failed: ${gitMessage(err)}`);
+      // A failing server or refused credentials are not the clone's fault; anything local after a fetch is.
+      if (err instanceof CredentialsError || (!fetched && !isLocalDamage(err))) throw err;
+      onDiscard(`${fetched ? 'the checkout' : 'the fetch'} failed: ${gitMessage(err)}`);
       await this.clones.discard(repo.url);
       const fresh = await this.clones.open(repo.url, onDiscard);
       await this.transport.fetch(fresh, repo);

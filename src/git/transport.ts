@@ -34,6 +34,14 @@ export function isPermanentTransportFailure(message: string): boolean {
   return PERMANENT.test(message);
 }
 
+/** Failures of our own clone, not of the server: a fresh clone mends them, a retry does not. */
+const LOCAL_DAMAGE = /\bis corrupt|\bbad object\b|unable to read [0-9a-f]{7,}|not a git repository|bad config|index file (smaller|corrupt)|packfile .*(cannot be accessed|does not match)|\bbad (tree|commit|blob) object/i;
+
+export function isLocalDamage(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) if (LOCAL_DAMAGE.test(e.message)) return true;
+  return false;
+}
+
 export class Transport {
   private readonly policy: RetryPolicy;
   private readonly ready: Promise<void>;
@@ -45,7 +53,10 @@ export class Transport {
 
   async fetch(clone: Clone, repo: RepoRef): Promise<void> {
     await this.attempt(clone, repo, ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`], (message, err) =>
-      new GitError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err, retryable: !isPermanentTransportFailure(message) }),
+      new GitError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, {
+        cause: err,
+        retryable: !isPermanentTransportFailure(message) && !isLocalDamage(err),
+      }),
     );
   }
 

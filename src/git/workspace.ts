@@ -5,9 +5,9 @@
  * inside the tree, never through a link), ancestry.ts (relation, onBranch), credentials.ts (credentials, the Git
  * environment and redaction), command.ts (how a git command runs). See docs/adr/0003-writing-to-git.md.
  */
-import { CloneCache } from './clones.js';
+import { CloneCache, type Clone } from './clones.js';
 import { TreeLock } from './lock.js';
-import { Transport, scratchDirOf, type RepoRef } from './transport.js';
+import { Transport, isLocalDamage, scratchDirOf, type RepoRef } from './transport.js';
 import { CommitProtocol, checkTrailerLine, stageEdits, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
 import { isAncestor, relationOf, resolveCommit } from './ancestry.js';
 import type { Relation } from '../readiness.js';
@@ -56,8 +56,10 @@ export class GitWorkspace {
   private readonly transport: Transport;
   private readonly protocol: CommitProtocol;
   private readonly timeoutMs: number;
+  private readonly onDiscard: WorkspaceOptions['onDiscard'];
 
   constructor(opts: WorkspaceOptions) {
+    this.onDiscard = opts.onDiscard;
     this.timeoutMs = opts.gitTimeoutMs ?? 60_000;
     this.clones = new CloneCache(opts.root, this.timeoutMs);
     this.transport = new Transport({ scratchDir: scratchDirOf(opts.root), timeoutMs: this.timeoutMs, attempts: opts.transportAttempts ?? 3, ...(opts.sleep ? { sleep: opts.sleep } : {}) });
@@ -92,22 +94,35 @@ export class GitWorkspace {
     return this.locked(repo, async () => {
       const clone = await this.clones.open(repo.url);
       let full = await resolveCommit(clone, sha);
-      if (!full) {
-        await this.transport.fetch(clone, repo).catch(() => undefined);
-        full = await resolveCommit(clone, sha);
-        if (!full) return 'unknown';
-      }
-      return relationOf(clone, ours, full);
+      if (full) return relationOf(clone, ours, full);
+      const fetched = await this.fetched(repo).catch(() => undefined);
+      full = fetched && (await resolveCommit(fetched, sha));
+      return fetched && full ? relationOf(fetched, ours, full) : 'unknown';
     });
   }
 
   /** Whether `commit` is on the remote branch now (fetched first): false once history was rewritten without it. */
   onBranch(repo: RepoRef, commit: string): Promise<boolean> {
     return this.locked(repo, async () => {
-      const clone = await this.clones.open(repo.url);
-      await this.transport.fetch(clone, repo);
+      const clone = await this.fetched(repo);
       return isAncestor(clone, commit, `refs/remotes/origin/${repo.branch}`);
     });
+  }
+
+  /** The clone with the branch fetched; a clone too damaged to fetch into is made anew once. Under the lock. */
+  private async fetched(repo: RepoRef): Promise<Clone> {
+    const clone = await this.clones.open(repo.url, (problem) => this.onDiscard?.(repo.url, problem));
+    try {
+      await this.transport.fetch(clone, repo);
+      return clone;
+    } catch (err: unknown) {
+      if (!isLocalDamage(err)) throw err;
+      this.onDiscard?.(repo.url, 'the fetch failed on a damaged clone');
+      await this.clones.discard(repo.url);
+      const fresh = await this.clones.open(repo.url);
+      await this.transport.fetch(fresh, repo);
+      return fresh;
+    }
   }
 
   /** Every use of a clone, whatever the branch, waits for the one before it on the same working tree. */

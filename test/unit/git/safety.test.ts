@@ -128,6 +128,12 @@ describe('a corrupted cached clone is detected and made anew (issue 8, item 2)',
       await git(clone, ['remote', 'set-url', 'origin', other]);
     }],
     ['HEAD removed', async (clone) => rm(join(clone, '.git', 'HEAD'))],
+    ['the object store truncated', async (clone) => {
+      for (const sub of ['pack', ...(await readdir(join(clone, '.git', 'objects')))]) {
+        const d = join(clone, '.git', 'objects', sub);
+        for (const f of await readdir(d).catch(() => [])) await writeFile(join(d, f), 'x').catch(() => undefined);
+      }
+    }],
     ['a broken index', async (clone) => writeFile(join(clone, '.git', 'index'), 'DIRC not an index')],
     ['.git replaced by a file', async (clone) => {
       await rm(join(clone, '.git'), { recursive: true });
@@ -150,6 +156,21 @@ describe('a corrupted cached clone is detected and made anew (issue 8, item 2)',
     expect(await server.log(other.name)).toHaveLength(1);
     expect(discarded).toHaveLength(1);
     await expect(stat(marker)).rejects.toThrow();
+  });
+});
+
+describe('ancestry answers on a damaged clone (issue 8, item 2)', () => {
+  it('onBranch and relation make the clone anew and answer', async () => {
+    const s = await setup();
+    const discarded: string[] = [];
+    const ws = new GitWorkspace({ root: s.root, sleep: noSleep, onDiscard: (_url, problem) => discarded.push(problem) });
+    const out = await ws.commitImage(s.request('d-1', '1.0.0'));
+    const later = await server.commitAsOther(s.name, { 'x.txt': 'x' }, 'later');
+    const objects = join(new CloneCache(s.root, 10_000).dirFor(s.url), '.git', 'objects');
+    for (const sub of await readdir(objects)) for (const f of await readdir(join(objects, sub)).catch(() => [])) await writeFile(join(objects, sub, f), 'x').catch(() => undefined);
+    expect(await ws.onBranch(s.repo, out.commit)).toBe(true);
+    expect(await ws.relation(s.repo, out.commit, later)).toBe('descendant');
+    expect(discarded.length).toBeGreaterThanOrEqual(1);
   });
 });
 
