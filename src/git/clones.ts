@@ -21,7 +21,8 @@ export interface Clone {
 }
 
 /** The local settings `git init` and `git remote add` write; any other key was planted. */
-const OWN_CONFIG = /^(core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode|symlinks)|remote\.origin\.(url|fetch))$/;
+const OWN_CONFIG =
+  /^(core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode|symlinks)|remote\.origin\.(url|fetch))$/;
 
 export class CloneCache {
   constructor(

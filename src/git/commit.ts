@@ -54,7 +54,10 @@ const MAX_TRAILER_VALUE = 1_024;
 /** A value that goes into a commit trailer must be one line of text: anything else could forge other trailers. */
 export function checkTrailerLine(line: string, label: string): void {
   if (!line || line.length > MAX_TRAILER_VALUE || /[\x00-\x1f\x7f]/.test(line)) {
-    throw new GitError('GIT_INVALID_TRAILER', `${label} must be one line of at most ${MAX_TRAILER_VALUE} characters without control characters`);
+    throw new GitError(
+      'GIT_INVALID_TRAILER',
+      `${label} must be one line of at most ${MAX_TRAILER_VALUE} characters without control characters`,
+    );
   }
 }
 
@@ -83,14 +86,24 @@ export class CommitProtocol {
   ) {}
 
   /** Runs the protocol for one change. Call it under the tree's lock. */
-  async run(repo: RepoRef, author: Author, deploymentId: string, stage: (clone: Clone) => Promise<Staged>): Promise<CommitOutcome | undefined> {
+  async run(
+    repo: RepoRef,
+    author: Author,
+    deploymentId: string,
+    stage: (clone: Clone) => Promise<Staged>,
+  ): Promise<CommitOutcome | undefined> {
     checkTrailerLine(deploymentId, 'the deployment id');
     const trailer = `${DEPLOYMENT_TRAILER}: ${deploymentId}`;
     let rejections = 0;
     try {
       return await retry(
         // Replicas of the service contend for a branch only through rejected pushes; the jitter spreads them out.
-        { attempts: Math.max(1, this.opts.pushAttempts), baseDelayMs: 250, maxDelayMs: 4_000, retryable: (err) => err instanceof PushRejected },
+        {
+          attempts: Math.max(1, this.opts.pushAttempts),
+          baseDelayMs: 250,
+          maxDelayMs: 4_000,
+          retryable: (err) => err instanceof PushRejected,
+        },
         async () => {
           const clone = await this.checkout(repo);
           const earlier = await findCommitWithLines(clone, `refs/remotes/origin/${repo.branch}`, [trailer]);
@@ -99,8 +112,17 @@ export class CommitProtocol {
           if (staged === 'absent') return undefined;
           const head = async () => (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
           // Writing bytes is not making a change: what git would commit decides (line-end rules, equal content).
-          if (staged === 'unchanged' || !(await clone.git.raw(['diff', '--cached', '--name-only'])).trim()) return { commit: await head(), created: false, reused: false };
-          await gitIn(clone.dir, localGitEnv(author), this.opts.timeoutMs).raw(['commit', '-q', '--no-verify', '--no-gpg-sign', '--cleanup=verbatim', '-m', `${staged.message}\n\n${trailer}`]);
+          if (staged === 'unchanged' || !(await clone.git.raw(['diff', '--cached', '--name-only'])).trim())
+            return { commit: await head(), created: false, reused: false };
+          await gitIn(clone.dir, localGitEnv(author), this.opts.timeoutMs).raw([
+            'commit',
+            '-q',
+            '--no-verify',
+            '--no-gpg-sign',
+            '--cleanup=verbatim',
+            '-m',
+            `${staged.message}\n\n${trailer}`,
+          ]);
           const commit = await head();
           const rejection = await this.transport.push(clone, repo);
           if (rejection) {
@@ -113,7 +135,11 @@ export class CommitProtocol {
       );
     } catch (err: unknown) {
       if (err instanceof PushRejected) {
-        throw new GitError('GIT_PUSH_FAILED', `push to ${repo.branch} was rejected ${rejections} times (the branch kept moving): ${err.message}`, { retryable: true });
+        throw new GitError(
+          'GIT_PUSH_FAILED',
+          `push to ${repo.branch} was rejected ${rejections} times (the branch kept moving): ${err.message}`,
+          { retryable: true },
+        );
       }
       throw err;
     }
@@ -174,14 +200,25 @@ export async function stageEdits(clone: Clone, edits: FileEdit[], message: strin
 }
 
 /** Stages the revert of the newest commit on the branch carrying every line of `match`; `absent` when there is none. */
-export async function stageRevert(clone: Clone, branch: string, match: string[], message: (reverted: string) => string, author: Author, timeoutMs: number): Promise<Staged> {
+export async function stageRevert(
+  clone: Clone,
+  branch: string,
+  match: string[],
+  message: (reverted: string) => string,
+  author: Author,
+  timeoutMs: number,
+): Promise<Staged> {
   const target = await findCommitWithLines(clone, `refs/remotes/origin/${branch}`, match);
   if (!target) return 'absent';
   try {
     await gitIn(clone.dir, localGitEnv(author), timeoutMs).raw(['revert', '--no-commit', target]);
   } catch (err: unknown) {
     await clone.git.raw(['revert', '--abort']).catch(() => undefined);
-    throw new GitError('GIT_REVERT_CONFLICT', `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err)}`, { cause: err });
+    throw new GitError(
+      'GIT_REVERT_CONFLICT',
+      `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err)}`,
+      { cause: err },
+    );
   }
   return { message: message(target) };
 }

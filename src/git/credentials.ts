@@ -9,9 +9,7 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
-export type GitCredentials =
-  | { kind: 'basic'; username: string; password: string }
-  | { kind: 'ssh'; identity: string; knownHosts?: string };
+export type GitCredentials = { kind: 'basic'; username: string; password: string } | { kind: 'ssh'; identity: string; knownHosts?: string };
 
 export class CredentialsError extends ServiceError {
   constructor(message: string, options: ServiceErrorOptions = {}) {
@@ -21,13 +19,27 @@ export class CredentialsError extends ServiceError {
 
 /** From a Secret's decoded data: `username`+`password` (HTTPS), or `identity` (+`known_hosts`) (SSH). */
 export function credentialsFromSecretData(data: Record<string, string>, secret: string): GitCredentials {
-  if (data['identity']) return { kind: 'ssh', identity: data['identity'], ...(data['known_hosts'] ? { knownHosts: data['known_hosts'] } : {}) };
+  if (data['identity'])
+    return { kind: 'ssh', identity: data['identity'], ...(data['known_hosts'] ? { knownHosts: data['known_hosts'] } : {}) };
   if (data['password'] !== undefined) return { kind: 'basic', username: data['username'] || 'git', password: data['password'] };
   throw new CredentialsError(`Secret ${secret} has neither "password" (with "username") for HTTPS nor "identity" for SSH`);
 }
 
 /** What git needs to run; nothing else from our process environment (which may hold tokens) is passed on. */
-const KEPT_FROM_PROCESS = ['PATH', 'HOME', 'LANG', 'TMPDIR', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy'];
+const KEPT_FROM_PROCESS = [
+  'PATH',
+  'HOME',
+  'LANG',
+  'TMPDIR',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'NO_PROXY',
+  'https_proxy',
+  'http_proxy',
+  'no_proxy',
+];
 
 function processEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -40,7 +52,9 @@ export function localGitEnv(author?: { name: string; email: string }): Record<st
   return {
     ...processEnv(),
     GIT_TERMINAL_PROMPT: '0',
-    ...(author ? { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: author.name, GIT_COMMITTER_EMAIL: author.email } : {}),
+    ...(author
+      ? { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: author.name, GIT_COMMITTER_EMAIL: author.email }
+      : {}),
   };
 }
 
@@ -70,7 +84,11 @@ function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-export async function gitAuthEnv(credentials: GitCredentials | undefined, scratchDir: string, hostKeys: HostKeyOptions = {}): Promise<GitAuthEnv> {
+export async function gitAuthEnv(
+  credentials: GitCredentials | undefined,
+  scratchDir: string,
+  hostKeys: HostKeyOptions = {},
+): Promise<GitAuthEnv> {
   const base = { ...processEnv(), ...REMOTE_ENV };
   if (!credentials) return { env: base, dispose: async () => {} };
   if (credentials.kind === 'basic') {

@@ -6,7 +6,20 @@
  * Aliases are never expanded (no alias bombs), and a path that does not exist is an error, never silently created:
  * a typo must not turn into a "successful" deployment that changed nothing.
  */
-import { Composer, CST, Parser, isAlias, isMap, isScalar, isSeq, parse as parseYaml, type Document, type Node, type Scalar, type YAMLMap } from 'yaml';
+import {
+  Composer,
+  CST,
+  Parser,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  parse as parseYaml,
+  type Document,
+  type Node,
+  type Scalar,
+  type YAMLMap,
+} from 'yaml';
 import { formatImageRef, type ImageRef } from './image.js';
 import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 import { firstDuplicateKey } from '../yaml.js';
@@ -114,7 +127,8 @@ class YamlFile {
   setScalar(doc: Document.Parsed, path: Array<string | number>, value: string, label: string): void {
     const node = doc.getIn(path, true);
     if (node === undefined) throw new EditError(`key ${label} not found`);
-    if (!isScalar(node)) throw new EditError(`key ${label} holds a ${isMap(node) ? 'mapping' : isSeq(node) ? 'list' : 'non-scalar'}, not a value`);
+    if (!isScalar(node))
+      throw new EditError(`key ${label} holds a ${isMap(node) ? 'mapping' : isSeq(node) ? 'list' : 'non-scalar'}, not a value`);
     this.setNode(node, value);
   }
 
@@ -145,12 +159,17 @@ class YamlFile {
    */
   result(): EditResult {
     if (!this.changed) return { changed: false, content: this.source };
-    const content = this.restructured ? this.docs.map((d) => d.toString({ lineWidth: 0 })).join('') : this.tokens.map((t) => CST.stringify(t)).join('');
+    const content = this.restructured
+      ? this.docs.map((d) => d.toString({ lineWidth: 0 })).join('')
+      : this.tokens.map((t) => CST.stringify(t)).join('');
     let again: Document.Parsed[];
     try {
       again = parseStream(content).docs;
     } catch (err: unknown) {
-      throw new EditError(`the edited file would not be valid YAML (${err instanceof Error ? err.message : String(err)}); nothing was written`, { cause: err });
+      throw new EditError(
+        `the edited file would not be valid YAML (${err instanceof Error ? err.message : String(err)}); nothing was written`,
+        { cause: err },
+      );
     }
     const where = differenceAt(this.docs, again);
     if (where !== undefined) throw new EditError(`the edited file would not read back as written (at ${where}); nothing was written`);
@@ -194,7 +213,8 @@ function parseStream(source: string): { tokens: CST.Token[]; docs: Document.Pars
   if (error) throw new EditError(`not valid YAML: ${error.message.split('\n')[0]!.slice(0, 200)}`);
   for (const doc of docs) {
     const duplicate = firstDuplicateKey(doc.contents);
-    if (duplicate !== undefined) throw new EditError(`not valid YAML: map keys must be unique (${JSON.stringify(duplicate)} appears twice)`);
+    if (duplicate !== undefined)
+      throw new EditError(`not valid YAML: map keys must be unique (${JSON.stringify(duplicate)} appears twice)`);
   }
   return { tokens, docs };
 }

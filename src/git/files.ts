@@ -14,7 +14,12 @@ export const MAX_FILE_BYTES = 1024 * 1024;
 
 async function checkedPath(root: string, file: string): Promise<string> {
   const parts = file.split('/');
-  if (file.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..') || parts[0]?.toLowerCase() === '.git' || /[\x00]/.test(file)) {
+  if (
+    file.startsWith('/') ||
+    parts.some((p) => p === '' || p === '.' || p === '..') ||
+    parts[0]?.toLowerCase() === '.git' ||
+    /[\x00]/.test(file)
+  ) {
     throw new GitError('GIT_UNSAFE_PATH', `${file}: not a plain path inside the repository`);
   }
   let path = root;
@@ -27,10 +32,14 @@ async function checkedPath(root: string, file: string): Promise<string> {
     const shown = parts.slice(0, i + 1).join('/');
     if (!stat) throw new GitError('GIT_FILE_MISSING', `${file} does not exist on the branch; check images[].file in the settings`);
     if (stat.isSymbolicLink()) {
-      throw new GitError('GIT_UNSAFE_PATH', `${file}: ${shown} is a symbolic link in the repository; the service edits only regular files and never follows links`);
+      throw new GitError(
+        'GIT_UNSAFE_PATH',
+        `${file}: ${shown} is a symbolic link in the repository; the service edits only regular files and never follows links`,
+      );
     }
     const last = i === parts.length - 1;
-    if (!last && !stat.isDirectory()) throw new GitError('GIT_FILE_MISSING', `${file} does not exist on the branch (${shown} is not a directory)`);
+    if (!last && !stat.isDirectory())
+      throw new GitError('GIT_FILE_MISSING', `${file} does not exist on the branch (${shown} is not a directory)`);
     if (last && !stat.isFile()) throw new GitError('GIT_UNSAFE_PATH', `${file} is not a regular file`);
   }
   return path;
@@ -41,7 +50,8 @@ export async function readInTree(root: string, file: string, maxBytes = MAX_FILE
   const handle = await open(await checkedPath(root, file), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const { size } = await handle.stat();
-    if (size > maxBytes) throw new GitError('MANIFEST_EDIT_FAILED', `${file} is ${size} bytes, larger than the ${maxBytes} bytes the service edits`);
+    if (size > maxBytes)
+      throw new GitError('MANIFEST_EDIT_FAILED', `${file} is ${size} bytes, larger than the ${maxBytes} bytes the service edits`);
     return await handle.readFile('utf8');
   } finally {
     await handle.close();

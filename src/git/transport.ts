@@ -27,18 +27,43 @@ export interface TransportOptions {
 }
 
 /** Failures no retry can mend: the server understood us and said no. */
-const PERMANENT =
-  /Authentication failed|could not read Username|Permission denied|Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|\b40[134]\b|not found|couldn't find remote ref|does not appear to be a git repository/i;
+const PERMANENT = new RegExp(
+  [
+    'Authentication failed',
+    'could not read Username',
+    'Permission denied',
+    'Host key verification failed',
+    'REMOTE HOST IDENTIFICATION HAS CHANGED',
+    '\\b40[134]\\b',
+    'not found',
+    "couldn't find remote ref",
+    'does not appear to be a git repository',
+  ].join('|'),
+  'i',
+);
 
 export function isPermanentTransportFailure(message: string): boolean {
   return PERMANENT.test(message);
 }
 
 /** Failures of our own clone, not of the server: a fresh clone mends them, a retry does not. */
-const LOCAL_DAMAGE = /\bis corrupt|\bbad object\b|unable to read [0-9a-f]{7,}|not a git repository|bad config|index file (smaller|corrupt)|packfile .*(cannot be accessed|does not match)|\bbad (tree|commit|blob) object/i;
+const LOCAL_DAMAGE = new RegExp(
+  [
+    '\\bis corrupt',
+    '\\bbad object\\b',
+    'unable to read [0-9a-f]{7,}',
+    'not a git repository',
+    'bad config',
+    'index file (smaller|corrupt)',
+    'packfile .*(cannot be accessed|does not match)',
+    '\\bbad (tree|commit|blob) object',
+  ].join('|'),
+  'i',
+);
 
 export function isLocalDamage(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++) if (LOCAL_DAMAGE.test(e.message)) return true;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 3; e = e.cause, depth++)
+    if (LOCAL_DAMAGE.test(e.message)) return true;
   return false;
 }
 
@@ -52,11 +77,15 @@ export class Transport {
   }
 
   async fetch(clone: Clone, repo: RepoRef): Promise<void> {
-    await this.attempt(clone, repo, ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`], (message, err) =>
-      new GitError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, {
-        cause: err,
-        retryable: !isPermanentTransportFailure(message) && !isLocalDamage(err),
-      }),
+    await this.attempt(
+      clone,
+      repo,
+      ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`],
+      (message, err) =>
+        new GitError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, {
+          cause: err,
+          retryable: !isPermanentTransportFailure(message) && !isLocalDamage(err),
+        }),
     );
   }
 
@@ -65,8 +94,16 @@ export class Transport {
     try {
       await this.attempt(clone, repo, ['push', '--porcelain', 'origin', `HEAD:refs/heads/${repo.branch}`], (message, err) => {
         // On the whole of git's output: the last lines shown to users are often hints, not the verdict.
-        if (/\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(err instanceof Error ? err.message : String(err))) return new RemoteMoved(message);
-        return new GitError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, { cause: err, retryable: !isPermanentTransportFailure(message) });
+        if (
+          /\[rejected\]|non-fast-forward|fetch first|failed to update ref|cannot lock ref/i.test(
+            err instanceof Error ? err.message : String(err),
+          )
+        )
+          return new RemoteMoved(message);
+        return new GitError('GIT_PUSH_FAILED', `cannot push to ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, {
+          cause: err,
+          retryable: !isPermanentTransportFailure(message),
+        });
       });
       return undefined;
     } catch (err: unknown) {
@@ -80,7 +117,11 @@ export class Transport {
     await retry(
       this.policy,
       async () => {
-        const auth = await gitAuthEnv(repo.credentials, this.opts.scratchDir, repo.insecureAcceptNewHostKey ? { acceptNewHostKeyFile: `${clone.dir}.known_hosts` } : {});
+        const auth = await gitAuthEnv(
+          repo.credentials,
+          this.opts.scratchDir,
+          repo.insecureAcceptNewHostKey ? { acceptNewHostKeyFile: `${clone.dir}.known_hosts` } : {},
+        );
         try {
           await gitIn(clone.dir, auth.env, this.opts.timeoutMs).raw(args);
         } catch (err: unknown) {

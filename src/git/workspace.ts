@@ -62,7 +62,12 @@ export class GitWorkspace {
     this.onDiscard = opts.onDiscard;
     this.timeoutMs = opts.gitTimeoutMs ?? 60_000;
     this.clones = new CloneCache(opts.root, this.timeoutMs);
-    this.transport = new Transport({ scratchDir: scratchDirOf(opts.root), timeoutMs: this.timeoutMs, attempts: opts.transportAttempts ?? 3, ...(opts.sleep ? { sleep: opts.sleep } : {}) });
+    this.transport = new Transport({
+      scratchDir: scratchDirOf(opts.root),
+      timeoutMs: this.timeoutMs,
+      attempts: opts.transportAttempts ?? 3,
+      ...(opts.sleep ? { sleep: opts.sleep } : {}),
+    });
     this.protocol = new CommitProtocol(this.clones, this.transport, {
       pushAttempts: opts.pushAttempts ?? 5,
       timeoutMs: this.timeoutMs,
@@ -73,7 +78,9 @@ export class GitWorkspace {
 
   /** Writes the image, commits and pushes; starts over on a moved remote by re-applying the edits on the new head. */
   async commitImage(req: CommitRequest): Promise<CommitOutcome> {
-    const outcome = await this.locked(req.repo, () => this.protocol.run(req.repo, req.author, req.deploymentId, (clone) => stageEdits(clone, req.edits, req.message)));
+    const outcome = await this.locked(req.repo, () =>
+      this.protocol.run(req.repo, req.author, req.deploymentId, (clone) => stageEdits(clone, req.edits, req.message)),
+    );
     return outcome!;
   }
 
@@ -84,7 +91,9 @@ export class GitWorkspace {
   async revertDeployment(req: RevertRequest): Promise<CommitOutcome | undefined> {
     for (const line of req.match) checkTrailerLine(line, 'a line to match');
     return this.locked(req.repo, () =>
-      this.protocol.run(req.repo, req.author, req.deploymentId, (clone) => stageRevert(clone, req.repo.branch, req.match, req.message, req.author, this.timeoutMs)),
+      this.protocol.run(req.repo, req.author, req.deploymentId, (clone) =>
+        stageRevert(clone, req.repo.branch, req.match, req.message, req.author, this.timeoutMs),
+      ),
     );
   }
 
@@ -130,4 +139,3 @@ export class GitWorkspace {
     return this.lock.run(this.clones.dirFor(repo.url), work);
   }
 }
-

@@ -34,7 +34,13 @@ afterAll(async () => {
 });
 
 async function git(cwd: string, args: string[]): Promise<string> {
-  const env = { ...process.env, GIT_AUTHOR_NAME: 'Other', GIT_AUTHOR_EMAIL: 'o@example.test', GIT_COMMITTER_NAME: 'Other', GIT_COMMITTER_EMAIL: 'o@example.test' };
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'Other',
+    GIT_AUTHOR_EMAIL: 'o@example.test',
+    GIT_COMMITTER_NAME: 'Other',
+    GIT_COMMITTER_EMAIL: 'o@example.test',
+  };
   return (await execFileAsync('git', args, { cwd, env })).stdout;
 }
 
@@ -57,7 +63,13 @@ async function setup(files: Record<string, string> = { 'app/kustomization.yaml':
   const repo: RepoRef = { url, branch: 'main', credentials: { kind: 'basic', username: server.username, password: server.password } };
   const request = (id: string, tag = '0.3.2', over: Partial<CommitRequest> = {}): CommitRequest => ({
     repo,
-    edits: [{ file: 'app/kustomization.yaml', write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image: parseImageRef(`ghcr.io/podtato/head:${tag}`) }],
+    edits: [
+      {
+        file: 'app/kustomization.yaml',
+        write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' },
+        image: parseImageRef(`ghcr.io/podtato/head:${tag}`),
+      },
+    ],
     message: `keptn: deploy ${tag}`,
     author,
     deploymentId: id,
@@ -113,32 +125,47 @@ describe('paths through symbolic links (issue 8, item 2)', () => {
 describe('a corrupted cached clone is detected and made anew (issue 8, item 2)', () => {
   const corruptions: Array<[string, (clone: string, marker: string, other: string) => Promise<void>]> = [
     ['garbage in .git/config', async (clone) => writeFile(join(clone, '.git', 'config'), '[core\n\u0000garbage')],
-    ['a hook planted in .git/hooks', async (clone, marker) => {
-      await mkdir(join(clone, '.git', 'hooks'), { recursive: true });
-      await writeFile(join(clone, '.git', 'hooks', 'post-checkout'), `#!/bin/sh\ntouch ${marker}\n`);
-      await chmod(join(clone, '.git', 'hooks', 'post-checkout'), 0o755);
-    }],
-    ['core.hooksPath pointing to planted hooks', async (clone, marker) => {
-      await mkdir(join(clone, 'planted'), { recursive: true });
-      await writeFile(join(clone, 'planted', 'post-checkout'), `#!/bin/sh\ntouch ${marker}\n`);
-      await chmod(join(clone, 'planted', 'post-checkout'), 0o755);
-      await git(clone, ['config', 'core.hooksPath', join(clone, 'planted')]);
-    }],
-    ['origin pointing to another repository', async (clone, _marker, other) => {
-      await git(clone, ['remote', 'set-url', 'origin', other]);
-    }],
+    [
+      'a hook planted in .git/hooks',
+      async (clone, marker) => {
+        await mkdir(join(clone, '.git', 'hooks'), { recursive: true });
+        await writeFile(join(clone, '.git', 'hooks', 'post-checkout'), `#!/bin/sh\ntouch ${marker}\n`);
+        await chmod(join(clone, '.git', 'hooks', 'post-checkout'), 0o755);
+      },
+    ],
+    [
+      'core.hooksPath pointing to planted hooks',
+      async (clone, marker) => {
+        await mkdir(join(clone, 'planted'), { recursive: true });
+        await writeFile(join(clone, 'planted', 'post-checkout'), `#!/bin/sh\ntouch ${marker}\n`);
+        await chmod(join(clone, 'planted', 'post-checkout'), 0o755);
+        await git(clone, ['config', 'core.hooksPath', join(clone, 'planted')]);
+      },
+    ],
+    [
+      'origin pointing to another repository',
+      async (clone, _marker, other) => {
+        await git(clone, ['remote', 'set-url', 'origin', other]);
+      },
+    ],
     ['HEAD removed', async (clone) => rm(join(clone, '.git', 'HEAD'))],
-    ['the object store truncated', async (clone) => {
-      for (const sub of ['pack', ...(await readdir(join(clone, '.git', 'objects')))]) {
-        const d = join(clone, '.git', 'objects', sub);
-        for (const f of await readdir(d).catch(() => [])) await writeFile(join(d, f), 'x').catch(() => undefined);
-      }
-    }],
+    [
+      'the object store truncated',
+      async (clone) => {
+        for (const sub of ['pack', ...(await readdir(join(clone, '.git', 'objects')))]) {
+          const d = join(clone, '.git', 'objects', sub);
+          for (const f of await readdir(d).catch(() => [])) await writeFile(join(d, f), 'x').catch(() => undefined);
+        }
+      },
+    ],
     ['a broken index', async (clone) => writeFile(join(clone, '.git', 'index'), 'DIRC not an index')],
-    ['.git replaced by a file', async (clone) => {
-      await rm(join(clone, '.git'), { recursive: true });
-      await writeFile(join(clone, '.git'), 'gitdir: /nowhere\n');
-    }],
+    [
+      '.git replaced by a file',
+      async (clone) => {
+        await rm(join(clone, '.git'), { recursive: true });
+        await writeFile(join(clone, '.git'), 'gitdir: /nowhere\n');
+      },
+    ],
   ];
 
   it.each(corruptions)('%s', async (_name, corrupt) => {
@@ -167,7 +194,8 @@ describe('ancestry answers on a damaged clone (issue 8, item 2)', () => {
     const out = await ws.commitImage(s.request('d-1', '1.0.0'));
     const later = await server.commitAsOther(s.name, { 'x.txt': 'x' }, 'later');
     const objects = join(new CloneCache(s.root, 10_000).dirFor(s.url), '.git', 'objects');
-    for (const sub of await readdir(objects)) for (const f of await readdir(join(objects, sub)).catch(() => [])) await writeFile(join(objects, sub, f), 'x').catch(() => undefined);
+    for (const sub of await readdir(objects))
+      for (const f of await readdir(join(objects, sub)).catch(() => [])) await writeFile(join(objects, sub, f), 'x').catch(() => undefined);
     expect(await ws.onBranch(s.repo, out.commit)).toBe(true);
     expect(await ws.relation(s.repo, out.commit, later)).toBe('descendant');
     expect(discarded.length).toBeGreaterThanOrEqual(1);
@@ -201,7 +229,13 @@ describe('event ids and contexts are matched as exact trailer lines, never as pa
     const ws = new GitWorkspace({ root: s.root, sleep: noSleep });
     await ws.commitImage({ ...s.request('d-1'), message: 'keptn: deploy\n\nKeptn-Context: ctx-1\nKeptn-Stage: dev\nKeptn-Service: svc' });
     const revert = (context: string) =>
-      ws.revertDeployment({ repo: s.repo, match: [`Keptn-Context: ${context}`, 'Keptn-Stage: dev', 'Keptn-Service: svc'], message: (sha) => `revert ${sha}`, author, deploymentId: `r-${context}` });
+      ws.revertDeployment({
+        repo: s.repo,
+        match: [`Keptn-Context: ${context}`, 'Keptn-Stage: dev', 'Keptn-Service: svc'],
+        message: (sha) => `revert ${sha}`,
+        author,
+        deploymentId: `r-${context}`,
+      });
     expect(await revert('y|')).toBeUndefined();
     expect(await revert('ctx-')).toBeUndefined(); // a prefix is not the context
     expect(await revert('.*')).toBeUndefined();
@@ -213,7 +247,9 @@ describe('event ids and contexts are matched as exact trailer lines, never as pa
     const s = await setup();
     const ws = new GitWorkspace({ root: s.root, sleep: noSleep });
     await expect(ws.commitImage(s.request('x\nKeptn-Context: victim'))).rejects.toMatchObject({ code: 'GIT_INVALID_TRAILER' });
-    await expect(ws.revertDeployment({ repo: s.repo, match: ['Keptn-Context: a\nb'], message: () => 'm', author, deploymentId: 'r' })).rejects.toMatchObject({ code: 'GIT_INVALID_TRAILER' });
+    await expect(
+      ws.revertDeployment({ repo: s.repo, match: ['Keptn-Context: a\nb'], message: () => 'm', author, deploymentId: 'r' }),
+    ).rejects.toMatchObject({ code: 'GIT_INVALID_TRAILER' });
     expect(await server.log(s.name)).toHaveLength(1);
   });
 });
@@ -223,7 +259,11 @@ describe('what counts as created (issue 8, item 8)', () => {
     const s = await setup();
     const ws = new GitWorkspace({ root: s.root, sleep: noSleep });
     const there = s.request('d-1', '0.3.2').edits[0]!;
-    const back = { file: 'app/kustomization.yaml', write: { kind: 'yamlPath' as const, path: 'images[0].newTag', part: 'tag' as const }, image: parseImageRef('ghcr.io/podtato/head:0.3.1') };
+    const back = {
+      file: 'app/kustomization.yaml',
+      write: { kind: 'yamlPath' as const, path: 'images[0].newTag', part: 'tag' as const },
+      image: parseImageRef('ghcr.io/podtato/head:0.3.1'),
+    };
     const out = await ws.commitImage(s.request('d-1', '0.3.2', { edits: [there, back] }));
     expect(out).toEqual({ commit: s.initial, created: false, reused: false });
     expect(await server.log(s.name)).toHaveLength(1);
@@ -252,17 +292,27 @@ describe('process hygiene (issue 8, item 8)', () => {
     try {
       const ws = new GitWorkspace({ root: s.root, sleep: noSleep });
       const out = await ws.commitImage(s.request('d-1'));
-      await ws.revertDeployment({ repo: s.repo, match: [`Keptn-Deployment-Id: d-1`], message: () => 'revert', author, deploymentId: 'r-1' });
+      await ws.revertDeployment({
+        repo: s.repo,
+        match: [`Keptn-Deployment-Id: d-1`],
+        message: () => 'revert',
+        author,
+        deploymentId: 'r-1',
+      });
       await ws.onBranch(s.repo, out.commit);
     } finally {
       process.env['PATH'] = path;
     }
-    const calls = (await readFile(log, 'utf8')).trim().split('\n').map((l) => l.trim().split(' '));
+    const calls = (await readFile(log, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(' '));
     const withCredentials = new Set(calls.filter((c) => c[1] === 'credentials').map((c) => c[0]));
     const without = new Set(calls.filter((c) => c[1] === undefined).map((c) => c[0]));
     expect([...withCredentials].sort()).toEqual(['fetch', 'push']);
     expect(without).toEqual(expect.objectContaining({}));
-    for (const local of ['init', 'checkout', 'clean', 'log', 'add', 'commit', 'revert', 'rev-parse', 'merge-base']) expect(without.has(local)).toBe(true);
+    for (const local of ['init', 'checkout', 'clean', 'log', 'add', 'commit', 'revert', 'rev-parse', 'merge-base'])
+      expect(without.has(local)).toBe(true);
   });
 });
 
@@ -271,9 +321,16 @@ describe('one lock per working tree (issue 8, item 9)', () => {
     const s = await setup();
     await git(join(server.root, 'repos', `${s.name}.git`), ['branch', 'staging', 'main']);
     const ws = new GitWorkspace({ root: s.root, sleep: noSleep });
-    const to = (branch: string, i: number) => ws.commitImage(s.request(`${branch}-${i}`, `${branch === 'main' ? 1 : 2}.0.${i}`, { repo: { ...s.repo, branch } }));
+    const to = (branch: string, i: number) =>
+      ws.commitImage(s.request(`${branch}-${i}`, `${branch === 'main' ? 1 : 2}.0.${i}`, { repo: { ...s.repo, branch } }));
     const runs = [];
-    for (let i = 0; i < 4; i++) runs.push(to('main', i), to('staging', i), ws.relation(s.repo, s.initial, s.initial.slice(0, 12)), ws.onBranch({ ...s.repo, branch: 'staging' }, s.initial));
+    for (let i = 0; i < 4; i++)
+      runs.push(
+        to('main', i),
+        to('staging', i),
+        ws.relation(s.repo, s.initial, s.initial.slice(0, 12)),
+        ws.onBranch({ ...s.repo, branch: 'staging' }, s.initial),
+      );
     const results = await Promise.all(runs);
     const commits = results.filter((r): r is { commit: string; created: boolean; reused: boolean } => typeof r === 'object');
     expect(commits.every((c) => c.created)).toBe(true);
@@ -299,8 +356,19 @@ describe('SSH host keys are pinned (issue 8, item 5)', () => {
     await ssh?.stop();
   });
   const sshRequest = (name: string, id: string, insecure?: boolean): CommitRequest => ({
-    repo: { url: ssh.urlOf(name), branch: 'main', credentials: { kind: 'ssh', identity: ssh.identity }, ...(insecure ? { insecureAcceptNewHostKey: true } : {}) },
-    edits: [{ file: 'app/kustomization.yaml', write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image: parseImageRef(`ghcr.io/podtato/head:4.0.${counter}`) }],
+    repo: {
+      url: ssh.urlOf(name),
+      branch: 'main',
+      credentials: { kind: 'ssh', identity: ssh.identity },
+      ...(insecure ? { insecureAcceptNewHostKey: true } : {}),
+    },
+    edits: [
+      {
+        file: 'app/kustomization.yaml',
+        write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' },
+        image: parseImageRef(`ghcr.io/podtato/head:4.0.${counter}`),
+      },
+    ],
     message: 'keptn: deploy',
     author,
     deploymentId: id,
@@ -322,7 +390,13 @@ describe('SSH host keys are pinned (issue 8, item 5)', () => {
     const pinned = `${new CloneCache(s.root, 10_000).dirFor(ssh.urlOf(s.name))}.known_hosts`;
     expect(await readFile(pinned, 'utf8')).toContain(ssh.knownHosts.split(' ').slice(-1)[0]!);
     // Another host answering at the same address with another key: refused, whatever the opt-out says.
-    await writeFile(pinned, (await readFile(pinned, 'utf8')).replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl'));
+    await writeFile(
+      pinned,
+      (await readFile(pinned, 'utf8')).replace(
+        /ssh-ed25519 \S+/,
+        'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl',
+      ),
+    );
     const err = await ws.commitImage(sshRequest(s.name, 'd-2', true)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'GIT_FETCH_FAILED', retryable: false });
     expect((err as Error).message).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);

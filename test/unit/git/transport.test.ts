@@ -120,7 +120,9 @@ describe('a server briefly away', () => {
     const pauses: number[] = [];
     const req = s.request('d-1');
     req.repo.credentials = { kind: 'basic', username: 'keptn', password: 'wrong' };
-    const err = await new GitWorkspace({ root: s.root, sleep: async (ms) => void pauses.push(ms) }).commitImage(req).catch((e: unknown) => e);
+    const err = await new GitWorkspace({ root: s.root, sleep: async (ms) => void pauses.push(ms) })
+      .commitImage(req)
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'GIT_FETCH_FAILED', retryable: false });
     expect(pauses).toEqual([]);
   });

@@ -36,8 +36,13 @@ describe('yamlPath editor', () => {
         const { image: _b, ...restBefore } = parse(before);
         expect(restAfter).toEqual(restBefore);
         expect(read.image.tag).toBe('0.1.0');
-        expect(first.content.split('\n').filter((l) => !l.includes('repository:'))).toEqual(before.split('\n').filter((l) => !l.includes('repository:')));
-        expect(applyImageWrite(first.content, { kind: 'yamlPath', path: 'image.repository', part: 'ref' }, image)).toEqual({ changed: false, content: first.content });
+        expect(first.content.split('\n').filter((l) => !l.includes('repository:'))).toEqual(
+          before.split('\n').filter((l) => !l.includes('repository:')),
+        );
+        expect(applyImageWrite(first.content, { kind: 'yamlPath', path: 'image.repository', part: 'ref' }, image)).toEqual({
+          changed: false,
+          content: first.content,
+        });
       }),
       { numRuns: 300 },
     );
@@ -46,7 +51,11 @@ describe('yamlPath editor', () => {
   it('writes tags that YAML would otherwise read as numbers or booleans as strings', () => {
     fc.assert(
       fc.property(fc.constantFrom('1.10', '1', '0.5', 'true', 'no', 'null', '1e3', '0x10', '0o17'), (tag) => {
-        const out = applyImageWrite('image:\n  tag: old\n', { kind: 'yamlPath', path: 'image.tag', part: 'tag' }, parseImageRef(`app:${tag}`));
+        const out = applyImageWrite(
+          'image:\n  tag: old\n',
+          { kind: 'yamlPath', path: 'image.tag', part: 'tag' },
+          parseImageRef(`app:${tag}`),
+        );
         expect(parse(out.content).image.tag).toBe(tag);
       }),
     );
@@ -56,13 +65,16 @@ describe('yamlPath editor', () => {
 describe('kustomize editor', () => {
   it('sets the entry so that the image reads back, idempotently', () => {
     fc.assert(
-      fc.property(imageRef.filter((r) => r.tag !== undefined), (image) => {
-        const src = 'resources: [deployment.yaml]\nimages:\n  - name: app\n    newTag: 0.0.1\n';
-        const out = applyImageWrite(src, { kind: 'kustomizeImage', name: 'app' }, image);
-        const entry = parse(out.content).images[0];
-        expect(`${entry.newName ?? entry.name}:${entry.newTag}`).toBe(formatImageRef(image));
-        expect(applyImageWrite(out.content, { kind: 'kustomizeImage', name: 'app' }, image).changed).toBe(false);
-      }),
+      fc.property(
+        imageRef.filter((r) => r.tag !== undefined),
+        (image) => {
+          const src = 'resources: [deployment.yaml]\nimages:\n  - name: app\n    newTag: 0.0.1\n';
+          const out = applyImageWrite(src, { kind: 'kustomizeImage', name: 'app' }, image);
+          const entry = parse(out.content).images[0];
+          expect(`${entry.newName ?? entry.name}:${entry.newTag}`).toBe(formatImageRef(image));
+          expect(applyImageWrite(out.content, { kind: 'kustomizeImage', name: 'app' }, image).changed).toBe(false);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -110,7 +122,10 @@ describe('every scalar style reads back (issue 8, item 6)', () => {
   ];
   // Old values include ones YAML reads as other types.
   const old = fc.constantFrom('old', '1.0', 'true', '0x1F', 'ghcr.io/a/b:1');
-  const tag = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/), fc.constantFrom('1.10', '1', 'true', 'no', 'null', '1e3', '0x10', '0o17', 'NaN', 'Yes', '2024-01-01', 'TRUE', 'y', 'off'));
+  const tag = fc.oneof(
+    fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/),
+    fc.constantFrom('1.10', '1', 'true', 'no', 'null', '1e3', '0x10', '0o17', 'NaN', 'Yes', '2024-01-01', 'TRUE', 'y', 'off'),
+  );
   const part = fc.constantFrom<'ref' | 'tag' | 'name'>('ref', 'tag', 'name');
 
   it.each(styles)('%s', (_name, template, path) => {
@@ -125,12 +140,20 @@ describe('every scalar style reads back (issue 8, item 6)', () => {
         const at = path === 'images[0]' ? read.images[0] : read.spec.image;
         expect(at).toBe(expected);
         // Nothing else changed.
-        const strip = (v: ReturnType<typeof parse>) => (path === 'images[0]' ? { ...v, images: v.images.slice(1) } : { ...v, spec: { ...v.spec, image: undefined } });
+        const strip = (v: ReturnType<typeof parse>) =>
+          path === 'images[0]' ? { ...v, images: v.images.slice(1) } : { ...v, spec: { ...v.spec, image: undefined } };
         expect(strip(read)).toEqual(strip(parse(src)));
         expect(applyImageWrite(out.content, write, image).changed).toBe(false);
       }),
       // A value that reads as another type but prints the same (`true`, `1.0`): it must still become the string.
-      { numRuns: 150, examples: [['true', parseImageRef('a'), 'true', 'tag'], ['1.0', parseImageRef('a'), '1.0', 'tag'], ['0x1F', parseImageRef('a'), '0x1F', 'tag']] },
+      {
+        numRuns: 150,
+        examples: [
+          ['true', parseImageRef('a'), 'true', 'tag'],
+          ['1.0', parseImageRef('a'), '1.0', 'tag'],
+          ['0x1F', parseImageRef('a'), '0x1F', 'tag'],
+        ],
+      },
     );
   });
 });
