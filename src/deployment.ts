@@ -49,7 +49,7 @@ async function prepare(event: TriggeredEvent<DeploymentTriggeredData>, deps: Dep
   return {
     settings,
     tool,
-    repo: { url: settings.git.url, branch: settings.git.branch, ...(await credentials(settings, deps)) },
+    repo: { url: settings.git.url, branch: settings.git.branch, ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}), ...(await credentials(settings, deps)) },
     timeoutMs: settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs,
     report: reportFields(event, settings),
   };

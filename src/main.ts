@@ -8,7 +8,7 @@ import { ArgoCDTool } from './argocd/driver.js';
 import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
 import { deploy, rollback, type DeploymentDeps } from './deployment.js';
 import { FluxTool } from './flux/driver.js';
-import { GitWorkspace } from './git/workspace.js';
+import { GitWorkspace, safeUrl } from './git/workspace.js';
 import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
 import { HttpEventSink } from './keptn/sender.js';
 import { DeploymentRunner } from './runner.js';
@@ -23,7 +23,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   const cluster = new KubeCluster(kc, log.child({ component: 'kube' }));
   const deps: DeploymentDeps = {
     settings: config.configDir ? new DirectorySettings(config.configDir, config.configResource) : new ResourceServiceSettings(config.resourceServiceUrl, config.configResource),
-    git: new GitWorkspace({ root: config.workDir }),
+    git: new GitWorkspace({ root: config.workDir, onDiscard: (url, problem) => log.warn({ repo: safeUrl(url), problem }, 'cached clone failed its checks; made anew') }),
     tools: [new FluxTool(cluster), new ArgoCDTool(cluster)],
     secretData: (ns, name) => cluster.secretData(ns, name),
     secretNamespace: config.secretNamespace,

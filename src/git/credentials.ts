@@ -1,16 +1,15 @@
 /**
- * Git credentials and how they reach git without ever being part of a URL, an argument list or a log line:
- * HTTPS through an `http.extraHeader` passed in the environment (GIT_CONFIG_*), SSH through a key file
- * readable only by us. The Secret layout is Flux's GitRepository one, so teams can reuse the same Secret.
+ * Git credentials, and the one policy for what environment git runs with and what is masked in its messages.
+ * Credentials never become part of a URL, an argument list or a log line: HTTPS through an `http.extraHeader` passed
+ * in the environment (GIT_CONFIG_*), SSH through a key file readable only by us, for one remote command. Local
+ * commands get no credentials at all. The Secret layout is Flux's GitRepository one, so teams can reuse the Secret.
  */
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
-export type GitCredentials =
-  | { kind: 'basic'; username: string; password: string }
-  | { kind: 'ssh'; identity: string; knownHosts?: string };
+export type GitCredentials = { kind: 'basic'; username: string; password: string } | { kind: 'ssh'; identity: string; knownHosts?: string };
 
 export class CredentialsError extends ServiceError {
   constructor(message: string, options: ServiceErrorOptions = {}) {
@@ -20,56 +19,127 @@ export class CredentialsError extends ServiceError {
 
 /** From a Secret's decoded data: `username`+`password` (HTTPS), or `identity` (+`known_hosts`) (SSH). */
 export function credentialsFromSecretData(data: Record<string, string>, secret: string): GitCredentials {
-  if (data['identity']) return { kind: 'ssh', identity: data['identity'], ...(data['known_hosts'] ? { knownHosts: data['known_hosts'] } : {}) };
+  if (data['identity'])
+    return { kind: 'ssh', identity: data['identity'], ...(data['known_hosts'] ? { knownHosts: data['known_hosts'] } : {}) };
   if (data['password'] !== undefined) return { kind: 'basic', username: data['username'] || 'git', password: data['password'] };
   throw new CredentialsError(`Secret ${secret} has neither "password" (with "username") for HTTPS nor "identity" for SSH`);
 }
 
-/** The environment for one git invocation, plus a clean-up for any key files written. */
+/** What git needs to run; nothing else from our process environment (which may hold tokens) is passed on. */
+const KEPT_FROM_PROCESS = [
+  'PATH',
+  'HOME',
+  'LANG',
+  'TMPDIR',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'NO_PROXY',
+  'https_proxy',
+  'http_proxy',
+  'no_proxy',
+];
+
+function processEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of KEPT_FROM_PROCESS) if (process.env[k]) env[k] = process.env[k]!;
+  return env;
+}
+
+/** For commands that never leave the machine (checkout, log, commit): no credentials, no prompts. */
+export function localGitEnv(author?: { name: string; email: string }): Record<string, string> {
+  return {
+    ...processEnv(),
+    GIT_TERMINAL_PROMPT: '0',
+    ...(author
+      ? { GIT_AUTHOR_NAME: author.name, GIT_AUTHOR_EMAIL: author.email, GIT_COMMITTER_NAME: author.name, GIT_COMMITTER_EMAIL: author.email }
+      : {}),
+  };
+}
+
+/** The environment for one remote git invocation, plus a clean-up for any key files written. */
 export interface GitAuthEnv {
   env: Record<string, string>;
   dispose(): Promise<void>;
 }
 
-const BASE_ENV = {
+export interface HostKeyOptions {
+  /**
+   * The documented opt-out (`git.insecureAcceptNewHostKey`): without `known_hosts` in the Secret, trust the first key
+   * a host shows and keep it in this file, so later connections are checked against it.
+   */
+  acceptNewHostKeyFile?: string;
+}
+
+const REMOTE_ENV = {
   // Never wait for a password prompt; fail at once instead.
   GIT_TERMINAL_PROMPT: '0',
   // Remote transports only: no ext::, no file://, whatever a URL or a redirect says.
   GIT_ALLOW_PROTOCOL: 'https:http:ssh',
 };
 
-export async function gitAuthEnv(credentials: GitCredentials | undefined, scratchDir: string): Promise<GitAuthEnv> {
-  if (!credentials) return { env: { ...BASE_ENV }, dispose: async () => {} };
+/** Single-quoted for the shell that runs GIT_SSH_COMMAND. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+export async function gitAuthEnv(
+  credentials: GitCredentials | undefined,
+  scratchDir: string,
+  hostKeys: HostKeyOptions = {},
+): Promise<GitAuthEnv> {
+  const base = { ...processEnv(), ...REMOTE_ENV };
+  if (!credentials) return { env: base, dispose: async () => {} };
   if (credentials.kind === 'basic') {
     const token = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
     return {
-      env: { ...BASE_ENV, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${token}` },
+      env: { ...base, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${token}` },
       dispose: async () => {},
     };
   }
+  if (!credentials.knownHosts && !hostKeys.acceptNewHostKeyFile) {
+    throw new CredentialsError(
+      'the Git Secret has an SSH "identity" but no "known_hosts", so the Git host cannot be told from an impostor; add the host\'s key ' +
+        '(e.g. the output of `ssh-keyscan <host>`) as "known_hosts" to the Secret, or, knowing the risk, set git.insecureAcceptNewHostKey: true ' +
+        'in the settings to trust the first key the host shows',
+    );
+  }
   const dir = join(scratchDir, `ssh-${randomUUID()}`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const key = join(dir, 'identity');
-  await writeFile(key, credentials.identity.endsWith('\n') ? credentials.identity : `${credentials.identity}\n`, { mode: 0o600 });
-  await chmod(key, 0o600);
-  const options = ['-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes'];
-  if (credentials.knownHosts) {
-    const knownHosts = join(dir, 'known_hosts');
-    await writeFile(knownHosts, credentials.knownHosts, { mode: 0o600 });
-    options.push('-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes');
-  } else {
-    // Without known_hosts in the Secret, trust the host key on first use only.
-    options.push('-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=accept-new');
+  const dispose = () => rm(dir, { recursive: true, force: true });
+  try {
+    const key = join(dir, 'identity');
+    await writeFile(key, credentials.identity.endsWith('\n') ? credentials.identity : `${credentials.identity}\n`, { mode: 0o600 });
+    await chmod(key, 0o600);
+    const options = ['-i', shellQuote(key), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes'];
+    if (credentials.knownHosts) {
+      const knownHosts = join(dir, 'known_hosts');
+      await writeFile(knownHosts, credentials.knownHosts, { mode: 0o600 });
+      options.push('-o', shellQuote(`UserKnownHostsFile=${knownHosts}`), '-o', 'StrictHostKeyChecking=yes');
+    } else {
+      options.push('-o', shellQuote(`UserKnownHostsFile=${hostKeys.acceptNewHostKeyFile!}`), '-o', 'StrictHostKeyChecking=accept-new');
+    }
+    return { env: { ...base, GIT_SSH_COMMAND: ['ssh', ...options].join(' ') }, dispose };
+  } catch (err: unknown) {
+    await dispose();
+    throw err;
   }
-  return {
-    env: { ...BASE_ENV, GIT_SSH_COMMAND: ['ssh', ...options].join(' ') },
-    dispose: () => rm(dir, { recursive: true, force: true }),
-  };
 }
+
+/** Key files a crashed process left behind: removed before the first command of a new one. */
+export async function removeStaleKeyFiles(scratchDir: string): Promise<void> {
+  await rm(scratchDir, { recursive: true, force: true });
+}
+
+const TOKEN_PARAMS = /([?&](?:access_token|private_token|oauth_token|token|password|passwd|secret|key|sig|signature)=)[^&#\s'"]+/gi;
 
 /** Masks anything that looks like a secret in a message before it is logged or sent to Keptn. */
 export function redact(text: string, credentials?: GitCredentials): string {
-  let out = text.replace(/(Authorization:\s*\w+\s+)[^\s'"]+/gi, '$1***').replace(/(\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1***@');
+  let out = text
+    .replace(/(Authorization:\s*\w+\s+)[^\s'"]+/gi, '$1***')
+    .replace(/(\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1***@')
+    .replace(TOKEN_PARAMS, '$1***');
   if (credentials?.kind === 'basic' && credentials.password) {
     out = out.split(credentials.password).join('***');
     out = out.split(Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')).join('***');

@@ -6,9 +6,23 @@
  * Aliases are never expanded (no alias bombs), and a path that does not exist is an error, never silently created:
  * a typo must not turn into a "successful" deployment that changed nothing.
  */
-import { Composer, CST, Parser, isMap, isScalar, isSeq, parse as parseYaml, type Document, type Node, type Scalar, type YAMLMap } from 'yaml';
+import {
+  Composer,
+  CST,
+  Parser,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  parse as parseYaml,
+  type Document,
+  type Node,
+  type Scalar,
+  type YAMLMap,
+} from 'yaml';
 import { formatImageRef, type ImageRef } from './image.js';
 import { ServiceError, type ServiceErrorOptions } from '../errors.js';
+import { firstDuplicateKey } from '../yaml.js';
 
 export type ImagePart = 'ref' | 'name' | 'tag' | 'digest';
 
@@ -96,10 +110,7 @@ class YamlFile {
   private restructured = false;
 
   constructor(private readonly source: string) {
-    this.tokens = [...new Parser().parse(source)];
-    this.docs = [...new Composer({ keepSourceTokens: true, uniqueKeys: true }).compose(this.tokens)] as Document.Parsed[];
-    const error = this.docs.flatMap((d) => d.errors)[0];
-    if (error) throw new EditError(`not valid YAML: ${error.message.split('\n')[0]}`);
+    ({ tokens: this.tokens, docs: this.docs } = parseStream(source));
   }
 
   document(index: number): Document.Parsed {
@@ -116,12 +127,14 @@ class YamlFile {
   setScalar(doc: Document.Parsed, path: Array<string | number>, value: string, label: string): void {
     const node = doc.getIn(path, true);
     if (node === undefined) throw new EditError(`key ${label} not found`);
-    if (!isScalar(node)) throw new EditError(`key ${label} holds a ${isMap(node) ? 'mapping' : isSeq(node) ? 'list' : 'non-scalar'}, not a value`);
+    if (!isScalar(node))
+      throw new EditError(`key ${label} holds a ${isMap(node) ? 'mapping' : isSeq(node) ? 'list' : 'non-scalar'}, not a value`);
     this.setNode(node, value);
   }
 
   setNode(node: Scalar, value: string): void {
-    if (node.value !== null && String(node.value) === value) return;
+    // Only the same string is in place: `tag: true` or `tag: 1.0` print alike but read as a boolean and a number.
+    if (node.value === value) return;
     const token = node.srcToken;
     if (token) {
       CST.setScalarValue(token, value, { type: scalarStyle(token, value) });
@@ -139,23 +152,114 @@ class YamlFile {
     this.restructured = true;
   }
 
+  /**
+   * The edited text, once it has been parsed again and reads back as the edited model, value for value: an edit that
+   * would push something else (a value swallowed by a block scalar, a plain scalar that reads as another type, a
+   * broken flow collection) is an error, never a commit.
+   */
   result(): EditResult {
     if (!this.changed) return { changed: false, content: this.source };
-    if (this.restructured) return { changed: true, content: this.docs.map((d) => d.toString({ lineWidth: 0 })).join('') };
-    return { changed: true, content: this.tokens.map((t) => CST.stringify(t)).join('') };
+    const content = this.restructured
+      ? this.docs.map((d) => d.toString({ lineWidth: 0 })).join('')
+      : this.tokens.map((t) => CST.stringify(t)).join('');
+    let again: Document.Parsed[];
+    try {
+      again = parseStream(content).docs;
+    } catch (err: unknown) {
+      throw new EditError(
+        `the edited file would not be valid YAML (${err instanceof Error ? err.message : String(err)}); nothing was written`,
+        { cause: err },
+      );
+    }
+    const where = differenceAt(this.docs, again);
+    if (where !== undefined) throw new EditError(`the edited file would not read back as written (at ${where}); nothing was written`);
+    return { changed: true, content };
   }
 }
 
-/** Keep the author's quoting unless a plain scalar would read back as something other than our string. */
+/**
+ * Keep the author's quoting unless a plain scalar would read back as something other than our string. A block scalar
+ * (`|`, `>`) always ends its value with a line break or folds it; an image reference is one line, so it becomes plain
+ * (or double-quoted when plain would change its meaning).
+ */
 function scalarStyle(token: CST.Token, value: string): Scalar.Type | undefined {
-  if (token.type !== 'scalar') return undefined;
+  if (token.type !== 'scalar' && token.type !== 'block-scalar') return undefined;
   let readBack: unknown;
   try {
     readBack = parseYaml(value);
   } catch {
     readBack = undefined;
   }
-  return readBack === value ? undefined : 'QUOTE_DOUBLE';
+  if (readBack === value) return token.type === 'block-scalar' ? 'PLAIN' : undefined;
+  return 'QUOTE_DOUBLE';
+}
+
+/**
+ * Parses a YAML stream keeping its syntax. Duplicate keys are refused by one linear pass (`yaml`'s own `uniqueKeys`
+ * compares every key with every other: a 40,000-key mapping took 10 s); nesting too deep for the parser is an
+ * EditError, not a crash.
+ */
+function parseStream(source: string): { tokens: CST.Token[]; docs: Document.Parsed[] } {
+  let tokens: CST.Token[];
+  let docs: Document.Parsed[];
+  try {
+    tokens = [...new Parser().parse(source)];
+    docs = [...new Composer({ keepSourceTokens: true, uniqueKeys: false }).compose(tokens)] as Document.Parsed[];
+  } catch (err: unknown) {
+    if (err instanceof RangeError) throw new EditError('not valid YAML: nested too deeply', { cause: err });
+    throw err;
+  }
+  const error = docs.flatMap((d) => d.errors)[0];
+  if (error) throw new EditError(`not valid YAML: ${error.message.split('\n')[0]!.slice(0, 200)}`);
+  for (const doc of docs) {
+    const duplicate = firstDuplicateKey(doc.contents);
+    if (duplicate !== undefined)
+      throw new EditError(`not valid YAML: map keys must be unique (${JSON.stringify(duplicate)} appears twice)`);
+  }
+  return { tokens, docs };
+}
+
+/** A scalar node, or a plain value the model holds where an edit set one without a node (`map.set(key, 'x')`). */
+function isValue(x: unknown): boolean {
+  return isScalar(x) || x === null || x === undefined || (typeof x !== 'object' && typeof x !== 'function');
+}
+
+function valueOf(x: unknown): unknown {
+  return isScalar(x) ? x.value : (x ?? null);
+}
+
+function sameScalar(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  return typeof a === 'object' && typeof b === 'object' && a !== null && b !== null && String(a) === String(b);
+}
+
+/** Where two parsed streams differ as data (comments and layout aside), or undefined when they read the same. */
+function differenceAt(before: Document.Parsed[], after: Document.Parsed[]): string | undefined {
+  if (before.length !== after.length) return `the number of documents (${before.length} became ${after.length})`;
+  for (const [i, doc] of before.entries()) {
+    const stack: Array<[unknown, unknown, string]> = [[doc.contents, after[i]!.contents, `document ${i}`]];
+    while (stack.length) {
+      const [a, b, at] = stack.pop()!;
+      if (isValue(a) || isValue(b)) {
+        if (!isValue(a) || !isValue(b) || !sameScalar(valueOf(a), valueOf(b))) return at;
+      } else if (isAlias(a) || isAlias(b)) {
+        if (!isAlias(a) || !isAlias(b) || a.source !== b.source) return at;
+      } else if (isMap(a) || isMap(b)) {
+        if (!isMap(a) || !isMap(b) || a.items.length !== b.items.length) return at;
+        a.items.forEach((pair, k) => {
+          const other = b.items[k]!;
+          const key = isValue(pair.key) ? String(valueOf(pair.key)) : String(k);
+          stack.push([pair.key, other.key, `${at}: key ${key.slice(0, 100)}`], [pair.value, other.value, `${at}.${key.slice(0, 100)}`]);
+        });
+      } else if (isSeq(a) || isSeq(b)) {
+        if (!isSeq(a) || !isSeq(b) || a.items.length !== b.items.length) return at;
+        a.items.forEach((item, k) => stack.push([item, b.items[k], `${at}[${k}]`]));
+      } else {
+        return at;
+      }
+    }
+  }
+  return undefined;
 }
 
 function setKustomizeImage(file: YamlFile, name: string, image: ImageRef): void {

@@ -28,6 +28,11 @@ export interface GitOpsSettings {
     /** A Kubernetes Secret (e.g. made by `keptn create secret`) holding `username`+`password`, or `identity`(+`known_hosts`). */
     secretRef?: { name: string; namespace?: string };
     author?: { name: string; email: string };
+    /**
+     * SSH only, and only for a Secret without `known_hosts`: trust the first host key seen and check later
+     * connections against it. Off by default; without it such a Secret is refused.
+     */
+    insecureAcceptNewHostKey?: boolean;
   };
   images: ImageWriteSetting[];
   target: { kind: TargetKind; name: string; namespace: string };
@@ -68,6 +73,11 @@ export const settingsSchema = {
           additionalProperties: false,
           required: ['name', 'email'],
           properties: { name: { type: 'string', pattern: '^[^<>\\n]{1,100}$' }, email: { type: 'string', pattern: '^[^<>\\s]{1,200}$' } },
+        },
+        insecureAcceptNewHostKey: {
+          type: 'boolean',
+          description:
+            'SSH without known_hosts in the Secret: trust the first host key seen (then pinned) instead of refusing. Not recommended: add known_hosts to the Secret instead',
         },
       },
     },
@@ -117,9 +127,22 @@ export const settingsSchema = {
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
 const validate = ajv.compile<GitOpsSettings>(settingsSchema);
 
+/** A hostile file can have thousands of wrong fields; the message names the first few, each cut short. */
+const MAX_PROBLEMS = 20;
+const MAX_PROBLEM_CHARS = 300;
+
+function shorten(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 export class SettingsError extends ServiceError {
-  constructor(readonly where: string, readonly problems: string[]) {
-    super('INVALID_SETTINGS', `${where} is not valid: ${problems.join('; ')}`);
+  readonly problems: string[];
+
+  constructor(readonly where: string, problems: string[]) {
+    const shown = problems.slice(0, MAX_PROBLEMS).map((p) => shorten(p, MAX_PROBLEM_CHARS));
+    if (problems.length > MAX_PROBLEMS) shown.push(`and ${problems.length - MAX_PROBLEMS} more`);
+    super('INVALID_SETTINGS', `${shorten(where, MAX_PROBLEM_CHARS)} is not valid: ${shown.join('; ')}`);
+    this.problems = shown;
   }
 }
 
@@ -174,11 +197,15 @@ export function gitUrlProblem(url: string): string | undefined {
     } catch {
       return 'is not a valid URL';
     }
-    if (scheme !== 'ssh' && (parsed.username || parsed.password)) return 'must not carry credentials; put them in the Secret named by git.secretRef';
+    if (parsed.password || (scheme !== 'ssh' && parsed.username)) return 'must not carry credentials; put them in the Secret named by git.secretRef';
+    // Forges accept tokens as query parameters (?private_token=, ?access_token=); a Git remote needs none.
+    if (parsed.search || parsed.hash || url.includes('?') || url.includes('#')) return 'must not carry a query string or fragment (tokens go in the Secret named by git.secretRef)';
     if (!parsed.hostname) return 'has no host';
     return undefined;
   }
-  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]/.test(url) && !url.includes('::')) return undefined;
+  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]/.test(url) && !url.includes('::')) {
+    return url.includes('?') || url.includes('#') ? 'must not carry a query string or fragment' : undefined;
+  }
   return 'must be https://, http://, ssh:// or user@host:path';
 }
 

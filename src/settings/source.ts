@@ -6,7 +6,7 @@
 import axios, { type AxiosInstance } from 'axios';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseYamlData } from '../yaml.js';
 import { checkSettings, SettingsError, type GitOpsSettings } from './schema.js';
 import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 
@@ -53,9 +53,9 @@ export function parseSettingsText(text: string, where: string): GitOpsSettings {
   if (Buffer.byteLength(text) > MAX_BYTES) throw new SettingsError(where, [`larger than ${MAX_BYTES} bytes`]);
   let value: unknown;
   try {
-    value = parseYaml(text, { maxAliasCount: 50, uniqueKeys: true });
+    value = parseYamlData(text, 50);
   } catch (err: unknown) {
-    throw new SettingsError(where, [`not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`]);
+    throw new SettingsError(where, [`not valid YAML: ${(err as Error).message}`]);
   }
   return checkSettings(value, where);
 }

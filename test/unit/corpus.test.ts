@@ -2,10 +2,12 @@
 // file) gets a clear 4xx, or `.started` then an errored `.finished` that says what is wrong, and nothing is written
 // to Git. The deployment cases run the real runner, settings loader and Git workspace against a real Git server.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { deploy } from '../../src/deployment.js';
@@ -19,6 +21,7 @@ import type { DeliveryTool } from '../../src/tool.js';
 import { startGitServer, type GitServer } from '../env/gitserver.js';
 import { triggeredCloudEvent } from './helpers.js';
 
+const execFileAsync = promisify(execFile);
 const CANARY_PASSWORD = 'CANARY-s3cr3t-7f1e2d';
 let dir: string;
 let git: GitServer;
@@ -50,7 +53,9 @@ beforeAll(async () => {
     settings: new DirectorySettings(join(dir, 'settings')),
     git: new GitWorkspace({ root: join(dir, 'ws'), transportAttempts: 1 }),
     tools: [tool],
-    secretData: async (_ns: string, name: string) => {
+    secretData: async (_ns: string, name: string): Promise<Record<string, string>> => {
+      // An SSH Secret without known_hosts: refused before any connection (issue 8, item 5).
+      if (name === 'ssh-without-known-hosts') return { identity: '-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-key\n-----END OPENSSH PRIVATE KEY-----\n' };
       if (name !== 'fleet-git') throw new Error(`Secret keptn/${name} not found`);
       return { username: 'keptn', password: CANARY_PASSWORD };
     },
@@ -166,11 +171,39 @@ describe('bad settings: .started, then .finished errored naming the field, no co
     ['a file that does not exist', (s: string) => s.replace('file: app/kustomization.yaml', 'file: app/nope.yaml'), /app\/nope.yaml does not exist on the branch/],
     ['a YAML path that does not exist', (s: string) => s.replace('kustomizeImage: ghcr.io/podtato/head', 'yamlPath: spec.image'), /key spec.image not found/],
     ['not YAML', () => 'git: [unclosed\n', /not valid YAML/],
+    ['a token in the URL query', (s: string) => s.replace(/url: (.*)/, 'url: $1?private_token=CANARY-query-token'), /git.url: must not carry a query string/],
+    ['a password in an ssh:// URL', (s: string) => s.replace(/url: .*/, 'url: ssh://git:hunter2@127.0.0.1/fleet.git'), /git.url: must not carry credentials/],
+    ['an SSH Secret without known_hosts', (s: string) => s.replace(/url: .*/, 'url: ssh://git@127.0.0.1:1/fleet.git').replace('fleet-git', 'ssh-without-known-hosts'), /no "known_hosts".*git.insecureAcceptNewHostKey: true/],
+    ['250 KB of unknown fields', (s: string) => s + Array.from({ length: 7_500 }, (_, i) => `unknown${i}: ${'x'.repeat(20)}`).join('\n'), /unknown field "unknown0".*and \d+ more$/],
   ])('%s', async (_name, breakIt, reason) => {
     const finished = await deployThroughEndpoint({ image: 'ghcr.io/podtato/head:0.2.0' }, breakIt(goodSettings()));
     expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(finished.data.message).toMatch(reason);
     expect(await git.log('fleet')).toHaveLength(1);
+    expect(toolCalls).toBe(0);
+  });
+});
+
+describe('a hostile repository: .started, then .finished errored, nothing written (issue 8, items 2 and 6)', () => {
+  it('a manifest that is a symbolic link out of the clone is refused, and the file it points to is untouched', async () => {
+    const outside = join(dir, 'outside-kustomization.yaml');
+    const content = 'images:\n  - name: ghcr.io/podtato/head\n    newTag: 0.1.0\n';
+    await writeFile(outside, content);
+    const { url } = await git.createRepo('linked', { 'README.md': 'fleet\n' });
+    const work = join(dir, 'linked-work');
+    const run = (args: string[]) => execFileAsync('git', args, { cwd: work, env: { ...process.env, GIT_AUTHOR_NAME: 'x', GIT_AUTHOR_EMAIL: 'x@x', GIT_COMMITTER_NAME: 'x', GIT_COMMITTER_EMAIL: 'x@x' } });
+    await mkdir(work, { recursive: true });
+    await run(['clone', '-q', join(git.root, 'repos', 'linked.git'), '.']);
+    await mkdir(join(work, 'app'));
+    await symlink(outside, join(work, 'app', 'kustomization.yaml'));
+    await run(['add', '-A']);
+    await run(['commit', '-q', '-m', 'link']);
+    await run(['push', '-q', 'origin', 'main']);
+    const finished = await deployThroughEndpoint({ image: 'ghcr.io/podtato/head:0.2.0' }, goodSettings().replace(repoUrl, url));
+    expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+    expect(finished.data.message).toMatch(/app\/kustomization.yaml is a symbolic link/);
+    expect(await readFile(outside, 'utf8')).toBe(content);
+    expect(await git.log('linked')).toHaveLength(2);
     expect(toolCalls).toBe(0);
   });
 });
@@ -195,5 +228,6 @@ describe('secret canary', () => {
     expect(everything).not.toContain(CANARY_PASSWORD);
     expect(everything).not.toContain(Buffer.from(`keptn:${CANARY_PASSWORD}`).toString('base64'));
     expect(everything).not.toContain(wrong);
+    expect(everything).not.toContain('CANARY-query-token'); // from the refused URL with a token in its query
   });
 });

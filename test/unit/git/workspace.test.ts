@@ -29,7 +29,13 @@ async function setup(tag = '0.3.2') {
   const ws = new GitWorkspace({ root: join(dir, `ws-${counter}`) });
   const request = (id: string, image = tag): CommitRequest => ({
     repo: { url, branch: 'main', credentials: { kind: 'basic', username: server.username, password: server.password } },
-    edits: [{ file: 'app/kustomization.yaml', write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image: parseImageRef(`ghcr.io/podtato/head:${image}`) }],
+    edits: [
+      {
+        file: 'app/kustomization.yaml',
+        write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' },
+        image: parseImageRef(`ghcr.io/podtato/head:${image}`),
+      },
+    ],
     message: `keptn: deploy ${image}`,
     author: { name: 'Keptn', email: 'keptn@example.test' },
     deploymentId: id,
@@ -77,7 +83,17 @@ describe('GitWorkspace', () => {
   it('serialises concurrent deployments to one branch: both land', async () => {
     const { name, ws, request } = await setup();
     const a = request('d-a', '1.0.0');
-    const b = { ...request('d-b', '1.0.0'), edits: [{ ...request('d-b').edits[0]!, file: 'app/kustomization.yaml', write: { kind: 'yamlPath' as const, path: 'resources[0]', part: 'ref' as const }, image: parseImageRef('ghcr.io/x/y:1') }] };
+    const b = {
+      ...request('d-b', '1.0.0'),
+      edits: [
+        {
+          ...request('d-b').edits[0]!,
+          file: 'app/kustomization.yaml',
+          write: { kind: 'yamlPath' as const, path: 'resources[0]', part: 'ref' as const },
+          image: parseImageRef('ghcr.io/x/y:1'),
+        },
+      ],
+    };
     const [ra, rb] = await Promise.all([ws.commitImage(a), ws.commitImage(b)]);
     const shas = (await server.log(name)).map((c) => c.sha);
     expect(shas).toEqual(expect.arrayContaining([ra.commit, rb.commit]));
@@ -121,7 +137,13 @@ describe('GitWorkspace.revertDeployment', () => {
     deployment.message = 'keptn: deploy 0.3.2\n\nKeptn-Context: ctx-1\nKeptn-Stage: dev\nKeptn-Service: svc';
     const deployed = await ws.commitImage(deployment);
     const revert = (id: string, context = 'ctx-1') =>
-      ws.revertDeployment({ repo: deployment.repo, match: [`Keptn-Context: ${context}`, 'Keptn-Stage: dev', 'Keptn-Service: svc'], message: (sha) => `keptn: roll back (revert ${sha})`, author: deployment.author, deploymentId: id });
+      ws.revertDeployment({
+        repo: deployment.repo,
+        match: [`Keptn-Context: ${context}`, 'Keptn-Stage: dev', 'Keptn-Service: svc'],
+        message: (sha) => `keptn: roll back (revert ${sha})`,
+        author: deployment.author,
+        deploymentId: id,
+      });
     const out = await revert('r-1');
     expect(out?.created).toBe(true);
     expect(await server.readFile(name, 'app/kustomization.yaml')).toBe(kustomization);
@@ -144,23 +166,36 @@ describe('GitWorkspace over SSH (a real sshd with key authentication)', () => {
 
   const request = (name: string, credentials: CommitRequest['repo']['credentials'], id = 'ssh-1'): CommitRequest => ({
     repo: { url: ssh.urlOf(name), branch: 'main', credentials },
-    edits: [{ file: 'app/kustomization.yaml', write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image: parseImageRef('ghcr.io/podtato/head:0.4.0') }],
+    edits: [
+      {
+        file: 'app/kustomization.yaml',
+        write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' },
+        image: parseImageRef('ghcr.io/podtato/head:0.4.0'),
+      },
+    ],
     message: 'keptn: deploy 0.4.0',
     author: { name: 'Keptn', email: 'keptn@example.test' },
     deploymentId: id,
   });
 
-  it('commits and pushes with the Secret\'s identity, checking the host against its known_hosts', async () => {
+  it("commits and pushes with the Secret's identity, checking the host against its known_hosts", async () => {
     const { name } = await setup();
-    const out = await new GitWorkspace({ root: join(dir, 'ssh-ws-1') }).commitImage(request(name, { kind: 'ssh', identity: ssh.identity, knownHosts: ssh.knownHosts }));
+    const out = await new GitWorkspace({ root: join(dir, 'ssh-ws-1') }).commitImage(
+      request(name, { kind: 'ssh', identity: ssh.identity, knownHosts: ssh.knownHosts }),
+    );
     expect(out.created).toBe(true);
     expect((await server.log(name))[0]?.sha).toBe(out.commit);
   });
 
   it('refuses a host whose key is not the one in known_hosts', async () => {
     const { name } = await setup();
-    const wrongHost = ssh.knownHosts.replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl');
-    const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-2'), transportAttempts: 1 }).commitImage(request(name, { kind: 'ssh', identity: ssh.identity, knownHosts: wrongHost })).catch((e: unknown) => e);
+    const wrongHost = ssh.knownHosts.replace(
+      /ssh-ed25519 \S+/,
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl',
+    );
+    const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-2'), transportAttempts: 1 })
+      .commitImage(request(name, { kind: 'ssh', identity: ssh.identity, knownHosts: wrongHost }))
+      .catch((e: unknown) => e);
     expect((err as GitError).code).toBe('GIT_FETCH_FAILED');
     expect((err as Error).message).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
     expect((err as Error).message).not.toContain(ssh.identity.split('\n')[1]!);
@@ -170,7 +205,9 @@ describe('GitWorkspace over SSH (a real sshd with key authentication)', () => {
   it('fails clearly with a key the server does not know, and never echoes the key', async () => {
     const { name } = await setup();
     const stranger = ssh.identity.replace(/\n[A-Za-z0-9+/]{20}/, (m) => m.split('').reverse().join(''));
-    const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-3'), transportAttempts: 1 }).commitImage(request(name, { kind: 'ssh', identity: stranger, knownHosts: ssh.knownHosts })).catch((e: unknown) => e);
+    const err = await new GitWorkspace({ root: join(dir, 'ssh-ws-3'), transportAttempts: 1 })
+      .commitImage(request(name, { kind: 'ssh', identity: stranger, knownHosts: ssh.knownHosts }))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GitError);
     expect((err as Error).message).toMatch(/cannot fetch branch main of ssh:\/\/root@127\.0\.0\.1:\d+/);
     expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain('PRIVATE KEY');

@@ -1,0 +1,28 @@
+/**
+ * Ancestry answers for the waiters: how a revision a tool reports relates to our commit, and whether our commit is
+ * still on the branch. Both read the clone, so both run under the tree's lock (see lock.ts).
+ */
+import type { Clone } from './clones.js';
+import type { Relation } from '../readiness.js';
+
+const HASH = /^[0-9a-f]{7,64}$/;
+
+/** The full hash of a commit given in full or abbreviated (Helm chart revisions carry 12 hex digits). */
+export async function resolveCommit(clone: Clone, sha: string): Promise<string | undefined> {
+  if (!HASH.test(sha)) return undefined;
+  const out = (await clone.git.raw(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`]).catch(() => '')).trim();
+  return out.startsWith(sha) ? out : undefined;
+}
+
+/** Whether `ancestor` is an ancestor of (or equal to) `descendant`. */
+export async function isAncestor(clone: Clone, ancestor: string, descendant: string): Promise<boolean> {
+  if (!HASH.test(ancestor) || !(HASH.test(descendant) || descendant.startsWith('refs/remotes/origin/'))) return false;
+  // Exit codes without output do not reach us through simple-git, so compare what git prints instead.
+  const base = await clone.git.raw(['merge-base', ancestor, descendant]).catch(() => '');
+  return base.trim() === ancestor;
+}
+
+/** How the full commit `sha` relates to `ours`: a descendant (contains ours) or not. */
+export async function relationOf(clone: Clone, ours: string, sha: string): Promise<Relation> {
+  return (await isAncestor(clone, ours, sha)) ? 'descendant' : 'unrelated';
+}

@@ -1,0 +1,224 @@
+/**
+ * The commit protocol, the one way a change reaches a branch (under the tree's lock): a fresh checkout of the remote
+ * head; the deployment's own commit if an earlier attempt pushed it already; else the change is staged, committed with
+ * the deployment trailer and pushed, and the whole round starts over, after a jittered pause, when the remote moved.
+ * See docs/adr/0003-writing-to-git.md.
+ *
+ * Trailers are looked up as exact lines. Event ids and contexts come from outside; as patterns (`git log --grep`) an
+ * id `x|` or `a+b` means something else than itself, so git only pre-selects candidates with `--fixed-strings` and
+ * the lines are compared here, character for character.
+ */
+import { applyImageWrite, EditError, type ImageWrite } from './editors.js';
+import { gitIn, gitMessage, GitError } from './command.js';
+import { localGitEnv, CredentialsError } from './credentials.js';
+import type { CloneCache, Clone } from './clones.js';
+import { readInTree, writeInTree } from './files.js';
+import type { ImageRef } from './image.js';
+import { isLocalDamage, type RepoRef, type Transport } from './transport.js';
+import { retry, realSleep, type Sleep } from '../retry.js';
+
+export const DEPLOYMENT_TRAILER = 'Keptn-Deployment-Id';
+
+export interface Author {
+  name: string;
+  email: string;
+}
+
+export interface FileEdit {
+  file: string;
+  write: ImageWrite;
+  image: ImageRef;
+}
+
+export interface CommitOutcome {
+  commit: string;
+  /** True only when this call made a new commit and pushed it; otherwise `commit` is one already on the branch. */
+  created: boolean;
+  /** True when an earlier attempt for the same deployment already pushed `commit` (then `created` is false). */
+  reused: boolean;
+}
+
+/** What staging did: the index holds a change to commit with `message`; or the head has it already; or nothing applies. */
+export type Staged = { message: string } | 'unchanged' | 'absent';
+
+export interface ProtocolOptions {
+  pushAttempts: number;
+  timeoutMs: number;
+  sleep?: Sleep;
+  /** Hears why a cached clone was thrown away and made anew. */
+  onDiscard?: (url: string, problem: string) => void;
+}
+
+const MAX_TRAILER_VALUE = 1_024;
+
+/** A value that goes into a commit trailer must be one line of text: anything else could forge other trailers. */
+export function checkTrailerLine(line: string, label: string): void {
+  if (!line || line.length > MAX_TRAILER_VALUE || /[\x00-\x1f\x7f]/.test(line)) {
+    throw new GitError(
+      'GIT_INVALID_TRAILER',
+      `${label} must be one line of at most ${MAX_TRAILER_VALUE} characters without control characters`,
+    );
+  }
+}
+
+/**
+ * The newest commit reachable from `ref` whose message holds every one of `lines` as a whole line. Git pre-selects
+ * with fixed strings (never patterns); the exact comparison is ours.
+ */
+export async function findCommitWithLines(clone: Clone, ref: string, lines: string[]): Promise<string | undefined> {
+  for (const line of lines) checkTrailerLine(line, 'a trailer line');
+  const grep = lines.map((l) => `--grep=${l}`);
+  const out = await clone.git.raw(['log', '-z', '--fixed-strings', '--all-match', ...grep, '--format=%H%n%B', ref, '--']);
+  for (const record of out.split('\0')) {
+    const [sha = '', ...body] = record.replace(/^\n/, '').split('\n');
+    if (!/^[0-9a-f]{40,64}$/.test(sha)) continue;
+    const have = new Set(body);
+    if (lines.every((l) => have.has(l))) return sha;
+  }
+  return undefined;
+}
+
+export class CommitProtocol {
+  constructor(
+    private readonly clones: CloneCache,
+    private readonly transport: Transport,
+    private readonly opts: ProtocolOptions,
+  ) {}
+
+  /** Runs the protocol for one change. Call it under the tree's lock. */
+  async run(
+    repo: RepoRef,
+    author: Author,
+    deploymentId: string,
+    stage: (clone: Clone) => Promise<Staged>,
+  ): Promise<CommitOutcome | undefined> {
+    checkTrailerLine(deploymentId, 'the deployment id');
+    const trailer = `${DEPLOYMENT_TRAILER}: ${deploymentId}`;
+    let rejections = 0;
+    try {
+      return await retry(
+        // Replicas of the service contend for a branch only through rejected pushes; the jitter spreads them out.
+        {
+          attempts: Math.max(1, this.opts.pushAttempts),
+          baseDelayMs: 250,
+          maxDelayMs: 4_000,
+          retryable: (err) => err instanceof PushRejected,
+        },
+        async () => {
+          const clone = await this.checkout(repo);
+          const earlier = await findCommitWithLines(clone, `refs/remotes/origin/${repo.branch}`, [trailer]);
+          if (earlier) return { commit: earlier, created: false, reused: true };
+          const staged = await stage(clone);
+          if (staged === 'absent') return undefined;
+          const head = async () => (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
+          // Writing bytes is not making a change: what git would commit decides (line-end rules, equal content).
+          if (staged === 'unchanged' || !(await clone.git.raw(['diff', '--cached', '--name-only'])).trim())
+            return { commit: await head(), created: false, reused: false };
+          await gitIn(clone.dir, localGitEnv(author), this.opts.timeoutMs).raw([
+            'commit',
+            '-q',
+            '--no-verify',
+            '--no-gpg-sign',
+            '--cleanup=verbatim',
+            '-m',
+            `${staged.message}\n\n${trailer}`,
+          ]);
+          const commit = await head();
+          const rejection = await this.transport.push(clone, repo);
+          if (rejection) {
+            rejections++;
+            throw new PushRejected(rejection);
+          }
+          return { commit, created: true, reused: false };
+        },
+        this.opts.sleep ?? realSleep,
+      );
+    } catch (err: unknown) {
+      if (err instanceof PushRejected) {
+        throw new GitError(
+          'GIT_PUSH_FAILED',
+          `push to ${repo.branch} was rejected ${rejections} times (the branch kept moving): ${err.message}`,
+          { retryable: true },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * The clone of the repository with the branch checked out exactly at the remote head, nothing else in the tree.
+   * A clone that fails its checks, or whose local steps fail, is made anew once; a failing server is not a reason.
+   */
+  private async checkout(repo: RepoRef): Promise<Clone> {
+    const onDiscard = (problem: string) => this.opts.onDiscard?.(repo.url, problem);
+    const clone = await this.clones.open(repo.url, onDiscard);
+    let fetched = false;
+    try {
+      await this.transport.fetch(clone, repo);
+      fetched = true;
+      await this.reset(clone, repo.branch);
+      return clone;
+    } catch (err: unknown) {
+      // A failing server or refused credentials are not the clone's fault; anything local after a fetch is.
+      if (err instanceof CredentialsError || (!fetched && !isLocalDamage(err))) throw err;
+      onDiscard(`${fetched ? 'the checkout' : 'the fetch'} failed: ${gitMessage(err)}`);
+      await this.clones.discard(repo.url);
+      const fresh = await this.clones.open(repo.url, onDiscard);
+      await this.transport.fetch(fresh, repo);
+      await this.reset(fresh, repo.branch);
+      return fresh;
+    }
+  }
+
+  private async reset(clone: Clone, branch: string): Promise<void> {
+    await clone.git.raw(['checkout', '-q', '--force', '--no-track', '-B', branch, `refs/remotes/origin/${branch}`]);
+    await clone.git.raw(['clean', '-q', '-ffdx']);
+  }
+}
+
+class PushRejected extends Error {}
+
+/** Writes every image into the checked-out tree and stages what changed. */
+export async function stageEdits(clone: Clone, edits: FileEdit[], message: string): Promise<Staged> {
+  const changed: string[] = [];
+  for (const edit of edits) {
+    const text = await readInTree(clone.dir, edit.file);
+    let result;
+    try {
+      result = applyImageWrite(text, edit.write, edit.image);
+    } catch (err: unknown) {
+      if (err instanceof EditError) throw new GitError('MANIFEST_EDIT_FAILED', `${edit.file}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    if (!result.changed) continue;
+    await writeInTree(clone.dir, edit.file, result.content);
+    if (!changed.includes(edit.file)) changed.push(edit.file);
+  }
+  if (!changed.length) return 'unchanged';
+  await clone.git.raw(['add', '--', ...changed]);
+  return { message };
+}
+
+/** Stages the revert of the newest commit on the branch carrying every line of `match`; `absent` when there is none. */
+export async function stageRevert(
+  clone: Clone,
+  branch: string,
+  match: string[],
+  message: (reverted: string) => string,
+  author: Author,
+  timeoutMs: number,
+): Promise<Staged> {
+  const target = await findCommitWithLines(clone, `refs/remotes/origin/${branch}`, match);
+  if (!target) return 'absent';
+  try {
+    await gitIn(clone.dir, localGitEnv(author), timeoutMs).raw(['revert', '--no-commit', target]);
+  } catch (err: unknown) {
+    await clone.git.raw(['revert', '--abort']).catch(() => undefined);
+    throw new GitError(
+      'GIT_REVERT_CONFLICT',
+      `commit ${target} cannot be reverted cleanly (later commits changed the same lines); roll back by hand: ${gitMessage(err)}`,
+      { cause: err },
+    );
+  }
+  return { message: message(target) };
+}
