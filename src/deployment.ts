@@ -43,7 +43,7 @@ interface Prepared {
 
 async function prepare(event: TriggeredEvent<DeploymentTriggeredData>, deps: DeploymentDeps, log: Logger): Promise<Prepared> {
   const { project, stage, service } = event.data;
-  const { settings, where } = await deps.settings.load({ project, stage, service });
+  const { settings, where } = await deps.settings.load({ project, stage, service }, event.gitcommitid);
   log.info({ where }, 'settings loaded');
   const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
   if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);

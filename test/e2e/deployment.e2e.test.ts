@@ -60,7 +60,7 @@ async function deliver(app: TestApp, values: Record<string, unknown> = { image: 
     service: app.service,
     configurationChange: { values },
     deployment: { deploymentstrategy: 'direct' },
-  }, { gitcommitid: '1a2b3c4d' });
+  }, { gitcommitid: env.resources.version()! });
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   const started = await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
@@ -75,7 +75,7 @@ function answersTo(triggered: KeptnCloudEvent): KeptnCloudEvent[] {
 async function expectExactlyOneStartedAndFinished(d: Delivery): Promise<void> {
   expect(answersTo(d.triggered).map((e) => e.type).sort()).toEqual(['sh.keptn.event.deployment.finished', 'sh.keptn.event.deployment.started']);
   for (const e of [d.started, d.finished]) {
-    expect(e).toMatchObject({ shkeptncontext: d.triggered.shkeptncontext, triggeredid: d.triggered.id, gitcommitid: '1a2b3c4d', shkeptnspecversion: '0.2.4', source: 'gitops-service' });
+    expect(e).toMatchObject({ shkeptncontext: d.triggered.shkeptncontext, triggeredid: d.triggered.id, gitcommitid: d.triggered.gitcommitid, shkeptnspecversion: '0.2.4', source: 'gitops-service' });
     expect(e.data).toMatchObject({ project: 'podtato', stage: 'dev', service: d.triggered.data.service });
   }
 }
