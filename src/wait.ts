@@ -49,8 +49,10 @@ export interface WaitSpec {
   retry?: RetryPolicy;
 }
 
+type RequestPart = 'commit' | 'deadline' | 'relation' | 'onBranch' | 'branch' | 'log' | 'onProgress';
+
 /** The part of a wait a delivery request decides: `waitForVerdict({ ...waitingFor(req), observe, evaluate, ... })`. */
-export function waitingFor(req: DeliveryRequest): Pick<WaitSpec, 'commit' | 'deadline' | 'relation' | 'onBranch' | 'branch' | 'log' | 'onProgress'> {
+export function waitingFor(req: DeliveryRequest): Pick<WaitSpec, RequestPart> {
   return {
     commit: req.commit,
     deadline: req.deadline,
@@ -101,7 +103,8 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
     const refused = (failure: StepFailure): FinalVerdict => {
       const said = kubeStatusMessage(failure.err);
       const message = messageOf(failure.err);
-      return { state: 'failed', message: `${failure.step} failed: ${message}${said && !message.includes(said) ? ` (API server: ${said})` : ''}` };
+      const detail = said && !message.includes(said) ? ` (API server: ${said})` : '';
+      return { state: 'failed', message: `${failure.step} failed: ${message}${detail}` };
     };
 
     const learn = (sha: string, relation: Relation) => {
@@ -180,8 +183,9 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
           return finish({
             state: 'failed',
             message:
-              `commit ${spec.commit} is no longer on branch ${spec.branch ?? 'the branch'}: its history was rewritten after our push, ` +
-              `so no revision the tool applies will contain it (the tool reports ${sha}); trigger the delivery again to write on the new history`,
+              `commit ${spec.commit} is no longer on branch ${spec.branch ?? 'the branch'}: its history was rewritten after our ` +
+              `push, so no revision the tool applies will contain it (the tool reports ${sha}); trigger the delivery again ` +
+              'to write on the new history',
           });
         }
       }
@@ -221,7 +225,8 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
       }
     };
 
-    const timer = setTimeout(() => finish({ state: 'failed', message: spec.timeoutMessage(lastReason) }), Math.max(0, spec.deadline - Date.now()));
+    const timedOut = () => finish({ state: 'failed', message: spec.timeoutMessage(lastReason) });
+    const timer = setTimeout(timedOut, Math.max(0, spec.deadline - Date.now()));
     let unsubscribe: (() => void) | undefined;
     unsubscribe = spec.observe(() => void evaluate());
     if (settled) unsubscribe();

@@ -289,8 +289,10 @@ function refusalOf(kind: ResourceKind, resource: string, what: 'list' | 'watch',
   if (!code) return undefined;
   const message =
     code === 'FORBIDDEN'
-      ? `cannot ${what} ${resource}: forbidden; grant the service account list and watch on ${kind.plural} in API group ${kind.group}, cluster-wide${said ? ` (${said})` : ''}`
-      : `cannot ${what} ${resource}: the API server does not serve ${kind.group}/${kind.version} ${kind.plural}; the CRD is not installed (or not at version ${kind.version})`;
+      ? `cannot ${what} ${resource}: forbidden; grant the service account list and watch on ${kind.plural} ` +
+        `in API group ${kind.group}, cluster-wide${said ? ` (${said})` : ''}`
+      : `cannot ${what} ${resource}: the API server does not serve ${kind.group}/${kind.version} ${kind.plural}; ` +
+        `the CRD is not installed (or not at version ${kind.version})`;
   return new WatchError(code, message, { cause: err });
 }
 

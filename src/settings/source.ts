@@ -52,8 +52,12 @@ function levels(scope: Scope): Array<{ level: string; segments: string[] }> {
 }
 
 function notFound(scope: Scope, resourceUri: string, version?: string): SettingsError {
-  return new SettingsError(`settings for ${scope.project}/${scope.stage}/${scope.service}${version ? ` at configuration version ${version}` : ''}`, [
-    `no ${resourceUri} at service, stage or project level; add one, e.g. keptn add-resource --project=${scope.project} --stage=${scope.stage} --service=${scope.service} --resource=config.yaml --resourceUri=${resourceUri}`,
+  const at = version ? ` at configuration version ${version}` : '';
+  const add =
+    `keptn add-resource --project=${scope.project} --stage=${scope.stage} --service=${scope.service} ` +
+    `--resource=config.yaml --resourceUri=${resourceUri}`;
+  return new SettingsError(`settings for ${scope.project}/${scope.stage}/${scope.service}${at}`, [
+    `no ${resourceUri} at service, stage or project level; add one, e.g. ${add}`,
   ]);
 }
 

@@ -34,8 +34,11 @@ export async function startResourceService(listenUrl: string): Promise<ResourceS
   const commits = new Map<string, Commit>();
   let head: Commit = { id: '', files: new Map() };
   const requests: string[] = [];
-  const keyOf = (scope: { project: string; stage?: string; service?: string }, uri: string) =>
-    ['project', scope.project, ...(scope.stage ? ['stage', scope.stage] : []), ...(scope.service ? ['service', scope.service] : []), 'resource', uri].join('/');
+  const keyOf = (scope: { project: string; stage?: string; service?: string }, uri: string) => {
+    const stage = scope.stage ? ['stage', scope.stage] : [];
+    const service = scope.service ? ['service', scope.service] : [];
+    return ['project', scope.project, ...stage, ...service, 'resource', uri].join('/');
+  };
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown) =>
     void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 
