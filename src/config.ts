@@ -4,7 +4,7 @@
  */
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseDuration } from './settings/schema.js';
+import { isDuration, parseDuration } from './duration.js';
 import { ServiceError, type ServiceErrorOptions } from './errors.js';
 
 export interface ServiceConfig {
@@ -51,7 +51,7 @@ export function loadConfig(env: Env): ServiceConfig {
   const port = Number(env['PORT'] ?? '8080');
   if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`PORT must be a port number, got ${JSON.stringify(env['PORT'])}`);
   const timeout = env['DEFAULT_TIMEOUT'] ?? '10m';
-  if (!/^([0-9]+(ms|s|m|h))+$/.test(timeout)) problems.push(`DEFAULT_TIMEOUT must be a duration like 10m or 90s, got ${JSON.stringify(timeout)}`);
+  if (!isDuration(timeout)) problems.push(`DEFAULT_TIMEOUT must be a duration like 10m or 90s, got ${JSON.stringify(timeout)}`);
   const urls = {
     eventUrl: env['KEPTN_EVENT_URL'] ?? 'http://localhost:8081/event',
     resourceServiceUrl: env['KEPTN_RESOURCE_SERVICE_URL'] ?? 'http://localhost:8081/resource-service',
@@ -62,7 +62,7 @@ export function loadConfig(env: Env): ServiceConfig {
   const leaseSeconds = Number(env['LEASE_SECONDS'] ?? '20');
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2) problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
   const resumeInterval = env['RESUME_INTERVAL'] ?? '10s';
-  if (!/^([0-9]+(ms|s|m|h))+$/.test(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
+  if (!isDuration(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host: env['HOST'] ?? '0.0.0.0',

@@ -10,7 +10,8 @@ import type { ImageWrite } from './git/editors.js';
 import type { FileEdit, GitWorkspace, RepoRef } from './git/workspace.js';
 import { requestedStrategy, type DeploymentOutcome, type DeploymentTriggeredData, type TriggeredEvent } from './keptn/events.js';
 import { isRecord } from './keptn/parse.js';
-import { parseDuration, type GitOpsSettings, type ImageWriteSetting } from './settings/schema.js';
+import { parseDuration } from './duration.js';
+import type { GitOpsSettings, ImageWriteSetting } from './settings/schema.js';
 import type { SettingsSource } from './settings/source.js';
 import type { DeliveryTool } from './tool.js';
 import type { HandlerContext } from './runner.js';
@@ -42,7 +43,7 @@ interface Prepared {
 
 async function prepare(event: TriggeredEvent<DeploymentTriggeredData>, deps: DeploymentDeps, log: Logger): Promise<Prepared> {
   const { project, stage, service } = event.data;
-  const { settings, where } = await deps.settings.load({ project, stage, service });
+  const { settings, where } = await deps.settings.load({ project, stage, service }, event.gitcommitid);
   log.info({ where }, 'settings loaded');
   const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
   if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);

@@ -31,16 +31,3 @@ export interface DeliveryTool {
   readonly kinds: readonly TargetKind[];
   deliver(req: DeliveryRequest): Promise<FinalVerdict>;
 }
-
-/** Waits for a shared watch's first list, bounded by the deployment's deadline. */
-export async function untilSynced(synced: Promise<void>, deadline: number, what: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`could not list ${what} from the Kubernetes API before the deadline`)), Math.max(0, deadline - Date.now()));
-  });
-  try {
-    await Promise.race([synced, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -1,8 +1,18 @@
 /**
  * Waits for a tool's verdict on our commit: re-evaluates a pure rule on every observed change, answers the rule's
  * ancestry questions from Git, and ends at the deadline with the last thing the tool said.
+ *
+ * Failures along the way are never taken for answers: a step that fails (the tool's side effect, an ancestry lookup,
+ * the on-branch check) is tried again after a backoff from the one retry policy, and its error stays in the reason
+ * until it succeeds, so a timeout says what kept failing. Only a refusal (FORBIDDEN) or a missing object or kind
+ * (NOT_FOUND) ends the wait at once, with the API server's own words, which name the missing permission.
  */
-import { relationFrom, type Relation, type Expectation, type Verdict } from './readiness.js';
+import type { Logger } from 'pino';
+import { codeOf, messageOf } from './errors.js';
+import { kubeStatusMessage } from './k8s/watch.js';
+import { relationFrom, type Expectation, type Relation, type Verdict } from './readiness.js';
+import { backoffDelay, type RetryPolicy } from './retry.js';
+import type { DeliveryRequest } from './tool.js';
 
 export type FinalVerdict = Extract<Verdict, { state: 'passed' | 'failed' }>;
 
@@ -14,32 +24,188 @@ export interface WaitSpec {
   observe(onChange: () => void): () => void;
   /** The pure rule over the current objects. */
   evaluate(expected: Expectation): Verdict;
-  /** Side effects a fresh observation may call for (e.g. starting an Argo CD sync once the way is clear). */
+  /**
+   * Side effects a fresh observation may call for (e.g. starting an Argo CD sync once the way is clear). Called
+   * before every evaluation, so it must be idempotent; after a failure it is called again after a backoff.
+   */
   react?(): Promise<void>;
   /** Looks up in Git how `sha` relates to our commit. */
   relation(sha: string): Promise<Relation>;
+  /**
+   * Whether our commit is still on the branch. Asked once for each new revision the tool reports that does not
+   * contain our commit: false (history rewritten after our push) ends the wait, as no later revision can contain it.
+   */
+  onBranch?(): Promise<boolean>;
+  /** Our branch, for messages. */
+  branch?: string;
   /** Turns the last pending reason into the timeout message. */
   timeoutMessage(lastReason: string): string;
   onProgress?(reason: string): void;
+  log?: Logger;
+  /**
+   * Delays between retries of failed steps; `attempts` bounds how often a revision Git cannot find is looked for
+   * again before it is taken as not containing our commit (a fetch may have failed; or it was force-pushed away).
+   */
+  retry?: RetryPolicy;
 }
 
+type RequestPart = 'commit' | 'deadline' | 'relation' | 'onBranch' | 'branch' | 'log' | 'onProgress';
+
+/** The part of a wait a delivery request decides: `waitForVerdict({ ...waitingFor(req), observe, evaluate, ... })`. */
+export function waitingFor(req: DeliveryRequest): Pick<WaitSpec, RequestPart> {
+  return {
+    commit: req.commit,
+    deadline: req.deadline,
+    relation: req.relation,
+    onBranch: req.onBranch,
+    branch: req.branch,
+    log: req.log,
+    ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+  };
+}
+
+export const WAIT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1_000, maxDelayMs: 15_000 };
+
+/** A step that failed during one evaluation pass. */
+interface StepFailure {
+  step: string;
+  err: unknown;
+}
+
+const REFUSED = new Set(['FORBIDDEN', 'NOT_FOUND']);
+
 export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
+  const policy = spec.retry ?? WAIT_RETRY;
   return new Promise<FinalVerdict>((resolve) => {
     const known = new Map<string, Relation>();
+    /** How often Git could not find a revision. */
+    const misses = new Map<string, number>();
+    /** Unrelated revisions whose on-branch check is still to be made (or failed and is to be made again). */
+    const branchChecks = new Set<string>();
+    const branchChecked = new Set<string>();
     let lastReason = 'nothing observed yet';
     let settled = false;
     let running = false;
     let again = false;
+    /** Consecutive passes that needed a retry: the backoff's attempt number. */
+    let failedPasses = 0;
+    let retryTimer: NodeJS.Timeout | undefined;
 
     const finish = (verdict: FinalVerdict) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      unsubscribe();
+      clearTimeout(retryTimer);
+      unsubscribe?.();
       resolve(verdict);
     };
 
-    // Evaluations never overlap; a change during one schedules exactly one more.
+    const refused = (failure: StepFailure): FinalVerdict => {
+      const said = kubeStatusMessage(failure.err);
+      const message = messageOf(failure.err);
+      const detail = said && !message.includes(said) ? ` (API server: ${said})` : '';
+      return { state: 'failed', message: `${failure.step} failed: ${message}${detail}` };
+    };
+
+    const learn = (sha: string, relation: Relation) => {
+      known.set(sha, relation);
+      if (relation === 'unrelated' && spec.onBranch && !branchChecked.has(sha)) branchChecks.add(sha);
+    };
+
+    /** One evaluation: the side effect, the rule, the ancestry lookups it asks for, the on-branch checks. */
+    const pass = async (): Promise<void> => {
+      const failures: StepFailure[] = [];
+      let retrySoon = false;
+      const failed = (step: string, err: unknown): boolean => {
+        const failure = { step, err };
+        if (REFUSED.has(codeOf(err) ?? '')) {
+          finish(refused(failure));
+          return true;
+        }
+        spec.log?.warn({ err, step }, 'a step failed while waiting for the tool; retrying after a backoff');
+        failures.push(failure);
+        return false;
+      };
+
+      if (spec.react) {
+        try {
+          await spec.react();
+        } catch (err: unknown) {
+          if (failed('acting on the tool', err)) return;
+        }
+      }
+      if (settled) return;
+
+      const asked = new Set<string>();
+      let verdict: Verdict;
+      for (;;) {
+        try {
+          verdict = spec.evaluate({ commit: spec.commit, relation: relationFrom(spec.commit, known) });
+        } catch (err: unknown) {
+          if (failed('evaluating the tool status', err)) return;
+          verdict = { state: 'pending', reason: lastReason };
+          break;
+        }
+        const sha = verdict.state === 'pending' ? verdict.unknownRevision : undefined;
+        if (!sha || known.has(sha) || asked.has(sha)) break;
+        asked.add(sha);
+        let relation: Relation;
+        try {
+          relation = await spec.relation(sha);
+        } catch (err: unknown) {
+          if (failed(`looking up revision ${sha} in Git`, err)) return;
+          continue;
+        }
+        if (settled) return;
+        if (relation === 'unknown') {
+          const n = (misses.get(sha) ?? 0) + 1;
+          misses.set(sha, n);
+          // Not found even after a fetch, again and again: gone from the repository (force-pushed away).
+          if (n >= policy.attempts) learn(sha, 'unrelated');
+          else retrySoon = true;
+          continue;
+        }
+        learn(sha, relation);
+      }
+
+      for (const sha of [...branchChecks]) {
+        let onBranch: boolean;
+        try {
+          onBranch = await spec.onBranch!();
+        } catch (err: unknown) {
+          if (failed('checking that our commit is still on the branch', err)) return;
+          continue;
+        }
+        if (settled) return;
+        branchChecks.delete(sha);
+        branchChecked.add(sha);
+        if (!onBranch) {
+          return finish({
+            state: 'failed',
+            message:
+              `commit ${spec.commit} is no longer on branch ${spec.branch ?? 'the branch'}: its history was rewritten after our ` +
+              `push, so no revision the tool applies will contain it (the tool reports ${sha}); trigger the delivery again ` +
+              'to write on the new history',
+          });
+        }
+      }
+
+      if (verdict.state !== 'pending') return finish(verdict);
+      const reason = failures.length
+        ? `${verdict.reason}; ${failures.map((f) => `${f.step} failed: ${messageOf(f.err)}`).join('; ')}`
+        : verdict.reason;
+      if (reason !== lastReason) spec.onProgress?.(reason);
+      lastReason = reason;
+      if (failures.length || retrySoon) scheduleRetry();
+      else failedPasses = 0;
+    };
+
+    const scheduleRetry = () => {
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => void evaluate(), backoffDelay(policy, ++failedPasses));
+    };
+
+    // Passes never overlap; a change during one schedules exactly one more.
     const evaluate = async (): Promise<void> => {
       if (settled) return;
       if (running) {
@@ -50,28 +216,20 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
       try {
         do {
           again = false;
-          await spec.react?.();
-          let verdict = spec.evaluate({ commit: spec.commit, relation: relationFrom(spec.commit, known) });
-          while (verdict.state === 'pending' && verdict.unknownRevision && !known.has(verdict.unknownRevision)) {
-            const sha = verdict.unknownRevision;
-            const rel = await spec.relation(sha);
-            // A commit Git cannot find (force-pushed away) does not contain ours.
-            known.set(sha, rel === 'unknown' ? 'unrelated' : rel);
-            verdict = spec.evaluate({ commit: spec.commit, relation: relationFrom(spec.commit, known) });
-          }
-          if (verdict.state !== 'pending') return finish(verdict);
-          if (verdict.reason !== lastReason) spec.onProgress?.(verdict.reason);
-          lastReason = verdict.reason;
+          await pass();
         } while (again && !settled);
       } catch (err: unknown) {
-        lastReason = `error while checking: ${err instanceof Error ? err.message : String(err)}`;
+        spec.log?.error({ err }, 'evaluation pass failed');
       } finally {
         running = false;
       }
     };
 
-    const timer = setTimeout(() => finish({ state: 'failed', message: spec.timeoutMessage(lastReason) }), Math.max(0, spec.deadline - Date.now()));
-    const unsubscribe = spec.observe(() => void evaluate());
+    const timedOut = () => finish({ state: 'failed', message: spec.timeoutMessage(lastReason) });
+    const timer = setTimeout(timedOut, Math.max(0, spec.deadline - Date.now()));
+    let unsubscribe: (() => void) | undefined;
+    unsubscribe = spec.observe(() => void evaluate());
+    if (settled) unsubscribe();
     void evaluate();
   });
 }

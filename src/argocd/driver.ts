@@ -4,8 +4,8 @@
  * @see https://argo-cd.readthedocs.io/en/stable/operator-manual/declarative-setup/
  */
 import type { Cluster } from '../k8s/cluster.js';
-import type { KubeObject } from '../k8s/watch.js';
-import { untilSynced, type DeliveryRequest, type DeliveryTool } from '../tool.js';
+import { untilSynced, type KubeObject } from '../k8s/watch.js';
+import type { DeliveryRequest, DeliveryTool } from '../tool.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
 import { evaluateApplication, OPERATION_INFO_KEY, sameRepo, sourcesOf, type Application } from './evaluate.js';
 

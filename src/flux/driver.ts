@@ -3,9 +3,9 @@
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#reconciliation
  */
 import type { Cluster } from '../k8s/cluster.js';
-import type { KubeObject } from '../k8s/watch.js';
+import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import type { Verdict } from '../readiness.js';
-import { untilSynced, type DeliveryRequest, type DeliveryTool } from '../tool.js';
+import type { DeliveryRequest, DeliveryTool } from '../tool.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
 import { evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, type FluxObject } from './evaluate.js';
 

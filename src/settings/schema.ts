@@ -5,6 +5,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { ServiceError } from '../errors.js';
+import { DURATION_PATTERN, parseDuration } from '../duration.js';
 
 export const TARGET_KINDS = ['Kustomization', 'HelmRelease', 'Application'] as const;
 export type TargetKind = (typeof TARGET_KINDS)[number];
@@ -111,7 +112,7 @@ export const settingsSchema = {
         namespace: { type: 'string', pattern: K8S_NAME },
       },
     },
-    timeout: { type: 'string', pattern: '^([0-9]+(ms|s|m|h))+$', description: 'default 10m' },
+    timeout: { type: 'string', pattern: DURATION_PATTERN, description: 'default 10m' },
     report: {
       type: 'object',
       additionalProperties: false,
@@ -218,13 +219,4 @@ export function repoPathProblem(path: string): string | undefined {
   if (parts.some((p) => p.toLowerCase() === '.git')) return 'must not point into .git';
   if (parts.some((p) => p === '')) return 'must not contain empty segments';
   return undefined;
-}
-
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-
-/** `1h30m`, `90s`, `10m` → milliseconds. */
-export function parseDuration(text: string): number {
-  let total = 0;
-  for (const m of text.matchAll(/([0-9]+)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
-  return total;
 }

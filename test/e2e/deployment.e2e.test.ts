@@ -53,14 +53,15 @@ interface Delivery {
   ms: number;
 }
 
-async function deliver(app: TestApp, values: Record<string, unknown> = { image: `${IMAGE}:0.2.0` }): Promise<Delivery> {
+/** `version`: the configuration version the sequence runs with (`gitcommitid`); Keptn sends the latest by default. */
+async function deliver(app: TestApp, values: Record<string, unknown> = { image: `${IMAGE}:0.2.0` }, version = env.resources.version()!): Promise<Delivery> {
   const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
     project: 'podtato',
     stage: 'dev',
     service: app.service,
     configurationChange: { values },
     deployment: { deploymentstrategy: 'direct' },
-  }, { gitcommitid: '1a2b3c4d' });
+  }, { gitcommitid: version });
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   const started = await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
@@ -75,7 +76,7 @@ function answersTo(triggered: KeptnCloudEvent): KeptnCloudEvent[] {
 async function expectExactlyOneStartedAndFinished(d: Delivery): Promise<void> {
   expect(answersTo(d.triggered).map((e) => e.type).sort()).toEqual(['sh.keptn.event.deployment.finished', 'sh.keptn.event.deployment.started']);
   for (const e of [d.started, d.finished]) {
-    expect(e).toMatchObject({ shkeptncontext: d.triggered.shkeptncontext, triggeredid: d.triggered.id, gitcommitid: '1a2b3c4d', shkeptnspecversion: '0.2.4', source: 'gitops-service' });
+    expect(e).toMatchObject({ shkeptncontext: d.triggered.shkeptncontext, triggeredid: d.triggered.id, gitcommitid: d.triggered.gitcommitid, shkeptnspecversion: '0.2.4', source: 'gitops-service' });
     expect(e.data).toMatchObject({ project: 'podtato', stage: 'dev', service: d.triggered.data.service });
   }
 }
@@ -218,6 +219,18 @@ describeFor('argocd')('deployment through Argo CD with automated sync', () => {
     const d = await deliver(app);
     expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await env.git.log(app.repo))[0]!.sha } });
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+  }, 240_000);
+});
+
+describe("the sequence's configuration version", () => {
+  it('reads the settings at the gitcommitid of the event, through the distributor, not a change made since', async () => {
+    const app = await newApp(tools[0]!);
+    const pinned = env.resources.version()!;
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tools[0]!, app).replace(/kind: \w+/, 'kind: Flagger'));
+    const d = await deliver(app, { image: `${IMAGE}:0.2.0` }, pinned);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+    expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+    expect(env.resources.requests.some((r) => r.endsWith(`?gitCommitID=${pinned}`))).toBe(true);
   }, 240_000);
 });
 

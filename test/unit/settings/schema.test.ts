@@ -1,13 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
-import {
-  checkSettings,
-  gitUrlProblem,
-  parseDuration,
-  repoPathProblem,
-  settingsSchema,
-  SettingsError,
-} from '../../../src/settings/schema.js';
+import { parseDuration } from '../../../src/duration.js';
+import { checkSettings, gitUrlProblem, repoPathProblem, settingsSchema, SettingsError } from '../../../src/settings/schema.js';
 import { parseSettingsText } from '../../../src/settings/source.js';
 
 const valid = {
