@@ -287,7 +287,7 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
   let upstream: Verdict | undefined;
   if (ctx.manager) {
     upstream = evaluateKustomization(ctx.manager, expected, { ...ctx, images: [], manager: undefined }, 1);
-    if (upstream.state === 'failed' || (upstream.state === 'pending' && upstream.unknownRevision)) return upstream;
+    if (upstream.state === 'pending' && upstream.unknownRevision) return upstream;
   }
 
   const chartSpec = (obj.spec?.['chart'] as { spec?: { reconcileStrategy?: string; valuesFiles?: string[] } } | undefined)?.spec;
@@ -318,6 +318,8 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
       return { state: 'failed', message: `${objectName(obj)} failed: ${conditionText(ready)}` };
     }
   }
+  // The manager's health check failing on this release says less than the release's own failure above.
+  if (upstream?.state === 'failed') return upstream;
   if (upstream?.state === 'pending') return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager!)}: ${upstream.reason}` };
 
   const sawOurs = ctx.manager ? handledSince(obj.status?.lastHandledReconcileAt, ctx.requestedAfterApply) && (!ctx.chartFromOurRepo || !revisionStrategy || chartOurs) : chartOurs;
