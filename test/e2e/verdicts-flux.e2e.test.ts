@@ -71,12 +71,16 @@ function fluxObjects(app: TestApp, spec: Record<string, unknown> = {}): Kubernet
   return [secret!, source!, { ...k, spec: { ...k.spec, ...spec } } as KubernetesObject];
 }
 
-/** A chart in the repository; `extra` adds files, `failOn` is a tag the chart refuses to render. */
+/**
+ * A chart in the repository; `extra` adds files. With `failOn`, that tag adds a ConfigMap the API server rejects, so
+ * the Helm upgrade fails the way a real broken release does (a Helm release record marked failed).
+ */
 function chartFiles(extra: Record<string, string> = {}, failOn?: string): Record<string, string> {
   return {
     'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
     'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0 # set by Keptn\n`,
-    'charts/web/templates/deployment.yaml': `${failOn ? `{{- if eq .Values.image.tag "${failOn}" }}{{ fail "tag ${failOn} is known to be broken" }}{{- end }}\n` : ''}apiVersion: apps/v1
+    ...(failOn ? { 'charts/web/templates/broken.yaml': `{{- if eq .Values.image.tag "${failOn}" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n{{- end }}\n` } : {}),
+    'charts/web/templates/deployment.yaml': `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -173,7 +177,7 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     const d = await deliver(app, `${IMAGE}:0.9.9`);
     expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
     // helm-controller's own message, or the manager's health check that saw the release fail first.
-    expect(d.finished.data.message).toMatch(/tag 0\.9\.9 is known to be broken|HelmRelease\/flux-helm-fail-\d+\/flux-helm-fail-\d+ status: 'Failed'/);
+    expect(d.finished.data.message).toMatch(/ConfigMap "Bad_Name" is invalid|HelmRelease\/flux-helm-fail-\d+\/flux-helm-fail-\d+ status: 'Failed'/);
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.1.0`);
 
     const rollback = keptnEvent('sh.keptn.event.rollback.triggered', { project: 'podtato', stage: 'dev', service: app.service }, { shkeptncontext: d.triggered.shkeptncontext });
