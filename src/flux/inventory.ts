@@ -69,12 +69,14 @@ export function imagesOf(workload: WorkloadObject): string[] {
 
 /**
  * Whether a running image is the one we wrote. Docker Hub short names are expanded (`nginx` = `docker.io/library/nginx`);
- * a digest we wrote must match the digest that runs, otherwise the tag must match.
+ * a digest we wrote must match the digest that runs, otherwise the tag must match. Settings that write only the tag
+ * (`part: tag`) leave the repository to the manifest, which may name a mirror of the event's image: the last path
+ * component is enough, since what this check exists to catch is the old tag still running.
  */
 export function sameImage(wrote: string, runs: string): boolean {
   const a = normalise(wrote);
   const b = normalise(runs);
-  if (!a || !b || a.name !== b.name) return false;
+  if (!a || !b || (a.name !== b.name && basename(a.name) !== basename(b.name))) return false;
   if (a.digest) return a.digest === b.digest;
   return (a.tag ?? 'latest') === (b.tag ?? (b.digest ? undefined : 'latest'));
 }
@@ -101,4 +103,8 @@ function normalise(ref: string): { name: string; tag?: string; digest?: string }
   if (name.startsWith('index.docker.io/')) name = `docker.io/${name.slice('index.docker.io/'.length)}`;
   if (name.startsWith('docker.io/') && name.split('/').length === 2) name = `docker.io/library/${name.slice('docker.io/'.length)}`;
   return { name, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+}
+
+function basename(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1);
 }

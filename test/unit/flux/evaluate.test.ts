@@ -174,6 +174,8 @@ describe('Flux: the image we wrote must be what runs (item 3)', () => {
     ['ghcr.io/podtato/head:0.2.0', 'ghcr.io/podtato/head:0.1.0', false],
     ['ghcr.io/podtato/head:0.2.0', 'ghcr.io/podtato/body:0.2.0', false],
     ['registry:5000/app', 'registry:5000/app:latest', true],
+    ['ghcr.io/podtato/head:0.2.0', 'mirror.example.com/podtato/head:0.2.0', true],
+    ['ghcr.io/podtato/head:0.2.0', 'mirror.example.com/podtato/head:0.1.0', false],
   ] as const)('image %s runs as %s: %s', (wrote, runs, same) => {
     expect(sameImage(wrote, runs)).toBe(same);
   });
