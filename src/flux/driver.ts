@@ -9,7 +9,7 @@ import type { KubeObject, ResourceKind, SharedWatch } from '../k8s/watch.js';
 import type { Verdict } from '../readiness.js';
 import { untilSynced, type DeliveryRequest, type DeliveryTool } from '../tool.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
-import { checkGitRepositoryRef, evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, objectName, sameRepository, type Clock, type FluxObject, type FluxView, type HelmReleaseContext } from './evaluate.js';
+import { checkGitRepositoryRef, evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, objectName, sameRepository, specMayCarryImage, type Clock, type FluxObject, type FluxView, type HelmReleaseContext } from './evaluate.js';
 import type { WorkloadKind } from './inventory.js';
 
 export const KUSTOMIZATIONS = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' };
@@ -55,7 +55,8 @@ export class FluxTool implements DeliveryTool {
     const targets = kind === 'HelmRelease' ? releases! : kustomizations;
     const target = targets.get(namespace, name);
     if (!target) return notFound(kind, namespace, name);
-    // A manager matters only when it reads our repository: then our commit may change the target's own spec.
+    // A manager matters only when it reads our repository and the target's spec may carry the image (a HelmRelease's
+    // values; a Kustomization's images or substitutions): then our commit may change the target's own spec.
     const labelled = managerOf(target, kind);
     const labelledManager = labelled && kustomizations.get(labelled.namespace, labelled.name);
     if (labelled && !labelledManager) return notFound('Kustomization', labelled.namespace, labelled.name);
@@ -64,7 +65,7 @@ export class FluxTool implements DeliveryTool {
       const repo = ref?.kind === 'GitRepository' ? sources.get(ref.namespace ?? obj?.metadata.namespace ?? '', ref.name) : undefined;
       return typeof repo?.spec?.['url'] === 'string' && sameRepository(repo.spec['url'], req.repoUrl);
     };
-    const managerRef = labelledManager && readsOurs(labelledManager) ? labelled : undefined;
+    const managerRef = labelledManager && readsOurs(labelledManager) && (kind === 'HelmRelease' || specMayCarryImage(target)) ? labelled : undefined;
     const manager = managerRef ? labelledManager : undefined;
 
     // The sources our commit travels through: the manager's, the target's own, and a chart's GitRepository.

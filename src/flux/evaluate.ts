@@ -151,6 +151,17 @@ function reconciledAfterApply(obj: FluxObject, ctx: RuleContext): boolean {
   return ctx.startGeneration !== undefined && generation !== undefined && generation > ctx.startGeneration && obj.status?.lastAttemptedGeneration === generation;
 }
 
+/**
+ * Whether a Kustomization's own spec can carry an image (`spec.images`, `spec.postBuild.substitute`): only then does
+ * the Kustomization that applies it stand between our commit and the cluster. Otherwise our change is in the files it
+ * reads, and its manager's state (a failing neighbour in the manager's inventory) is none of this deployment's business.
+ */
+export function specMayCarryImage(obj: FluxObject): boolean {
+  const images = obj.spec?.['images'];
+  const substitute = (obj.spec?.['postBuild'] as { substitute?: Record<string, string> } | undefined)?.substitute;
+  return (Array.isArray(images) && images.length > 0) || Object.keys(substitute ?? {}).length > 0;
+}
+
 export function evaluateKustomization(obj: FluxObject, expected: Expectation, ctx: RuleContext, depth = 0): Verdict {
   const stop = suspended(obj);
   if (stop) return stop;

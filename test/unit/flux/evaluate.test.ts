@@ -10,6 +10,7 @@ import {
   handledSince,
   IMAGE_SETTLE_MS,
   sameRepository,
+  specMayCarryImage,
   type Clock,
   type FluxObject,
   type FluxView,
@@ -182,6 +183,14 @@ describe('Flux: the image we wrote must be what runs (item 3)', () => {
 });
 
 describe('Flux Kustomization applied by another Kustomization (item 4)', () => {
+  it.each([
+    ['spec.images', { images: [{ name: 'ghcr.io/podtato/head', newTag: '0.1.0' }] }, true],
+    ['postBuild.substitute', { postBuild: { substitute: { TAG: '0.1.0' } } }, true],
+    ['neither: our change is in the files it reads', { images: [], postBuild: { substituteFrom: [{ kind: 'ConfigMap', name: 'vars' }] } }, false],
+  ] as const)('follows the manager when its own spec holds %s: %s', (_name, spec, follow) => {
+    expect(specMayCarryImage(kustomization({}, spec))).toBe(follow);
+  });
+
   const parentApplied = kustomization(appliedStatus(OURS), { wait: true }, 'flux-system');
   const child = kustomization(appliedStatus(OURS, { lastHandledReconcileAt: 'after' }), { wait: true, images: [{ name: 'ghcr.io/podtato/head', newTag: '0.2.0' }] });
   it.each([
