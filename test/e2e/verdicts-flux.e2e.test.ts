@@ -159,6 +159,17 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     expect(k.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
   }, 240_000);
 
+  it('item 2: a Kustomization without spec.wait passes once its Deployment rolled out the image we wrote', async () => {
+    const app = await newApp('flux-nowait-ok', (name) => appFiles(name), (a) => fluxObjects(a, { wait: false }), (a) => settingsYaml('flux', a));
+    await initiallyDeployed(app);
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await env.git.log(app.repo))[0]!.sha } });
+    expect(d.finished.data.message).toContain('its workloads rolled out');
+    const web = await env.cluster.read<KubernetesObject & { status: { availableReplicas?: number; updatedReplicas?: number } }>('apps/v1', 'Deployment', app.namespace, 'web');
+    expect(web.status).toMatchObject({ availableReplicas: 1, updatedReplicas: 1 });
+    expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
+  }, 240_000);
+
   it('item 3: settings that point at a file the Kustomization does not deploy fail early, naming the target and its path', async () => {
     const app = await newApp('flux-otherfile', (name) => ({ ...appFiles(name), [`overlays/old-${name}/kustomization.yaml`]: appFiles(name)[`apps/${name}/kustomization.yaml`]! }), (a) => fluxObjects(a), (a) => settingsYaml('flux', a).replace(`file: apps/${a.name}/kustomization.yaml`, `file: overlays/old-${a.name}/kustomization.yaml`));
     await initiallyDeployed(app);
