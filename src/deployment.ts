@@ -67,7 +67,7 @@ async function changeAndWait(
   context: Partial<HandlerContext>,
   p: Prepared,
   change: () => Promise<{ commit: string; created: boolean; reused: boolean } | undefined>,
-  images: string[] = [],
+  written: { images: string[]; files: string[] } = { images: [], files: [] },
 ): Promise<{ progress: Progress; verdict: FinalVerdict } | undefined> {
   let progress = context.progress;
   if (progress) {
@@ -85,7 +85,7 @@ async function changeAndWait(
     commit,
     repoUrl: p.settings.git.url,
     branch: p.settings.git.branch,
-    images,
+    ...written,
     deadline: progress.deadline,
     deploymentId: event.id,
     relation: (sha) => deps.git.relation(p.repo, commit, sha),
@@ -123,7 +123,7 @@ export async function deploy(
       deploymentId: event.id,
       message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
     }),
-    edits.map((e) => formatImageRef(e.image)),
+    { images: edits.map((e) => formatImageRef(e.image)), files: [...new Set(edits.map((e) => e.file))] },
   );
   const { progress, verdict } = done!;
   const change = progress.created ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;

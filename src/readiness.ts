@@ -13,8 +13,12 @@ export interface Expectation {
   relation(sha: string): Relation;
 }
 
+/**
+ * A rule's answer. `unknownRevision` asks the waiter how a commit relates to ours; `recheckAt` (epoch ms) says the
+ * answer may change at that time without any object changing (a settle window), so the driver evaluates again then.
+ */
 export type Verdict =
-  | { state: 'pending'; reason: string; unknownRevision?: string }
+  | { state: 'pending'; reason: string; unknownRevision?: string; recheckAt?: number }
   | { state: 'passed'; message: string; revision: string }
   | { state: 'failed'; message: string; revision?: string };
 
@@ -28,12 +32,17 @@ export function relationFrom(commit: string, known: ReadonlyMap<string, Relation
 }
 
 const SHA = /^[0-9a-f]{40}$/;
-/** helm-controller's chart revision for a chart built from Git: `<chart version>+<first 12 hex of the commit>`. */
-const CHART_FROM_GIT = /\+([0-9a-f]{12})$/;
+/**
+ * source-controller's version of a chart built from Git with `reconcileStrategy: Revision`: `<chart version>+<first 12
+ * hex of the commit>`, and `<...>.<HelmChart generation>` when `valuesFiles` are set
+ * (source-controller internal/controller/helmchart_controller.go, buildFromTarballArtifact).
+ */
+const CHART_FROM_GIT = /\+([0-9a-f]{12})(?:\.[0-9]+)?$/;
 
 /**
  * The commit hash inside a Flux or Argo CD revision string: `main@sha1:<sha>`, `refs/heads/main@sha1:<sha>`,
- * legacy `main/<sha>`, a bare SHA, or the abbreviated hash of a Helm chart built from Git (`0.1.0+86eb1df762d6`).
+ * legacy `main/<sha>`, a bare SHA, or the abbreviated hash of a Helm chart built from Git (`0.1.0+86eb1df762d6`,
+ * `0.1.0+86eb1df762d6.3`).
  * Branch names and OCI digests (`sha256:`) are not commits and give undefined.
  */
 export function commitOf(revision: string | undefined | null): string | undefined {

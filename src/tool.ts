@@ -16,6 +16,8 @@ export interface DeliveryRequest {
   branch: string;
   /** The image references we wrote (`repo:tag`, `repo@digest`): what must run once our commit is applied. */
   images: string[];
+  /** The repository files we edited, to name when what runs is not what we wrote. */
+  files: string[];
   /** Epoch milliseconds. */
   deadline: number;
   /** Tags the tool operation we start, so we recognise it. */

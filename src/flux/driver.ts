@@ -1,22 +1,33 @@
 /**
- * Flux: ask for an immediate reconcile (source first), then follow Kustomization or HelmRelease to a verdict.
+ * Flux: check that the sources read our branch, ask for an immediate reconcile (sources first), then follow the
+ * target (and the Kustomization that applies it, if any) to a verdict. The rules are in evaluate.ts.
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#reconciliation
  */
 import type { Cluster } from '../k8s/cluster.js';
-import { untilSynced, type KubeObject } from '../k8s/watch.js';
+import type { WorkloadObject } from '../k8s/kstatus.js';
+import { untilSynced, type KubeObject, type ResourceKind, type SharedWatch } from '../k8s/watch.js';
 import type { Verdict } from '../readiness.js';
 import type { DeliveryRequest, DeliveryTool } from '../tool.js';
-import { waitForVerdict, type FinalVerdict } from '../wait.js';
-import { evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, type FluxObject } from './evaluate.js';
+import { waitForVerdict, waitingFor, type FinalVerdict } from '../wait.js';
+import { checkGitRepositoryRef, evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, objectName, sameRepository, specMayCarryImage, type Clock, type FluxObject, type FluxView, type HelmReleaseContext } from './evaluate.js';
+import type { WorkloadKind } from './inventory.js';
 
 export const KUSTOMIZATIONS = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' };
 export const HELMRELEASES = { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' };
 export const GITREPOSITORIES = { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'gitrepositories' };
+export const HELMCHARTS = { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'helmcharts' };
+/** The workloads in a Kustomization's or HelmRelease's inventory whose rollout and images the rules read. */
+export const WORKLOADS: Record<WorkloadKind, ResourceKind> = {
+  Deployment: { group: 'apps', version: 'v1', plural: 'deployments' },
+  StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets' },
+  DaemonSet: { group: 'apps', version: 'v1', plural: 'daemonsets' },
+};
 
 const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 /** Labels kustomize-controller puts on every object it applies. */
 const MANAGER_NAME = 'kustomize.toolkit.fluxcd.io/name';
 const MANAGER_NAMESPACE = 'kustomize.toolkit.fluxcd.io/namespace';
+const API_VERSION = { Kustomization: 'kustomize.toolkit.fluxcd.io/v1', HelmRelease: 'helm.toolkit.fluxcd.io/v2', GitRepository: 'source.toolkit.fluxcd.io/v1' };
 
 type Obj = FluxObject & KubeObject;
 
@@ -31,67 +42,160 @@ export class FluxTool implements DeliveryTool {
   constructor(private readonly cluster: Cluster) {}
 
   async deliver(req: DeliveryRequest): Promise<FinalVerdict> {
+    const kind = req.target.kind === 'HelmRelease' ? 'HelmRelease' : 'Kustomization';
     const kustomizations = this.cluster.watch<Obj>(KUSTOMIZATIONS);
     const sources = this.cluster.watch<Obj>(GITREPOSITORIES);
-    const releases = req.target.kind === 'HelmRelease' ? this.cluster.watch<Obj>(HELMRELEASES) : undefined;
-    await untilSynced(Promise.all([kustomizations.synced, sources.synced, releases?.synced]).then(() => undefined), req.deadline, 'Flux objects');
+    const releases = kind === 'HelmRelease' ? this.cluster.watch<Obj>(HELMRELEASES) : undefined;
+    const charts = kind === 'HelmRelease' ? this.cluster.watch<Obj>(HELMCHARTS) : undefined;
+    const workloads = Object.fromEntries(Object.entries(WORKLOADS).map(([k, resource]) => [k, this.cluster.watch<WorkloadObject & KubeObject>(resource)])) as Record<WorkloadKind, SharedWatch<WorkloadObject & KubeObject>>;
+    const all = [kustomizations, sources, releases, charts, ...Object.values(workloads)].filter((w) => w !== undefined);
+    await untilSynced(Promise.all(all.map((w) => w.synced)).then(() => undefined), req.deadline, 'Flux objects and workloads');
 
     const { namespace, name } = req.target;
-    const release = releases?.get(namespace, name);
-    const kustomizationRef: Ref | undefined =
-      req.target.kind === 'Kustomization'
-        ? { namespace, name }
-        : release?.metadata.labels?.[MANAGER_NAME]
-          ? { name: release.metadata.labels[MANAGER_NAME], namespace: release.metadata.labels[MANAGER_NAMESPACE] ?? namespace }
-          : undefined;
-    if (req.target.kind === 'HelmRelease' && !release) return notFound('HelmRelease', namespace, name);
-    const kustomization = kustomizationRef && kustomizations.get(kustomizationRef.namespace, kustomizationRef.name);
-    if (kustomizationRef && !kustomization) return notFound('Kustomization', kustomizationRef.namespace, kustomizationRef.name);
-    // The Git source: the Kustomization's, or for a HelmRelease no Kustomization manages, its chart's.
-    const chartSource = (release?.spec?.['chart'] as { spec?: { sourceRef?: { kind: string; name: string; namespace?: string } } } | undefined)?.spec?.sourceRef;
-    const sourceRef = kustomization ? kustomization.spec?.sourceRef : chartSource;
-    const owner = kustomization ? `Kustomization ${kustomizationRef!.namespace}/${kustomizationRef!.name}` : `HelmRelease ${namespace}/${name}`;
-    if (sourceRef?.kind !== 'GitRepository') {
-      return { state: 'failed', message: `${owner} reads from a ${sourceRef?.kind ?? 'missing'} source; only GitRepository sources can be followed to a commit` };
-    }
-    const source: Ref = { namespace: sourceRef.namespace ?? (kustomizationRef?.namespace ?? namespace), name: sourceRef.name };
+    const targets = kind === 'HelmRelease' ? releases! : kustomizations;
+    const target = targets.get(namespace, name);
+    if (!target) return notFound(kind, namespace, name);
+    // A manager matters only when it reads our repository and the target's spec may carry the image (a HelmRelease's
+    // values; a Kustomization's images or substitutions): then our commit may change the target's own spec.
+    const labelled = managerOf(target, kind);
+    const labelledManager = labelled && kustomizations.get(labelled.namespace, labelled.name);
+    if (labelled && !labelledManager) return notFound('Kustomization', labelled.namespace, labelled.name);
+    const readsOurs = (obj: Obj | undefined): boolean => {
+      const ref = obj?.spec?.sourceRef;
+      const repo = ref?.kind === 'GitRepository' ? sources.get(ref.namespace ?? obj?.metadata.namespace ?? '', ref.name) : undefined;
+      return typeof repo?.spec?.['url'] === 'string' && sameRepository(repo.spec['url'], req.repoUrl);
+    };
+    const managerRef = labelledManager && readsOurs(labelledManager) && (kind === 'HelmRelease' || specMayCarryImage(target)) ? labelled : undefined;
+    const manager = managerRef ? labelledManager : undefined;
 
-    // One token for all three: each controller echoes it in status.lastHandledReconcileAt.
+    // The sources our commit travels through: the manager's, the target's own, and a chart's GitRepository.
+    const chartSource = kind === 'HelmRelease' ? (target.spec?.['chart'] as { spec?: { sourceRef?: { kind: string; name: string; namespace?: string } } } | undefined)?.spec?.sourceRef : undefined;
+    const appliers = [manager, kind === 'Kustomization' ? target : undefined].filter((o): o is Obj => o !== undefined);
+    if (appliers.length === 0 && chartSource?.kind !== 'GitRepository') {
+      return { state: 'failed', message: `HelmRelease ${namespace}/${name} reads its chart from a ${chartSource?.kind ?? 'missing'} source and no Kustomization applies it; only GitRepository sources can be followed to a commit` };
+    }
+    const followed: Ref[] = [];
+    for (const applier of appliers) {
+      const ref = applier.spec?.sourceRef;
+      if (ref?.kind !== 'GitRepository') return { state: 'failed', message: `${objectName(applier)} reads from a ${ref?.kind ?? 'missing'} source; only GitRepository sources can be followed to a commit` };
+      addRef(followed, { namespace: ref.namespace ?? applier.metadata.namespace ?? namespace, name: ref.name });
+    }
+    let chartFromOurRepo = false;
+    if (chartSource?.kind === 'GitRepository') {
+      const ref = { namespace: chartSource.namespace ?? namespace, name: chartSource.name };
+      const repo = sources.get(ref.namespace, ref.name);
+      chartFromOurRepo = typeof repo?.spec?.['url'] === 'string' && sameRepository(repo.spec['url'], req.repoUrl);
+      if (chartFromOurRepo || appliers.length === 0) addRef(followed, ref);
+    }
+    for (const ref of followed) {
+      const src = sources.get(ref.namespace, ref.name);
+      if (!src) return notFound('GitRepository', ref.namespace, ref.name);
+      const wrong = checkGitRepositoryRef(src, { repoUrl: req.repoUrl, branch: req.branch });
+      if (wrong) return wrong as FinalVerdict;
+    }
+
+    // One token for every first request: each controller echoes it in status.lastHandledReconcileAt.
     const token = new Date().toISOString();
-    const annotate = { metadata: { annotations: { [REQUESTED_AT]: token } } };
-    await this.cluster.mergePatch({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', ...source }, annotate);
-    if (kustomizationRef) await this.cluster.mergePatch({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', ...kustomizationRef }, annotate);
-    if (release) await this.cluster.mergePatch({ apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', namespace, name }, annotate);
-    req.log.info({ token, source, kustomization: kustomizationRef }, 'flux reconcile requested');
+    const request = (apiVersion: string, kindName: string, ref: Ref, value: string) =>
+      this.cluster.mergePatch({ apiVersion, kind: kindName, ...ref }, { metadata: { annotations: { [REQUESTED_AT]: value } } });
+    for (const ref of followed) await request(API_VERSION.GitRepository, 'GitRepository', ref, token);
+    if (managerRef) await request(API_VERSION.Kustomization, 'Kustomization', managerRef, token);
+    await request(API_VERSION[kind], kind, { namespace, name }, token);
+    req.log.info({ token, sources: followed, manager: managerRef }, 'flux reconcile requested');
+
+    // After the manager applied our commit, the target must reconcile once more to act on what it applied.
+    let requestedAfterApply: string | undefined;
+    let managerApplied = false;
+    const startGeneration = target.metadata.generation;
+    const firstSeen = new Map<string, number>();
+    const clock = (): Clock => ({ now: Date.now(), since: (key) => firstSeen.get(key) ?? (firstSeen.set(key, Date.now()), Date.now()) });
+    let onChange: (() => void) | undefined;
+    const followedObjects = new Map<string, () => void>();
+    const follow = <T extends KubeObject>(watch: SharedWatch<T>, ns: string, n: string): T | undefined => {
+      const key = `${watch.kind.plural}/${ns}/${n}`;
+      if (onChange && !followedObjects.has(key)) followedObjects.set(key, watch.subscribe(ns, n, onChange));
+      return watch.get(ns, n);
+    };
+    const view: FluxView = {
+      kustomization: (ns, n) => follow(kustomizations, ns, n),
+      helmChart: (ns, n) => (charts ? follow(charts, ns, n) : undefined),
+      workload: (ref) => {
+        const watch = workloads[ref.kind as WorkloadKind];
+        return watch ? follow(watch, ref.namespace, ref.name) : undefined;
+      },
+    };
+    let recheck: NodeJS.Timeout | undefined;
 
     return waitForVerdict({
-      commit: req.commit,
-      deadline: req.deadline,
-      relation: req.relation,
-      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-      observe: (onChange) => {
-        const offs = [
-          sources.subscribe(source.namespace, source.name, onChange),
-          ...(kustomizationRef ? [kustomizations.subscribe(kustomizationRef.namespace, kustomizationRef.name, onChange)] : []),
-          ...(releases ? [releases.subscribe(namespace, name, onChange)] : []),
-        ];
-        return () => offs.forEach((off) => off());
+      ...waitingFor(req),
+      observe: (listener) => {
+        onChange = listener;
+        for (const ref of followed) follow(sources, ref.namespace, ref.name);
+        if (managerRef) follow(kustomizations, managerRef.namespace, managerRef.name);
+        follow(targets, namespace, name);
+        return () => {
+          clearTimeout(recheck);
+          for (const off of followedObjects.values()) off();
+          followedObjects.clear();
+        };
       },
-      evaluate: (target): Verdict => {
-        const src = sources.get(source.namespace, source.name);
-        if (!src) return { state: 'failed', message: `GitRepository ${source.namespace}/${source.name} not found` };
-        const k = kustomizationRef && kustomizations.get(kustomizationRef.namespace, kustomizationRef.name);
-        if (kustomizationRef && !k) return { state: 'failed', message: `Kustomization ${kustomizationRef.namespace}/${kustomizationRef.name} was deleted` };
-        const sourceVerdict = evaluateGitRepository(src, token);
-        if (sourceVerdict) return sourceVerdict;
-        if (!releases) return evaluateKustomization(k!, target);
-        const hr = releases.get(namespace, name);
-        if (!hr) return { state: 'failed', message: `HelmRelease ${namespace}/${name} was deleted` };
-        return evaluateHelmRelease(hr, k, target);
+      react: async () => {
+        if (!managerApplied || requestedAfterApply) return;
+        const afterApply = new Date().toISOString();
+        await request(API_VERSION[kind], kind, { namespace, name }, afterApply);
+        requestedAfterApply = afterApply;
+        req.log.info({ token: afterApply }, 'flux reconcile requested after the manager applied our commit');
+      },
+      evaluate: (expected): Verdict => {
+        for (const ref of followed) {
+          const src = sources.get(ref.namespace, ref.name);
+          if (!src) return { state: 'failed', message: `GitRepository ${ref.namespace}/${ref.name} was deleted` };
+          const verdict = evaluateGitRepository(src, token, expected);
+          if (verdict) return verdict;
+        }
+        const now = targets.get(namespace, name);
+        if (!now) return { state: 'failed', message: `${kind} ${namespace}/${name} was deleted` };
+        const currentManager = managerRef && kustomizations.get(managerRef.namespace, managerRef.name);
+        if (managerRef && !currentManager) return { state: 'failed', message: `Kustomization ${managerRef.namespace}/${managerRef.name} was deleted` };
+        const ctx: HelmReleaseContext = {
+          view,
+          images: req.images,
+          files: req.files,
+          clock: clock(),
+          chartFromOurRepo,
+          ...(currentManager ? { manager: currentManager } : {}),
+          ...(requestedAfterApply ? { requestedAfterApply } : {}),
+          ...(startGeneration !== undefined ? { startGeneration } : {}),
+        };
+        if (currentManager && !managerApplied && evaluateKustomization(currentManager, expected, { ...ctx, images: [], manager: undefined }).state === 'passed') {
+          managerApplied = true;
+          // react() writes the request; run the waiter once more so it does.
+          if (onChange) queueMicrotask(onChange);
+        }
+        const verdict = kind === 'HelmRelease' ? evaluateHelmRelease(now, expected, ctx) : evaluateKustomization(now, expected, ctx);
+        if (verdict.state === 'pending' && verdict.recheckAt !== undefined && onChange) {
+          clearTimeout(recheck);
+          recheck = setTimeout(onChange, Math.max(0, verdict.recheckAt - Date.now()));
+          recheck.unref();
+        }
+        return verdict;
       },
       timeoutMessage: (last) => `Flux did not apply commit ${req.commit} in time: ${last}`,
     });
   }
+}
+
+/** The Kustomization that applies `obj`, from the labels kustomize-controller sets; never the object itself. */
+function managerOf(obj: Obj, kind: 'Kustomization' | 'HelmRelease'): Ref | undefined {
+  const name = obj.metadata.labels?.[MANAGER_NAME];
+  if (!name) return undefined;
+  const ref = { name, namespace: obj.metadata.labels?.[MANAGER_NAMESPACE] ?? obj.metadata.namespace ?? '' };
+  if (kind === 'Kustomization' && ref.name === obj.metadata.name && ref.namespace === obj.metadata.namespace) return undefined;
+  return ref;
+}
+
+function addRef(refs: Ref[], ref: Ref): void {
+  if (!refs.some((r) => r.namespace === ref.namespace && r.name === ref.name)) refs.push(ref);
 }
 
 function notFound(kind: string, namespace: string, name: string): FinalVerdict {

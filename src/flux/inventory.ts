@@ -1,0 +1,110 @@
+/**
+ * What a Flux Kustomization or HelmRelease applied: its `status.inventory`, and the images its workloads run.
+ * Entry ids are `<namespace>_<name>_<group>_<Kind>` (kustomize-controller api/v1 inventory_types.go, the
+ * ObjMetadata format of sigs.k8s.io/cli-utils); helm-controller 1.6 api/v2 uses the same type.
+ */
+import type { WorkloadObject } from '../k8s/kstatus.js';
+
+export interface InventoryRef {
+  namespace: string;
+  name: string;
+  group: string;
+  kind: string;
+}
+
+/** The workload kinds whose rollout and images the rules read (watched under apps/v1). */
+export const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
+export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+
+/**
+ * Kinds that run or carry pod specs the rules do not read. When the inventory holds one, an image we wrote may run
+ * there, so its absence from the workloads above proves nothing. Flux's own kinds are here because a HelmRelease or
+ * Kustomization in the inventory may be where the image went (values, `spec.images`).
+ */
+const OTHER_IMAGE_CARRIERS = new Set([
+  '_Pod',
+  '_ReplicationController',
+  'apps_ReplicaSet',
+  'batch_Job',
+  'batch_CronJob',
+  'argoproj.io_Rollout',
+  'serving.knative.dev_Service',
+  'helm.toolkit.fluxcd.io_HelmRelease',
+  'kustomize.toolkit.fluxcd.io_Kustomization',
+]);
+
+export interface Inventory {
+  entries?: Array<{ id?: string; v?: string }>;
+}
+
+export function inventoryRefs(inventory: Inventory | undefined): InventoryRef[] {
+  const out: InventoryRef[] = [];
+  for (const entry of inventory?.entries ?? []) {
+    const parts = (entry.id ?? '').split('_');
+    // Names and groups never hold "_"; cli-utils writes RBAC names with ":" as "__", which leaves more parts.
+    if (parts.length !== 4) continue;
+    const [namespace, name, group, kind] = parts as [string, string, string, string];
+    if (name && kind) out.push({ namespace, name, group, kind });
+  }
+  return out;
+}
+
+export function isWorkload(ref: InventoryRef): ref is InventoryRef & { kind: WorkloadKind } {
+  return ref.group === 'apps' && (WORKLOAD_KINDS as readonly string[]).includes(ref.kind);
+}
+
+export function carriesOtherImages(ref: InventoryRef): boolean {
+  return OTHER_IMAGE_CARRIERS.has(`${ref.group}_${ref.kind}`);
+}
+
+interface PodTemplateHolder {
+  spec?: { template?: { spec?: { containers?: Array<{ image?: string }>; initContainers?: Array<{ image?: string }> } } };
+}
+
+/** The images of every container and init container in a workload's pod template. */
+export function imagesOf(workload: WorkloadObject): string[] {
+  const pod = (workload as PodTemplateHolder).spec?.template?.spec;
+  return [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])].map((c) => c.image ?? '').filter(Boolean);
+}
+
+/**
+ * Whether a running image is the one we wrote. Docker Hub short names are expanded (`nginx` = `docker.io/library/nginx`);
+ * a digest we wrote must match the digest that runs, otherwise the tag must match. Settings that write only the tag
+ * (`part: tag`) leave the repository to the manifest, which may name a mirror of the event's image: the last path
+ * component is enough, since what this check exists to catch is the old tag still running.
+ */
+export function sameImage(wrote: string, runs: string): boolean {
+  const a = normalise(wrote);
+  const b = normalise(runs);
+  if (!a || !b || (a.name !== b.name && basename(a.name) !== basename(b.name))) return false;
+  if (a.digest) return a.digest === b.digest;
+  return (a.tag ?? 'latest') === (b.tag ?? (b.digest ? undefined : 'latest'));
+}
+
+function normalise(ref: string): { name: string; tag?: string; digest?: string } | undefined {
+  let rest = ref.trim();
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  if (!rest) return undefined;
+  const parts = rest.split('/');
+  const first = parts[0]!;
+  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  let name = hasRegistry ? rest : `docker.io/${parts.length === 1 ? `library/${rest}` : rest}`;
+  if (name.startsWith('index.docker.io/')) name = `docker.io/${name.slice('index.docker.io/'.length)}`;
+  if (name.startsWith('docker.io/') && name.split('/').length === 2) name = `docker.io/library/${name.slice('docker.io/'.length)}`;
+  return { name, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+}
+
+function basename(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1);
+}
