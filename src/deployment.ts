@@ -10,7 +10,7 @@ import type { ImageWrite } from './git/editors.js';
 import type { FileEdit, GitWorkspace, RepoRef } from './git/workspace.js';
 import { requestedStrategy, type DeploymentOutcome, type DeploymentTriggeredData, type TriggeredEvent } from './keptn/events.js';
 import { isRecord } from './keptn/parse.js';
-import { parseDuration, type GitOpsSettings, type ImageWriteSetting } from './settings/schema.js';
+import { parseDuration, type ArgoCDSettings, type GitOpsSettings, type ImageWriteSetting } from './settings/schema.js';
 import type { SettingsSource } from './settings/source.js';
 import type { DeliveryTool } from './tool.js';
 import type { HandlerContext } from './runner.js';
@@ -91,8 +91,14 @@ async function changeAndWait(
     onBranch: () => deps.git.onBranch(p.repo, commit),
     log,
     onProgress: (reason) => log.debug({ reason }, 'waiting'),
+    ...toolHints(p.settings),
   });
   return { progress, verdict };
+}
+
+/** What a tool may use beyond the common request (the Argo CD driver's ArgoDeliveryRequest): the files written, its own settings. */
+function toolHints(settings: GitOpsSettings): { files: string[]; argocd?: ArgoCDSettings } {
+  return { files: [...new Set(settings.images.map((w) => w.file))], ...(settings.argocd ? { argocd: settings.argocd } : {}) };
 }
 
 function trailers(event: TriggeredEvent): string {

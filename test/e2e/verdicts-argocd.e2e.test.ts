@@ -1,0 +1,123 @@
+// Argo CD verdicts on setups teams really run (issue 7), against the real Argo CD 3.5 controllers: an Application
+// that tracks a tag, one that needs CreateNamespace=true, and settings that edit a file the Application does not
+// deploy. Keptn's control plane is played by this test on NATS; the real distributor hands events to the service.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { startEnvironment, type Environment } from '../env/environment.js';
+import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
+import { waitUntil } from '../env/process.js';
+import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+
+const execFileAsync = promisify(execFile);
+const APP = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application' } as const;
+
+interface ApplicationObject extends KubernetesObject {
+  spec: Record<string, unknown>;
+  status?: { operationState?: { phase?: string; operation?: { info?: Array<{ name: string; value: string }>; retry?: unknown; sync?: { syncOptions?: string[]; prune?: boolean } } } };
+}
+
+let env: Environment;
+let events: EventStream;
+let counter = 0;
+
+beforeAll(async () => {
+  env = await startEnvironment({ argocd: true });
+  events = env.controlPlane.subscribe('sh.keptn.event.>');
+}, 300_000);
+
+afterAll(async () => {
+  events?.close();
+  await env?.stop();
+}, 60_000);
+
+/** A repository with the sample app (and `extra` files), the Keptn secret and settings; the Application is the test's. */
+async function newRepo(extra: Record<string, string> = {}): Promise<TestApp> {
+  const name = `argocd-verdict-${++counter}`;
+  const { url, commit } = await env.git.createRepo(name, { ...appFiles(name), ...extra });
+  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+  const [repoSecret] = toolObjects('argocd', app, env);
+  await env.cluster.apply([keptnSecret(app, env), repoSecret!]);
+  return app;
+}
+
+function application(app: TestApp, spec: Record<string, unknown>): KubernetesObject {
+  return {
+    ...APP,
+    metadata: { name: app.name, namespace: 'argocd' },
+    spec: { project: 'default', source: { repoURL: app.repoUrl, path: `apps/${app.name}`, targetRevision: 'main' }, destination: { server: 'https://kubernetes.default.svc', namespace: app.namespace }, ...spec },
+  } as KubernetesObject;
+}
+
+async function initiallyDeployed(app: TestApp, revision: string): Promise<void> {
+  await env.cluster.mergePatch({ ...APP, metadata: { name: app.name, namespace: 'argocd' }, operation: { sync: { revision } } });
+  await waitUntil(`${app.name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+}
+
+async function deliver(app: TestApp, image = `${IMAGE}:0.2.0`): Promise<{ finished: KeptnCloudEvent; triggered: KeptnCloudEvent; ms: number }> {
+  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
+    project: 'podtato',
+    stage: 'dev',
+    service: app.service,
+    configurationChange: { values: { image } },
+    deployment: { deploymentstrategy: 'direct' },
+  });
+  const t0 = Date.now();
+  await env.controlPlane.publish(triggered);
+  await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
+  const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' });
+  return { finished, triggered, ms: Date.now() - t0 };
+}
+
+const readApplication = (app: TestApp) => env.cluster.read<ApplicationObject>(APP.apiVersion, APP.kind, 'argocd', app.name);
+const ourOperation = (a: ApplicationObject, triggeredId: string) => a.status?.operationState?.operation?.info?.some((i) => i.value === triggeredId) ?? false;
+
+describe('Argo CD verdicts', () => {
+  it('fails at once, and syncs nothing, when the Application tracks a tag instead of our branch', async () => {
+    const app = await newRepo();
+    await execFileAsync('git', ['-C', join(env.git.root, 'repos', `${app.repo}.git`), 'tag', 'v1.4.0', app.initialCommit]);
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject, application(app, { source: { repoURL: app.repoUrl, path: `apps/${app.name}`, targetRevision: 'v1.4.0' } })]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app));
+    await initiallyDeployed(app, 'v1.4.0');
+
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toContain(`Application argocd/${app.name} tracks v1.4.0, not branch main`);
+    expect(d.ms).toBeLessThan(20_000);
+    // The team's app stays on its tag: no operation of ours, the old image still runs.
+    expect(ourOperation(await readApplication(app), d.triggered.id)).toBe(false);
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.1.0`);
+  }, 240_000);
+
+  it("carries the Application's syncOptions, retry and prune into our sync: CreateNamespace=true makes the namespace", async () => {
+    const app = await newRepo();
+    const syncPolicy = { syncOptions: ['CreateNamespace=true'], retry: { limit: 2, backoff: { duration: '2s', factor: 2, maxDuration: '10s' } } };
+    // No namespace and no earlier sync: only a sync that carries CreateNamespace=true can deploy this app.
+    await env.cluster.apply([application(app, { syncPolicy })]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app));
+
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'pass', deployment: { gitCommit: (await env.git.log(app.repo))[0]!.sha } });
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+    const written = await readApplication(app);
+    expect(ourOperation(written, d.triggered.id)).toBe(true);
+    expect(written.status?.operationState?.operation).toMatchObject({ retry: syncPolicy.retry, sync: { syncOptions: ['CreateNamespace=true'], prune: false } });
+  }, 240_000);
+
+  it('fails naming the file and the Application when the settings edit a file the Application does not deploy', async () => {
+    const elsewhere = 'apps/unused/kustomization.yaml';
+    const app = await newRepo({ [elsewhere]: `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: ${IMAGE}\n    newTag: 0.1.0\n` });
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject, application(app, {})]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app).replace(`file: apps/${app.name}/kustomization.yaml`, `file: ${elsewhere}`));
+    await initiallyDeployed(app, app.initialCommit);
+
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toContain(`Application argocd/${app.name} is synced to`);
+    expect(d.finished.data.message).toContain(`runs ${IMAGE}:0.1.0, not ${IMAGE}:0.2.0: the file ${elsewhere} is not what it deploys (it reads ${app.repoUrl} path apps/${app.name})`);
+    expect(await env.git.readFile(app.repo, elsewhere)).toContain('newTag: 0.2.0');
+    expect(d.ms).toBeLessThan(60_000);
+  }, 240_000);
+});
