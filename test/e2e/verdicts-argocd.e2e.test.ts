@@ -91,9 +91,30 @@ describe('Argo CD verdicts', () => {
     expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.1.0`);
   }, 240_000);
 
+  it('in a multi-source Application, syncs the source that tracks our branch, not the first one with our URL', async () => {
+    const app = await newRepo({ 'extra/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: extra }\ndata: { a: "1" }\n' });
+    await execFileAsync('git', ['-C', join(env.git.root, 'repos', `${app.repo}.git`), 'tag', 'v1.4.0', app.initialCommit]);
+    const sources = [
+      { repoURL: app.repoUrl, path: 'extra', targetRevision: 'v1.4.0' },
+      { repoURL: app.repoUrl, path: `apps/${app.name}`, targetRevision: 'main' },
+    ];
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject, application(app, { source: undefined, sources })]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app));
+    await env.cluster.mergePatch({ ...APP, metadata: { name: app.name, namespace: 'argocd' }, operation: { sync: { revisions: ['v1.4.0', app.initialCommit], sourcePositions: [1, 2] } } });
+    await waitUntil(`${app.name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+
+    const d = await deliver(app);
+    const ours = (await env.git.log(app.repo))[0]!.sha;
+    expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: ours } });
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+    const synced = await env.cluster.read<KubernetesObject & { status: { sync: { revisions: string[] } } }>(APP.apiVersion, APP.kind, 'argocd', app.name);
+    expect(synced.status.sync.revisions).toEqual([app.initialCommit, ours]);
+  }, 240_000);
+
   it("carries the Application's syncOptions, retry and prune into our sync: CreateNamespace=true makes the namespace", async () => {
     const app = await newRepo();
-    const syncPolicy = { syncOptions: ['CreateNamespace=true'], retry: { limit: 2, backoff: { duration: '2s', factor: 2, maxDuration: '10s' } } };
+    // Automated sync switched off (Argo CD 3.x `enabled: false`), but its prune setting is the team's choice for syncs.
+    const syncPolicy = { automated: { enabled: false, prune: true }, syncOptions: ['CreateNamespace=true'], retry: { limit: 2, backoff: { duration: '2s', factor: 2, maxDuration: '10s' } } };
     // No namespace and no earlier sync: only a sync that carries CreateNamespace=true can deploy this app.
     await env.cluster.apply([application(app, { syncPolicy })]);
     env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app));
@@ -103,7 +124,7 @@ describe('Argo CD verdicts', () => {
     expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
     const written = await readApplication(app);
     expect(ourOperation(written, d.triggered.id)).toBe(true);
-    expect(written.status?.operationState?.operation).toMatchObject({ retry: syncPolicy.retry, sync: { syncOptions: ['CreateNamespace=true'], prune: false } });
+    expect(written.status?.operationState?.operation).toMatchObject({ retry: syncPolicy.retry, sync: { syncOptions: ['CreateNamespace=true'], prune: true } });
   }, 240_000);
 
   it('fails naming the file and the Application when the settings edit a file the Application does not deploy', async () => {
