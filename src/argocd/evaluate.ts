@@ -244,7 +244,8 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
   if (health === 'Degraded') return degraded(app, expected, synced!, ourOperation === true);
   if (health === 'Suspended') {
     const verdict = expected.suspended ?? 'fail';
-    if (verdict === 'pass') return runningOurImage(app, expected, synced!, 'Suspended (argocd.suspended: pass)');
+    // Paused on purpose: the new Pods may not exist yet, so the image applied by our sync counts as well.
+    if (verdict === 'pass') return runningOurImage(app, expected, synced!, 'Suspended (argocd.suspended: pass)', ourOperation ? appliedImages(app) : []);
     if (verdict === 'fail') {
       const paused = (status.resources ?? []).filter((r) => r.health?.status === 'Suspended').map((r) => `${resourceName(r)}${r.health?.message ? ` (${r.health.message})` : ''}`);
       const why = paused.length ? `: ${paused.join(', ')}` : status.health?.message ? `: ${status.health.message}` : '';
@@ -292,7 +293,7 @@ function degraded(app: Application, expected: ArgoExpectation, synced: string, o
   }
   const which = degradedResources.length > 0
     ? degradedResources.map(describe).join(', ')
-    : `${app.status?.health?.message ?? 'Argo CD does not say which resource'}${carriers.length ? `; our image runs in ${carriers.map(resourceName).join(', ')}` : ''}`;
+    : `${app.status?.health?.message ?? (app.status?.resourceHealthSource === 'appTree' ? 'the Application does not say which resource (Argo CD keeps resource health in its resource tree unless controller.resource.health.persist is true)' : 'Argo CD does not say which resource')}${carriers.length ? `; our image runs in ${carriers.map(resourceName).join(', ')}` : ''}`;
   const grace = expected.degradedGraceMs ?? DEFAULT_DEGRADED_GRACE_MS;
   const lasted = expected.degradedForMs ?? 0;
   if (lasted >= grace) {
@@ -301,10 +302,15 @@ function degraded(app: Application, expected: ArgoExpectation, synced: string, o
   return { state: 'pending', reason: `${appName(app)} is Degraded at ${synced} (${which}); allowing up to ${Math.round(grace / 1000)} s for a rollout to settle` };
 }
 
+/** The images of the resources our sync applied (the manifests, not the Pods). */
+function appliedImages(app: Application): string[] {
+  return (app.status?.operationState?.syncResult?.resources ?? []).flatMap((r) => r.images ?? []);
+}
+
 /** Synced and healthy at our commit is a pass only if the image we wrote runs: else the file is not what it deploys. */
-function runningOurImage(app: Application, expected: ArgoExpectation, synced: string, health: string): Verdict {
+function runningOurImage(app: Application, expected: ArgoExpectation, synced: string, health: string, applied: string[] = []): Verdict {
   const running = app.status?.summary?.images ?? [];
-  const missing = (expected.images ?? []).filter((w) => !running.some((r) => sameImage(w, r)));
+  const missing = (expected.images ?? []).filter((w) => ![...running, ...applied].some((r) => sameImage(w, r)));
   if (missing.length === 0) return { state: 'passed', message: `Argo CD synced ${appName(app)} to ${synced} and it is ${health}`, revision: synced };
   const source = sourcesOf(app)[expected.sourceIndex];
   const where = source ? `${source.repoURL}${source.path ? ` path ${source.path}` : ''}` : 'its source';

@@ -2,6 +2,7 @@
 // that tracks a tag, one that needs CreateNamespace=true, and settings that edit a file the Application does not
 // deploy. Keptn's control plane is played by this test on NATS; the real distributor hands events to the service.
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -70,6 +71,18 @@ async function deliver(app: TestApp, image = `${IMAGE}:0.2.0`): Promise<{ finish
   const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' });
   return { finished, triggered, ms: Date.now() - t0 };
 }
+
+/** With ARGOCD_CAPTURE=<dir>, keeps the Application as the real controller left it, for test/fixtures/argocd. */
+async function capture(app: TestApp, file: string): Promise<void> {
+  const dir = process.env['ARGOCD_CAPTURE'];
+  if (!dir) return;
+  const a = await readApplication(app);
+  delete (a.metadata as { managedFields?: unknown }).managedFields;
+  await writeFile(join(dir, `${file}.json`), `${JSON.stringify(a, null, 2)}\n`);
+}
+
+/** Settings for the sample app with `extra` lines appended (e.g. an `argocd:` block). */
+const settingsWith = (app: TestApp, extra: string) => `${settingsYaml('argocd', app).replace(/timeout: .*\n/, 'timeout: 120s\n')}${extra}`;
 
 const readApplication = (app: TestApp) => env.cluster.read<ApplicationObject>(APP.apiVersion, APP.kind, 'argocd', app.name);
 const ourOperation = (a: ApplicationObject, triggeredId: string) => a.status?.operationState?.operation?.info?.some((i) => i.value === triggeredId) ?? false;
@@ -140,5 +153,35 @@ describe('Argo CD verdicts', () => {
     expect(d.finished.data.message).toContain(`runs ${IMAGE}:0.1.0, not ${IMAGE}:0.2.0: the file ${elsewhere} is not what it deploys (it reads ${app.repoUrl} path apps/${app.name})`);
     expect(await env.git.readFile(app.repo, elsewhere)).toContain('newTag: 0.2.0');
     expect(d.ms).toBeLessThan(60_000);
+  }, 240_000);
+
+  it('fails once Degraded outlasts the grace period, naming the workload that runs our image', async () => {
+    const app = await newRepo();
+    // Pods that never schedule, and a short progress deadline: the Deployment turns Degraded (ProgressDeadlineExceeded).
+    const files = appFiles(app.name, { unschedulable: true });
+    await env.git.commitAsOther(app.repo, { [`apps/${app.name}/deployment.yaml`]: files[`apps/${app.name}/deployment.yaml`]!.replace('progressDeadlineSeconds: 600', 'progressDeadlineSeconds: 5') }, 'unschedulable, short deadline');
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject, application(app, {})]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, 'argocd:\n  degradedGrace: 5s\n'));
+    await initiallyDeployed(app, 'main');
+
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toMatch(new RegExp(`Application argocd/${app.name} has been Degraded at [0-9a-f]{40} for \\d+ s: .*our image runs in Deployment ${app.namespace}/web`));
+    expect(d.ms).toBeLessThan(90_000);
+  }, 240_000);
+
+  it('fails at once on a Suspended app (a paused Deployment), saying which setting lets it pass', async () => {
+    const app = await newRepo();
+    const deployment = appFiles(app.name)[`apps/${app.name}/deployment.yaml`]!.replace('  replicas: 1\n', '  replicas: 1\n  paused: true\n');
+    await env.git.commitAsOther(app.repo, { [`apps/${app.name}/deployment.yaml`]: deployment }, 'paused');
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject, application(app, {})]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
+    await initiallyDeployed(app, 'main');
+
+    const d = await deliver(app);
+    await capture(app, 'suspended-deployment-paused');
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toMatch(new RegExp(`Application argocd/${app.name} is Suspended at [0-9a-f]{40}.*set argocd.suspended to pass or wait`));
+    expect(d.ms).toBeLessThan(30_000);
   }, 240_000);
 });

@@ -9,6 +9,7 @@ const C2 = '79dcd7668c6553cc0df8980468d181db7f45d580';
 const INVALID = 'a4e988e29385b4804cb0229e8da1f3a0fe6e3395';
 const UNPARSEABLE = 'a1c53c9c6f01546c2343a8ca846b041e0e957b26';
 const UNSCHEDULABLE = 'c09c0409c389e634d645377b72dbd6950a40da56';
+const PAUSED = 'c8037130c39eb40cc51f6333a2efa431614295d7';
 const WAVES = 'b8c674d6784fdd32a5a32359d96dee6d924b4e03';
 
 const expectation = (commit: string, extra: Partial<ArgoExpectation> = {}): ArgoExpectation => ({ commit, relation: (sha) => (sha === commit ? 'same' : 'unrelated'), sourceIndex: 0, ...extra });
@@ -33,6 +34,10 @@ describe('Application, as Argo CD reports it', () => {
     ['upstream-degraded-resource-health-persisted', UNSCHEDULABLE, { images: ['other:1'] }, 'pending'],
     ['upstream-degraded-hpa-without-metrics', UNSCHEDULABLE, { images: ['nginx:2.0'] }, 'pending'],
     ['upstream-degraded-hpa-without-metrics', UNSCHEDULABLE, { images: ['nginx:2.0'], ...LONG_DEGRADED }, 'failed'],
+    ['suspended-deployment-paused', PAUSED, {}, 'failed'],
+    ['suspended-deployment-paused', PAUSED, { suspended: 'wait' }, 'pending'],
+    ['suspended-deployment-paused', PAUSED, { suspended: 'pass', images: ['ghcr.io/podtato/head:0.2.0'] }, 'passed'],
+    ['suspended-deployment-paused', PAUSED, { suspended: 'pass', images: ['ghcr.io/podtato/head:0.3.0'] }, 'failed'],
     ['upstream-suspended-deployment-paused', C1, {}, 'failed'],
     ['upstream-suspended-deployment-paused', C1, { suspended: 'pass', images: ['nginx:1.0'] }, 'passed'],
     ['upstream-suspended-deployment-paused', C1, { suspended: 'wait' }, 'pending'],
@@ -69,7 +74,7 @@ describe('Application, as Argo CD reports it', () => {
 
   it('with health kept in the resource tree, names the workload that runs our image after the grace period', () => {
     const v = evaluateApplication(fixture<Application>('argocd', 'degraded'), expectation(UNSCHEDULABLE, { images: ['nginx:2.0'], ...LONG_DEGRADED }));
-    expect(v).toMatchObject({ state: 'failed', message: expect.stringContaining('our image runs in Deployment default/demo') });
+    expect(v).toMatchObject({ state: 'failed', message: expect.stringMatching(/keeps resource health in its resource tree .*; our image runs in Deployment default\/demo/) });
   });
 
   it('says what to do about a Suspended app, an unprunable OutOfSync, a blocked sync and a file the app does not deploy', () => {
