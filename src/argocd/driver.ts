@@ -11,6 +11,7 @@ import { retry, type RetryPolicy } from '../retry.js';
 import { parseDuration, type ArgoCDSettings } from '../settings/schema.js';
 import { untilSynced, type DeliveryRequest, type DeliveryTool } from '../tool.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
+import { blockedUntil, type SyncWindow } from './windows.js';
 import {
   comparisonError,
   DEFAULT_DEGRADED_GRACE_MS,
@@ -28,6 +29,7 @@ import {
 export { isAutomated } from './evaluate.js';
 
 export const APPLICATIONS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'applications' };
+export const APP_PROJECTS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'appprojects' };
 const REFRESH = 'argocd.argoproj.io/refresh';
 
 /** Read-then-write of `operation`: a conflict means someone wrote in between, so read again soon. */
@@ -106,6 +108,7 @@ export class ArgoCDTool implements DeliveryTool {
     const log = req.log.child({ application: `${namespace}/${name}` });
     log.info({ sourceIndex: tracked.index, mustSync }, 'argo cd refresh requested');
 
+    const syncBlocked = await this.windowsBlocking(app, mustSync, req);
     const graceMs = req.argocd?.degradedGrace ? parseDuration(req.argocd.degradedGrace) : DEFAULT_DEGRADED_GRACE_MS;
     const degraded = new DegradedClock(graceMs, this.clock);
     const observeRefreshes = (current: App) => {
@@ -166,10 +169,29 @@ export class ArgoCDTool implements DeliveryTool {
           ...(req.argocd?.suspended ? { suspended: req.argocd.suspended } : {}),
           degradedForMs: degraded.observe(current.status?.health?.status === 'Degraded', degradedSpell(current)),
           degradedGraceMs: graceMs,
+          ...(syncBlocked ? { syncBlocked } : {}),
         });
       },
       timeoutMessage: (last) => `Argo CD did not apply commit ${req.commit} in time: ${last}`,
     });
+  }
+
+  /**
+   * Whether the AppProject's sync windows keep our sync (or automated sync) from running until after the deadline.
+   * A project we cannot read decides nothing: the wait then reports Argo CD's "blocked by sync window" until the end.
+   */
+  private async windowsBlocking(app: App, manual: boolean, req: DeliveryRequest): Promise<string | undefined> {
+    const project = app.spec.project || 'default';
+    const namespace = app.status?.controllerNamespace ?? app.metadata.namespace ?? 'argocd';
+    try {
+      const appProject = await this.cluster.readFresh<KubeObject & { spec?: { syncWindows?: SyncWindow[] } }>(APP_PROJECTS, namespace, project);
+      const windows = appProject.spec?.syncWindows ?? [];
+      const block = blockedUntil(windows, { name: app.metadata.name, destination: app.spec.destination ?? {} }, manual, this.clock(), req.deadline);
+      return block ? `${block.because} in AppProject ${project} blocks ${manual ? 'manual' : 'automated'} syncs until after the deadline` : undefined;
+    } catch (err: unknown) {
+      req.log.warn({ err, project }, 'argo cd project not readable; sync windows not checked');
+      return undefined;
+    }
   }
 
   /**

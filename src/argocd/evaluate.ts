@@ -24,6 +24,8 @@ export interface ResourceRef {
 export interface Application {
   metadata: { name: string; namespace?: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
   spec: {
+    project?: string;
+    destination?: { server?: string; name?: string; namespace?: string };
     source?: ApplicationSource;
     sources?: ApplicationSource[];
     syncPolicy?: { automated?: unknown; syncOptions?: string[]; retry?: Record<string, unknown> };
@@ -33,6 +35,7 @@ export interface Application {
     sync?: { status?: string; revision?: string; revisions?: string[] };
     health?: { status?: string; message?: string };
     reconciledAt?: string;
+    controllerNamespace?: string;
     /** `appTree` (the 3.x default): per-resource health lives in Argo CD's cache, not in `resources[].health`. */
     resourceHealthSource?: string;
     resources?: Array<ResourceRef & { status?: string; requiresPruning?: boolean; health?: { status?: string; message?: string } }>;
@@ -81,6 +84,8 @@ export interface ArgoExpectation extends Expectation {
   /** How long `Degraded` may last when the workload running our image is not known to be Degraded; default 60 s. */
   degradedGraceMs?: number;
   suspended?: SuspendedVerdict;
+  /** Set when the project's sync windows keep the sync from running at any time before the deadline: why. */
+  syncBlocked?: string;
 }
 
 export const DEFAULT_DEGRADED_GRACE_MS = 60_000;
@@ -227,12 +232,19 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
     }
     return { state: 'pending', reason: `${appName(app)} compares ${synced?.slice(0, 12) ?? 'no revision'} so far; waiting for a refresh to see our commit` };
   }
-  if (op?.phase === 'Running' || op?.phase === 'Terminating') return { state: 'pending', reason: `Argo CD is syncing ${appName(app)}: ${op.message ?? op.phase}` };
+  const windowClosed = expected.syncBlocked ? `Argo CD cannot sync ${appName(app)} before the deadline: ${expected.syncBlocked}` : undefined;
+  if (op?.phase === 'Running' || op?.phase === 'Terminating') {
+    // controller/sync.go SyncAppState: a running operation waits with this message while a window blocks it.
+    if (windowClosed && op.message?.includes('blocked by sync window')) return { state: 'failed', message: windowClosed, revision: synced! };
+    return { state: 'pending', reason: `Argo CD is syncing ${appName(app)}: ${op.message ?? op.phase}` };
+  }
   if (app.operation) return { state: 'pending', reason: `${appName(app)} has a sync operation queued${ourOperation ? '' : ' that is not ours; ours starts after it'}` };
 
   if (status.sync?.status !== 'Synced') {
     const stuck = pruneOnly(app, expected, Boolean(ourOperation && op?.phase === 'Succeeded'));
     if (stuck) return { state: 'failed', message: stuck, revision: synced! };
+    // Automated sync does not start while a window blocks it, and says nothing about it in the status.
+    if (windowClosed && !app.operation && isAutomated(app)) return { state: 'failed', message: windowClosed, revision: synced! };
     return { state: 'pending', reason: `${appName(app)} is ${status.sync?.status ?? 'not compared yet'} at ${synced}` };
   }
   if (op?.finishedAt && (!status.reconciledAt || Date.parse(status.reconciledAt) < Date.parse(op.finishedAt))) {

@@ -184,4 +184,30 @@ describe('Argo CD verdicts', () => {
     expect(d.finished.data.message).toMatch(new RegExp(`Application argocd/${app.name} is Suspended at [0-9a-f]{40}.*set argocd.suspended to pass or wait`));
     expect(d.ms).toBeLessThan(30_000);
   }, 240_000);
+
+  it('fails at once when a deny sync window of its project blocks our sync until after the deadline', async () => {
+    const app = await newRepo();
+    const project = `${app.name}-frozen`;
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
+      {
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'AppProject',
+        metadata: { name: project, namespace: 'argocd' },
+        spec: {
+          sourceRepos: ['*'],
+          destinations: [{ server: '*', namespace: '*' }],
+          syncWindows: [{ kind: 'deny', schedule: '0 0 * * *', duration: '24h', applications: [app.name] }],
+        },
+      } as KubernetesObject,
+      application(app, { project }),
+    ]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
+
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toContain(`Argo CD cannot sync Application argocd/${app.name} before the deadline: sync window deny "0 0 * * *" for 24h in AppProject ${project} blocks manual syncs until after the deadline`);
+    expect(d.ms).toBeLessThan(30_000);
+    await capture(app, 'sync-blocked-by-window');
+  }, 240_000);
 });

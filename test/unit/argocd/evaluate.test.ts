@@ -71,6 +71,13 @@ describe('Argo CD Application', () => {
     expect(evaluateApplication(app(synced(OLD)), { ...head, hardRefresh: 'requested' }).state).toBe('pending');
     expect(evaluateApplication(app(synced(OURS)), { ...head, hardRefresh: 'handled' }).state).toBe('passed');
   });
+  it('fails when automated sync cannot run before the deadline because of a sync window, and only then', () => {
+    const outOfSync = { ...synced(OURS), sync: { status: 'OutOfSync', revision: OURS } };
+    const automated = app(outOfSync, { spec: { source: { repoURL: 'http://git/fleet.git', targetRevision: 'main' }, syncPolicy: { automated: {} } } });
+    expect(evaluateApplication(automated, { ...expected, syncBlocked: 'sync window deny "0 22 * * *" for 8h' })).toMatchObject({ state: 'failed', message: expect.stringContaining('cannot sync Application argocd/podtato before the deadline: sync window deny') });
+    expect(evaluateApplication(automated, expected).state).toBe('pending');
+    expect(evaluateApplication(app(outOfSync), { ...expected, syncBlocked: 'x' }).state).toBe('pending');
+  });
   it('waits for the grace period when Degraded does not name the workload that runs our image', () => {
     expect(evaluateApplication(app(synced(OURS, 'Degraded')), { ...expected, degradedForMs: 59_000 }).state).toBe('pending');
     expect(evaluateApplication(app(synced(OURS, 'Degraded')), { ...expected, degradedForMs: 5_000, degradedGraceMs: 5_000 }).state).toBe('failed');

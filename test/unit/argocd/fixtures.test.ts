@@ -43,6 +43,8 @@ describe('Application, as Argo CD reports it', () => {
     ['upstream-suspended-deployment-paused', C1, { suspended: 'wait' }, 'pending'],
     ['upstream-outofsync-prune-only-automated', C1, {}, 'failed'],
     ['upstream-sync-blocked-by-window', WAVES, {}, 'pending'],
+    ['upstream-sync-blocked-by-window', WAVES, { syncBlocked: 'sync window deny "0 22 * * *" for 8h' }, 'failed'],
+    ['sync-running', WAVES, { syncBlocked: 'sync window deny "0 22 * * *" for 8h' }, 'pending'],
   ] as const)('%s, waiting for %s with %j → %s', (name, commit, extra, expected) => {
     expect(evaluateApplication(fixture<Application>('argocd', name), expectation(commit, extra)).state).toBe(expected);
   });
