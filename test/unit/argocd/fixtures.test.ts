@@ -10,6 +10,7 @@ const INVALID = 'a4e988e29385b4804cb0229e8da1f3a0fe6e3395';
 const UNPARSEABLE = 'a1c53c9c6f01546c2343a8ca846b041e0e957b26';
 const UNSCHEDULABLE = 'c09c0409c389e634d645377b72dbd6950a40da56';
 const PAUSED = 'c8037130c39eb40cc51f6333a2efa431614295d7';
+const BLOCKED = 'b0a1ab801449fa28cd88b12e0ef3db48d51ccb1c';
 const WAVES = 'b8c674d6784fdd32a5a32359d96dee6d924b4e03';
 
 const expectation = (commit: string, extra: Partial<ArgoExpectation> = {}): ArgoExpectation => ({ commit, relation: (sha) => (sha === commit ? 'same' : 'unrelated'), sourceIndex: 0, ...extra });
@@ -42,8 +43,8 @@ describe('Application, as Argo CD reports it', () => {
     ['upstream-suspended-deployment-paused', C1, { suspended: 'pass', images: ['nginx:1.0'] }, 'passed'],
     ['upstream-suspended-deployment-paused', C1, { suspended: 'wait' }, 'pending'],
     ['upstream-outofsync-prune-only-automated', C1, {}, 'failed'],
-    ['upstream-sync-blocked-by-window', WAVES, {}, 'pending'],
-    ['upstream-sync-blocked-by-window', WAVES, { syncBlocked: 'sync window deny "0 22 * * *" for 8h' }, 'failed'],
+    ['sync-blocked-by-window', BLOCKED, {}, 'pending'],
+    ['sync-blocked-by-window', BLOCKED, { syncBlocked: 'sync window deny "0 0 * * *" for 24h' }, 'failed'],
     ['sync-running', WAVES, { syncBlocked: 'sync window deny "0 22 * * *" for 8h' }, 'pending'],
   ] as const)('%s, waiting for %s with %j → %s', (name, commit, extra, expected) => {
     expect(evaluateApplication(fixture<Application>('argocd', name), expectation(commit, extra)).state).toBe(expected);
@@ -84,7 +85,7 @@ describe('Application, as Argo CD reports it', () => {
     expect(suspended.state === 'failed' && suspended.message).toMatch(/is Suspended at \w+: Deployment default\/demo \(Deployment is paused\); .*set argocd.suspended to pass or wait/);
     const prune = evaluateApplication(fixture<Application>('argocd', 'upstream-outofsync-prune-only-automated'), expectation(C1));
     expect(prune.state === 'failed' && prune.message).toMatch(/until ConfigMap default\/demo-old is pruned.*automated.prune is off/);
-    const blocked = evaluateApplication(fixture<Application>('argocd', 'upstream-sync-blocked-by-window'), expectation(WAVES));
+    const blocked = evaluateApplication(fixture<Application>('argocd', 'sync-blocked-by-window'), expectation(BLOCKED));
     expect(blocked.state === 'pending' && blocked.reason).toMatch(/blocked by sync window/);
     const elsewhere = evaluateApplication(fixture<Application>('argocd', 'synced-healthy'), expectation(C1, { images: ['ghcr.io/podtato/head:0.2.0'], files: ['other/kustomization.yaml'] }));
     expect(elsewhere.state === 'failed' && elsewhere.message).toMatch(/Application argocd\/demo .* runs nginx:1.0, not ghcr.io\/podtato\/head:0.2.0: the file other\/kustomization.yaml is not what it deploys \(it reads http:\/\/127.0.0.1:44855\/app.git path app\)/);
