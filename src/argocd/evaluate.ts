@@ -164,18 +164,23 @@ function looseImage(ref: string): LooseImage {
   return { name, ...(named.tag ? { tag: named.tag } : {}), ...(digest ? { digest } : {}) };
 }
 
-/** Whether a running image is the one we wrote: same repository, and the same digest (if we wrote one) or tag. */
+/**
+ * Whether a running image is the one we wrote: the same repository, and the same digest (if we wrote one) or tag.
+ * Repositories compare by their last path segment when the full names differ: with `part: tag` only the tag reaches
+ * Git, and the chart or a registry mirror may put another registry in front (`mirror.example.com/podtato/head`).
+ */
 export function sameImage(written: string, running: string): boolean {
   const w = looseImage(written);
   const r = looseImage(running);
-  if (w.name !== r.name) return false;
+  const base = (name: string) => name.slice(name.lastIndexOf('/') + 1);
+  if (w.name !== r.name && base(w.name) !== base(r.name)) return false;
   if (w.digest) return w.digest === r.digest;
   return (w.tag ?? 'latest') === (r.tag ?? 'latest');
 }
 
 /** Transport failures of the repo-server or Git (not of our manifests): worth another refresh before failing. */
 const TRANSPORT_ERROR =
-  /code = (Unavailable|DeadlineExceeded|ResourceExhausted|Aborted)\b|context deadline exceeded|i\/o timeout|connection (refused|reset)|no such host|TLS handshake timeout|unexpected EOF|remote end hung up|\b(502|503|504) (Bad Gateway|Service Unavailable|Gateway Time-?out)/i;
+  /code = (Unavailable|DeadlineExceeded|ResourceExhausted|Aborted)\b|context deadline exceeded|i\/o timeout|connection (refused|reset)|no such host|TLS handshake timeout|unexpected EOF|remote end hung up|\b(502|503|504) (Bad Gateway|Service Unavailable|Gateway Time-?out)|status code: (429|502|503|504)\b/i;
 
 export function isTransportError(message: string | undefined): boolean {
   return message !== undefined && TRANSPORT_ERROR.test(message);

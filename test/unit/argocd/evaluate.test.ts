@@ -136,11 +136,14 @@ describe('images and errors', () => {
     ['ghcr.io/podtato/head@sha256:' + 'a'.repeat(64), 'ghcr.io/podtato/head:0.2.0', false],
     ['localhost:5000/head:1', 'localhost:5000/head:1', true],
     ['ghcr.io/podtato/head:0.2.0', 'ghcr.io/podtato/body:0.2.0', false],
+    ['podtato/head:0.2.0', 'mirror.example.com/podtato/head:0.2.0', true],
+    ['podtato/head:0.2.0', 'mirror.example.com/podtato/head:0.1.0', false],
   ])('sameImage(%s, %s) = %s', (written, running, same) => expect(sameImage(written, running)).toBe(same));
   it.each([
     ['rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:8081: connect: connection refused"', true],
     ['rpc error: code = DeadlineExceeded desc = context deadline exceeded', true],
     ['failed to list refs: Get "https://git.example.com/x.git/info/refs": dial tcp: lookup git.example.com: no such host', true],
+    ['failed to list refs: unexpected client error: unexpected requesting "http://git/x.git/info/refs?service=git-upload-pack" status code: 503', true],
     ['rpc error: code = FailedPrecondition desc = Failed to unmarshal "bad.yaml"', false],
     ['rpc error: code = Unknown desc = authentication required', false],
   ])('isTransportError(%s) = %s', (message, transient) => expect(isTransportError(message)).toBe(transient));
