@@ -103,7 +103,7 @@ export class ArgoCDTool implements DeliveryTool {
     await this.cluster.mergePatch(ref, { metadata: { annotations: { [REFRESH]: 'hard' } } });
     hardRefresh.requested(app.metadata.resourceVersion);
     const mustSync = !isAutomated(app);
-    let sync: 'todo' | 'writing' | 'started' = 'todo';
+    let syncStarted = false;
     let syncFailure: string | undefined;
     const log = req.log.child({ application: `${namespace}/${name}` });
     log.info({ sourceIndex: tracked.index, mustSync }, 'argo cd refresh requested');
@@ -138,15 +138,13 @@ export class ArgoCDTool implements DeliveryTool {
           retryRefresh.requested(current.metadata.resourceVersion);
           log.info({ comparisonError: comparisonError(current) }, 'argo cd could not reach the repository; normal refresh requested');
         }
-        if (!mustSync || sync !== 'todo' || syncFailure) return;
+        if (!mustSync || syncStarted || syncFailure) return;
         // "another operation is already in progress": wait for it to end before starting ours.
         if (current.operation || current.status?.operationState?.phase === 'Running') return;
-        sync = 'writing';
         try {
-          sync = (await this.startSync(namespace, name, tracked.index, req)) ? 'started' : 'todo';
-          if (sync === 'started') log.info('argo cd sync started');
+          syncStarted = await this.startSync(namespace, name, tracked.index, req);
+          if (syncStarted) log.info('argo cd sync started');
         } catch (err: unknown) {
-          sync = 'todo';
           syncFailure = `could not start the Argo CD sync of Application ${namespace}/${name}: ${messageOf(err)}`;
           log.warn({ err }, 'argo cd sync could not be started');
         }
