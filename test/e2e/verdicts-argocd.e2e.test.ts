@@ -210,4 +210,20 @@ describe('Argo CD verdicts', () => {
     expect(d.ms).toBeLessThan(30_000);
     await capture(app, 'sync-blocked-by-window');
   }, 240_000);
+
+  it('fails at once when automated sync leaves it OutOfSync because it does not prune, naming what waits to be pruned', async () => {
+    const app = await newRepo();
+    const kustomization = (resources: string[]) => `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n${resources.map((r) => `  - ${r}\n`).join('')}images:\n  - name: ${IMAGE}\n    newTag: 0.1.0 # set by Keptn\n`;
+    await env.git.commitAsOther(app.repo, { [`apps/${app.name}/legacy.yaml`]: 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: legacy }\ndata: { a: "1" }\n', [`apps/${app.name}/kustomization.yaml`]: kustomization(['deployment.yaml', 'legacy.yaml']) }, 'legacy config');
+    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject, application(app, { syncPolicy: { automated: { prune: false } } })]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
+    await waitUntil(`${app.name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+    await env.git.commitAsOther(app.repo, { [`apps/${app.name}/kustomization.yaml`]: kustomization(['deployment.yaml']) }, 'drop the legacy config');
+
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toContain(`until ConfigMap ${app.namespace}/legacy is pruned, and its sync policy does not prune (syncPolicy.automated.prune is off)`);
+    expect(d.ms).toBeLessThan(60_000);
+    await capture(app, 'outofsync-prune-only-automated');
+  }, 240_000);
 });

@@ -10,6 +10,7 @@ const INVALID = 'a4e988e29385b4804cb0229e8da1f3a0fe6e3395';
 const UNPARSEABLE = 'a1c53c9c6f01546c2343a8ca846b041e0e957b26';
 const UNSCHEDULABLE = 'c09c0409c389e634d645377b72dbd6950a40da56';
 const PAUSED = 'c8037130c39eb40cc51f6333a2efa431614295d7';
+const PRUNE = '90f9e5ec0c2ab9af0de7ee9ff049af0e4fb9f1bb';
 const BLOCKED = 'b0a1ab801449fa28cd88b12e0ef3db48d51ccb1c';
 const WAVES = 'b8c674d6784fdd32a5a32359d96dee6d924b4e03';
 
@@ -42,7 +43,7 @@ describe('Application, as Argo CD reports it', () => {
     ['upstream-suspended-deployment-paused', C1, {}, 'failed'],
     ['upstream-suspended-deployment-paused', C1, { suspended: 'pass', images: ['nginx:1.0'] }, 'passed'],
     ['upstream-suspended-deployment-paused', C1, { suspended: 'wait' }, 'pending'],
-    ['upstream-outofsync-prune-only-automated', C1, {}, 'failed'],
+    ['outofsync-prune-only-automated', PRUNE, {}, 'failed'],
     ['sync-blocked-by-window', BLOCKED, {}, 'pending'],
     ['sync-blocked-by-window', BLOCKED, { syncBlocked: 'sync window deny "0 0 * * *" for 24h' }, 'failed'],
     ['sync-running', WAVES, { syncBlocked: 'sync window deny "0 22 * * *" for 8h' }, 'pending'],
@@ -83,8 +84,8 @@ describe('Application, as Argo CD reports it', () => {
   it('says what to do about a Suspended app, an unprunable OutOfSync, a blocked sync and a file the app does not deploy', () => {
     const suspended = evaluateApplication(fixture<Application>('argocd', 'upstream-suspended-deployment-paused'), expectation(C1));
     expect(suspended.state === 'failed' && suspended.message).toMatch(/is Suspended at \w+: Deployment default\/demo \(Deployment is paused\); .*set argocd.suspended to pass or wait/);
-    const prune = evaluateApplication(fixture<Application>('argocd', 'upstream-outofsync-prune-only-automated'), expectation(C1));
-    expect(prune.state === 'failed' && prune.message).toMatch(/until ConfigMap default\/demo-old is pruned.*automated.prune is off/);
+    const prune = evaluateApplication(fixture<Application>('argocd', 'outofsync-prune-only-automated'), expectation(PRUNE));
+    expect(prune.state === 'failed' && prune.message).toMatch(/until ConfigMap argocd-verdict-\d+\/legacy is pruned.*automated.prune is off/);
     const blocked = evaluateApplication(fixture<Application>('argocd', 'sync-blocked-by-window'), expectation(BLOCKED));
     expect(blocked.state === 'pending' && blocked.reason).toMatch(/blocked by sync window/);
     const elsewhere = evaluateApplication(fixture<Application>('argocd', 'synced-healthy'), expectation(C1, { images: ['ghcr.io/podtato/head:0.2.0'], files: ['other/kustomization.yaml'] }));
