@@ -69,7 +69,7 @@ export function syncOperation(app: Application, sourceIndex: number, commit: str
  * annotation: the controller consumes it in the same write as the comparison (controller/appcontroller.go
  * persistReconciliationStatus). Decided from the objects alone, never from the controller's clock against ours.
  */
-class RefreshRequest {
+export class RefreshRequest {
   state: RefreshState = 'none';
   private before: string | undefined;
 
@@ -218,7 +218,7 @@ function degradedSpell(app: App): string {
  * How long health has been Degraded without a break, on this service's clock alone, and a wake-up when the grace
  * period ends (nothing else may change on the Application to make the waiter look again).
  */
-class DegradedClock {
+export class DegradedClock {
   onElapsed: (() => void) | undefined;
   private since: number | undefined;
   private timer: NodeJS.Timeout | undefined;
