@@ -7,7 +7,7 @@
 import { messageOf } from '../errors.js';
 import type { Cluster } from '../k8s/cluster.js';
 import type { KubeObject } from '../k8s/watch.js';
-import { retry, type RetryPolicy } from '../retry.js';
+import { isRetryableError, retry, type RetryPolicy } from '../retry.js';
 import { parseDuration, type ArgoCDSettings } from '../settings/schema.js';
 import { untilSynced, type DeliveryRequest, type DeliveryTool } from '../tool.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
@@ -145,8 +145,9 @@ export class ArgoCDTool implements DeliveryTool {
           syncStarted = await this.startSync(namespace, name, tracked.index, req);
           if (syncStarted) log.info('argo cd sync started');
         } catch (err: unknown) {
-          syncFailure = `could not start the Argo CD sync of Application ${namespace}/${name}: ${messageOf(err)}`;
           log.warn({ err }, 'argo cd sync could not be started');
+          // Conflicts and API outages that outlasted the retries: the next change of the Application tries again.
+          if (!isRetryableError(err)) syncFailure = `could not start the Argo CD sync of Application ${namespace}/${name}: ${messageOf(err)}`;
         }
       },
       evaluate: (expected) => {
