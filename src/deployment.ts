@@ -92,6 +92,7 @@ async function changeAndWait(
     onBranch: () => deps.git.onBranch(p.repo, commit),
     log,
     onProgress: (reason) => log.debug({ reason }, 'waiting'),
+    ...(p.settings.argocd ? { argocd: p.settings.argocd } : {}),
   });
   return { progress, verdict };
 }

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Relation } from './readiness.js';
-import type { TargetKind } from './settings/schema.js';
+import type { ArgoCDSettings, TargetKind } from './settings/schema.js';
 import type { FinalVerdict } from './wait.js';
 
 export interface DeliveryRequest {
@@ -18,6 +18,8 @@ export interface DeliveryRequest {
   images: string[];
   /** The repository files we edited, to name when what runs is not what we wrote. */
   files: string[];
+  /** The settings' Argo CD block; only the Argo CD driver reads it. */
+  argocd?: ArgoCDSettings;
   /** Epoch milliseconds. */
   deadline: number;
   /** Tags the tool operation we start, so we recognise it. */

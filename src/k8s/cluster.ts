@@ -2,7 +2,7 @@
  * Everything the service asks of the Kubernetes API, behind one small interface: shared watches per kind,
  * merge patches, and Secrets. Tests point it at the real local kube-apiserver.
  */
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ServiceError } from '../errors.js';
 import { SharedWatch, type KubeObject, type ResourceKind, type WatchOptions } from './watch.js';
@@ -11,6 +11,13 @@ export interface Cluster {
   watch<T extends KubeObject>(kind: ResourceKind): SharedWatch<T>;
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<void>;
   secretData(namespace: string, name: string): Promise<Record<string, string>>;
+  /** Reads one custom object from the API server itself, not from a watch's cache: for read-then-write. */
+  readFresh<T extends KubeObject>(kind: ResourceKind, namespace: string, name: string): Promise<T>;
+  /**
+   * A JSON merge patch (`null` deletes a field) that applies only while the object is still at `resourceVersion`:
+   * the API server rejects it with 409 when anyone wrote in between (STATE_CONFLICT, retryable: read again).
+   */
+  mergePatchAt(kind: ResourceKind, namespace: string, name: string, resourceVersion: string, patch: Record<string, unknown>): Promise<void>;
   /** True once every watch started so far has listed at least once. */
   ready(): boolean;
   close(): void;
@@ -36,10 +43,12 @@ export class KubeCluster implements Cluster {
   private readonly watches = new Map<string, SharedWatch<KubeObject>>();
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
 
   constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly watchOptions: WatchOptions = {}) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
   }
 
   watch<T extends KubeObject>(kind: ResourceKind): SharedWatch<T> {
@@ -81,6 +90,26 @@ export class KubeCluster implements Cluster {
     }
   }
 
+  async readFresh<T extends KubeObject>(kind: ResourceKind, namespace: string, name: string): Promise<T> {
+    try {
+      return (await this.custom.getNamespacedCustomObject({ ...kind, namespace, name })) as T;
+    } catch (err: unknown) {
+      throw writeError(err, `${kind.plural}.${kind.group} ${namespace}/${name}`);
+    }
+  }
+
+  async mergePatchAt(kind: ResourceKind, namespace: string, name: string, resourceVersion: string, patch: Record<string, unknown>): Promise<void> {
+    const metadata = { ...(patch['metadata'] as Record<string, unknown> | undefined), resourceVersion };
+    try {
+      await this.custom.patchNamespacedCustomObject(
+        { ...kind, namespace, name, body: { ...patch, metadata }, fieldManager: 'keptn-gitops-service' },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err: unknown) {
+      throw writeError(err, `${kind.plural}.${kind.group} ${namespace}/${name}`);
+    }
+  }
+
   ready(): boolean {
     return [...this.watches.values()].every((w) => w.state === 'synced' || w.state === 'degraded');
   }
@@ -95,4 +124,13 @@ function apiError(err: unknown, what: string): ClusterError {
   if (code === 404) return new ClusterError('NOT_FOUND', `${what} not found`, { cause: err });
   if (code === 403) return new ClusterError('FORBIDDEN', `not allowed to access ${what}; check the service account's RBAC`, { cause: err });
   return new ClusterError('API_ERROR', `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+
+/** For read-then-write: a conflict or a server or network failure is worth another read; 403/404 are not. */
+function writeError(err: unknown, what: string): ClusterError {
+  const code = (err as { code?: number } | undefined)?.code;
+  if (code === 409) return new ClusterError('STATE_CONFLICT', `${what} changed while we wrote it`, { cause: err, retryable: true });
+  if (code === 404 || code === 403) return apiError(err, what);
+  const retryable = code === undefined || code === 429 || code >= 500;
+  return new ClusterError('API_ERROR', `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`, { cause: err, retryable });
 }

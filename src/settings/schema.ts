@@ -40,6 +40,20 @@ export interface GitOpsSettings {
   /** How long to wait for the tool, e.g. `10m`, `90s`, `1h`. */
   timeout?: string;
   report?: { deploymentNames?: string[]; deploymentURIsLocal?: string[]; deploymentURIsPublic?: string[] };
+  /** How Argo CD states that do not end on their own are judged; only for target.kind Application. */
+  argocd?: ArgoCDSettings;
+}
+
+export const SUSPENDED_VERDICTS = ['fail', 'pass', 'wait'] as const;
+
+export interface ArgoCDSettings {
+  /**
+   * Health `Suspended` at our commit (a paused Rollout or Deployment, a suspended CronJob): `fail` at once (default),
+   * `pass` (the team pauses on purpose, e.g. a canary step), or `wait` for it to resume until the timeout.
+   */
+  suspended?: (typeof SUSPENDED_VERDICTS)[number];
+  /** How long `Degraded` may last before it fails when Argo CD does not show the workload running our image as Degraded; default 60s. */
+  degradedGrace?: string;
 }
 
 const K8S_NAME = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
@@ -113,6 +127,22 @@ export const settingsSchema = {
       },
     },
     timeout: { type: 'string', pattern: DURATION_PATTERN, description: 'default 10m' },
+    argocd: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'only for target.kind Application',
+      properties: {
+        suspended: {
+          enum: [...SUSPENDED_VERDICTS],
+          description: 'health Suspended at our commit: fail at once (default), pass (paused on purpose), or wait for it to resume until the timeout',
+        },
+        degradedGrace: {
+          type: 'string',
+          pattern: DURATION_PATTERN,
+          description: 'how long Degraded may last (e.g. an autoscaler without metrics yet) when the workload running our image is not Degraded itself; default 60s',
+        },
+      },
+    },
     report: {
       type: 'object',
       additionalProperties: false,
@@ -182,6 +212,7 @@ function semanticProblems(s: GitOpsSettings): string[] {
     if ((w.part !== undefined || w.document !== undefined) && w.yamlPath === undefined) problems.push(`images.${i}: part and document go with yamlPath`);
   });
   if (s.timeout !== undefined && parseDuration(s.timeout) > 24 * 3600_000) problems.push('timeout: at most 24h');
+  if (s.argocd && s.target.kind !== 'Application') problems.push('argocd: only for target.kind Application');
   return problems;
 }
 
