@@ -271,7 +271,10 @@ describe('helm install and upgrade', () => {
 
   it('installs with the defaults; the Deployment becomes Available and its pods would start', async () => {
     const file = await helm.valuesFile('install', {});
-    await helm.run(['install', 'gitops-service', CHART_DIR, '--namespace', 'keptn', '-f', file, '--wait', '--timeout', '2m'], { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 });
+    const { stdout } = await helm.run(['install', 'gitops-service', CHART_DIR, '--namespace', 'keptn', '-f', file, '--wait', '--timeout', '2m'], { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 });
+    // NOTES.txt: what to do next, with this release's names.
+    expect(stdout).toContain('kubectl -n keptn rollout status deployment/gitops-service');
+    expect(stdout).toContain('from NATS at nats://keptn-nats, queue group keptn-gitops-service_keptn_gitops-service.');
     const deployment = await deploymentAvailable('keptn', 'gitops-service', 1, `${SERVICE_IMAGE}:0.1.0`);
     await podsStartable('keptn', deployment);
     const service = await cluster.read<KubernetesObject & { spec: { selector: Record<string, string> } }>('v1', 'Service', 'keptn', 'gitops-service');
@@ -297,7 +300,9 @@ describe('helm install and upgrade', () => {
       { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'keptn-oauth', namespace: 'keptn-exec' }, stringData: { 'client-secret': 'test-secret' } },
     ] as unknown as KubernetesObject[]);
     const file = await helm.valuesFile('remote', VALUE_SETS['remotePlane']!);
-    await helm.run(['install', 'gitops-remote', CHART_DIR, '--namespace', 'keptn-exec', '-f', file, '--wait', '--timeout', '2m'], { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 });
+    const { stdout } = await helm.run(['install', 'gitops-remote', CHART_DIR, '--namespace', 'keptn-exec', '-f', file, '--wait', '--timeout', '2m'], { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 });
+    expect(stdout).toContain('polled from the Keptn API at https://keptn.example.com/api (remote execution plane)');
+    expect(stdout).toContain('WARNING: the Keptn API\'s TLS certificate is not verified');
     await podsStartable('keptn-exec', await deploymentAvailable('keptn-exec', 'gitops-remote', 1, `${SERVICE_IMAGE}:0.1.0`));
     await deploymentAvailable('keptn', 'gitops-service', 2, `${SERVICE_IMAGE}:0.1.1`);
   }, 180_000);
