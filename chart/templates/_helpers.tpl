@@ -98,3 +98,17 @@ namespace nor a release name, so no two releases share a group.
 {{- define "gitops.pubsubGroup" -}}
 {{- default (printf "%s_%s_%s" (include "gitops.name" .) .Release.Namespace .Release.Name) .Values.distributor.group -}}
 {{- end -}}
+
+{{/*
+A container's environment: the chart's variables (`base`, a YAML list), then `extra` from the values. A variable in
+`extra` replaces the chart's of the same name instead of repeating it: a repeated name hides the first one in the
+container and makes server-side apply refuse the object (duplicate entries for key).
+*/}}
+{{- define "gitops.env" -}}
+{{- $extra := .extra | default list -}}
+{{- $names := dict -}}
+{{- range $extra }}{{- $_ := set $names .name true -}}{{- end -}}
+{{- $env := list -}}
+{{- range fromYamlArray .base }}{{- if not (hasKey $names .name) }}{{- $env = append $env . -}}{{- end }}{{- end -}}
+{{- toYaml (concat $env $extra) -}}
+{{- end -}}

@@ -167,11 +167,24 @@ describe('rendered templates', () => {
       SERVICE_FILTER: '',
       DISABLE_REGISTRATION: 'false',
       HEARTBEAT_INTERVAL: '3s',
+      API_PROXY_HTTP_TIMEOUT: '30',
+      API_PROXY_MAX_PAYLOAD_BYTES_KB: '64',
     }));
     const distributor = spec.containers.find((c) => c.name === 'distributor')!;
     expect(distributor.lifecycle?.preStop?.exec?.command).toEqual(['/bin/sleep', '10']);
     expect(distributor.readinessProbe?.exec?.command).toEqual(expect.arrayContaining(['http://127.0.0.1:8081/health']));
     expect(Number(distributor.lifecycle?.preStop?.exec?.command?.[1])).toBeLessThan(spec.terminationGracePeriodSeconds!);
+  });
+
+  it('extra environment replaces a variable the chart sets instead of repeating it', async () => {
+    const spec = deploymentOf(await helm.render('team-a', 'keptn', { ...VALUE_SETS['customised'], extraEnv: [{ name: 'LOG_LEVEL', value: 'debug' }] })).spec!.template.spec!;
+    for (const container of spec.containers) {
+      const names = (container.env ?? []).map((e) => e.name);
+      expect(names).toEqual([...new Set(names)]);
+    }
+    expect(containerEnv(spec, 'gitops-service')['LOG_LEVEL']?.value).toBe('debug');
+    expect(containerEnv(spec, 'distributor')['API_PROXY_HTTP_TIMEOUT']?.value).toBe('60');
+    expect(containerEnv(spec, 'distributor')['STAGE_FILTER']?.value).toBe('dev,prod');
   });
 
   it('gives every release its own NATS queue group and integration name', async () => {
