@@ -1,8 +1,114 @@
-{{- define "gitops.fullname" -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
-{{- define "gitops.serviceAccount" -}}{{ default (include "gitops.fullname" .) .Values.serviceAccount.name }}{{- end -}}
-{{- define "gitops.labels" -}}
-app.kubernetes.io/name: keptn-gitops-service
+{{/* The app's name: the chart's, unless nameOverride says otherwise. */}}
+{{- define "gitops.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Names of the objects in the release namespace: the release name, which Helm keeps unique per namespace (Keptn's
+Bridge shows it as the integration's name, through the distributor's K8S_DEPLOYMENT_NAME).
+*/}}
+{{- define "gitops.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Names of cluster-scoped objects (ClusterRole, ClusterRoleBinding): a release name is unique only within its namespace,
+so the namespace is part of the name. Neither a namespace nor a release name may contain ':', so two releases never
+share a name. RBAC names are path segments (up to 253 characters): no truncation needed.
+*/}}
+{{- define "gitops.clusterScopedName" -}}
+{{- printf "%s:%s:%s" (include "gitops.name" .) .Release.Namespace .Release.Name -}}
+{{- end -}}
+
+{{- define "gitops.serviceAccount" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "gitops.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name: the ServiceAccount to run as when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gitops.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The selector: name and instance only. A Deployment's selector cannot change after the first install, so it holds
+nothing that an upgrade changes (version, chart) or that describes rather than identifies (part-of, component).
+*/}}
+{{- define "gitops.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gitops.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/part-of: keptn-keptn
+{{- end -}}
+
+{{/* Every object's labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/). */}}
+{{- define "gitops.labels" -}}
+{{ include "gitops.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "gitops.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/component: execution-plane
+app.kubernetes.io/part-of: keptn
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "gitops.chart" . }}
+{{- end -}}
+
+{{/*
+The image: repository:tag, pinned with @digest when one is given (image.digest, or a tag written as tag@digest, the
+form skaffold sets; an empty digest after '@' is ignored).
+*/}}
+{{- define "gitops.imageTag" -}}
+{{- splitList "@" (toString (.Values.image.tag | default .Chart.AppVersion)) | first -}}
+{{- end -}}
+
+{{- define "gitops.imageDigest" -}}
+{{- $parts := splitList "@" (toString .Values.image.tag) -}}
+{{- if .Values.image.digest -}}
+{{- .Values.image.digest -}}
+{{- else if gt (len $parts) 1 -}}
+{{- last $parts -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gitops.image" -}}
+{{- $digest := include "gitops.imageDigest" . -}}
+{{- printf "%s:%s" .Values.image.repository (include "gitops.imageTag" .) -}}
+{{- if $digest }}@{{ $digest }}{{ end -}}
+{{- end -}}
+
+{{/* Remote execution plane: the distributor polls the Keptn API over HTTP(S) instead of subscribing to NATS. */}}
+{{- define "gitops.remote" -}}
+{{- if .Values.distributor.keptnApiEndpoint }}true{{ end -}}
+{{- end -}}
+
+{{/* Where the Bridge says this integration runs (the distributor's LOCATION). */}}
+{{- define "gitops.location" -}}
+{{- if .Values.distributor.location -}}
+{{- .Values.distributor.location -}}
+{{- else if include "gitops.remote" . -}}
+remote-execution-plane
+{{- else -}}
+control-plane
+{{- end -}}
+{{- end -}}
+
+{{/*
+The distributor's NATS queue group: the replicas of one release share each event (one of them takes it), while every
+other release (another namespace, or other project/stage/service filters) gets its own copy. '_' appears in neither a
+namespace nor a release name, so no two releases share a group.
+*/}}
+{{- define "gitops.pubsubGroup" -}}
+{{- default (printf "%s_%s_%s" (include "gitops.name" .) .Release.Namespace .Release.Name) .Values.distributor.group -}}
+{{- end -}}
+
+{{/*
+A container's environment: the chart's variables (`base`, a YAML list), then `extra` from the values. A variable in
+`extra` replaces the chart's of the same name instead of repeating it: a repeated name hides the first one in the
+container and makes server-side apply refuse the object (duplicate entries for key).
+*/}}
+{{- define "gitops.env" -}}
+{{- $extra := .extra | default list -}}
+{{- $names := dict -}}
+{{- range $extra }}{{- $_ := set $names .name true -}}{{- end -}}
+{{- $env := list -}}
+{{- range fromYamlArray .base }}{{- if not (hasKey $names .name) }}{{- $env = append $env . -}}{{- end }}{{- end -}}
+{{- toYaml (concat $env $extra) -}}
 {{- end -}}
