@@ -2,7 +2,7 @@
  * When has Argo CD applied our commit? Pure rules over an Application (Argo CD 3.5).
  * Never trust Synced/Healthy alone: right after a push both still describe the previous revision, and health is
  * only recomputed once `reconciledAt` has passed the end of the sync operation. The rule table, state by state, is
- * docs/verdicts-argocd.md.
+ * docs/verdicts.md (Argo CD).
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
 import { commitOf, contains, type Expectation, type Verdict } from '../readiness.js';

@@ -1,6 +1,6 @@
 /**
  * When has Flux applied our commit, and does it run? Pure rules over Kustomization, HelmRelease, HelmChart and
- * GitRepository objects and the workloads they applied. docs/verdicts-flux.md is the table of these rules.
+ * GitRepository objects and the workloads they applied. docs/verdicts.md (Flux) is the table of these rules.
  *
  * Upstream behaviour the rules rely on (read in the controllers' source):
  * - kustomize-controller 1.9 (internal/controller/kustomization_controller.go): `lastAttemptedRevision` is set before

@@ -1,6 +1,6 @@
 // The Flux verdicts of issue 7 on the setups teams really run, against the real controllers: each scenario is a
 // repository, Flux objects and settings a team would have, a Keptn deployment through the real distributor, and the
-// verdict the service reports (docs/verdicts-flux.md is the table these scenarios prove rows of).
+// verdict the service reports (docs/verdicts.md (Flux) is the table these scenarios prove rows of).
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';

@@ -1,4 +1,4 @@
-// The Flux rules, one row per observed state (docs/verdicts-flux.md is the same table for users). Objects here are
+// The Flux rules, one row per observed state (docs/verdicts.md (Flux) is the same table for users). Objects here are
 // built from the controllers' API types and source (kustomize-controller 1.9, helm-controller 1.6, source-controller
 // 1.9); fixtures.test.ts runs the same rules over objects captured from the real controllers.
 import { describe, expect, it } from '@jest/globals';
