@@ -11,6 +11,11 @@ export interface Cluster {
   watch<T extends KubeObject>(kind: ResourceKind): SharedWatch<T>;
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<void>;
   secretData(namespace: string, name: string): Promise<Record<string, string>>;
+  /**
+   * Labels and annotations of one object (a Secret, a Flux or Argo CD object): where grants are read. A plain GET,
+   * so RBAC that names single Secrets (`resourceNames`) suffices; the rest of the object is dropped.
+   */
+  objectMetadata(ref: ObjectRef): Promise<ObjectMetadata>;
   /** True once every watch started so far has listed at least once. */
   ready(): boolean;
   close(): void;
@@ -21,6 +26,11 @@ export interface ObjectRef {
   kind: string;
   namespace: string;
   name: string;
+}
+
+export interface ObjectMetadata {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
 }
 
 export class ClusterError extends ServiceError {}
@@ -78,6 +88,15 @@ export class KubeCluster implements Cluster {
       return out;
     } catch (err: unknown) {
       throw apiError(err, `Secret ${namespace}/${name}`);
+    }
+  }
+
+  async objectMetadata(ref: ObjectRef): Promise<ObjectMetadata> {
+    try {
+      const obj = await this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } });
+      return { labels: { ...obj.metadata?.labels }, annotations: { ...obj.metadata?.annotations } };
+    } catch (err: unknown) {
+      throw apiError(err, `${ref.kind} ${ref.namespace}/${ref.name}`);
     }
   }
 
