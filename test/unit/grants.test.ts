@@ -1,4 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
+import { deploy, rollback, type DeploymentDeps } from '../../src/deployment.js';
+import type { GitWorkspace } from '../../src/git/workspace.js';
+import type { ObjectRef } from '../../src/k8s/cluster.js';
+import type { DeploymentTriggeredData, TriggeredEvent } from '../../src/keptn/events.js';
+import type { GitOpsSettings } from '../../src/settings/schema.js';
 import {
   GIT_HOSTS_ANNOTATION,
   gitEndpoint,
@@ -11,6 +16,7 @@ import {
   type GrantDecision,
   type GrantSubject,
 } from '../../src/grants.js';
+import { silentLog, triggeredCloudEvent } from './helpers.js';
 
 const secret = (annotations?: Record<string, string>): GrantSubject => ({ kind: 'Secret', namespace: 'keptn', name: 'team-a-git', metadata: annotations ? { annotations } : {} });
 const granted = (projects: string, hosts: string) => secret({ [PROJECTS_ANNOTATION]: projects, [GIT_HOSTS_ANNOTATION]: hosts });
@@ -134,5 +140,70 @@ describe('targetGrant: a project drives only the Flux and Argo CD objects grante
       expect(decision.missing).toMatchObject({ object: `${subject.kind} flux-system/podtato`, annotation: PROJECTS_ANNOTATION, expected: project });
       if (fix) expect(decision.missing.fix).toBe(fix);
     }
+  });
+});
+
+describe('deploy and rollback decide both grants before Git or the tool is touched', () => {
+  const settings: GitOpsSettings = {
+    git: { url: 'https://git.example.com/podtato/fleet.git', branch: 'main', secretRef: { name: 'fleet-git' } },
+    images: [{ file: 'apps/kustomization.yaml', kustomizeImage: 'ghcr.io/podtato/head' }],
+    target: { kind: 'HelmRelease', name: 'web', namespace: 'podtato' },
+  };
+  const event = { ...triggeredCloudEvent(), task: 'deployment' } as unknown as TriggeredEvent<DeploymentTriggeredData>;
+  const GRANTED = { [PROJECTS_ANNOTATION]: 'podtato', [GIT_HOSTS_ANNOTATION]: 'git.example.com' };
+
+  function harness(annotations: { secret: Record<string, string>; target: Record<string, string> }) {
+    const touched: string[] = [];
+    const read: ObjectRef[] = [];
+    const refuse = (what: string) => async () => {
+      touched.push(what);
+      throw new Error(`${what} must not be reached`);
+    };
+    const deps: DeploymentDeps = {
+      settings: { load: async () => ({ settings, where: 'test settings' }) },
+      git: { commitImage: refuse('git.commitImage'), revertDeployment: refuse('git.revertDeployment'), relation: refuse('git.relation'), onBranch: refuse('git.onBranch') } as unknown as GitWorkspace,
+      tools: [{ kinds: ['Kustomization', 'HelmRelease', 'Application'], deliver: refuse('tool.deliver') }],
+      secretData: async () => {
+        touched.push('secretData');
+        return { username: 'u', password: 'p' };
+      },
+      objectMetadata: async (ref) => {
+        read.push(ref);
+        return { labels: {}, annotations: ref.kind === 'Secret' ? annotations.secret : annotations.target };
+      },
+      secretNamespace: 'keptn',
+      defaultTimeoutMs: 1_000,
+      author: { name: 'Keptn', email: 'keptn@example.test' },
+    };
+    return { deps, touched, read };
+  }
+
+  it.each([
+    ['the Secret', { secret: { [PROJECTS_ANNOTATION]: 'other' }, target: GRANTED }, /no grant for Secret keptn\/fleet-git/],
+    ['the Git host', { secret: { ...GRANTED, [GIT_HOSTS_ANNOTATION]: 'git.other.example' }, target: GRANTED }, /no grant for Secret keptn\/fleet-git: its credentials go only to the Git hosts it lists, and git.url is on git.example.com:443/],
+    ['the target', { secret: GRANTED, target: {} }, /no grant for HelmRelease podtato\/web/],
+  ])('refuses without the grant on %s, with GRANT_MISSING and nothing touched', async (_name, annotations, message) => {
+    for (const run of [deploy, rollback]) {
+      const h = harness(annotations);
+      await expect(run(event, h.deps, silentLog)).rejects.toMatchObject({ code: 'GRANT_MISSING', message: expect.stringMatching(message) });
+      expect(h.touched).toEqual([]);
+    }
+  });
+
+  it('reads the grants from the Secret and the target as the drivers address them, then goes on to Git', async () => {
+    const h = harness({ secret: GRANTED, target: GRANTED });
+    await expect(deploy(event, h.deps, silentLog)).rejects.toThrow('git.commitImage must not be reached');
+    expect(h.read).toEqual([
+      { apiVersion: 'v1', kind: 'Secret', namespace: 'keptn', name: 'fleet-git' },
+      { apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', namespace: 'podtato', name: 'web' },
+    ]);
+    expect(h.touched).toEqual(['secretData', 'git.commitImage']);
+  });
+
+  it('refuses a Secret and a target when there is no cluster to read their grants from', async () => {
+    const h = harness({ secret: GRANTED, target: GRANTED });
+    const { objectMetadata: _none, ...withoutCluster } = h.deps;
+    await expect(deploy(event, withoutCluster, silentLog)).rejects.toMatchObject({ code: 'NO_CLUSTER' });
+    expect(h.touched).toEqual([]);
   });
 });
