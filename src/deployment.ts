@@ -3,7 +3,7 @@
  * It returns the outcome and never sends events itself; the runner owns `.started`/`.finished`.
  */
 import type { Logger } from 'pino';
-import { codeOf, ServiceError } from './errors.js';
+import { codeOf, messageOf, ServiceError } from './errors.js';
 import { missingGrantMessage, secretGrant, TARGET_API_VERSIONS, targetGrant, type GrantDecision } from './grants.js';
 import { credentialsFromSecretData, type GitCredentials } from './git/credentials.js';
 import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
@@ -223,7 +223,7 @@ async function grantedSecret(settings: GitOpsSettings, project: string, deps: De
   const metadata = await metadataOf({ apiVersion: 'v1', kind: 'Secret', ...secret }, deps, 'git.secretRef').catch((err: unknown) => {
     if (err instanceof DeploymentError) throw err;
     const hint = codeOf(err) === 'FORBIDDEN' ? ': the service may read only the Secrets its RBAC names; bind the Role of the Secret\'s Keptn scope to it (chart value secrets.keptnScopeRoles) or list it in secrets.names' : '';
-    throw new DeploymentError('SECRET_UNAVAILABLE', `cannot read the Git credentials: ${(err as Error).message}${hint}`, { cause: err });
+    throw new DeploymentError('SECRET_UNAVAILABLE', `cannot read the Git credentials: ${messageOf(err)}${hint}`, { cause: err });
   });
   refuseUnlessGranted(secretGrant({ kind: 'Secret', ...secret, metadata }, project, settings.git.url), project, log);
   return secret;
@@ -235,7 +235,7 @@ async function checkTargetGrant(settings: GitOpsSettings, project: string, deps:
   const metadata = await metadataOf({ apiVersion: TARGET_API_VERSIONS[kind], kind, namespace, name }, deps, 'target').catch((err: unknown) => {
     if (err instanceof DeploymentError) throw err;
     if (codeOf(err) === 'NOT_FOUND') throw new DeploymentError('NOT_FOUND', `${kind} ${namespace}/${name} not found; check target in the settings`, { cause: err });
-    throw new DeploymentError(codeOf(err) === 'FORBIDDEN' ? 'FORBIDDEN' : 'API_ERROR', `cannot read the grant on ${kind} ${namespace}/${name}: ${(err as Error).message}`, { cause: err });
+    throw new DeploymentError(codeOf(err) === 'FORBIDDEN' ? 'FORBIDDEN' : 'API_ERROR', `cannot read the grant on ${kind} ${namespace}/${name}: ${messageOf(err)}`, { cause: err });
   });
   refuseUnlessGranted(targetGrant({ kind, namespace, name, metadata }, project), project, log);
 }
