@@ -64,7 +64,8 @@ const DEFAULT_PORTS: Record<string, number> = { https: 443, http: 80, ssh: 22 };
 const HOSTNAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const IPV6 = /^\[[0-9a-f:.]{2,45}\]$/;
 const PORT = /^[0-9]{1,5}$/;
-const USER = /^[A-Za-z0-9._-]{1,64}$/;
+// Never a leading '-': ssh would read the user (or host) as an option.
+const USER = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
 
 /**
  * The host and port a Git URL reaches, or a reason it is refused. Deliberately stricter than any URL parser: the
@@ -92,7 +93,7 @@ export function gitEndpoint(url: string): GitEndpoint | { problem: string } {
     return hostAndPort(authority, defaultPort);
   }
   // scp-like `user@host:path` (git's rule: a colon before any slash, no scheme); always SSH on port 22.
-  const scp = /^([A-Za-z0-9._-]{1,64})@([^:/]+|\[[^\]/]+\]):(?!\/\/)/.exec(url);
+  const scp = /^([A-Za-z0-9_][A-Za-z0-9._-]{0,63})@([^:/]+|\[[^\]/]+\]):(?!\/\/)/.exec(url);
   if (scp) return hostAndPort(scp[2]!, 22, false);
   return { problem: 'is not an https://, http://, ssh:// or user@host:path URL' };
 }

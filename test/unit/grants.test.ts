@@ -52,6 +52,8 @@ describe('gitEndpoint: the host and port git will reach', () => {
     ['ext transport', 'ext::sh -c touch', /white space|not an https/],
     ['a local path', '/srv/git/fleet.git', /not an https/],
     ['scp-like with two @', 'git@granted.example@other:fleet.git', /not a plain host/],
+    ['an ssh user that ssh would read as an option', 'ssh://-oProxyCommand@granted.example/fleet.git', /user information/],
+    ['an scp-like user that ssh would read as an option', '-oProxyCommand@granted.example:fleet.git', /not an https/],
   ])('refuses %s', (_name, url, problem) => {
     const e = gitEndpoint(url);
     expect(e).toHaveProperty('problem');
