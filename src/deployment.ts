@@ -3,7 +3,8 @@
  * It returns the outcome and never sends events itself; the runner owns `.started`/`.finished`.
  */
 import type { Logger } from 'pino';
-import { ServiceError } from './errors.js';
+import { codeOf, messageOf, ServiceError } from './errors.js';
+import { missingGrantMessage, secretGrant, TARGET_API_VERSIONS, targetGrant, type GrantDecision } from './grants.js';
 import { credentialsFromSecretData, type GitCredentials } from './git/credentials.js';
 import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
@@ -17,6 +18,8 @@ import type { DeliveryTool } from './tool.js';
 import type { HandlerContext } from './runner.js';
 import type { Progress } from './state/record.js';
 import type { FinalVerdict } from './wait.js';
+import type { ObjectMetadata, ObjectRef } from './k8s/cluster.js';
+import { retry } from './retry.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;
@@ -24,6 +27,8 @@ export interface DeploymentDeps {
   tools: DeliveryTool[];
   /** Reads a Secret's data; absent when the service runs without a cluster. */
   secretData?(namespace: string, name: string): Promise<Record<string, string>>;
+  /** Reads the labels and annotations grants live in (see grants.ts); absent when the service runs without a cluster. */
+  objectMetadata?(ref: ObjectRef): Promise<ObjectMetadata>;
   secretNamespace: string;
   defaultTimeoutMs: number;
   author: { name: string; email: string };
@@ -47,10 +52,13 @@ async function prepare(event: TriggeredEvent<DeploymentTriggeredData>, deps: Dep
   log.info({ where }, 'settings loaded');
   const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
   if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
+  // Both grants are decided before anything is cloned, fetched, written or patched: a refusal sends nothing anywhere.
+  const secret = await grantedSecret(settings, project, deps, log);
+  await checkTargetGrant(settings, project, deps, log);
   return {
     settings,
     tool,
-    repo: { url: settings.git.url, branch: settings.git.branch, ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}), ...(await credentials(settings, deps)) },
+    repo: { url: settings.git.url, branch: settings.git.branch, ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}), ...(await credentials(secret, deps)) },
     timeoutMs: settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs,
     report: reportFields(event, settings),
   };
@@ -188,15 +196,59 @@ function fileEdit(w: ImageWriteSetting, image: ImageRef): FileEdit {
   return { file: w.file, write, image };
 }
 
-async function credentials(settings: GitOpsSettings, deps: DeploymentDeps): Promise<{ credentials?: GitCredentials }> {
+/** A Secret the settings name, with the namespace filled in. */
+interface SecretRef {
+  namespace: string;
+  name: string;
+}
+
+/** Transient API failures (not 403/404) are worth a few quick attempts before the deployment errors. */
+const METADATA_RETRY = { attempts: 3, baseDelayMs: 200, maxDelayMs: 2_000, retryable: (err: unknown) => codeOf(err) === 'API_ERROR' };
+
+async function metadataOf(ref: ObjectRef, deps: DeploymentDeps, purpose: string): Promise<ObjectMetadata> {
+  const read = deps.objectMetadata;
+  if (!read) throw new DeploymentError('NO_CLUSTER', `${purpose} needs the grant on ${ref.kind} ${ref.namespace}/${ref.name}, but the service has no Kubernetes access to read it`);
+  return retry(METADATA_RETRY, () => read(ref));
+}
+
+function refuseUnlessGranted(decision: GrantDecision, project: string, log: Logger): void {
+  if (decision.granted) return;
+  log.warn({ grant: decision.missing.object, annotation: decision.missing.annotation, expected: decision.missing.expected }, 'grant missing; deployment refused');
+  throw new DeploymentError('GRANT_MISSING', missingGrantMessage(project, decision.missing));
+}
+
+/** The Secret of `git.secretRef`, once it is granted to the project and to the host of `git.url`. */
+async function grantedSecret(settings: GitOpsSettings, project: string, deps: DeploymentDeps, log: Logger): Promise<SecretRef | undefined> {
   const ref = settings.git.secretRef;
-  if (!ref) return {};
-  if (!deps.secretData) throw new DeploymentError('NO_CLUSTER', `git.secretRef names Secret ${ref.name}, but the service has no Kubernetes access to read it`);
-  const namespace = ref.namespace ?? deps.secretNamespace;
-  const data = await deps.secretData(namespace, ref.name).catch((err: unknown) => {
+  if (!ref) return undefined;
+  const secret = { namespace: ref.namespace ?? deps.secretNamespace, name: ref.name };
+  const metadata = await metadataOf({ apiVersion: 'v1', kind: 'Secret', ...secret }, deps, 'git.secretRef').catch((err: unknown) => {
+    if (err instanceof DeploymentError) throw err;
+    const hint = codeOf(err) === 'FORBIDDEN' ? ': the service may read only the Secrets its RBAC names; bind the Role of the Secret\'s Keptn scope to it (chart value secrets.keptnScopeRoles) or list it in secrets.names' : '';
+    throw new DeploymentError('SECRET_UNAVAILABLE', `cannot read the Git credentials: ${messageOf(err)}${hint}`, { cause: err });
+  });
+  refuseUnlessGranted(secretGrant({ kind: 'Secret', ...secret, metadata }, project, settings.git.url), project, log);
+  return secret;
+}
+
+/** Refuses a target (Kustomization, HelmRelease, Application) that is not granted to the project. */
+async function checkTargetGrant(settings: GitOpsSettings, project: string, deps: DeploymentDeps, log: Logger): Promise<void> {
+  const { kind, namespace, name } = settings.target;
+  const metadata = await metadataOf({ apiVersion: TARGET_API_VERSIONS[kind], kind, namespace, name }, deps, 'target').catch((err: unknown) => {
+    if (err instanceof DeploymentError) throw err;
+    if (codeOf(err) === 'NOT_FOUND') throw new DeploymentError('NOT_FOUND', `${kind} ${namespace}/${name} not found; check target in the settings`, { cause: err });
+    throw new DeploymentError(codeOf(err) === 'FORBIDDEN' ? 'FORBIDDEN' : 'API_ERROR', `cannot read the grant on ${kind} ${namespace}/${name}: ${messageOf(err)}`, { cause: err });
+  });
+  refuseUnlessGranted(targetGrant({ kind, namespace, name, metadata }, project), project, log);
+}
+
+async function credentials(secret: SecretRef | undefined, deps: DeploymentDeps): Promise<{ credentials?: GitCredentials }> {
+  if (!secret) return {};
+  if (!deps.secretData) throw new DeploymentError('NO_CLUSTER', `git.secretRef names Secret ${secret.name}, but the service has no Kubernetes access to read it`);
+  const data = await deps.secretData(secret.namespace, secret.name).catch((err: unknown) => {
     throw new DeploymentError('SECRET_UNAVAILABLE', `cannot read the Git credentials: ${(err as Error).message}`, { cause: err });
   });
-  return { credentials: credentialsFromSecretData(data, `${namespace}/${ref.name}`) };
+  return { credentials: credentialsFromSecretData(data, `${secret.namespace}/${secret.name}`) };
 }
 
 function reportFields(event: TriggeredEvent<DeploymentTriggeredData>, settings: GitOpsSettings) {

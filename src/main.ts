@@ -26,6 +26,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     git: new GitWorkspace({ root: config.workDir, onDiscard: (url, problem) => log.warn({ repo: safeUrl(url), problem }, 'cached clone failed its checks; made anew') }),
     tools: [new FluxTool(cluster), new ArgoCDTool(cluster)],
     secretData: (ns, name) => cluster.secretData(ns, name),
+    objectMetadata: (ref) => cluster.objectMetadata(ref),
     secretNamespace: config.secretNamespace,
     defaultTimeoutMs: config.defaultTimeoutMs,
     author: config.author,

@@ -18,6 +18,11 @@ export interface Cluster {
    * the API server rejects it with 409 when anyone wrote in between (STATE_CONFLICT, retryable: read again).
    */
   mergePatchAt(kind: ResourceKind, namespace: string, name: string, resourceVersion: string, patch: Record<string, unknown>): Promise<void>;
+  /**
+   * Labels and annotations of one object (a Secret, a Flux or Argo CD object): where grants are read. A plain GET,
+   * so RBAC that names single Secrets (`resourceNames`) suffices; the rest of the object is dropped.
+   */
+  objectMetadata(ref: ObjectRef): Promise<ObjectMetadata>;
   /** True once every watch started so far has listed at least once. */
   ready(): boolean;
   close(): void;
@@ -28,6 +33,11 @@ export interface ObjectRef {
   kind: string;
   namespace: string;
   name: string;
+}
+
+export interface ObjectMetadata {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
 }
 
 export class ClusterError extends ServiceError {}
@@ -107,6 +117,15 @@ export class KubeCluster implements Cluster {
       );
     } catch (err: unknown) {
       throw writeError(err, `${kind.plural}.${kind.group} ${namespace}/${name}`);
+      }
+    }
+
+  async objectMetadata(ref: ObjectRef): Promise<ObjectMetadata> {
+    try {
+      const obj = await this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } });
+      return { labels: { ...obj.metadata?.labels }, annotations: { ...obj.metadata?.annotations } };
+    } catch (err: unknown) {
+      throw apiError(err, `${ref.kind} ${ref.namespace}/${ref.name}`);
     }
   }
 

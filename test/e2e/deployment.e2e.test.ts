@@ -7,7 +7,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, helmAppFiles, helmSettingsYaml, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../env/sample-app.js';
+import { appFiles, grantAnnotations, helmAppFiles, helmSettingsYaml, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../env/sample-app.js';
 import { imageInCluster as imageOf } from '../env/sample-app.js';
 
 let env: Environment;
@@ -197,7 +197,7 @@ describeFor('argocd')('deployment through a multi-source Argo CD Application', (
       keptnSecret(app, env),
       repoSecret!,
       extraSecret,
-      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, spec: { project: 'default', sources, destination: { server: 'https://kubernetes.default.svc', namespace: name } } } as KubernetesObject,
+      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd', annotations: grantAnnotations() }, spec: { project: 'default', sources, destination: { server: 'https://kubernetes.default.svc', namespace: name } } } as KubernetesObject,
     ]);
     env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app));
     await env.cluster.mergePatch({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, operation: { sync: { revisions: [extra.commit, commit], sourcePositions: [1, 2] } } });

@@ -4,6 +4,21 @@ import type { Environment } from './environment.js';
 import type { TestCluster } from './cluster.js';
 
 export const IMAGE = 'ghcr.io/podtato/head';
+/** The Keptn project every sample deployment is triggered in. */
+export const PROJECT = 'podtato';
+
+/**
+ * The grant annotations (src/grants.ts) a platform engineer puts on a target object or a Secret: the projects that
+ * may use it and, for a Secret, the Git hosts (`host` or `host:port`) its credentials may go to.
+ */
+export function grantAnnotations(projects: string[] = [PROJECT], gitHosts?: string[]): Record<string, string> {
+  return { 'gitops.keptn.sh/projects': projects.join(','), ...(gitHosts ? { 'gitops.keptn.sh/git-hosts': gitHosts.join(',') } : {}) };
+}
+
+/** `host:port` of a Git URL, as the git-hosts annotation names it. */
+export function gitHostOf(url: string): string {
+  return new URL(url).host;
+}
 export type Tool = 'flux' | 'argocd';
 
 export interface AppOptions {
@@ -78,7 +93,7 @@ export function toolObjects(tool: Tool, app: TestApp, env: Environment, opts: Ap
       {
         apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
         kind: 'Kustomization',
-        metadata: { name: app.name, namespace: 'flux-system' },
+        metadata: { name: app.name, namespace: 'flux-system', annotations: grantAnnotations() },
         spec: { interval: '1h', retryInterval: '5s', path: `./apps/${app.name}`, prune: true, wait: true, timeout: '5m', targetNamespace: app.namespace, sourceRef: { kind: 'GitRepository', name: app.name } },
       } as KubernetesObject,
     ];
@@ -88,7 +103,7 @@ export function toolObjects(tool: Tool, app: TestApp, env: Environment, opts: Ap
     {
       apiVersion: 'argoproj.io/v1alpha1',
       kind: 'Application',
-      metadata: { name: app.name, namespace: 'argocd' },
+      metadata: { name: app.name, namespace: 'argocd', annotations: grantAnnotations() },
       spec: {
         project: 'default',
         source: { repoURL: app.repoUrl, path: `apps/${app.name}`, targetRevision: 'main' },
@@ -122,9 +137,13 @@ report:
   );
 }
 
-/** The Secret the service reads, in Keptn's namespace, as `keptn create secret` would make it. */
+/**
+ * The Secret the service reads, in Keptn's namespace, as `keptn create secret` would make it, then granted with
+ * `kubectl annotate` to the sample project and the test Git server.
+ */
 export function keptnSecret(app: TestApp, env: Environment): KubernetesObject {
-  return gitSecret(`${app.name}-git`, 'keptn', env, { 'app.kubernetes.io/managed-by': 'keptn-secret-service', 'app.kubernetes.io/scope': 'keptn-default' });
+  const secret = gitSecret(`${app.name}-git`, 'keptn', env, { 'app.kubernetes.io/managed-by': 'keptn-secret-service', 'app.kubernetes.io/scope': 'keptn-default' });
+  return { ...secret, metadata: { ...secret.metadata, annotations: grantAnnotations([PROJECT], [gitHostOf(env.git.url)]) } };
 }
 
 /** The same app as a Helm chart in the repository, released by a HelmRelease that a Kustomization applies. */
@@ -152,6 +171,7 @@ spec:
 kind: HelmRelease
 metadata:
   name: ${name}
+  annotations: { gitops.keptn.sh/projects: ${PROJECT} }
 spec:
   interval: 1h
   targetNamespace: ${name}

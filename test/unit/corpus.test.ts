@@ -59,6 +59,11 @@ beforeAll(async () => {
       if (name !== 'fleet-git') throw new Error(`Secret keptn/${name} not found`);
       return { username: 'keptn', password: CANARY_PASSWORD };
     },
+    // Grants as a platform engineer sets them (src/grants.ts): the Secret and every target, to project podtato.
+    objectMetadata: async (ref: { kind: string; name: string }) => {
+      if (ref.kind === 'Secret' && ref.name !== 'fleet-git') throw new Error(`Secret keptn/${ref.name} not found`);
+      return { labels: {}, annotations: { 'gitops.keptn.sh/projects': 'podtato', 'gitops.keptn.sh/git-hosts': '127.0.0.1' } };
+    },
     secretNamespace: 'keptn',
     defaultTimeoutMs: 10_000,
     author: { name: 'Keptn', email: 'keptn@example.test' },
