@@ -10,7 +10,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import { appFiles, grantAnnotations, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
 
 const execFileAsync = promisify(execFile);
 const APP = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application' } as const;
@@ -47,7 +47,7 @@ async function newRepo(extra: Record<string, string> = {}): Promise<TestApp> {
 function application(app: TestApp, spec: Record<string, unknown>): KubernetesObject {
   return {
     ...APP,
-    metadata: { name: app.name, namespace: 'argocd' },
+    metadata: { name: app.name, namespace: 'argocd', annotations: grantAnnotations() },
     spec: { project: 'default', source: { repoURL: app.repoUrl, path: `apps/${app.name}`, targetRevision: 'main' }, destination: { server: 'https://kubernetes.default.svc', namespace: app.namespace }, ...spec },
   } as KubernetesObject;
 }

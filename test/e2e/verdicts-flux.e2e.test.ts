@@ -9,7 +9,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import { appFiles, grantAnnotations, IMAGE, imageInCluster, keptnSecret, PROJECT, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
@@ -105,6 +105,7 @@ function helmRelease(name: string, chartSpec: Record<string, unknown>, values?: 
 kind: HelmRelease
 metadata:
   name: ${name}
+  annotations: { gitops.keptn.sh/projects: ${PROJECT} }
 spec:
   interval: 1h
   targetNamespace: ${name}
@@ -223,7 +224,7 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
       {
         apiVersion: 'helm.toolkit.fluxcd.io/v2',
         kind: 'HelmRelease',
-        metadata: { name: app.name, namespace: 'flux-system' },
+        metadata: { name: app.name, namespace: 'flux-system', annotations: grantAnnotations() },
         spec: {
           interval: '1h',
           targetNamespace: app.namespace,
