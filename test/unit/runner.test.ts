@@ -112,7 +112,7 @@ describe('DeploymentRunner', () => {
 
   it('records the progress its handler reports, and hands it back when the deployment is resumed', async () => {
     const store = new MemoryStore();
-    const progress = { commit: 'c0ffee', created: true, deadline: Date.now() + 60_000, target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' }, repoUrl: 'http://git/fleet.git' };
+    const progress = { commit: 'c0ffee', ownCommit: true, deadline: Date.now() + 60_000, target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' }, repoUrl: 'http://git/fleet.git' };
     const first = setup(async (_e, _l, context) => {
       await context.checkpoint(progress);
       throw new Error('crash after the commit');
