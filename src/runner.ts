@@ -89,10 +89,20 @@ export class DeploymentRunner {
    */
   async accept(event: TriggeredEvent): Promise<Acceptance> {
     if (this.running.has(event.id)) return 'duplicate';
-    const record = await this.opts.store.create({ event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now(), claim: randomUUID() });
-    if (!record) return 'duplicate';
-    this.launch(record);
-    return 'accepted';
+    // Taken before the record exists: a resume round that lists the new record before it is launched leaves it to
+    // us, instead of claiming and starting it beside this acceptance (two `.started`).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    this.running.set(event.id, held);
+    try {
+      const record = await this.opts.store.create({ event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now(), claim: randomUUID() });
+      if (!record) return 'duplicate';
+      this.launch(record);
+      return 'accepted';
+    } finally {
+      if (this.running.get(event.id) === held) this.running.delete(event.id);
+      release();
+    }
   }
 
   /** Heartbeats and the resume loop; resumes this replica's unfinished deployments at once. */
