@@ -5,7 +5,7 @@
  *   runner; `GET /health` for a loopback caller;
  * - the probe app, on every interface for the kubelet: `GET /health` (liveness) and `GET /ready` (readiness), not logged.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { isLoopbackAddress } from './config.js';
 import { ServiceError } from './errors.js';
 import { parseRequest } from './keptn/parse.js';
@@ -82,7 +82,7 @@ export function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Fas
 
 /** Liveness and readiness for the kubelet; these answer every few seconds, so their requests are not logged. */
 export function buildProbeApp(deps: ProbeDeps, options: FastifyServerOptions = {}): FastifyInstance {
-  const app = Fastify({ ...options, disableRequestLogging: true });
+  const app = Fastify({ ...options, logController: new LogController({ disableRequestLogging: true }) });
   handleErrors(app);
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_req, reply) => (deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'not ready' })));
