@@ -76,9 +76,13 @@ export function loadConfig(env: Env): ServiceConfig {
   };
   const port = portSetting('PORT', DEFAULT_PORT);
   const healthPort = portSetting('HEALTH_PORT', DEFAULT_HEALTH_PORT);
-  if (port === healthPort) problems.push(`HEALTH_PORT must differ from PORT (both ${port}): events are taken only on loopback, probes on every interface`);
+  if (port === healthPort) {
+    problems.push(`HEALTH_PORT must differ from PORT (both ${port}): events are taken only on loopback, probes on every interface`);
+  }
   const host = env['HOST'] ?? '127.0.0.1';
-  if (!isLoopbackAddress(host)) problems.push(`HOST must be a loopback address such as 127.0.0.1 or ::1, got ${JSON.stringify(host)}: only the distributor in the same pod may deliver events`);
+  if (!isLoopbackAddress(host)) {
+    problems.push(`HOST must be a loopback address such as 127.0.0.1 or ::1, got ${JSON.stringify(host)}: only the distributor in the same pod may deliver events`);
+  }
   const healthHost = env['HEALTH_HOST'] ?? '0.0.0.0';
   if (isIP(healthHost) === 0) problems.push(`HEALTH_HOST must be an IP address, got ${JSON.stringify(healthHost)}`);
   const timeout = env['DEFAULT_TIMEOUT'] ?? '10m';

@@ -67,7 +67,6 @@ export const SAVE_POLICY: RetryPolicy = {
  */
 export const MAX_MESSAGE_CHARS = 8 * 1024;
 
-
 export type Acceptance = 'accepted' | 'duplicate';
 
 export class DeploymentRunner {
@@ -95,7 +94,8 @@ export class DeploymentRunner {
     const held = new Promise<void>((resolve) => (release = resolve));
     this.running.set(event.id, held);
     try {
-      const record = await this.opts.store.create({ event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now(), claim: randomUUID() });
+      const fresh: DeploymentRecord = { event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now(), claim: randomUUID() };
+      const record = await this.opts.store.create(fresh);
       if (!record) return 'duplicate';
       this.launch(record);
       return 'accepted';

@@ -130,7 +130,8 @@ export function errored(triggered: TriggeredEvent, message: string): DeploymentO
     status: 'errored',
     result: 'fail',
     message,
-    deploymentstrategy: String((triggered.data['deployment'] as { deploymentstrategy?: string } | undefined)?.deploymentstrategy || 'direct'),
+    // String(): data.deployment comes from the event and is only checked to be an object.
+    deploymentstrategy: String(requestedStrategy(triggered.data as DeploymentTriggeredData)),
     deploymentNames: [],
     deploymentURIsLocal: [],
     deploymentURIsPublic: [],
