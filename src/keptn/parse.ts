@@ -129,7 +129,8 @@ export function classify(ce: CloudEventV1<unknown>): ParseOutcome {
     return { kind: 'invalid', problems };
   }
   const size = Buffer.byteLength(JSON.stringify(data));
-  if (size > MAX_DATA_BYTES) return { kind: 'too-large', reason: `event data is ${size} bytes; at most ${MAX_DATA_BYTES} can be recorded` };
+  // A malformed event is 400 whatever its size; 413 says only that a good one cannot be kept.
+  if (size > MAX_DATA_BYTES && !problems.length) return { kind: 'too-large', reason: `event data is ${size} bytes; at most ${MAX_DATA_BYTES} can be recorded` };
   for (const field of ['project', 'stage', 'service'] as const) {
     const value = data[field];
     if (typeof value !== 'string' || value === '') problems.push(`data.${field} is required`);
