@@ -71,8 +71,8 @@ export type Acceptance = 'accepted' | 'duplicate';
 
 export class DeploymentRunner {
   private readonly running = new Map<string, Promise<void>>();
-  /** Deployments whose `.finished` this process delivered but could not mark done: never sent twice from here. */
-  private readonly delivered = new Set<string>();
+  /** Outcomes whose `.finished` this process delivered but could not mark done: never sent twice from here. */
+  private readonly delivered = new Map<string, DeploymentOutcome>();
   private readonly timers: NodeJS.Timeout[] = [];
   private resuming: Promise<void> | undefined;
 
@@ -154,8 +154,10 @@ export class DeploymentRunner {
     if (this.running.has(listed.event.id)) return;
     const log = this.logFor(listed.event);
     if (listed.owner === this.identity) {
-      if (listed.phase === 'finishing' && this.delivered.has(listed.event.id)) {
-        await this.opts.store.update({ ...listed, phase: 'done', doneAt: Date.now() });
+      const sent = this.delivered.get(listed.event.id);
+      if (sent) {
+        // The record may still say `started` if the outcome could not be saved either.
+        await this.opts.store.update({ ...listed, phase: 'done', outcome: sent, doneAt: Date.now() });
         this.delivered.delete(listed.event.id);
         return;
       }
@@ -242,7 +244,7 @@ export class DeploymentRunner {
         log.info({ result: final.result, status: final.status, message: final.message, gitCommit: final.gitCommit, delivered }, 'deployment finished');
         // Undelivered: the record stays `finishing` and the resume loop sends it again.
         if (delivered) {
-          this.delivered.add(event.id);
+          this.delivered.set(event.id, final);
           await this.save({ ...record, phase: 'done', doneAt: Date.now() });
           this.delivered.delete(event.id);
         }

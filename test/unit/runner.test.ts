@@ -358,23 +358,31 @@ describe('claims: nothing acts on a record it has not claimed', () => {
     await runner.drain();
   });
 
-  it('a .finished delivered whose done mark could not be saved is not sent again by this process', async () => {
+  it.each([
+    ['the done mark', ['done'], 'finishing'],
+    ['the outcome and the done mark', ['finishing', 'done'], 'started'],
+  ])('a .finished delivered while %s could not be saved is not sent again by this process', async (_what, refused, left) => {
     const store = new MemoryStore();
     const update = store.update.bind(store);
     let refuse = true;
     store.update = async (r) => {
-      if (r.phase === 'done' && refuse) throw new Error('connect ECONNREFUSED');
+      if (refused.includes(r.phase) && refuse) throw new Error('connect ECONNREFUSED');
       return update(r);
     };
-    const { runner, sink } = setup(async () => pass, { store });
+    let runs = 0;
+    const { runner, sink } = setup(async () => {
+      runs++;
+      return pass;
+    }, { store });
     await runner.accept(event);
     await runner.drain();
-    expect((await store.list())[0]?.phase).toBe('finishing');
+    expect((await store.list())[0]?.phase).toBe(left);
     refuse = false;
     await runner.resume();
     await runner.drain();
+    expect(runs).toBe(1);
     expect(sink.types()).toEqual(['started', 'finished']);
-    expect((await store.list())[0]?.phase).toBe('done');
+    expect((await store.list())[0]).toMatchObject({ phase: 'done', outcome: pass });
   });
 
   it('bounds the message it records and sends: the distributor refuses bodies over 64 KiB', async () => {
