@@ -1,8 +1,13 @@
 /**
- * The HTTP face of the service: CloudEvents in on `POST /`, health on `GET /health`, readiness on `GET /ready`.
- * Answers at once (the distributor gives 5 s) and leaves the work to the runner.
+ * The HTTP faces of the service, two servers on two ports:
+ * - the event app: CloudEvents in on `POST /` from the distributor in the same pod (listening on loopback only, and
+ *   refusing any peer that is not loopback), answered at once (the distributor gives 5 s) with the work left to the
+ *   runner; `GET /health` for a loopback caller;
+ * - the probe app, on every interface for the kubelet: `GET /health` (liveness) and `GET /ready` (readiness), not logged.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { isLoopbackAddress } from './config.js';
+import { ServiceError } from './errors.js';
 import { parseRequest } from './keptn/parse.js';
 import type { Acceptance } from './runner.js';
 import type { TriggeredEvent } from './keptn/events.js';
@@ -10,6 +15,9 @@ import type { TriggeredEvent } from './keptn/events.js';
 export interface AppDeps {
   /** Records and starts the deployment; rejects when it cannot be recorded. */
   accept(event: TriggeredEvent): Promise<Acceptance>;
+}
+
+export interface ProbeDeps {
   ready(): boolean;
 }
 
@@ -26,15 +34,18 @@ export function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Fas
     app.removeContentTypeParser(type);
     app.addContentTypeParser(type, { parseAs: 'string' }, (_req, body, done) => done(null, body));
   }
+  handleErrors(app);
 
-  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) app.log.error({ err: err.message }, 'request failed');
-    void reply.status(status).send({ error: status === 500 ? 'internal error' : err.message });
+  // Bound to loopback already (config.ts); checked again here, before the body is read, so that a listener opened
+  // wider by mistake still takes events only from inside the pod.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!isLoopbackAddress(req.socket.remoteAddress ?? '')) {
+      req.log.warn({ remoteAddress: req.socket.remoteAddress }, 'request from outside the pod refused');
+      return reply.status(403).send({ error: 'events are accepted only from the distributor in the same pod (loopback)' });
+    }
   });
 
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_req, reply) => (deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'not ready' })));
+  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
 
   app.post('/', async (req, reply) => {
     const outcome = parseRequest(req.headers, req.body);
@@ -42,6 +53,9 @@ export function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Fas
       case 'invalid':
         req.log.warn({ problems: outcome.problems }, 'invalid event rejected');
         return reply.status(400).send({ error: 'invalid event', problems: outcome.problems });
+      case 'too-large':
+        req.log.warn({ reason: outcome.reason }, 'oversized event rejected');
+        return reply.status(413).send({ error: 'event too large', reason: outcome.reason });
       case 'ignored':
         return reply.status(202).send({ status: 'ignored', reason: outcome.reason });
       case 'accepted': {
@@ -49,13 +63,36 @@ export function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Fas
           const acceptance = await deps.accept(outcome.event);
           return reply.status(202).send({ status: acceptance, id: outcome.event.id });
         } catch (err: unknown) {
+          const reason = err instanceof Error ? err.message : String(err);
+          if (err instanceof ServiceError && err.code === 'RECORD_TOO_LARGE') {
+            // It can never be recorded, so asking again cannot help: refuse it for good.
+            req.log.warn({ err }, 'event too large to record');
+            return reply.status(413).send({ error: 'event too large to record', reason });
+          }
           // Not recorded, so not acknowledged: the distributor delivers it again.
-          req.log.error({ err: (err as Error).message }, 'event not recorded');
-          return reply.status(503).send({ error: 'cannot record the deployment now; retry', reason: (err as Error).message });
+          req.log.error({ err }, 'event not recorded');
+          return reply.status(503).send({ error: 'cannot record the deployment now; retry', reason });
         }
       }
     }
   });
 
   return app;
+}
+
+/** Liveness and readiness for the kubelet; these answer every few seconds, so their requests are not logged. */
+export function buildProbeApp(deps: ProbeDeps, options: FastifyServerOptions = {}): FastifyInstance {
+  const app = Fastify({ ...options, logController: new LogController({ disableRequestLogging: true }) });
+  handleErrors(app);
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => (deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'not ready' })));
+  return app;
+}
+
+function handleErrors(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) app.log.error({ err }, 'request failed');
+    void reply.status(status).send({ error: status === 500 ? 'internal error' : err.message });
+  });
 }

@@ -1,15 +1,24 @@
 /**
- * The service's own settings, from the environment, parsed once. Nothing else reads process.env.
+ * The service's own settings, from the environment, parsed once. Besides this module only the Git workspace looks at
+ * process.env, to pass git the few variables it needs to run (HOME, PATH and the like), never a setting.
  * Per-service GitOps settings are not here: they come from Keptn's resource-service (see settings/).
  */
+import { isIP } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDuration, parseDuration } from './duration.js';
 import { ServiceError, type ServiceErrorOptions } from './errors.js';
 
 export interface ServiceConfig {
+  /**
+   * Where CloudEvents arrive (`POST /`): a loopback address, so only the distributor in the same pod can deliver
+   * them (the containers of a pod share one network namespace; nothing from outside the pod reaches its loopback).
+   */
   host: string;
   port: number;
+  /** Where the kubelet's probes (and later metrics) are answered: all interfaces, another port. */
+  healthHost: string;
+  healthPort: number;
   /** CloudEvent `source` of what we send. */
   serviceName: string;
   /** Where `.started`/`.finished` go: the distributor's `/event`. */
@@ -46,10 +55,36 @@ export class ConfigError extends ServiceError {
 
 type Env = Record<string, string | undefined>;
 
+/** The event port: the distributor's default PUBSUB_RECIPIENT_PORT. */
+export const DEFAULT_PORT = 8080;
+/** The probe port: next to the distributor's API proxy (8081). */
+export const DEFAULT_HEALTH_PORT = 8082;
+
+/** 127.0.0.0/8 or ::1: addresses only this network namespace (this pod) can reach. */
+export function isLoopbackAddress(address: string): boolean {
+  const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(plain) === 4) return plain.startsWith('127.');
+  return isIP(plain) === 6 && /^(0{0,4}:){7}0{0,3}1$|^::1$/.test(plain);
+}
+
 export function loadConfig(env: Env): ServiceConfig {
   const problems: string[] = [];
-  const port = Number(env['PORT'] ?? '8080');
-  if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`PORT must be a port number, got ${JSON.stringify(env['PORT'])}`);
+  const portSetting = (name: string, fallback: number): number => {
+    const value = Number(env[name] ?? String(fallback));
+    if (!Number.isInteger(value) || value < 1 || value > 65535) problems.push(`${name} must be a port number, got ${JSON.stringify(env[name])}`);
+    return value;
+  };
+  const port = portSetting('PORT', DEFAULT_PORT);
+  const healthPort = portSetting('HEALTH_PORT', DEFAULT_HEALTH_PORT);
+  if (port === healthPort) {
+    problems.push(`HEALTH_PORT must differ from PORT (both ${port}): events are taken only on loopback, probes on every interface`);
+  }
+  const host = env['HOST'] ?? '127.0.0.1';
+  if (!isLoopbackAddress(host)) {
+    problems.push(`HOST must be a loopback address such as 127.0.0.1 or ::1, got ${JSON.stringify(host)}: only the distributor in the same pod may deliver events`);
+  }
+  const healthHost = env['HEALTH_HOST'] ?? '0.0.0.0';
+  if (isIP(healthHost) === 0) problems.push(`HEALTH_HOST must be an IP address, got ${JSON.stringify(healthHost)}`);
   const timeout = env['DEFAULT_TIMEOUT'] ?? '10m';
   if (!isDuration(timeout)) problems.push(`DEFAULT_TIMEOUT must be a duration like 10m or 90s, got ${JSON.stringify(timeout)}`);
   const urls = {
@@ -65,8 +100,10 @@ export function loadConfig(env: Env): ServiceConfig {
   if (!isDuration(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
-    host: env['HOST'] ?? '0.0.0.0',
+    host,
     port,
+    healthHost,
+    healthPort,
     serviceName: env['SERVICE_NAME'] ?? 'gitops-service',
     ...urls,
     ...(env['GITOPS_CONFIG_DIR'] ? { configDir: env['GITOPS_CONFIG_DIR'] } : {}),

@@ -10,7 +10,7 @@ import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
 import type { FileEdit, GitWorkspace, RepoRef } from './git/workspace.js';
 import { requestedStrategy, type DeploymentOutcome, type DeploymentTriggeredData, type TriggeredEvent } from './keptn/events.js';
-import { isRecord } from './keptn/parse.js';
+import { isRecord } from './json.js';
 import { parseDuration } from './duration.js';
 import type { GitOpsSettings, ImageWriteSetting } from './settings/schema.js';
 import type { SettingsSource } from './settings/source.js';
@@ -84,7 +84,7 @@ async function changeAndWait(
     const made = await change();
     if (!made) return undefined;
     log.info({ commit: made.commit, created: made.created, reused: made.reused }, made.created ? 'change committed' : 'change already in Git');
-    progress = { commit: made.commit, created: made.created || made.reused, deadline: (context.acceptedAt ?? Date.now()) + p.timeoutMs, target: p.settings.target, repoUrl: p.settings.git.url };
+    progress = { commit: made.commit, ownCommit: made.created || made.reused, deadline: (context.acceptedAt ?? Date.now()) + p.timeoutMs, target: p.settings.target, repoUrl: p.settings.git.url };
     await context.checkpoint?.(progress);
   }
   const commit = progress.commit;
@@ -135,7 +135,7 @@ export async function deploy(
     { images: edits.map((e) => formatImageRef(e.image)), files: [...new Set(edits.map((e) => e.file))] },
   );
   const { progress, verdict } = done!;
-  const change = progress.created ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
+  const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
     ? { status: 'succeeded', result: 'pass', message: `${images} deployed with ${change}. ${verdict.message}`, gitCommit: progress.commit, ...p.report }
     : { status: 'succeeded', result: 'fail', message: `${images} not deployed (${change}): ${verdict.message}`, gitCommit: progress.commit, ...p.report };

@@ -37,6 +37,7 @@ export const ERROR_CODES = [
   'API_ERROR',
   'STATE_CONFLICT',
   'STATE_UNAVAILABLE',
+  'RECORD_TOO_LARGE',
   // Keptn.
   'EVENT_DELIVERY_FAILED',
 ] as const;

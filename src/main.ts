@@ -3,10 +3,11 @@
  * Deployments still running are recorded in Kubernetes: the next process, or another replica, finishes them.
  */
 import { pino, type DestinationStream } from 'pino';
-import { buildApp } from './app.js';
+import { buildApp, buildProbeApp } from './app.js';
 import { ArgoCDTool } from './argocd/driver.js';
 import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
 import { deploy, rollback, type DeploymentDeps } from './deployment.js';
+import { messageOf } from './errors.js';
 import { FluxTool } from './flux/driver.js';
 import { GitWorkspace, safeUrl } from './git/workspace.js';
 import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
@@ -41,10 +42,22 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     resumeIntervalMs: config.resumeIntervalMs,
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
   });
-  await runner.start();
-  const app = buildApp({ accept: (e) => runner.accept(e), ready: () => cluster.ready() }, { loggerInstance: log });
-  await app.listen({ host: config.host, port: config.port });
-  log.info({ eventUrl: config.eventUrl, settings: config.configDir ?? config.resourceServiceUrl, replica: config.replicaId }, 'keptn-gitops-service listening');
+  const probes = buildProbeApp({ ready: () => cluster.ready() }, { loggerInstance: log });
+  const app = buildApp({ accept: (e) => runner.accept(e) }, { loggerInstance: log });
+  try {
+    await probes.listen({ host: config.healthHost, port: config.healthPort });
+    await runner.start();
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err: unknown) {
+    runner.stop();
+    await Promise.allSettled([app.close(), probes.close()]);
+    cluster.close();
+    throw err;
+  }
+  log.info(
+    { events: `${config.host}:${config.port}`, probes: `${config.healthHost}:${config.healthPort}`, eventUrl: config.eventUrl, settings: config.configDir ?? config.resourceServiceUrl, replica: config.replicaId },
+    'keptn-gitops-service listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -52,9 +65,10 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       // Running deployments are recorded: a restart, or another replica, finishes them.
       runner.stop();
       await app.close();
+      await probes.close();
       cluster.close();
     })());
-  return { app, runner, close, log };
+  return { app, probes, runner, close, log };
 }
 
 const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/src/main.ts');
@@ -63,11 +77,11 @@ if (isMain) {
   try {
     config = loadConfig(process.env);
   } catch (err: unknown) {
-    console.error((err as Error).message);
+    console.error(messageOf(err));
     process.exit(2);
   }
   const service = await startService(config).catch((err: unknown) => {
-    console.error(`keptn-gitops-service could not start: ${(err as Error).message}`);
+    console.error(`keptn-gitops-service could not start: ${messageOf(err)}`);
     console.error('It needs the Kubernetes API (in-cluster, or KUBECONFIG) for its deployment records and the GitOps tools.');
     process.exit(1);
   });

@@ -6,10 +6,18 @@
  * accepted → started → finishing → done as the events go out. A restarted process resumes its own records; a
  * replica adopts the records of a replica whose Lease ran out. The Git commit is idempotent (a trailer names the
  * deployment), so resuming never commits twice. A repeated event id finds its record and changes nothing.
+ *
+ * Nothing acts on a record it has not claimed: acceptance creates the record with a fresh claim, and the resume loop,
+ * which works from a list that may be stale by the time it gets to a record, first writes a new claim with the
+ * version it listed (compare-and-swap). If anything saved the record since, the claim fails and the record is left
+ * alone; so a deployment that finished meanwhile is never launched again, here or on another replica.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from './keptn/events.js';
+import { ServiceError } from './errors.js';
+import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from './keptn/events.js';
 import type { EventSink } from './keptn/sender.js';
+import { realSleep, retry, type RetryPolicy, type Sleep } from './retry.js';
 import { StoreConflictError, type DeploymentRecord, type Progress, type StateStore } from './state/record.js';
 import type { ReplicaRegistry } from './state/replicas.js';
 
@@ -38,12 +46,33 @@ export interface RunnerOptions {
   doneRetentionMs?: number;
   /** How long after acceptance an undelivered `.finished` is still re-sent; then it is given up, loudly. */
   finishedRetryMs?: number;
+  /** Waits between save attempts; tests pass one that does not sleep. */
+  sleep?: Sleep;
 }
+
+/**
+ * Saving a record: the API server may be restarting, so a few quick attempts. A conflict is final (someone else
+ * holds the claim); so is a record too large to store. Anything without a verdict of its own is taken as transient.
+ */
+export const SAVE_POLICY: RetryPolicy = {
+  attempts: 6,
+  baseDelayMs: 250,
+  maxDelayMs: 4_000,
+  retryable: (err) => !(err instanceof ServiceError) || err.retryable,
+};
+
+/**
+ * The distributor refuses event bodies over 64 KiB (keptn/keptn distributor/pkg/forwarder/forwarder.go), so a
+ * longer message would make `.finished` undeliverable; a message this long has said what it has to say anyway.
+ */
+export const MAX_MESSAGE_CHARS = 8 * 1024;
 
 export type Acceptance = 'accepted' | 'duplicate';
 
 export class DeploymentRunner {
   private readonly running = new Map<string, Promise<void>>();
+  /** Outcomes whose `.finished` this process delivered but could not mark done: never sent twice from here. */
+  private readonly delivered = new Map<string, DeploymentOutcome>();
   private readonly timers: NodeJS.Timeout[] = [];
   private resuming: Promise<void> | undefined;
 
@@ -59,17 +88,28 @@ export class DeploymentRunner {
    */
   async accept(event: TriggeredEvent): Promise<Acceptance> {
     if (this.running.has(event.id)) return 'duplicate';
-    const record = await this.opts.store.create({ event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now() });
-    if (!record) return 'duplicate';
-    this.launch(record);
-    return 'accepted';
+    // Taken before the record exists: a resume round that lists the new record before it is launched leaves it to
+    // us, instead of claiming and starting it beside this acceptance (two `.started`).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    this.running.set(event.id, held);
+    try {
+      const fresh: DeploymentRecord = { event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now(), claim: randomUUID() };
+      const record = await this.opts.store.create(fresh);
+      if (!record) return 'duplicate';
+      this.launch(record);
+      return 'accepted';
+    } finally {
+      if (this.running.get(event.id) === held) this.running.delete(event.id);
+      release();
+    }
   }
 
   /** Heartbeats and the resume loop; resumes this replica's unfinished deployments at once. */
   async start(): Promise<void> {
     await this.opts.replicas.heartbeat();
     const every = (ms: number, work: () => Promise<void>) => {
-      const t = setInterval(() => void work().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'background step failed')), ms);
+      const t = setInterval(() => void work().catch((err: unknown) => this.opts.log.warn({ err }, 'background step failed')), ms);
       t.unref();
       this.timers.push(t);
     };
@@ -94,30 +134,56 @@ export class DeploymentRunner {
   }
 
   private async resumeOnce(): Promise<void> {
-    for (const record of await this.opts.store.list()) {
-      if (record.phase === 'done') {
-        if (Date.now() - (record.doneAt ?? 0) > (this.opts.doneRetentionMs ?? 3_600_000)) await this.opts.store.remove(record);
-        continue;
-      }
-      if (this.running.has(record.event.id)) continue;
-      if (record.owner === this.identity && record.phase === 'finishing' && Date.now() - record.acceptedAt > (this.opts.finishedRetryMs ?? 24 * 3_600_000)) {
-        this.logFor(record.event).error({ result: record.outcome?.result, message: record.outcome?.message }, 'gave up delivering deployment.finished');
-        await this.opts.store.update({ ...record, phase: 'done', doneAt: Date.now() });
-        continue;
-      }
-      if (record.owner === this.identity) {
-        this.logFor(record.event).info({ phase: record.phase }, 'resuming deployment');
-        this.launch(record);
-      } else if (!(await this.opts.replicas.isAlive(record.owner))) {
-        try {
-          const adopted = await this.opts.store.update({ ...record, owner: this.identity });
-          this.logFor(record.event).info({ phase: record.phase, from: record.owner }, 'adopted deployment of a stopped replica');
-          this.launch(adopted);
-        } catch (err: unknown) {
-          if (!(err instanceof StoreConflictError)) throw err;
-        }
+    for (const listed of await this.opts.store.list()) {
+      try {
+        await this.reconsider(listed);
+      } catch (err: unknown) {
+        // Someone saved the record after it was listed: it is theirs, or it moved on; the next round sees it anew.
+        if (err instanceof StoreConflictError) continue;
+        this.logFor(listed.event).warn({ err }, 'could not resume deployment');
       }
     }
+  }
+
+  /** What one listed record needs; `listed` may be stale, so every write goes with its version and may conflict. */
+  private async reconsider(listed: DeploymentRecord): Promise<void> {
+    if (listed.phase === 'done') {
+      if (Date.now() - (listed.doneAt ?? 0) > (this.opts.doneRetentionMs ?? 3_600_000)) await this.opts.store.remove(listed);
+      return;
+    }
+    if (this.running.has(listed.event.id)) return;
+    const log = this.logFor(listed.event);
+    if (listed.owner === this.identity) {
+      const sent = this.delivered.get(listed.event.id);
+      if (sent) {
+        // The record may still say `started` if the outcome could not be saved either.
+        await this.opts.store.update({ ...listed, phase: 'done', outcome: sent, doneAt: Date.now() });
+        this.delivered.delete(listed.event.id);
+        return;
+      }
+      if (listed.phase === 'finishing' && Date.now() - listed.acceptedAt > (this.opts.finishedRetryMs ?? 24 * 3_600_000)) {
+        await this.opts.store.update({ ...listed, phase: 'done', doneAt: Date.now() });
+        log.error({ result: listed.outcome?.result, message: listed.outcome?.message }, 'gave up delivering deployment.finished');
+        return;
+      }
+      const claimed = await this.claim(listed);
+      log.info({ phase: claimed.phase }, 'resuming deployment');
+      this.launch(claimed);
+    } else if (!(await this.opts.replicas.isAlive(listed.owner))) {
+      const claimed = await this.claim(listed);
+      log.info({ phase: claimed.phase, from: listed.owner }, 'adopted deployment of a stopped replica');
+      this.launch(claimed);
+    }
+  }
+
+  /**
+   * Takes the record over with the version it was listed at: throws StoreConflictError when it changed since. The
+   * claim token is new, so the write changes the record even when the owner stays the same (the API server keeps the
+   * version of an update that changes nothing: k8s.io/apiserver storage/etcd3/store.go, GuaranteedUpdate), and a
+   * drive still holding an older claim stops at its next save.
+   */
+  private claim(listed: DeploymentRecord): Promise<DeploymentRecord> {
+    return this.opts.store.update({ ...listed, owner: this.identity, claim: randomUUID() });
   }
 
   private launch(record: DeploymentRecord): void {
@@ -144,7 +210,7 @@ export class DeploymentRunner {
         // `.started` is out: go on even if the API cannot take the new phase now, or a resume would send it twice.
         record = await this.save(next).catch((err: unknown) => {
           if (err instanceof StoreConflictError) throw err;
-          log.warn({ err: (err as Error).message }, 'could not record the phase; going on');
+          log.warn({ err }, 'could not record the phase; going on');
           return next;
         });
         if (delivered) log.info('deployment started');
@@ -155,20 +221,20 @@ export class DeploymentRunner {
           try {
             record = await this.save({ ...record, progress });
           } catch (err: unknown) {
-            log.warn({ err: (err as Error).message }, 'could not record progress');
+            log.warn({ err }, 'could not record progress');
           }
         };
         try {
           outcome = await this.opts.handle(event, log, { acceptedAt: record.acceptedAt, ...(record.progress ? { progress: record.progress } : {}), checkpoint });
         } catch (err: unknown) {
-          const message = err instanceof Error ? err.message : String(err);
-          log.warn({ code: (err as { code?: string }).code, err: message }, 'deployment errored');
-          outcome = errored(event, message);
+          log.warn({ err }, 'deployment errored');
+          outcome = errored(event, err instanceof Error ? err.message : String(err));
         }
-        record = { ...record, phase: 'finishing', outcome };
+        record = { ...record, phase: 'finishing', outcome: bounded(outcome) };
         record = await this.save(record).catch((err: unknown) => {
+          if (err instanceof StoreConflictError) throw err;
           // Deliver what we know even when it cannot be saved: a `.finished` sent twice beats one never sent.
-          log.error({ err: (err as Error).message }, 'could not save the outcome; sending it anyway');
+          log.error({ err }, 'could not save the outcome; sending it anyway');
           return record;
         });
       }
@@ -177,35 +243,36 @@ export class DeploymentRunner {
         const delivered = await this.deliver(finishedEvent(event, final, { source }), log);
         log.info({ result: final.result, status: final.status, message: final.message, gitCommit: final.gitCommit, delivered }, 'deployment finished');
         // Undelivered: the record stays `finishing` and the resume loop sends it again.
-        if (delivered) await this.save({ ...record, phase: 'done', doneAt: Date.now() });
+        if (delivered) {
+          this.delivered.set(event.id, final);
+          await this.save({ ...record, phase: 'done', doneAt: Date.now() });
+          this.delivered.delete(event.id);
+        }
       }
     } catch (err: unknown) {
       if (err instanceof StoreConflictError) log.warn('another replica took this deployment over');
-      else log.error({ err: (err as Error).message }, 'deployment state could not be saved; it will be resumed');
+      else log.error({ err }, 'deployment state could not be saved; it will be resumed');
     }
   }
 
   /**
-   * Saves with a few quick retries: the API server may be restarting. A conflict is final unless the stored record is
-   * still ours (an earlier save of ours went through but its answer was lost): then it is saved over that version.
+   * Saves under SAVE_POLICY. A conflict is final unless the stored record still carries our claim: then an earlier
+   * save of ours went through but its answer was lost, and this one goes over that version.
    */
-  private async save(record: DeploymentRecord): Promise<DeploymentRecord> {
-    let last: unknown;
-    for (let attempt = 0; attempt < 6; attempt++) {
+  private save(record: DeploymentRecord): Promise<DeploymentRecord> {
+    let next = record;
+    const attempt = async () => {
       try {
-        return await this.opts.store.update(record);
+        return await this.opts.store.update(next);
       } catch (err: unknown) {
-        if (err instanceof StoreConflictError) {
-          const stored = (await this.opts.store.list()).find((r) => r.event.id === record.event.id);
-          if (!stored || stored.owner !== this.identity || stored.version === record.version) throw err;
-          record = { ...record, version: stored.version };
-          continue;
-        }
-        last = err;
-        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+        if (!(err instanceof StoreConflictError)) throw err;
+        const stored = await this.opts.store.get(next.event.id);
+        if (!stored || stored.claim !== next.claim || stored.version === next.version) throw err;
+        next = { ...next, version: stored.version };
+        return await this.opts.store.update(next);
       }
-    }
-    throw last;
+    };
+    return retry(SAVE_POLICY, attempt, this.opts.sleep ?? realSleep);
   }
 
   private async deliver(event: OutgoingEvent, log: Logger): Promise<boolean> {
@@ -213,20 +280,13 @@ export class DeploymentRunner {
       await this.opts.sink.send(event);
       return true;
     } catch (err: unknown) {
-      log.error({ type: event.type, err: (err as Error).message }, 'event not delivered');
+      log.error({ type: event.type, err }, 'event not delivered');
       return false;
     }
   }
 }
 
-export function errored(event: TriggeredEvent, message: string): DeploymentOutcome {
-  return {
-    status: 'errored',
-    result: 'fail',
-    message,
-    deploymentstrategy: String((event.data['deployment'] as { deploymentstrategy?: string } | undefined)?.deploymentstrategy || 'direct'),
-    deploymentNames: [],
-    deploymentURIsLocal: [],
-    deploymentURIsPublic: [],
-  };
+function bounded(outcome: DeploymentOutcome): DeploymentOutcome {
+  if (outcome.message.length <= MAX_MESSAGE_CHARS) return outcome;
+  return { ...outcome, message: `${outcome.message.slice(0, MAX_MESSAGE_CHARS)}… (${outcome.message.length - MAX_MESSAGE_CHARS} more characters)` };
 }

@@ -100,13 +100,14 @@ function envelope(triggered: TriggeredEvent, phase: TaskPhase, opts: BuildOption
   };
 }
 
-function commonData(triggered: TriggeredEvent): KeptnEventData {
+/** Project, stage, service and labels: what Keptn's shipyard-controller calls the event scope. */
+function scopeOf(triggered: TriggeredEvent): KeptnEventData {
   const { project, stage, service, labels } = triggered.data;
   return { project, stage, service, ...(labels ? { labels } : {}) };
 }
 
 export function startedEvent(triggered: TriggeredEvent, opts: BuildOptions): OutgoingEvent {
-  return { ...envelope(triggered, 'started', opts), data: { ...commonData(triggered), status: 'succeeded' } };
+  return { ...envelope(triggered, 'started', opts), data: { ...scopeOf(triggered), status: 'succeeded' } };
 }
 
 export function finishedEvent(triggered: TriggeredEvent, outcome: DeploymentOutcome, opts: BuildOptions): OutgoingEvent {
@@ -114,12 +115,26 @@ export function finishedEvent(triggered: TriggeredEvent, outcome: DeploymentOutc
   return {
     ...envelope(triggered, 'finished', opts),
     data: {
-      ...commonData(triggered),
+      ...scopeOf(triggered),
       status,
       result,
       message,
       [triggered.task]: { ...deployment, ...(gitCommit ? { gitCommit } : {}) },
     },
+  };
+}
+
+/** The outcome of a deployment that could not be carried out: `.finished` says errored, with what to fix. */
+export function errored(triggered: TriggeredEvent, message: string): DeploymentOutcome {
+  return {
+    status: 'errored',
+    result: 'fail',
+    message,
+    // String(): data.deployment comes from the event and is only checked to be an object.
+    deploymentstrategy: String(requestedStrategy(triggered.data as DeploymentTriggeredData)),
+    deploymentNames: [],
+    deploymentURIsLocal: [],
+    deploymentURIsPublic: [],
   };
 }
 

@@ -4,18 +4,44 @@
  * @see https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/http-protocol-binding.md
  */
 import { HTTP, type CloudEventV1 } from 'cloudevents';
+import { isRecord, isStringMap, nestsDeeperThan } from '../json.js';
 import { EVENT_PREFIX, type KeptnEventData, type TriggeredEvent } from './events.js';
 
+/**
+ * `too-large` is an event that is well formed but could never be recorded (see MAX_DATA_BYTES): refused for good
+ * (413), as asking again cannot help.
+ */
 export type ParseOutcome =
   | { kind: 'accepted'; event: TriggeredEvent }
   | { kind: 'ignored'; reason: string }
-  | { kind: 'invalid'; problems: string[] };
+  | { kind: 'invalid'; problems: string[] }
+  | { kind: 'too-large'; reason: string };
 
 /** Tasks this service answers. Anything else that is a valid CloudEvent is acknowledged and ignored. */
 export const HANDLED_TASKS = ['deployment', 'rollback'] as const;
 export type HandledTask = (typeof HANDLED_TASKS)[number];
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Event ids and contexts are UUIDs wherever Keptn makes them: shipyard-controller gives every task event
+ * `uuid.NewString()` and starts contexts the same way (keptn/keptn 1.4.5,
+ * shipyard-controller/internal/common/keptn_helpers.go, CreateEventWithPayload); the API replaces the id of every
+ * event sent to it and keeps a sender's context only when google/uuid's Parse accepts it, else derives a UUID from it
+ * (api/handlers/event.go, createOrApplyKeptnContext). The distributor passes both through unchanged. Parse accepts
+ * four spellings, any case: canonical 8-4-4-4-12, with `urn:uuid:` in front, in braces, or 32 hex digits.
+ * Anything else (a regular expression, a newline, 200 KB) cannot come from Keptn and never reaches Git or the store.
+ */
+const HEX_UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+export const KEPTN_UUID = new RegExp(`^(?:(?:urn:uuid:)?${HEX_UUID}|\\{${HEX_UUID}\\}|[0-9a-f]{32})$`, 'i');
+
+/** Keptn's data blocks nest a few levels; this bound keeps a hostile body from exhausting the stack downstream. */
+export const MAX_DATA_DEPTH = 64;
+/**
+ * An accepted event is kept in a ConfigMap (at most 1 MiB of data, with the outcome beside it), so larger data could
+ * never be recorded. Keptn's `.triggered` events are a few KB.
+ */
+export const MAX_DATA_BYTES = 512 * 1024;
 
 export function parseRequest(headers: Record<string, string | string[] | undefined>, body: unknown): ParseOutcome {
   const flatHeaders: Record<string, string> = {};
@@ -27,7 +53,7 @@ export function parseRequest(headers: Record<string, string | string[] | undefin
   try {
     decoded = HTTP.toEvent({ headers: flatHeaders, body: raw });
   } catch (err: unknown) {
-    return { kind: 'invalid', problems: [`not a CloudEvent: ${describeSdkError(err)}`] };
+    return { kind: 'invalid', problems: [`not a CloudEvent: ${sdkErrorText(err)}`] };
   }
   if (Array.isArray(decoded)) return { kind: 'invalid', problems: ['batched CloudEvents are not supported: send one event per request'] };
   return classify(decoded);
@@ -60,7 +86,7 @@ function missingAttributes(get: (name: string) => unknown): string | undefined {
   return missing.length ? `not a CloudEvent: required attribute${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing or not a string` : undefined;
 }
 
-function describeSdkError(err: unknown): string {
+function sdkErrorText(err: unknown): string {
   if (err && typeof err === 'object' && 'errors' in err && Array.isArray((err as { errors: unknown[] }).errors)) {
     const details = (err as { errors: Array<{ instancePath?: string; message?: string }> }).errors
       .map((e) => `${e.instancePath || 'event'} ${e.message ?? ''}`.trim());
@@ -75,8 +101,14 @@ export function classify(ce: CloudEventV1<unknown>): ParseOutcome {
   if (!task) return { kind: 'ignored', reason: `event type ${type} is not handled by this service` };
 
   const problems: string[] = [];
+  const idProblem = uuidProblem('id', ce.id);
+  if (idProblem) problems.push(idProblem);
   const shkeptncontext = ce['shkeptncontext'];
   if (typeof shkeptncontext !== 'string' || shkeptncontext === '') problems.push('attribute shkeptncontext is required');
+  else {
+    const contextProblem = uuidProblem('shkeptncontext', shkeptncontext);
+    if (contextProblem) problems.push(contextProblem);
+  }
   const gitcommitid = ce['gitcommitid'];
   if (gitcommitid !== undefined && typeof gitcommitid !== 'string') problems.push('attribute gitcommitid must be a string');
 
@@ -92,6 +124,13 @@ export function classify(ce: CloudEventV1<unknown>): ParseOutcome {
     problems.push('data must be a JSON object');
     return { kind: 'invalid', problems };
   }
+  if (nestsDeeperThan(data, MAX_DATA_DEPTH)) {
+    problems.push(`data nests deeper than ${MAX_DATA_DEPTH} levels`);
+    return { kind: 'invalid', problems };
+  }
+  const size = Buffer.byteLength(JSON.stringify(data));
+  // A malformed event is 400 whatever its size; 413 says only that a good one cannot be kept.
+  if (size > MAX_DATA_BYTES && !problems.length) return { kind: 'too-large', reason: `event data is ${size} bytes; at most ${MAX_DATA_BYTES} can be recorded` };
   for (const field of ['project', 'stage', 'service'] as const) {
     const value = data[field];
     if (typeof value !== 'string' || value === '') problems.push(`data.${field} is required`);
@@ -125,10 +164,8 @@ function triggeredTask(type: string): HandledTask | undefined {
   return undefined;
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isStringMap(value: unknown): value is Record<string, string> {
-  return isRecord(value) && Object.values(value).every((v) => typeof v === 'string');
+function uuidProblem(attribute: string, value: string): string | undefined {
+  if (KEPTN_UUID.test(value)) return undefined;
+  const shown = value.length > 60 ? `${JSON.stringify(value.slice(0, 60))}… (${value.length} characters)` : JSON.stringify(value);
+  return `attribute ${attribute} must be a UUID, as Keptn sends it (8-4-4-4-12 hex digits), got ${shown}`;
 }

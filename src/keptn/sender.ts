@@ -1,36 +1,41 @@
 /**
  * Sends our events back to Keptn through the distributor (`POST /event`, structured CloudEvent JSON).
- * The SDK's own transport resolves on any status and never times out, so this uses axios with a timeout,
- * a 2xx check and capped exponential backoff.
+ * The SDK's own transport resolves on any status and never times out, so this uses axios with a timeout and a 2xx
+ * check, retried under one policy (retry.ts).
  */
 import axios, { type AxiosInstance } from 'axios';
 import type { OutgoingEvent } from './events.js';
 import { ServiceError, type ServiceErrorOptions } from '../errors.js';
+import { isRetryableError, realSleep, retry, type RetryPolicy, type Sleep } from '../retry.js';
 
 export interface EventSink {
   send(event: OutgoingEvent): Promise<void>;
 }
 
+/**
+ * Eight attempts over about half a minute at most: the distributor is in the same pod and comes back quickly after a
+ * restart, and an undelivered `.finished` is kept and sent again by the runner's resume loop anyway.
+ */
+export const DELIVERY_POLICY: RetryPolicy = { attempts: 8, baseDelayMs: 250, maxDelayMs: 10_000, retryable: isRetryableError };
+
 export interface HttpEventSinkOptions {
   url: string;
   timeoutMs?: number;
-  /** How many attempts in all before giving up. */
-  attempts?: number;
-  backoffMs?: number;
+  policy?: RetryPolicy;
+  /** Tests pass a clock that does not sleep. */
+  sleep?: Sleep;
   /** Sent as `x-token` when the service talks to the Keptn API directly instead of the distributor. */
   apiToken?: string;
 }
 
 export class EventDeliveryError extends ServiceError {
   constructor(message: string, options: ServiceErrorOptions = {}) {
-    super('EVENT_DELIVERY_FAILED', message, { retryable: true, ...options });
+    super('EVENT_DELIVERY_FAILED', message, options);
   }
 }
 
 export class HttpEventSink implements EventSink {
   private readonly http: AxiosInstance;
-  private readonly attempts: number;
-  private readonly backoffMs: number;
 
   constructor(private readonly opts: HttpEventSinkOptions) {
     this.http = axios.create({
@@ -41,29 +46,42 @@ export class HttpEventSink implements EventSink {
       },
       // Any status is an answer; we decide what counts as delivered.
       validateStatus: () => true,
+      // A redirect is an answer too, never followed: follow-redirects (axios' transport) drops `authorization` on a
+      // redirect to another host but keeps every other header, so the `x-token` would go wherever the redirect points.
+      maxRedirects: 0,
     });
-    this.attempts = opts.attempts ?? 8;
-    this.backoffMs = opts.backoffMs ?? 250;
   }
 
   async send(event: OutgoingEvent): Promise<void> {
-    let last = '';
-    for (let attempt = 1; attempt <= this.attempts; attempt++) {
-      try {
-        const res = await this.http.post(this.opts.url, event);
-        if (res.status >= 200 && res.status < 300) return;
-        last = `HTTP ${res.status}`;
-        // A 4xx other than 408/429 will not get better by asking again.
-        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) break;
-      } catch (err: unknown) {
-        last = axios.isAxiosError(err) ? (err.code ?? err.message) : String(err);
-      }
-      if (attempt < this.attempts) await delay(Math.min(this.backoffMs * 2 ** (attempt - 1), 10_000));
+    await retry(this.opts.policy ?? DELIVERY_POLICY, () => this.post(event), this.opts.sleep ?? realSleep);
+  }
+
+  private async post(event: OutgoingEvent): Promise<void> {
+    const what = `could not deliver ${event.type} (${event.id}) to ${this.opts.url}`;
+    let status: number;
+    let location: unknown;
+    try {
+      const res = await this.http.post(this.opts.url, event);
+      status = res.status;
+      location = res.headers['location'];
+    } catch (err: unknown) {
+      // No answer at all (refused, reset, timed out): the distributor may be restarting.
+      const reason = axios.isAxiosError(err) ? (err.code ?? err.message) : String(err);
+      throw new EventDeliveryError(`${what}: ${reason}`, { cause: err, retryable: true });
     }
-    throw new EventDeliveryError(`could not deliver ${event.type} (${event.id}) to ${this.opts.url}: ${last}`);
+    if (status >= 200 && status < 300) return;
+    if (status >= 300 && status < 400) {
+      const where = originOf(location);
+      throw new EventDeliveryError(`${what}: it answered HTTP ${status} with a redirect to ${where}, which is not followed; set KEPTN_EVENT_URL to the final address`);
+    }
+    // A 4xx other than 408/429 will not get better by asking again.
+    const retryable = status >= 500 || status === 408 || status === 429;
+    throw new EventDeliveryError(`${what}: HTTP ${status}`, { retryable });
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Only the scheme, host and port of a redirect target: its path or query may carry a token of someone else's. */
+function originOf(location: unknown): string {
+  if (typeof location !== 'string' || !URL.canParse(location)) return 'a relative or missing location';
+  return new URL(location).origin;
 }

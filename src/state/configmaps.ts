@@ -5,10 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { StoreConflictError, type DeploymentRecord, type StateStore } from './record.js';
+import { RecordTooLargeError, StoreConflictError, StoreUnavailableError, type DeploymentRecord, type StateStore } from './record.js';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' };
 const SELECTOR = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(',');
+
+/**
+ * A ConfigMap holds at most 1 MiB of data: ValidateConfigMap (kubernetes/kubernetes pkg/apis/core/validation) sums
+ * the values and refuses more than core.MaxSecretSize. A record larger than that could never be saved, so it is
+ * refused before it is sent.
+ */
+export const MAX_RECORD_BYTES = 1024 * 1024;
 
 export function recordName(eventId: string): string {
   return `keptn-gitops-${createHash('sha256').update(eventId).digest('hex').slice(0, 32)}`;
@@ -22,39 +29,43 @@ export class ConfigMapStore implements StateStore {
   }
 
   async create(record: DeploymentRecord): Promise<DeploymentRecord | undefined> {
+    const body = this.toConfigMap(record);
     try {
-      const saved = await this.api.createNamespacedConfigMap({ namespace: this.namespace, body: this.toConfigMap(record) });
+      const saved = await this.api.createNamespacedConfigMap({ namespace: this.namespace, body });
       return { ...record, version: saved.metadata?.resourceVersion ?? '' };
     } catch (err: unknown) {
-      if (status(err) === 409) return undefined;
-      throw stateError('record the deployment', err);
+      if (statusOf(err) === 409) return undefined;
+      throw storeError('record the deployment', err);
     }
   }
 
   async update(record: DeploymentRecord): Promise<DeploymentRecord> {
+    const body = this.toConfigMap(record);
     try {
-      const saved = await this.api.replaceNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id), body: this.toConfigMap(record) });
+      const saved = await this.api.replaceNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id), body });
       return { ...record, version: saved.metadata?.resourceVersion ?? '' };
     } catch (err: unknown) {
-      if (status(err) === 409 || status(err) === 404) throw new StoreConflictError(`record ${record.event.id} changed meanwhile`);
-      throw stateError('save the deployment', err);
+      if (statusOf(err) === 409 || statusOf(err) === 404) throw new StoreConflictError(`record ${record.event.id} changed meanwhile`, { cause: err });
+      throw storeError('save the deployment', err);
+    }
+  }
+
+  async get(eventId: string): Promise<DeploymentRecord | undefined> {
+    try {
+      const cm = await this.api.readNamespacedConfigMap({ namespace: this.namespace, name: recordName(eventId) });
+      return fromConfigMap(cm);
+    } catch (err: unknown) {
+      if (statusOf(err) === 404) return undefined;
+      throw storeError('read the deployment', err);
     }
   }
 
   async list(): Promise<DeploymentRecord[]> {
     try {
       const list = await this.api.listNamespacedConfigMap({ namespace: this.namespace, labelSelector: SELECTOR });
-      return list.items.flatMap((cm) => {
-        const text = cm.data?.['record'];
-        if (!text) return [];
-        try {
-          return [{ ...(JSON.parse(text) as DeploymentRecord), version: cm.metadata?.resourceVersion ?? '' }];
-        } catch {
-          return [];
-        }
-      });
+      return list.items.flatMap((cm) => fromConfigMap(cm) ?? []);
     } catch (err: unknown) {
-      throw stateError('list deployments', err);
+      throw storeError('list deployments', err);
     }
   }
 
@@ -62,12 +73,15 @@ export class ConfigMapStore implements StateStore {
     try {
       await this.api.deleteNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id) });
     } catch (err: unknown) {
-      if (status(err) !== 404) throw stateError('remove a finished deployment', err);
+      if (statusOf(err) !== 404) throw storeError('remove a finished deployment', err);
     }
   }
 
   private toConfigMap(record: DeploymentRecord): V1ConfigMap {
     const { version, ...rest } = record;
+    const text = JSON.stringify(rest);
+    const size = Buffer.byteLength(text);
+    if (size > MAX_RECORD_BYTES) throw new RecordTooLargeError(`the deployment record would be ${size} bytes; a ConfigMap holds at most ${MAX_RECORD_BYTES}`);
     return {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -78,16 +92,41 @@ export class ConfigMapStore implements StateStore {
         annotations: { 'keptn-gitops-service/triggeredid': record.event.id, 'keptn-gitops-service/owner': record.owner },
         ...(version ? { resourceVersion: version } : {}),
       },
-      data: { record: JSON.stringify(rest) },
+      data: { record: text },
     };
   }
 }
 
-function status(err: unknown): number | undefined {
-  return (err as { code?: number } | undefined)?.code;
+/** The record a ConfigMap holds; undefined for one that is not ours or not readable (it is left alone). */
+function fromConfigMap(cm: V1ConfigMap): DeploymentRecord | undefined {
+  const text = cm.data?.['record'];
+  if (!text) return undefined;
+  let record: DeploymentRecord;
+  try {
+    record = JSON.parse(text) as DeploymentRecord;
+  } catch {
+    return undefined;
+  }
+  // Records written before `created` became `ownCommit` (same meaning) are read as they were meant.
+  const progress = record.progress as (DeploymentRecord['progress'] & { created?: boolean }) | undefined;
+  if (progress && progress.ownCommit === undefined && progress.created !== undefined) {
+    const { created, ...rest } = progress;
+    record = { ...record, progress: { ...rest, ownCommit: created } };
+  }
+  return { ...record, version: cm.metadata?.resourceVersion ?? '' };
 }
 
-function stateError(what: string, err: unknown): Error {
-  const code = status(err);
-  return new Error(`cannot ${what} in Kubernetes: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`, { cause: err });
+/** The HTTP status of a client-node ApiException (its `code`); undefined when there was no answer. */
+function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function storeError(what: string, err: unknown): Error {
+  const status = statusOf(err);
+  if (status === 413) return new RecordTooLargeError(`cannot ${what} in Kubernetes: the record is too large (HTTP 413)`, { cause: err });
+  // No answer, a server error or throttling may pass; a refusal (403 RBAC, 422 invalid) will not by asking again.
+  const retryable = status === undefined || status >= 500 || status === 429 || status === 408;
+  const reason = status !== undefined ? `HTTP ${status}` : err instanceof Error ? err.message : String(err);
+  return new StoreUnavailableError(`cannot ${what} in Kubernetes: ${reason}`, { cause: err, retryable });
 }

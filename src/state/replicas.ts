@@ -3,6 +3,7 @@
  * adopted by another replica. (Leases, not leader election: every replica works, ownership is per deployment.)
  */
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { StoreUnavailableError } from './record.js';
 
 export interface ReplicaRegistry {
   readonly identity: string;
@@ -35,27 +36,44 @@ export class LeaseRegistry implements ReplicaRegistry {
     try {
       current = await this.api.readNamespacedLease({ namespace: this.namespace, name });
     } catch (err: unknown) {
-      if ((err as { code?: number }).code !== 404) throw err;
+      if (statusOf(err) !== 404) throw leaseError('read our Lease', err);
     }
-    if (!current) {
-      await this.api.createNamespacedLease({ namespace: this.namespace, body });
-      return;
+    try {
+      if (!current) {
+        await this.api.createNamespacedLease({ namespace: this.namespace, body });
+        return;
+      }
+      // Leases are updated with their resourceVersion; only this replica writes its own Lease.
+      body.metadata = { ...body.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' };
+      await this.api.replaceNamespacedLease({ namespace: this.namespace, name, body });
+    } catch (err: unknown) {
+      throw leaseError('renew our Lease', err);
     }
-    // Leases are updated with their resourceVersion; only this replica writes its own Lease.
-    body.metadata = { ...body.metadata, resourceVersion: current.metadata?.resourceVersion ?? '' };
-    await this.api.replaceNamespacedLease({ namespace: this.namespace, name, body });
   }
 
   async isAlive(identity: string): Promise<boolean> {
+    let lease: V1Lease;
     try {
-      const lease = await this.api.readNamespacedLease({ namespace: this.namespace, name: leaseName(identity) });
-      const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
-      return renewed + (lease.spec?.leaseDurationSeconds ?? this.leaseSeconds) * 1000 > Date.now();
+      lease = await this.api.readNamespacedLease({ namespace: this.namespace, name: leaseName(identity) });
     } catch (err: unknown) {
-      if ((err as { code?: number }).code === 404) return false;
-      throw err;
+      if (statusOf(err) === 404) return false;
+      throw leaseError(`read the Lease of ${identity}`, err);
     }
+    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+    return renewed + (lease.spec?.leaseDurationSeconds ?? this.leaseSeconds) * 1000 > Date.now();
   }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function leaseError(what: string, err: unknown): StoreUnavailableError {
+  const status = statusOf(err);
+  // A conflict on renewal is the next heartbeat's to solve; an unanswered call may pass too.
+  const retryable = status === undefined || status >= 500 || status === 409 || status === 429;
+  return new StoreUnavailableError(`cannot ${what} in Kubernetes: ${status !== undefined ? `HTTP ${status}` : err instanceof Error ? err.message : String(err)}`, { cause: err, retryable });
 }
 
 /** One replica, always alive: for unit tests and single-process runs. */

@@ -41,7 +41,8 @@ export interface Environment {
   distributor?: Distributor;
   resources: ResourceService;
   controlPlane: ControlPlane;
-  service?: { port: number; close(): Promise<void> };
+  /** `port` takes events on 127.0.0.1 only; `healthPort` answers the probes on every interface. */
+  service?: { port: number; healthPort: number; close(): Promise<void> };
   stop(): Promise<void>;
 }
 
@@ -99,6 +100,7 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     if (opts.service === false) return base;
 
     const servicePort = await freePort();
+    const healthPort = await anotherFreePort(servicePort);
     const distributor = await startDistributor({
       natsUrl: nats.url,
       recipientPort: servicePort,
@@ -107,19 +109,29 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       logDir,
     });
     stops.push(() => distributor.stop());
-    const config = loadConfig(serviceEnvironment(base, servicePort, distributor.eventUrl, distributor.apiUrl, { REPLICA_ID: 'in-process', ...opts.serviceEnv }));
+    const config = loadConfig(serviceEnvironment(base, servicePort, distributor.eventUrl, distributor.apiUrl, { REPLICA_ID: 'in-process', HEALTH_PORT: String(healthPort), ...opts.serviceEnv }));
     const service = await startService(config, pino.destination({ dest: join(logDir, 'service.log'), sync: true }));
     stops.push(() => service.close());
-    return { ...base, distributor, service: { port: servicePort, close: () => service.close() } };
+    return { ...base, distributor, service: { port: servicePort, healthPort, close: () => service.close() } };
   } catch (err: unknown) {
     await stop();
     throw err;
   }
 }
 
+/** A free port other than `taken` (freePort closes its probe socket, so two calls may return the same one). */
+async function anotherFreePort(taken: number): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port !== taken) return port;
+  }
+}
+
 export interface ServiceReplica {
   replicaId: string;
   port: number;
+  /** The probe port (HEALTH_PORT), on every interface. */
+  healthPort: number;
   apiProxyPort: number;
   process: PeerProcess;
   distributor: Distributor;
@@ -139,6 +151,7 @@ export async function startServiceProcess(
   opts: { replicaId: string; extraEnv?: Record<string, string> },
 ): Promise<ServiceReplica> {
   const port = await freePort();
+  const healthPort = await anotherFreePort(port);
   const apiProxyPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiProxyPort}`;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -149,7 +162,7 @@ export async function startServiceProcess(
       command: process.execPath,
       args: ['--import', 'tsx', join(root, 'src', 'main.ts')],
       cwd: root,
-      env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, { REPLICA_ID: opts.replicaId, ...opts.extraEnv }),
+      env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, { REPLICA_ID: opts.replicaId, HEALTH_PORT: String(healthPort), ...opts.extraEnv }),
       logDir: env.logDir,
     });
     await waitUntil(`service ${opts.replicaId} healthy`, async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, { timeoutMs: 30_000, peer: child });
@@ -170,6 +183,7 @@ export async function startServiceProcess(
   const replica: ServiceReplica = {
     replicaId: opts.replicaId,
     port,
+    healthPort,
     apiProxyPort,
     process: await spawnService(),
     distributor: await spawnDistributor(),

@@ -1,6 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { buildApp } from '../../src/app.js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { buildApp, buildProbeApp } from '../../src/app.js';
 import type { TriggeredEvent } from '../../src/keptn/events.js';
+import { MAX_DATA_BYTES, MAX_DATA_DEPTH } from '../../src/keptn/parse.js';
+import { RecordTooLargeError, StoreUnavailableError } from '../../src/state/record.js';
 import { triggeredCloudEvent } from './helpers.js';
 
 function appWith() {
@@ -13,7 +17,6 @@ function appWith() {
       accepted.push(e);
       return 'accepted';
     },
-    ready: () => true,
   });
   return { app, accepted };
 }
@@ -71,6 +74,11 @@ describe('POST /', () => {
     ['data is a string', { ...triggeredCloudEvent(), data: 'hello' }, /data/],
     ['values is a list', triggeredCloudEvent({}, { configurationChange: { values: ['x'] } }), /configurationChange.values must be an object/],
     ['labels not strings', triggeredCloudEvent({}, { labels: { a: 1 } }), /labels must map strings/],
+    ['an id that is a pattern', triggeredCloudEvent({ id: 'x|' }), /attribute id must be a UUID.*got .{0,2}x\|/],
+    ['an id with a plus', triggeredCloudEvent({ id: 'c4f1b6b2-1111-4a5e-9c1b-00000000000+' }), /attribute id must be a UUID/],
+    ['a context that is a pattern', triggeredCloudEvent({ shkeptncontext: 'y|' }), /attribute shkeptncontext must be a UUID.*got .{0,2}y\|/],
+    ['an oversized id', triggeredCloudEvent({ id: 'a'.repeat(300_000) }), /attribute id must be a UUID.*\(300000 characters\)/],
+    ['data nested too deep', JSON.stringify(triggeredCloudEvent()).replace('"labels"', `"deep":${'['.repeat(10_000)}${']'.repeat(10_000)},"labels"`), new RegExp(`data nests deeper than ${MAX_DATA_DEPTH} levels`)],
   ])('answers 400 naming the problem: %s', async (_name, body, reason) => {
     const { app, accepted } = appWith();
     const res = await app.inject(structured(body));
@@ -90,23 +98,87 @@ describe('POST /', () => {
     const res = await app.inject(structured(triggeredCloudEvent({}, { blob: 'x'.repeat(2 * 1024 * 1024) })));
     expect(res.statusCode).toBe(413);
   });
-});
 
-it('answers 503 when the deployment cannot be recorded, so the distributor delivers it again', async () => {
-  const app = buildApp({
-    accept: async () => {
-      throw new Error('cannot record the deployment in Kubernetes: connect ECONNREFUSED');
-    },
-    ready: () => true,
+  it('answers 413 with the reason to data too large to record, without trying to', async () => {
+    const { app, accepted } = appWith();
+    const res = await app.inject(structured(triggeredCloudEvent({}, { blob: 'x'.repeat(MAX_DATA_BYTES) })));
+    expect(res.statusCode).toBe(413);
+    expect(res.json().reason).toMatch(new RegExp(`event data is \\d+ bytes; at most ${MAX_DATA_BYTES} can be recorded`));
+    expect(accepted).toHaveLength(0);
   });
-  const res = await app.inject(structured(triggeredCloudEvent()));
-  expect(res.statusCode).toBe(503);
-  expect(res.json().reason).toContain('ECONNREFUSED');
+
+  it('accepts the UUID spellings Keptn keeps (braces, urn:uuid:, 32 hex digits, upper case)', async () => {
+    for (const [id, shkeptncontext] of [
+      ['C4F1B6B2-1111-4A5E-9C1B-000000000001', '{a1b2c3d4-0000-4000-8000-00000000c0de}'],
+      ['c4f1b6b211114a5e9c1b000000000002', 'urn:uuid:a1b2c3d4-0000-4000-8000-00000000c0de'],
+    ]) {
+      const { app, accepted } = appWith();
+      const res = await app.inject(structured(triggeredCloudEvent({ id, shkeptncontext })));
+      expect(res.statusCode).toBe(202);
+      expect(accepted[0]).toMatchObject({ id, shkeptncontext });
+    }
+  });
+
+  it('refuses a request from outside the pod (not loopback) before reading it', async () => {
+    const { app, accepted } = appWith();
+    for (const remoteAddress of ['192.0.2.7', '10.244.1.5', 'fd00::2', '::ffff:192.0.2.7']) {
+      const res = await app.inject({ ...structured(triggeredCloudEvent()), remoteAddress });
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error).toMatch(/only from the distributor in the same pod/);
+    }
+    expect(accepted).toHaveLength(0);
+    for (const remoteAddress of ['127.0.0.1', '127.3.4.5', '::1', '::ffff:127.0.0.1']) {
+      expect((await app.inject({ method: 'GET', url: '/health', remoteAddress })).statusCode).toBe(200);
+    }
+  });
 });
 
-describe('GET /health', () => {
-  it('answers 200 for the distributor probe', async () => {
-    const { app } = appWith();
+describe('when the deployment cannot be recorded', () => {
+  const failing = (err: Error) => buildApp({ accept: async () => Promise.reject(err) });
+
+  it('answers 503 while the store is away, so the distributor delivers it again', async () => {
+    const res = await failing(new StoreUnavailableError('cannot record the deployment in Kubernetes: connect ECONNREFUSED', { retryable: true })).inject(structured(triggeredCloudEvent()));
+    expect(res.statusCode).toBe(503);
+    expect(res.json().reason).toContain('ECONNREFUSED');
+  });
+
+  it('answers 413 to a record that can never be stored: retrying cannot help', async () => {
+    const res = await failing(new RecordTooLargeError('the deployment record would be 1100000 bytes; a ConfigMap holds at most 1048576')).inject(structured(triggeredCloudEvent()));
+    expect(res.statusCode).toBe(413);
+    expect(res.json().reason).toMatch(/holds at most 1048576/);
+  });
+});
+
+describe('probes', () => {
+  function probesWith(ready: boolean) {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    });
+    const app = buildProbeApp({ ready: () => ready }, { loggerInstance: pino({ level: 'trace' }, sink) });
+    return { app, lines };
+  }
+
+  it('answers liveness and readiness, and logs none of these requests', async () => {
+    const { app, lines } = probesWith(true);
+    for (let i = 0; i < 3; i++) {
+      expect((await app.inject({ method: 'GET', url: '/health', remoteAddress: '10.244.0.1' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/ready', remoteAddress: '10.244.0.1' })).statusCode).toBe(200);
+    }
+    expect(lines.filter((l) => l['req'] || l['res'])).toEqual([]);
+  });
+
+  it('answers 503 on /ready until the watches have synced', async () => {
+    const { app } = probesWith(false);
+    expect((await app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(503);
     expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+  });
+
+  it('does not take events', async () => {
+    const { app } = probesWith(true);
+    expect((await app.inject(structured(triggeredCloudEvent()))).statusCode).toBe(404);
   });
 });

@@ -76,7 +76,7 @@ beforeAll(async () => {
     store: new MemoryStore(),
     replicas: new SoloRegistry(),
   });
-  app = buildApp({ accept: (e) => runner.accept(e), ready: () => true }, { loggerInstance: log });
+  app = buildApp({ accept: (e) => runner.accept(e) }, { loggerInstance: log });
 });
 
 afterAll(async () => {
@@ -94,7 +94,7 @@ async function settingsFor(service: string, text: string): Promise<void> {
 async function deployThroughEndpoint(values: Record<string, unknown>, settings = goodSettings()) {
   const service = `svc-${++eventCounter}`;
   await settingsFor(service, settings);
-  const id = `corpus-${eventCounter}`;
+  const id = `00000000-0000-4000-8000-${String(eventCounter).padStart(12, '0')}`; // ids are UUIDs, as Keptn sends them
   const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(triggeredCloudEvent({ id }, { service, configurationChange: { values } })) });
   expect(res.statusCode).toBe(202);
   await runner.drain();

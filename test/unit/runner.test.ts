@@ -1,10 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import type { DeploymentOutcome, OutgoingEvent, TriggeredEvent } from '../../src/keptn/events.js';
 import type { EventSink } from '../../src/keptn/sender.js';
-import { DeploymentRunner, type Handler } from '../../src/runner.js';
-import { MemoryStore, type DeploymentRecord } from '../../src/state/record.js';
+import { DeploymentRunner, MAX_MESSAGE_CHARS, type Handler, type RunnerOptions } from '../../src/runner.js';
+import { MemoryStore, StoreConflictError, type DeploymentRecord } from '../../src/state/record.js';
 import { SoloRegistry } from '../../src/state/replicas.js';
 import { silentLog } from './helpers.js';
+
+const noSleep = async () => {};
 
 const event: TriggeredEvent = {
   id: 'trig-1',
@@ -30,14 +32,32 @@ class RecordingSink implements EventSink {
 
 const pass: DeploymentOutcome = { status: 'succeeded', result: 'pass', message: 'ok', deploymentstrategy: 'direct', deploymentNames: ['svc'], deploymentURIsLocal: [], deploymentURIsPublic: [], gitCommit: 'c0ffee' };
 
-function setup(handle: Handler, opts: { store?: MemoryStore; identity?: string; alive?: string[] } = {}) {
-  const sink = new RecordingSink();
+function setup(handle: Handler, opts: { store?: MemoryStore; identity?: string; alive?: string[]; sink?: RecordingSink; runner?: Partial<RunnerOptions> } = {}) {
+  const sink = opts.sink ?? new RecordingSink();
   const store = opts.store ?? new MemoryStore();
   const replicas = new SoloRegistry(opts.identity ?? 'replica-a');
   if (opts.alive) replicas.isAlive = async (id: string) => opts.alive!.includes(id);
-  const runner = new DeploymentRunner({ sink, handle, log: silentLog, source: 'gitops-service', store, replicas });
+  const runner = new DeploymentRunner({ sink, handle, log: silentLog, source: 'gitops-service', store, replicas, sleep: noSleep, ...opts.runner });
   return { sink, store, runner };
 }
+
+/** A promise and the function that resolves it: lets a test hold a step until it says so. */
+function gate<T = void>(): { promise: Promise<T>; open(value: T): void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Waits for a condition, checking after every turn of the event loop; fails with `what` after `timeoutMs`. */
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+const eventNo = (n: number): TriggeredEvent => ({ ...event, id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}` });
 
 async function seed(store: MemoryStore, record: Omit<DeploymentRecord, 'event' | 'acceptedAt'>): Promise<void> {
   await store.create({ event, acceptedAt: Date.now(), ...record });
@@ -112,7 +132,7 @@ describe('DeploymentRunner', () => {
 
   it('records the progress its handler reports, and hands it back when the deployment is resumed', async () => {
     const store = new MemoryStore();
-    const progress = { commit: 'c0ffee', created: true, deadline: Date.now() + 60_000, target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' }, repoUrl: 'http://git/fleet.git' };
+    const progress = { commit: 'c0ffee', ownCommit: true, deadline: Date.now() + 60_000, target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' }, repoUrl: 'http://git/fleet.git' };
     const first = setup(async (_e, _l, context) => {
       await context.checkpoint(progress);
       throw new Error('crash after the commit');
@@ -154,7 +174,7 @@ describe('DeploymentRunner', () => {
     expect(runs).toBe(1);
     expect(sink.types()).toEqual(['started', 'finished']);
     expect((await store.list())[0]?.phase).toBe('done');
-  }, 20_000);
+  });
 
   it('saves over its own earlier write whose answer was lost', async () => {
     const store = new MemoryStore();
@@ -220,5 +240,201 @@ describe('DeploymentRunner', () => {
     expect(runs).toBe(1);
     expect(adopting.sink.types()).toEqual(['finished']);
     expect((await store.list())[0]).toMatchObject({ owner: 'replica-b', phase: 'done' });
+  });
+});
+
+describe('claims: nothing acts on a record it has not claimed', () => {
+  it('a resume round working from a list taken before the deployment finished does not run it again', async () => {
+    // The doubled .finished seen under load: the list was taken while the deployment ran, and read after it was done.
+    const store = new MemoryStore();
+    const listed = gate();
+    const proceed = gate();
+    const list = store.list.bind(store);
+    store.list = async () => {
+      const snapshot = await list();
+      listed.open();
+      await proceed.promise;
+      return snapshot;
+    };
+    const handlerDone = gate();
+    let runs = 0;
+    const { runner, sink } = setup(async () => {
+      runs++;
+      await handlerDone.promise;
+      return pass;
+    }, { store });
+    await runner.accept(event);
+    await until('deployment started', () => sink.types().includes('started') && runs === 1);
+    const round = runner.resume();
+    await listed.promise; // the snapshot says `started`
+    handlerDone.open();
+    await runner.drain(); // .finished sent, record done
+    expect((await list())[0]?.phase).toBe('done');
+    proceed.open();
+    await round;
+    await runner.drain();
+    expect(runs).toBe(1);
+    expect(sink.types()).toEqual(['started', 'finished']);
+  });
+
+  it('a resume round that lists a record while it is being accepted leaves it to the acceptance', async () => {
+    const store = new MemoryStore();
+    const created = gate();
+    const proceed = gate();
+    const create = store.create.bind(store);
+    store.create = async (r) => {
+      const saved = await create(r);
+      created.open(); // stored, but accept() has not heard back yet
+      await proceed.promise;
+      return saved;
+    };
+    let runs = 0;
+    const { runner, sink } = setup(async () => {
+      runs++;
+      return pass;
+    }, { store });
+    const accepting = runner.accept(event);
+    await created.promise;
+    await runner.resume();
+    proceed.open();
+    expect(await accepting).toBe('accepted');
+    await runner.drain();
+    expect(runs).toBe(1);
+    expect(sink.types()).toEqual(['started', 'finished']);
+  });
+
+  it('two replicas adopting the same stopped replica\'s deployment: one wins, one .finished', async () => {
+    const store = new MemoryStore();
+    await seed(store, { phase: 'started', owner: 'replica-dead' });
+    const sink = new RecordingSink();
+    let runs = 0;
+    const handle: Handler = async () => {
+      runs++;
+      return pass;
+    };
+    const b = setup(handle, { store, sink, identity: 'replica-b', alive: ['replica-b', 'replica-c'] });
+    const c = setup(handle, { store, sink, identity: 'replica-c', alive: ['replica-b', 'replica-c'] });
+    await Promise.all([b.runner.resume(), c.runner.resume()]);
+    await Promise.all([b.runner.drain(), c.runner.drain()]);
+    expect(runs).toBe(1);
+    expect(sink.types()).toEqual(['finished']);
+  });
+
+  it('a run whose record was claimed by another stops at its next save and sends nothing more', async () => {
+    const store = new MemoryStore();
+    const handlerDone = gate();
+    const first = setup(async () => {
+      await handlerDone.promise;
+      return pass;
+    }, { store });
+    await first.runner.accept(event);
+    await until('deployment started', async () => (await store.list())[0]?.phase === 'started');
+    // Another replica took it over meanwhile (say this one's Lease ran out while it was paused).
+    const [record] = await store.list();
+    await store.update({ ...record!, owner: 'replica-b', claim: 'claim-of-b' });
+    handlerDone.open();
+    await first.runner.drain();
+    expect(first.sink.types()).toEqual(['started']);
+    expect((await store.list())[0]).toMatchObject({ owner: 'replica-b', phase: 'started' });
+  });
+
+  it('claims its own record with a write the store cannot skip, before running it', async () => {
+    // kube-apiserver does not write an update that changes nothing and keeps its resourceVersion (MemoryStore does
+    // the same); a claim that only re-wrote our own name as owner would change nothing, and a stale copy could still win.
+    const store = new MemoryStore();
+    await seed(store, { phase: 'started', owner: 'replica-a' });
+    const [listed] = await store.list();
+    const handlerDone = gate();
+    const { runner } = setup(async () => {
+      await handlerDone.promise;
+      return pass;
+    }, { store });
+    await runner.resume();
+    const [claimed] = await store.list();
+    expect(claimed?.version).not.toBe(listed?.version);
+    expect(claimed?.claim).toEqual(expect.any(String));
+    await expect(store.update({ ...listed!, phase: 'finishing', outcome: pass })).rejects.toBeInstanceOf(StoreConflictError);
+    handlerDone.open();
+    await runner.drain();
+  });
+
+  it.each([
+    ['the done mark', ['done'], 'finishing'],
+    ['the outcome and the done mark', ['finishing', 'done'], 'started'],
+  ])('a .finished delivered while %s could not be saved is not sent again by this process', async (_what, refused, left) => {
+    const store = new MemoryStore();
+    const update = store.update.bind(store);
+    let refuse = true;
+    store.update = async (r) => {
+      if (refused.includes(r.phase) && refuse) throw new Error('connect ECONNREFUSED');
+      return update(r);
+    };
+    let runs = 0;
+    const { runner, sink } = setup(async () => {
+      runs++;
+      return pass;
+    }, { store });
+    await runner.accept(event);
+    await runner.drain();
+    expect((await store.list())[0]?.phase).toBe(left);
+    refuse = false;
+    await runner.resume();
+    await runner.drain();
+    expect(runs).toBe(1);
+    expect(sink.types()).toEqual(['started', 'finished']);
+    expect((await store.list())[0]).toMatchObject({ phase: 'done', outcome: pass });
+  });
+
+  it('bounds the message it records and sends: the distributor refuses bodies over 64 KiB', async () => {
+    const { runner, sink, store } = setup(async () => {
+      throw new Error(`git said: ${'x'.repeat(200_000)}`);
+    });
+    await runner.accept(event);
+    await runner.drain();
+    const message = String(sink.sent[1]?.data.message);
+    expect(message.length).toBeLessThan(MAX_MESSAGE_CHARS + 100);
+    expect(message).toMatch(/^git said: x+… \(\d+ more characters\)$/);
+    expect((await store.list())[0]?.outcome?.message).toBe(message);
+  });
+
+  it('a burst of 20 deployments with a resume round every millisecond: exactly one .started and one .finished each', async () => {
+    // A store as slow and as interleaved as an API server under load: every call yields for a random while, so
+    // resume rounds list while deployments save, and read their lists after the deployments moved on.
+    const store = new MemoryStore();
+    const jitter = () => new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 4)));
+    for (const method of ['create', 'update', 'get', 'list'] as const) {
+      const original = (store[method] as (...args: unknown[]) => Promise<unknown>).bind(store);
+      (store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+        await jitter();
+        const result = await original(...args);
+        await jitter();
+        return result;
+      };
+    }
+    const runs = new Map<string, number>();
+    const { runner, sink } = setup(async (e) => {
+      runs.set(e.id, (runs.get(e.id) ?? 0) + 1);
+      await jitter();
+      return pass;
+    }, { store, runner: { resumeIntervalMs: 1 } });
+    await runner.start();
+    try {
+      const events = Array.from({ length: 20 }, (_, i) => eventNo(i + 1));
+      expect(await Promise.all(events.map((e) => runner.accept(e)))).toEqual(Array(20).fill('accepted'));
+      await until('all 20 done', async () => (await store.list()).filter((r) => r.phase === 'done').length === 20);
+      // Let resume rounds run over the finished records for a while longer.
+      let rounds = 0;
+      await until('50 more resume rounds', async () => {
+        await runner.resume();
+        return ++rounds >= 50;
+      });
+      await runner.drain();
+      for (const e of events) {
+        const answers = sink.sent.filter((s) => s.triggeredid === e.id).map((s) => s.type.replace('sh.keptn.event.deployment.', ''));
+        expect({ id: e.id, answers, runs: runs.get(e.id) }).toEqual({ id: e.id, answers: ['started', 'finished'], runs: 1 });
+      }
+    } finally {
+      runner.stop();
+    }
   });
 });

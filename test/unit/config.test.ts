@@ -1,0 +1,40 @@
+import { describe, expect, it } from '@jest/globals';
+import { isLoopbackAddress, loadConfig } from '../../src/config.js';
+
+describe('listening settings', () => {
+  it('takes events on 127.0.0.1:8080 and answers probes on every interface, port 8082, by default', () => {
+    expect(loadConfig({})).toMatchObject({ host: '127.0.0.1', port: 8080, healthHost: '0.0.0.0', healthPort: 8082 });
+  });
+
+  it.each([
+    [{ HOST: '0.0.0.0' }, /HOST must be a loopback address.*"0\.0\.0\.0".*only the distributor in the same pod/],
+    [{ HOST: '::' }, /HOST must be a loopback address/],
+    [{ HOST: '10.0.0.7' }, /HOST must be a loopback address/],
+    [{ HOST: 'localhost' }, /HOST must be a loopback address/],
+    [{ HEALTH_PORT: '8080' }, /HEALTH_PORT must differ from PORT \(both 8080\)/],
+    [{ HEALTH_PORT: '0' }, /HEALTH_PORT must be a port number, got "0"/],
+    [{ HEALTH_HOST: 'everywhere' }, /HEALTH_HOST must be an IP address/],
+  ])('refuses %j', (env, problem) => {
+    expect(() => loadConfig(env)).toThrow(problem);
+  });
+
+  it('takes any loopback address for events', () => {
+    expect(loadConfig({ HOST: '::1', PORT: '9000', HEALTH_PORT: '9001', HEALTH_HOST: '::' })).toMatchObject({ host: '::1', port: 9000, healthHost: '::', healthPort: 9001 });
+  });
+
+  it.each([
+    ['127.0.0.1', true],
+    ['127.255.0.9', true],
+    ['::1', true],
+    ['0:0:0:0:0:0:0:1', true],
+    ['::ffff:127.0.0.1', true],
+    ['192.0.2.2', false],
+    ['::ffff:192.0.2.2', false],
+    ['fd00::2', false],
+    ['::', false],
+    ['', false],
+    ['127.0.0.1.evil', false],
+  ])('%s is loopback: %s', (address, loopback) => {
+    expect(isLoopbackAddress(address)).toBe(loopback);
+  });
+});
