@@ -19,7 +19,16 @@ import { DirectorySettings, ResourceServiceSettings } from './settings/source.js
 import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
 
 export async function startService(config: ServiceConfig, logDestination?: DestinationStream) {
-  const log = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '***' } }, logDestination);
+  // ISO times and level names: what log stores and people read without a lookup table.
+  const log = pino(
+    {
+      level: config.logLevel,
+      redact: { paths: REDACT_PATHS, censor: '***' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    logDestination,
+  );
   const kc = loadKubeConfig(config.kubeconfig);
   const cluster = new KubeCluster(kc, log.child({ component: 'kube' }));
   const deps: DeploymentDeps = {
