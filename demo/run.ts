@@ -6,7 +6,16 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment } from '../test/env/environment.js';
 import { answerTo, keptnEvent, type KeptnCloudEvent } from '../test/env/keptn.js';
 import { waitUntil } from '../test/env/process.js';
-import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp, type Tool } from '../test/env/sample-app.js';
+import {
+  appFiles,
+  IMAGE,
+  imageInCluster,
+  keptnSecret,
+  settingsYaml,
+  toolObjects,
+  type TestApp,
+  type Tool,
+} from '../test/env/sample-app.js';
 
 const image = process.argv[2] ?? `${IMAGE}:0.2.0`;
 const t0 = Date.now();
@@ -26,20 +35,32 @@ try {
     const name = `podtato-${tool}`;
     const { url, commit } = await env.git.createRepo(name, appFiles(name));
     const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `helloservice-${tool}` };
-    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects(tool, app, env, { automated: tool === 'argocd' })]);
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+      keptnSecret(app, env),
+      ...toolObjects(tool, app, env, { automated: tool === 'argocd' }),
+    ]);
     env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tool, app));
-    console.log(`== ${tool === 'flux' ? 'Flux Kustomization' : 'Argo CD Application'} ${name}: repository ${url}, settings:\n${settingsYaml(tool, app)}`);
-    await waitUntil(`${name} first deployed by ${tool}`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+    console.log(
+      `== ${tool === 'flux' ? 'Flux Kustomization' : 'Argo CD Application'} ${name}: repository ${url}, settings:\n${settingsYaml(tool, app)}`,
+    );
+    await waitUntil(`${name} first deployed by ${tool}`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
+      timeoutMs: 120_000,
+    });
 
     const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
-      project: 'podtato', stage: 'dev', service: app.service,
+      project: 'podtato',
+      stage: 'dev',
+      service: app.service,
       configurationChange: { values: { image } },
       deployment: { deploymentstrategy: 'direct' },
     });
     console.log(`-> publishing on NATS:\n${show(triggered)}`);
     const sent = Date.now();
     await env.controlPlane.publish(triggered);
-    console.log(`<- ${((Date.now() - sent) / 1000).toFixed(1)} s:\n${show(await events.waitFor(answerTo(triggered.id, 'started'), { timeoutMs: 10_000 }))}`);
+    console.log(
+      `<- ${((Date.now() - sent) / 1000).toFixed(1)} s:\n${show(await events.waitFor(answerTo(triggered.id, 'started'), { timeoutMs: 10_000 }))}`,
+    );
     const finished = await events.waitFor(answerTo(triggered.id, 'finished'), { timeoutMs: 600_000 });
     console.log(`<- ${((Date.now() - sent) / 1000).toFixed(1)} s:\n${show(finished)}\n`);
     if (finished.data?.result !== 'pass') failed = true;

@@ -71,7 +71,8 @@ export function loadConfig(env: Env): ServiceConfig {
   const problems: string[] = [];
   const portSetting = (name: string, fallback: number): number => {
     const value = Number(env[name] ?? String(fallback));
-    if (!Number.isInteger(value) || value < 1 || value > 65535) problems.push(`${name} must be a port number, got ${JSON.stringify(env[name])}`);
+    if (!Number.isInteger(value) || value < 1 || value > 65535)
+      problems.push(`${name} must be a port number, got ${JSON.stringify(env[name])}`);
     return value;
   };
   const port = portSetting('PORT', DEFAULT_PORT);
@@ -81,7 +82,9 @@ export function loadConfig(env: Env): ServiceConfig {
   }
   const host = env['HOST'] ?? '127.0.0.1';
   if (!isLoopbackAddress(host)) {
-    problems.push(`HOST must be a loopback address such as 127.0.0.1 or ::1, got ${JSON.stringify(host)}: only the distributor in the same pod may deliver events`);
+    problems.push(
+      `HOST must be a loopback address such as 127.0.0.1 or ::1, got ${JSON.stringify(host)}: only the distributor in the same pod may deliver events`,
+    );
   }
   const healthHost = env['HEALTH_HOST'] ?? '0.0.0.0';
   if (isIP(healthHost) === 0) problems.push(`HEALTH_HOST must be an IP address, got ${JSON.stringify(healthHost)}`);
@@ -92,10 +95,12 @@ export function loadConfig(env: Env): ServiceConfig {
     resourceServiceUrl: env['KEPTN_RESOURCE_SERVICE_URL'] ?? 'http://localhost:8081/resource-service',
   };
   for (const [name, value] of Object.entries(urls)) {
-    if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) problems.push(`${name} must be an http(s) URL, got ${JSON.stringify(value)}`);
+    if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol))
+      problems.push(`${name} must be an http(s) URL, got ${JSON.stringify(value)}`);
   }
   const leaseSeconds = Number(env['LEASE_SECONDS'] ?? '20');
-  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2) problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
+  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2)
+    problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
   const resumeInterval = env['RESUME_INTERVAL'] ?? '10s';
   if (!isDuration(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
@@ -113,7 +118,10 @@ export function loadConfig(env: Env): ServiceConfig {
     ...(env['KUBECONFIG'] ? { kubeconfig: env['KUBECONFIG'] } : {}),
     defaultTimeoutMs: parseDuration(timeout),
     logLevel: env['LOG_LEVEL'] ?? 'info',
-    author: { name: env['GIT_AUTHOR_NAME'] ?? 'Keptn GitOps Service', email: env['GIT_AUTHOR_EMAIL'] ?? 'keptn-gitops-service@keptn.local' },
+    author: {
+      name: env['GIT_AUTHOR_NAME'] ?? 'Keptn GitOps Service',
+      email: env['GIT_AUTHOR_EMAIL'] ?? 'keptn-gitops-service@keptn.local',
+    },
     ...(env['KEPTN_API_TOKEN'] ? { apiToken: env['KEPTN_API_TOKEN'] } : {}),
     stateNamespace: env['STATE_NAMESPACE'] ?? env['POD_NAMESPACE'] ?? 'keptn',
     replicaId: env['REPLICA_ID'] ?? env['POD_NAME'] ?? hostname(),
@@ -123,4 +131,15 @@ export function loadConfig(env: Env): ServiceConfig {
 }
 
 /** Log fields that may carry secrets; pino replaces them. */
-export const REDACT_PATHS = ['apiToken', 'config.apiToken', 'credentials', '*.credentials', 'password', '*.password', 'identity', '*.identity', 'req.headers.authorization', 'req.headers["x-token"]'];
+export const REDACT_PATHS = [
+  'apiToken',
+  'config.apiToken',
+  'credentials',
+  '*.credentials',
+  'password',
+  '*.password',
+  'identity',
+  '*.identity',
+  'req.headers.authorization',
+  'req.headers["x-token"]',
+];

@@ -58,7 +58,12 @@ async function prepare(event: TriggeredEvent<DeploymentTriggeredData>, deps: Dep
   return {
     settings,
     tool,
-    repo: { url: settings.git.url, branch: settings.git.branch, ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}), ...(await credentials(secret, deps)) },
+    repo: {
+      url: settings.git.url,
+      branch: settings.git.branch,
+      ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}),
+      ...(await credentials(secret, deps)),
+    },
     timeoutMs: settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs,
     report: reportFields(event, settings),
   };
@@ -83,8 +88,17 @@ async function changeAndWait(
   } else {
     const made = await change();
     if (!made) return undefined;
-    log.info({ commit: made.commit, created: made.created, reused: made.reused }, made.created ? 'change committed' : 'change already in Git');
-    progress = { commit: made.commit, ownCommit: made.created || made.reused, deadline: (context.acceptedAt ?? Date.now()) + p.timeoutMs, target: p.settings.target, repoUrl: p.settings.git.url };
+    log.info(
+      { commit: made.commit, created: made.created, reused: made.reused },
+      made.created ? 'change committed' : 'change already in Git',
+    );
+    progress = {
+      commit: made.commit,
+      ownCommit: made.created || made.reused,
+      deadline: (context.acceptedAt ?? Date.now()) + p.timeoutMs,
+      target: p.settings.target,
+      repoUrl: p.settings.git.url,
+    };
     await context.checkpoint?.(progress);
   }
   const commit = progress.commit;
@@ -124,21 +138,39 @@ export async function deploy(
   const p = await prepare(event, deps, log);
   const edits = p.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
-  const done = await changeAndWait(event, deps, log, context, p, () =>
-    deps.git.commitImage({
-      repo: p.repo,
-      edits,
-      author: p.settings.git.author ?? deps.author,
-      deploymentId: event.id,
-      message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
-    }),
+  const done = await changeAndWait(
+    event,
+    deps,
+    log,
+    context,
+    p,
+    () =>
+      deps.git.commitImage({
+        repo: p.repo,
+        edits,
+        author: p.settings.git.author ?? deps.author,
+        deploymentId: event.id,
+        message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
+      }),
     { images: edits.map((e) => formatImageRef(e.image)), files: [...new Set(edits.map((e) => e.file))] },
   );
   const { progress, verdict } = done!;
   const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
-    ? { status: 'succeeded', result: 'pass', message: `${images} deployed with ${change}. ${verdict.message}`, gitCommit: progress.commit, ...p.report }
-    : { status: 'succeeded', result: 'fail', message: `${images} not deployed (${change}): ${verdict.message}`, gitCommit: progress.commit, ...p.report };
+    ? {
+        status: 'succeeded',
+        result: 'pass',
+        message: `${images} deployed with ${change}. ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      }
+    : {
+        status: 'succeeded',
+        result: 'fail',
+        message: `${images} not deployed (${change}): ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      };
 }
 
 /**
@@ -160,16 +192,34 @@ export async function rollback(
       deploymentId: event.id,
       match: [`Keptn-Context: ${event.shkeptncontext}`, `Keptn-Stage: ${stage}`, `Keptn-Service: ${service}`],
       // Not `Keptn-Context`: a later roll-back in the same sequence must find the deployment, not this revert.
-      message: (reverted: string) => `keptn: roll back ${service} in ${stage} (revert ${reverted.slice(0, 12)})\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Rollback-Context:')}`,
+      message: (reverted: string) =>
+        `keptn: roll back ${service} in ${stage} (revert ${reverted.slice(0, 12)})\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Rollback-Context:')}`,
     }),
   );
   if (!done) {
-    return { status: 'succeeded', result: 'pass', message: `nothing to roll back: this sequence (${event.shkeptncontext}) made no commit for ${service} in ${stage}`, ...p.report };
+    return {
+      status: 'succeeded',
+      result: 'pass',
+      message: `nothing to roll back: this sequence (${event.shkeptncontext}) made no commit for ${service} in ${stage}`,
+      ...p.report,
+    };
   }
   const { progress, verdict } = done;
   return verdict.state === 'passed'
-    ? { status: 'succeeded', result: 'pass', message: `rolled back with commit ${progress.commit}. ${verdict.message}`, gitCommit: progress.commit, ...p.report }
-    : { status: 'succeeded', result: 'fail', message: `roll-back commit ${progress.commit} not applied: ${verdict.message}`, gitCommit: progress.commit, ...p.report };
+    ? {
+        status: 'succeeded',
+        result: 'pass',
+        message: `rolled back with commit ${progress.commit}. ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      }
+    : {
+        status: 'succeeded',
+        result: 'fail',
+        message: `roll-back commit ${progress.commit} not applied: ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      };
 }
 
 function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRef {
@@ -177,9 +227,13 @@ function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRe
   const values = data.configurationChange?.values;
   const value = isRecord(values) ? values[key] : undefined;
   if (value === undefined) {
-    throw new DeploymentError('MISSING_IMAGE', `configurationChange.values.${key} is missing from the event; trigger the delivery with an image, e.g. keptn trigger delivery --image=<repository>:<tag>`);
+    throw new DeploymentError(
+      'MISSING_IMAGE',
+      `configurationChange.values.${key} is missing from the event; trigger the delivery with an image, e.g. keptn trigger delivery --image=<repository>:<tag>`,
+    );
   }
-  if (typeof value !== 'string') throw new DeploymentError('MISSING_IMAGE', `configurationChange.values.${key} must be an image reference string`);
+  if (typeof value !== 'string')
+    throw new DeploymentError('MISSING_IMAGE', `configurationChange.values.${key} must be an image reference string`);
   try {
     return parseImageRef(value);
   } catch (err: unknown) {
@@ -207,13 +261,20 @@ const METADATA_RETRY = { attempts: 3, baseDelayMs: 200, maxDelayMs: 2_000, retry
 
 async function metadataOf(ref: ObjectRef, deps: DeploymentDeps, purpose: string): Promise<ObjectMetadata> {
   const read = deps.objectMetadata;
-  if (!read) throw new DeploymentError('NO_CLUSTER', `${purpose} needs the grant on ${ref.kind} ${ref.namespace}/${ref.name}, but the service has no Kubernetes access to read it`);
+  if (!read)
+    throw new DeploymentError(
+      'NO_CLUSTER',
+      `${purpose} needs the grant on ${ref.kind} ${ref.namespace}/${ref.name}, but the service has no Kubernetes access to read it`,
+    );
   return retry(METADATA_RETRY, () => read(ref));
 }
 
 function refuseUnlessGranted(decision: GrantDecision, project: string, log: Logger): void {
   if (decision.granted) return;
-  log.warn({ grant: decision.missing.object, annotation: decision.missing.annotation, expected: decision.missing.expected }, 'grant missing; deployment refused');
+  log.warn(
+    { grant: decision.missing.object, annotation: decision.missing.annotation, expected: decision.missing.expected },
+    'grant missing; deployment refused',
+  );
   throw new DeploymentError('GRANT_MISSING', missingGrantMessage(project, decision.missing));
 }
 
@@ -224,7 +285,10 @@ async function grantedSecret(settings: GitOpsSettings, project: string, deps: De
   const secret = { namespace: ref.namespace ?? deps.secretNamespace, name: ref.name };
   const metadata = await metadataOf({ apiVersion: 'v1', kind: 'Secret', ...secret }, deps, 'git.secretRef').catch((err: unknown) => {
     if (err instanceof DeploymentError) throw err;
-    const hint = codeOf(err) === 'FORBIDDEN' ? ': the service may read only the Secrets its RBAC names; bind the Role of the Secret\'s Keptn scope to it (chart value secrets.keptnScopeRoles) or list it in secrets.names' : '';
+    const hint =
+      codeOf(err) === 'FORBIDDEN'
+        ? ": the service may read only the Secrets its RBAC names; bind the Role of the Secret's Keptn scope to it (chart value secrets.keptnScopeRoles) or list it in secrets.names"
+        : '';
     throw new DeploymentError('SECRET_UNAVAILABLE', `cannot read the Git credentials: ${messageOf(err)}${hint}`, { cause: err });
   });
   refuseUnlessGranted(secretGrant({ kind: 'Secret', ...secret, metadata }, project, settings.git.url), project, log);
@@ -234,17 +298,28 @@ async function grantedSecret(settings: GitOpsSettings, project: string, deps: De
 /** Refuses a target (Kustomization, HelmRelease, Application) that is not granted to the project. */
 async function checkTargetGrant(settings: GitOpsSettings, project: string, deps: DeploymentDeps, log: Logger): Promise<void> {
   const { kind, namespace, name } = settings.target;
-  const metadata = await metadataOf({ apiVersion: TARGET_API_VERSIONS[kind], kind, namespace, name }, deps, 'target').catch((err: unknown) => {
-    if (err instanceof DeploymentError) throw err;
-    if (codeOf(err) === 'NOT_FOUND') throw new DeploymentError('NOT_FOUND', `${kind} ${namespace}/${name} not found; check target in the settings`, { cause: err });
-    throw new DeploymentError(codeOf(err) === 'FORBIDDEN' ? 'FORBIDDEN' : 'API_ERROR', `cannot read the grant on ${kind} ${namespace}/${name}: ${messageOf(err)}`, { cause: err });
-  });
+  const metadata = await metadataOf({ apiVersion: TARGET_API_VERSIONS[kind], kind, namespace, name }, deps, 'target').catch(
+    (err: unknown) => {
+      if (err instanceof DeploymentError) throw err;
+      if (codeOf(err) === 'NOT_FOUND')
+        throw new DeploymentError('NOT_FOUND', `${kind} ${namespace}/${name} not found; check target in the settings`, { cause: err });
+      throw new DeploymentError(
+        codeOf(err) === 'FORBIDDEN' ? 'FORBIDDEN' : 'API_ERROR',
+        `cannot read the grant on ${kind} ${namespace}/${name}: ${messageOf(err)}`,
+        { cause: err },
+      );
+    },
+  );
   refuseUnlessGranted(targetGrant({ kind, namespace, name, metadata }, project), project, log);
 }
 
 async function credentials(secret: SecretRef | undefined, deps: DeploymentDeps): Promise<{ credentials?: GitCredentials }> {
   if (!secret) return {};
-  if (!deps.secretData) throw new DeploymentError('NO_CLUSTER', `git.secretRef names Secret ${secret.name}, but the service has no Kubernetes access to read it`);
+  if (!deps.secretData)
+    throw new DeploymentError(
+      'NO_CLUSTER',
+      `git.secretRef names Secret ${secret.name}, but the service has no Kubernetes access to read it`,
+    );
   const data = await deps.secretData(secret.namespace, secret.name).catch((err: unknown) => {
     throw new DeploymentError('SECRET_UNAVAILABLE', `cannot read the Git credentials: ${(err as Error).message}`, { cause: err });
   });

@@ -53,7 +53,11 @@ export interface ServiceErrorOptions {
 export class ServiceError extends Error {
   readonly retryable: boolean;
 
-  constructor(readonly code: ErrorCode, message: string, options: ServiceErrorOptions = {}) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: ServiceErrorOptions = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.retryable = options.retryable ?? false;

@@ -87,7 +87,8 @@ export function gitEndpoint(url: string): GitEndpoint | { problem: string } {
     if (end >= 0 && rest[end] !== '/') return { problem: 'has a query or fragment right after the host' };
     const at = authority.lastIndexOf('@');
     if (at >= 0) {
-      if (name !== 'ssh' || !USER.test(authority.slice(0, at))) return { problem: 'carries user information in a form that is not allowed' };
+      if (name !== 'ssh' || !USER.test(authority.slice(0, at)))
+        return { problem: 'carries user information in a form that is not allowed' };
       authority = authority.slice(at + 1);
     }
     return hostAndPort(authority, defaultPort);
@@ -103,7 +104,8 @@ function hostAndPort(authority: string, defaultPort: number, portAllowed = true)
   const m = /^(\[[^\]]*\]|[^:]*)(?::([^:]*))?$/.exec(lower);
   const host = m?.[1] ?? '';
   const port = m?.[2];
-  if (!HOSTNAME.test(host) && !IPV6.test(host)) return { problem: `has a host (${JSON.stringify(authority.slice(0, 100))}) that is not a plain host name or IP address` };
+  if (!HOSTNAME.test(host) && !IPV6.test(host))
+    return { problem: `has a host (${JSON.stringify(authority.slice(0, 100))}) that is not a plain host name or IP address` };
   if (port !== undefined) {
     if (!portAllowed || !PORT.test(port) || Number(port) < 1 || Number(port) > 65535) return { problem: 'has an invalid port' };
     return { host, port: Number(port) };
@@ -118,7 +120,10 @@ export function formatEndpoint(e: GitEndpoint, defaultPort?: number): string {
 
 /** The entries of a comma-separated annotation (white space around entries ignored; empty entries dropped). */
 export function listOf(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Whether an annotation entry (`host` = any port, `host:port` = that port only) admits the endpoint. */
@@ -152,7 +157,13 @@ function projectGrant(s: GrantSubject, project: string, reason: string): GrantDe
   if (projects.includes(project)) return { granted: true };
   return {
     granted: false,
-    missing: { object: describe(s), annotation: PROJECTS_ANNOTATION, expected: project, reason, fix: annotateCommand(s, PROJECTS_ANNOTATION, projects, project) },
+    missing: {
+      object: describe(s),
+      annotation: PROJECTS_ANNOTATION,
+      expected: project,
+      reason,
+      fix: annotateCommand(s, PROJECTS_ANNOTATION, projects, project),
+    },
   };
 }
 
@@ -168,7 +179,13 @@ export function secretGrant(secret: GrantSubject, project: string, gitUrl: strin
   if ('problem' in endpoint) {
     return {
       granted: false,
-      missing: { object: describe(secret), annotation: GIT_HOSTS_ANNOTATION, expected: 'the host of git.url', reason: `git.url ${endpoint.problem}, so its host cannot be matched against the hosts the Secret's credentials may go to; write it as https://host[:port]/path`, fix: 'correct git.url in the settings' },
+      missing: {
+        object: describe(secret),
+        annotation: GIT_HOSTS_ANNOTATION,
+        expected: 'the host of git.url',
+        reason: `git.url ${endpoint.problem}, so its host cannot be matched against the hosts the Secret's credentials may go to; write it as https://host[:port]/path`,
+        fix: 'correct git.url in the settings',
+      },
     };
   }
   if (hosts.some((h) => hostEntryAdmits(h, endpoint))) return { granted: true };

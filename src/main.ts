@@ -32,8 +32,13 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   const kc = loadKubeConfig(config.kubeconfig);
   const cluster = new KubeCluster(kc, log.child({ component: 'kube' }));
   const deps: DeploymentDeps = {
-    settings: config.configDir ? new DirectorySettings(config.configDir, config.configResource) : new ResourceServiceSettings(config.resourceServiceUrl, config.configResource),
-    git: new GitWorkspace({ root: config.workDir, onDiscard: (url, problem) => log.warn({ repo: safeUrl(url), problem }, 'cached clone failed its checks; made anew') }),
+    settings: config.configDir
+      ? new DirectorySettings(config.configDir, config.configResource)
+      : new ResourceServiceSettings(config.resourceServiceUrl, config.configResource),
+    git: new GitWorkspace({
+      root: config.workDir,
+      onDiscard: (url, problem) => log.warn({ repo: safeUrl(url), problem }, 'cached clone failed its checks; made anew'),
+    }),
     tools: [new FluxTool(cluster), new ArgoCDTool(cluster)],
     secretData: (ns, name) => cluster.secretData(ns, name),
     objectMetadata: (ref) => cluster.objectMetadata(ref),
@@ -43,7 +48,8 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   };
   const runner = new DeploymentRunner({
     sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
-    handle: (event, eventLog, context) => (event.task === 'rollback' ? rollback : deploy)(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, context),
+    handle: (event, eventLog, context) =>
+      (event.task === 'rollback' ? rollback : deploy)(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, context),
     log,
     source: config.serviceName,
     store: new ConfigMapStore(kc, config.stateNamespace),
@@ -64,7 +70,13 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     throw err;
   }
   log.info(
-    { events: `${config.host}:${config.port}`, probes: `${config.healthHost}:${config.healthPort}`, eventUrl: config.eventUrl, settings: config.configDir ?? config.resourceServiceUrl, replica: config.replicaId },
+    {
+      events: `${config.host}:${config.port}`,
+      probes: `${config.healthHost}:${config.healthPort}`,
+      eventUrl: config.eventUrl,
+      settings: config.configDir ?? config.resourceServiceUrl,
+      replica: config.replicaId,
+    },
     'keptn-gitops-service listening',
   );
 

@@ -49,7 +49,9 @@ export function commitOf(revision: string | undefined | null): string | undefine
   if (!revision) return undefined;
   const chart = CHART_FROM_GIT.exec(revision);
   if (chart) return chart[1];
-  const candidate = revision.includes('@sha1:') ? revision.slice(revision.lastIndexOf('@sha1:') + 6) : revision.slice(revision.lastIndexOf('/') + 1);
+  const candidate = revision.includes('@sha1:')
+    ? revision.slice(revision.lastIndexOf('@sha1:') + 6)
+    : revision.slice(revision.lastIndexOf('/') + 1);
   return SHA.test(candidate) ? candidate : undefined;
 }
 

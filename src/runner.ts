@@ -192,7 +192,13 @@ export class DeploymentRunner {
   }
 
   private logFor(event: TriggeredEvent): Logger {
-    return this.opts.log.child({ shkeptncontext: event.shkeptncontext, triggeredid: event.id, project: event.data.project, stage: event.data.stage, service: event.data.service });
+    return this.opts.log.child({
+      shkeptncontext: event.shkeptncontext,
+      triggeredid: event.id,
+      project: event.data.project,
+      stage: event.data.stage,
+      service: event.data.service,
+    });
   }
 
   private async drive(initial: DeploymentRecord): Promise<void> {
@@ -206,7 +212,14 @@ export class DeploymentRunner {
         // If Keptn did not get `.started`, do not deploy; a `.finished` closes the task if it did and is ignored if not.
         const next: DeploymentRecord = delivered
           ? { ...record, phase: 'started' }
-          : { ...record, phase: 'finishing', outcome: errored(event, 'the service could not deliver deployment.started to Keptn, so it did not deploy; trigger the delivery again') };
+          : {
+              ...record,
+              phase: 'finishing',
+              outcome: errored(
+                event,
+                'the service could not deliver deployment.started to Keptn, so it did not deploy; trigger the delivery again',
+              ),
+            };
         // `.started` is out: go on even if the API cannot take the new phase now, or a resume would send it twice.
         record = await this.save(next).catch((err: unknown) => {
           if (err instanceof StoreConflictError) throw err;
@@ -225,7 +238,11 @@ export class DeploymentRunner {
           }
         };
         try {
-          outcome = await this.opts.handle(event, log, { acceptedAt: record.acceptedAt, ...(record.progress ? { progress: record.progress } : {}), checkpoint });
+          outcome = await this.opts.handle(event, log, {
+            acceptedAt: record.acceptedAt,
+            ...(record.progress ? { progress: record.progress } : {}),
+            checkpoint,
+          });
         } catch (err: unknown) {
           log.warn({ err }, 'deployment errored');
           outcome = errored(event, err instanceof Error ? err.message : String(err));
@@ -241,7 +258,10 @@ export class DeploymentRunner {
       if (record.phase === 'finishing' && record.outcome) {
         const final = record.outcome;
         const delivered = await this.deliver(finishedEvent(event, final, { source }), log);
-        log.info({ result: final.result, status: final.status, message: final.message, gitCommit: final.gitCommit, delivered }, 'deployment finished');
+        log.info(
+          { result: final.result, status: final.status, message: final.message, gitCommit: final.gitCommit, delivered },
+          'deployment finished',
+        );
         // Undelivered: the record stays `finishing` and the resume loop sends it again.
         if (delivered) {
           this.delivered.set(event.id, final);
@@ -288,5 +308,8 @@ export class DeploymentRunner {
 
 function bounded(outcome: DeploymentOutcome): DeploymentOutcome {
   if (outcome.message.length <= MAX_MESSAGE_CHARS) return outcome;
-  return { ...outcome, message: `${outcome.message.slice(0, MAX_MESSAGE_CHARS)}… (${outcome.message.length - MAX_MESSAGE_CHARS} more characters)` };
+  return {
+    ...outcome,
+    message: `${outcome.message.slice(0, MAX_MESSAGE_CHARS)}… (${outcome.message.length - MAX_MESSAGE_CHARS} more characters)`,
+  };
 }

@@ -227,6 +227,8 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
 
     const timedOut = () => finish({ state: 'failed', message: spec.timeoutMessage(lastReason) });
     const timer = setTimeout(timedOut, Math.max(0, spec.deadline - Date.now()));
+    // Not const: finish() reads it, and may run while observe() is still subscribing.
+    // eslint-disable-next-line prefer-const
     let unsubscribe: (() => void) | undefined;
     unsubscribe = spec.observe(() => void evaluate());
     if (settled) unsubscribe();

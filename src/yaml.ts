@@ -48,7 +48,7 @@ export function parseYamlData(text: string, maxAliasCount: number): unknown {
   try {
     doc = parseDocument(text, { uniqueKeys: false });
   } catch (err: unknown) {
-    throw new Error(err instanceof RangeError ? 'nested too deeply' : oneLine(err));
+    throw new Error(err instanceof RangeError ? 'nested too deeply' : oneLine(err), { cause: err });
   }
   const error = doc.errors[0];
   if (error) throw new Error(oneLine(error));
@@ -57,7 +57,7 @@ export function parseYamlData(text: string, maxAliasCount: number): unknown {
   try {
     return doc.toJS({ maxAliasCount });
   } catch (err: unknown) {
-    throw new Error(err instanceof RangeError ? 'nested too deeply' : oneLine(err));
+    throw new Error(err instanceof RangeError ? 'nested too deeply' : oneLine(err), { cause: err });
   }
 }
 

@@ -72,14 +72,18 @@ export class RefreshRequest {
   }
 
   observe(app: App): void {
-    if (this.state === 'requested' && !app.metadata.annotations?.[REFRESH] && app.metadata.resourceVersion !== this.before) this.state = 'handled';
+    if (this.state === 'requested' && !app.metadata.annotations?.[REFRESH] && app.metadata.resourceVersion !== this.before)
+      this.state = 'handled';
   }
 }
 
 export class ArgoCDTool implements DeliveryTool {
   readonly kinds = ['Application'] as const;
 
-  constructor(private readonly cluster: Cluster, private readonly clock: () => number = Date.now) {}
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   async deliver(req: DeliveryRequest): Promise<FinalVerdict> {
     const apps = this.cluster.watch<App>(APPLICATIONS);
@@ -137,7 +141,8 @@ export class ArgoCDTool implements DeliveryTool {
         } catch (err: unknown) {
           log.warn({ err }, 'argo cd sync could not be started');
           // Conflicts and API outages that outlasted the retries: the next change of the Application tries again.
-          if (!isRetryableError(err)) syncFailure = `could not start the Argo CD sync of Application ${namespace}/${name}: ${messageOf(err)}`;
+          if (!isRetryableError(err))
+            syncFailure = `could not start the Argo CD sync of Application ${namespace}/${name}: ${messageOf(err)}`;
         }
       },
       evaluate: (expected) => {
@@ -173,10 +178,22 @@ export class ArgoCDTool implements DeliveryTool {
     const project = app.spec.project || 'default';
     const namespace = app.status?.controllerNamespace ?? app.metadata.namespace ?? 'argocd';
     try {
-      const appProject = await this.cluster.readFresh<KubeObject & { spec?: { syncWindows?: SyncWindow[] } }>(APP_PROJECTS, namespace, project);
+      const appProject = await this.cluster.readFresh<KubeObject & { spec?: { syncWindows?: SyncWindow[] } }>(
+        APP_PROJECTS,
+        namespace,
+        project,
+      );
       const windows = appProject.spec?.syncWindows ?? [];
-      const block = blockedUntil(windows, { name: app.metadata.name, destination: app.spec.destination ?? {} }, manual, this.clock(), req.deadline);
-      return block ? `${block.because} in AppProject ${project} blocks ${manual ? 'manual' : 'automated'} syncs until after the deadline` : undefined;
+      const block = blockedUntil(
+        windows,
+        { name: app.metadata.name, destination: app.spec.destination ?? {} },
+        manual,
+        this.clock(),
+        req.deadline,
+      );
+      return block
+        ? `${block.because} in AppProject ${project} blocks ${manual ? 'manual' : 'automated'} syncs until after the deadline`
+        : undefined;
     } catch (err: unknown) {
       req.log.warn({ err, project }, 'argo cd project not readable; sync windows not checked');
       return undefined;
@@ -214,7 +231,10 @@ export class DegradedClock {
   private since: number | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly graceMs: number, private readonly clock: () => number) {}
+  constructor(
+    private readonly graceMs: number,
+    private readonly clock: () => number,
+  ) {}
 
   private spell: string | undefined;
 

@@ -93,7 +93,14 @@ export const DEFAULT_DEGRADED_GRACE_MS = 60_000;
 /** Normalise a Git URL for comparison: scheme-less, no credentials, no `.git`, no trailing slash, lower case host. */
 export function sameRepo(a: string, b: string): boolean {
   const norm = (u: string) =>
-    u.trim().replace(/^[a-z+]+:\/\//i, '').replace(/^[^@/]+@/, '').replace(/\.git\/?$/, '').replace(/\/+$/, '').replace(':', '/').toLowerCase();
+    u
+      .trim()
+      .replace(/^[a-z+]+:\/\//i, '')
+      .replace(/^[^@/]+@/, '')
+      .replace(/\.git\/?$/, '')
+      .replace(/\/+$/, '')
+      .replace(':', '/')
+      .toLowerCase();
   return norm(a) === norm(b);
 }
 
@@ -140,13 +147,16 @@ export function trackedSource(app: Application, repoUrl: string, branch: string)
   const ours = sourcesOf(app)
     .map((source, index) => ({ index, revision: source.targetRevision?.trim() || 'HEAD', source }))
     .filter((s) => !s.source.chart && sameRepo(s.source.repoURL, repoUrl));
-  if (ours.length === 0) return { problem: `${appName(app)} does not read the GitOps repository ${repoUrl}; check git.url in the settings` };
+  if (ours.length === 0)
+    return { problem: `${appName(app)} does not read the GitOps repository ${repoUrl}; check git.url in the settings` };
   const onBranch = ours.find((s) => s.revision === branch || s.revision === `refs/heads/${branch}`);
   if (onBranch) return { index: onBranch.index, tracksHead: false };
   const head = ours.find((s) => s.revision === 'HEAD');
   if (head) return { index: head.index, tracksHead: true };
   const tracked = [...new Set(ours.map((s) => s.revision))].join(', ');
-  return { problem: `${appName(app)} tracks ${tracked}, not branch ${branch}: it never deploys our commit; point its targetRevision at ${branch} or git.branch at what it tracks` };
+  return {
+    problem: `${appName(app)} tracks ${tracked}, not branch ${branch}: it never deploys our commit; point its targetRevision at ${branch} or git.branch at what it tracks`,
+  };
 }
 
 interface LooseImage {
@@ -203,18 +213,32 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
   const comparedRevision = revisionOfSource(status.sync?.revision, status.sync?.revisions, index, multi);
   const synced = commitOf(comparedRevision);
   const syncedRel = synced ? expected.relation(synced) : undefined;
-  if (synced && syncedRel === 'unknown') return { state: 'pending', reason: `learning how ${synced} relates to our commit`, unknownRevision: synced };
+  if (synced && syncedRel === 'unknown')
+    return { state: 'pending', reason: `learning how ${synced} relates to our commit`, unknownRevision: synced };
   const oursCompared = syncedRel !== undefined && contains(syncedRel);
 
-  const opRevision = commitOf(revisionOfSource(op?.syncResult?.revision ?? op?.operation?.sync?.revision, op?.syncResult?.revisions ?? op?.operation?.sync?.revisions, index, multi));
+  const opRevision = commitOf(
+    revisionOfSource(
+      op?.syncResult?.revision ?? op?.operation?.sync?.revision,
+      op?.syncResult?.revisions ?? op?.operation?.sync?.revisions,
+      index,
+      multi,
+    ),
+  );
   const opRel = opRevision ? expected.relation(opRevision) : undefined;
-  if (opRevision && opRel === 'unknown') return { state: 'pending', reason: `learning how ${opRevision} relates to our commit`, unknownRevision: opRevision };
+  if (opRevision && opRel === 'unknown')
+    return { state: 'pending', reason: `learning how ${opRevision} relates to our commit`, unknownRevision: opRevision };
   const ourOperation =
-    (expected.operationTag !== undefined && op?.operation?.info?.some((i) => i.name === OPERATION_INFO_KEY && i.value === expected.operationTag)) ||
+    (expected.operationTag !== undefined &&
+      op?.operation?.info?.some((i) => i.name === OPERATION_INFO_KEY && i.value === expected.operationTag)) ||
     (opRel !== undefined && contains(opRel));
 
   if (ourOperation && (op?.phase === 'Failed' || op?.phase === 'Error')) {
-    return { state: 'failed', message: `Argo CD sync of ${appName(app)} ${op.phase === 'Error' ? 'errored' : 'failed'}: ${op.message ?? ''}`.trim(), ...(opRevision ? { revision: opRevision } : {}) };
+    return {
+      state: 'failed',
+      message: `Argo CD sync of ${appName(app)} ${op.phase === 'Error' ? 'errored' : 'failed'}: ${op.message ?? ''}`.trim(),
+      ...(opRevision ? { revision: opRevision } : {}),
+    };
   }
 
   // When manifests cannot be generated Argo CD reports the branch (`main`), not a commit, as the compared revision;
@@ -224,7 +248,11 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
     const at = synced ?? comparedRevision ?? 'our revision';
     if (isTransportError(comparison)) {
       // A hard refresh skips Argo CD's grace period for repository errors, so one failed fetch shows at once.
-      if (expected.retryRefresh !== 'handled') return { state: 'pending', reason: `Argo CD could not reach the repository for ${appName(app)} (${comparison}); retrying with a normal refresh` };
+      if (expected.retryRefresh !== 'handled')
+        return {
+          state: 'pending',
+          reason: `Argo CD could not reach the repository for ${appName(app)} (${comparison}); retrying with a normal refresh`,
+        };
       return { state: 'failed', message: `Argo CD still cannot compare ${appName(app)} at ${at} after a retry: ${comparison}` };
     }
     return { state: 'failed', message: `Argo CD cannot compare ${appName(app)} at ${at}: ${comparison}` };
@@ -233,17 +261,30 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
   if (!oursCompared) {
     // HEAD is resolved by Argo CD: once it compared after our refresh, a HEAD without our commit is another branch.
     if (expected.trackedHead && expected.hardRefresh === 'handled' && synced && syncedRel === 'unrelated') {
-      return { state: 'failed', message: `${appName(app)} tracks HEAD, which resolves to ${synced.slice(0, 12)}, not to branch ${expected.branch ?? 'of our commit'}: it never deploys our commit` };
+      return {
+        state: 'failed',
+        message: `${appName(app)} tracks HEAD, which resolves to ${synced.slice(0, 12)}, not to branch ${expected.branch ?? 'of our commit'}: it never deploys our commit`,
+      };
     }
-    return { state: 'pending', reason: `${appName(app)} compares ${synced?.slice(0, 12) ?? 'no revision'} so far; waiting for a refresh to see our commit` };
+    return {
+      state: 'pending',
+      reason: `${appName(app)} compares ${synced?.slice(0, 12) ?? 'no revision'} so far; waiting for a refresh to see our commit`,
+    };
   }
-  const windowClosed = expected.syncBlocked ? `Argo CD cannot sync ${appName(app)} before the deadline: ${expected.syncBlocked}` : undefined;
+  const windowClosed = expected.syncBlocked
+    ? `Argo CD cannot sync ${appName(app)} before the deadline: ${expected.syncBlocked}`
+    : undefined;
   if (op?.phase === 'Running' || op?.phase === 'Terminating') {
     // controller/sync.go SyncAppState: a running operation waits with this message while a window blocks it.
-    if (windowClosed && op.message?.includes('blocked by sync window')) return { state: 'failed', message: windowClosed, revision: synced! };
+    if (windowClosed && op.message?.includes('blocked by sync window'))
+      return { state: 'failed', message: windowClosed, revision: synced! };
     return { state: 'pending', reason: `Argo CD is syncing ${appName(app)}: ${op.message ?? op.phase}` };
   }
-  if (app.operation) return { state: 'pending', reason: `${appName(app)} has a sync operation queued${ourOperation ? '' : ' that is not ours; ours starts after it'}` };
+  if (app.operation)
+    return {
+      state: 'pending',
+      reason: `${appName(app)} has a sync operation queued${ourOperation ? '' : ' that is not ours; ours starts after it'}`,
+    };
 
   if (status.sync?.status !== 'Synced') {
     const stuck = pruneOnly(app, expected, Boolean(ourOperation && op?.phase === 'Succeeded'));
@@ -262,14 +303,24 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
   if (health === 'Suspended') {
     const verdict = expected.suspended ?? 'fail';
     // Paused on purpose: the new Pods may not exist yet, so the image applied by our sync counts as well.
-    if (verdict === 'pass') return runningOurImage(app, expected, synced!, 'Suspended (argocd.suspended: pass)', ourOperation ? appliedImages(app) : []);
+    if (verdict === 'pass')
+      return runningOurImage(app, expected, synced!, 'Suspended (argocd.suspended: pass)', ourOperation ? appliedImages(app) : []);
     if (verdict === 'fail') {
-      const paused = (status.resources ?? []).filter((r) => r.health?.status === 'Suspended').map((r) => `${resourceName(r)}${r.health?.message ? ` (${r.health.message})` : ''}`);
+      const paused = (status.resources ?? [])
+        .filter((r) => r.health?.status === 'Suspended')
+        .map((r) => `${resourceName(r)}${r.health?.message ? ` (${r.health.message})` : ''}`);
       const why = paused.length ? `: ${paused.join(', ')}` : status.health?.message ? `: ${status.health.message}` : '';
-      return { state: 'failed', message: `${appName(app)} is Suspended at ${synced}${why}; it does not resume on its own (set argocd.suspended to pass or wait if it is paused on purpose)`, revision: synced! };
+      return {
+        state: 'failed',
+        message: `${appName(app)} is Suspended at ${synced}${why}; it does not resume on its own (set argocd.suspended to pass or wait if it is paused on purpose)`,
+        revision: synced!,
+      };
     }
   }
-  return { state: 'pending', reason: `${appName(app)} is ${health ?? 'of unknown health'} at ${synced}${status.health?.message ? `: ${status.health.message}` : ''}` };
+  return {
+    state: 'pending',
+    reason: `${appName(app)} is ${health ?? 'of unknown health'} at ${synced}${status.health?.message ? `: ${status.health.message}` : ''}`,
+  };
 }
 
 /**
@@ -290,10 +341,13 @@ function pruneOnly(app: Application, expected: ArgoExpectation, ourSyncDone: boo
 function carriersOfOurImage(app: Application, expected: ArgoExpectation, ourOperation: boolean): ResourceRef[] {
   const written = expected.images ?? [];
   if (!ourOperation || written.length === 0) return [];
-  return (app.status?.operationState?.syncResult?.resources ?? []).filter((r) => r.images?.some((i) => written.some((w) => sameImage(w, i))));
+  return (app.status?.operationState?.syncResult?.resources ?? []).filter((r) =>
+    r.images?.some((i) => written.some((w) => sameImage(w, i))),
+  );
 }
 
-const sameResource = (a: ResourceRef, b: ResourceRef) => a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '') && (a.group ?? '') === (b.group ?? '');
+const sameResource = (a: ResourceRef, b: ResourceRef) =>
+  a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '') && (a.group ?? '') === (b.group ?? '');
 
 /**
  * Degraded during a normal rollout (an autoscaler without metrics yet, KEDA objects) may clear by itself; the
@@ -306,17 +360,29 @@ function degraded(app: Application, expected: ArgoExpectation, synced: string, o
   const describe = (r: (typeof degradedResources)[number]) => `${resourceName(r)}${r.health?.message ? ` (${r.health.message})` : ''}`;
   const ours = degradedResources.filter((r) => carriers.some((c) => sameResource(c, r)));
   if (ours.length > 0) {
-    return { state: 'failed', message: `${appName(app)} is Degraded at ${synced}: ${ours.map(describe).join(', ')}, which runs the image we wrote, is Degraded`, revision: synced };
+    return {
+      state: 'failed',
+      message: `${appName(app)} is Degraded at ${synced}: ${ours.map(describe).join(', ')}, which runs the image we wrote, is Degraded`,
+      revision: synced,
+    };
   }
-  const which = degradedResources.length > 0
-    ? degradedResources.map(describe).join(', ')
-    : `${app.status?.health?.message ?? (app.status?.resourceHealthSource === 'appTree' ? 'the Application does not say which resource (Argo CD keeps resource health in its resource tree unless controller.resource.health.persist is true)' : 'Argo CD does not say which resource')}${carriers.length ? `; our image runs in ${carriers.map(resourceName).join(', ')}` : ''}`;
+  const which =
+    degradedResources.length > 0
+      ? degradedResources.map(describe).join(', ')
+      : `${app.status?.health?.message ?? (app.status?.resourceHealthSource === 'appTree' ? 'the Application does not say which resource (Argo CD keeps resource health in its resource tree unless controller.resource.health.persist is true)' : 'Argo CD does not say which resource')}${carriers.length ? `; our image runs in ${carriers.map(resourceName).join(', ')}` : ''}`;
   const grace = expected.degradedGraceMs ?? DEFAULT_DEGRADED_GRACE_MS;
   const lasted = expected.degradedForMs ?? 0;
   if (lasted >= grace) {
-    return { state: 'failed', message: `${appName(app)} has been Degraded at ${synced} for ${Math.round(lasted / 1000)} s: ${which}`, revision: synced };
+    return {
+      state: 'failed',
+      message: `${appName(app)} has been Degraded at ${synced} for ${Math.round(lasted / 1000)} s: ${which}`,
+      revision: synced,
+    };
   }
-  return { state: 'pending', reason: `${appName(app)} is Degraded at ${synced} (${which}); allowing up to ${Math.round(grace / 1000)} s for a rollout to settle` };
+  return {
+    state: 'pending',
+    reason: `${appName(app)} is Degraded at ${synced} (${which}); allowing up to ${Math.round(grace / 1000)} s for a rollout to settle`,
+  };
 }
 
 /** The images of the resources our sync applied (the manifests, not the Pods). */
@@ -328,10 +394,13 @@ function appliedImages(app: Application): string[] {
 function runningOurImage(app: Application, expected: ArgoExpectation, synced: string, health: string, applied: string[] = []): Verdict {
   const running = app.status?.summary?.images ?? [];
   const missing = (expected.images ?? []).filter((w) => ![...running, ...applied].some((r) => sameImage(w, r)));
-  if (missing.length === 0) return { state: 'passed', message: `Argo CD synced ${appName(app)} to ${synced} and it is ${health}`, revision: synced };
+  if (missing.length === 0)
+    return { state: 'passed', message: `Argo CD synced ${appName(app)} to ${synced} and it is ${health}`, revision: synced };
   const source = sourcesOf(app)[expected.sourceIndex];
   const where = source ? `${source.repoURL}${source.path ? ` path ${source.path}` : ''}` : 'its source';
-  const files = expected.files?.length ? `the file${expected.files.length > 1 ? 's' : ''} ${expected.files.join(', ')}` : 'the file we edited';
+  const files = expected.files?.length
+    ? `the file${expected.files.length > 1 ? 's' : ''} ${expected.files.join(', ')}`
+    : 'the file we edited';
   return {
     state: 'failed',
     message: `${appName(app)} is synced to ${synced} and ${health}, but runs ${running.length ? running.join(', ') : 'no image'}, not ${missing.join(', ')}: ${files} ${expected.files && expected.files.length > 1 ? 'are' : 'is'} not what it deploys (it reads ${where}); check images[].file in the settings`,

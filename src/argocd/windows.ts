@@ -45,7 +45,11 @@ function globMatch(pattern: string, value: string): boolean {
     } else if (c === '{') {
       const end = pattern.indexOf('}', i + 1);
       if (end < 0) return pattern === value;
-      re += `(?:${pattern.slice(i + 1, end).split(',').map(escape).join('|')})`;
+      re += `(?:${pattern
+        .slice(i + 1, end)
+        .split(',')
+        .map(escape)
+        .join('|')})`;
       i = end;
     } else re += escape(c);
   }
@@ -129,7 +133,8 @@ export function cronSchedule(schedule: string): ((at: Date) => boolean) | undefi
   ];
   if (!minute || !hour || !dom || !month || !dow) return undefined;
   return (at) => {
-    if (!minute.values.has(at.getUTCMinutes()) || !hour.values.has(at.getUTCHours()) || !month.values.has(at.getUTCMonth() + 1)) return false;
+    if (!minute.values.has(at.getUTCMinutes()) || !hour.values.has(at.getUTCHours()) || !month.values.has(at.getUTCMonth() + 1))
+      return false;
     const byDom = dom.values.has(at.getUTCDate());
     const byDow = dow.values.has(at.getUTCDay());
     return dom.star || dow.star ? byDom && byDow : byDom || byDow;
@@ -140,7 +145,16 @@ export function cronSchedule(schedule: string): ((at: Date) => boolean) | undefi
 function zoneOffsetMs(timeZone: string | undefined, at: number): number {
   if (!timeZone) return 0;
   try {
-    const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(at);
+    const parts = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    }).formatToParts(at);
     const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
     return Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second')) - Math.floor(at / 1000) * 1000;
   } catch {
@@ -185,7 +199,13 @@ export interface WindowBlock {
  * Whether the windows keep a sync (`manual`: started by us, not by automated sync) from running at every minute
  * between now and the deadline. Undefined when a sync can run at some point, or when a window cannot be read.
  */
-export function blockedUntil(windows: readonly SyncWindow[], app: WindowedApp, manual: boolean, now: number, deadline: number): WindowBlock | undefined {
+export function blockedUntil(
+  windows: readonly SyncWindow[],
+  app: WindowedApp,
+  manual: boolean,
+  now: number,
+  deadline: number,
+): WindowBlock | undefined {
   const applying = matchingWindows(windows, app);
   if (applying.length === 0 || deadline <= now) return undefined;
   const from = Math.floor(now / MINUTE) * MINUTE;
@@ -203,7 +223,9 @@ export function blockedUntil(windows: readonly SyncWindow[], app: WindowedApp, m
   const denies = applying.filter((w) => w.kind === 'deny');
   const allows = applying.filter((w) => w.kind === 'allow');
   const describe = (w: SyncWindow) => `${w.kind} "${w.schedule}" for ${w.duration}${w.timeZone ? ` (${w.timeZone})` : ''}`;
-  const because = denies.length ? `sync window ${denies.map(describe).join(', ')}` : `no allow window (${allows.map(describe).join(', ')}) opens`;
+  const because = denies.length
+    ? `sync window ${denies.map(describe).join(', ')}`
+    : `no allow window (${allows.map(describe).join(', ')}) opens`;
   return { because };
 }
 

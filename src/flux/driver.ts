@@ -9,7 +9,19 @@ import { untilSynced, type KubeObject, type ResourceKind, type SharedWatch } fro
 import type { Verdict } from '../readiness.js';
 import type { DeliveryRequest, DeliveryTool } from '../tool.js';
 import { waitForVerdict, waitingFor, type FinalVerdict } from '../wait.js';
-import { checkGitRepositoryRef, evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, objectName, sameRepository, specMayCarryImage, type Clock, type FluxObject, type FluxView, type HelmReleaseContext } from './evaluate.js';
+import {
+  checkGitRepositoryRef,
+  evaluateGitRepository,
+  evaluateHelmRelease,
+  evaluateKustomization,
+  objectName,
+  sameRepository,
+  specMayCarryImage,
+  type Clock,
+  type FluxObject,
+  type FluxView,
+  type HelmReleaseContext,
+} from './evaluate.js';
 import type { WorkloadKind } from './inventory.js';
 
 export const KUSTOMIZATIONS = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' };
@@ -27,7 +39,11 @@ const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 /** Labels kustomize-controller puts on every object it applies. */
 const MANAGER_NAME = 'kustomize.toolkit.fluxcd.io/name';
 const MANAGER_NAMESPACE = 'kustomize.toolkit.fluxcd.io/namespace';
-const API_VERSION = { Kustomization: 'kustomize.toolkit.fluxcd.io/v1', HelmRelease: 'helm.toolkit.fluxcd.io/v2', GitRepository: 'source.toolkit.fluxcd.io/v1' };
+const API_VERSION = {
+  Kustomization: 'kustomize.toolkit.fluxcd.io/v1',
+  HelmRelease: 'helm.toolkit.fluxcd.io/v2',
+  GitRepository: 'source.toolkit.fluxcd.io/v1',
+};
 
 type Obj = FluxObject & KubeObject;
 
@@ -47,9 +63,15 @@ export class FluxTool implements DeliveryTool {
     const sources = this.cluster.watch<Obj>(GITREPOSITORIES);
     const releases = kind === 'HelmRelease' ? this.cluster.watch<Obj>(HELMRELEASES) : undefined;
     const charts = kind === 'HelmRelease' ? this.cluster.watch<Obj>(HELMCHARTS) : undefined;
-    const workloads = Object.fromEntries(Object.entries(WORKLOADS).map(([k, resource]) => [k, this.cluster.watch<WorkloadObject & KubeObject>(resource)])) as Record<WorkloadKind, SharedWatch<WorkloadObject & KubeObject>>;
+    const workloads = Object.fromEntries(
+      Object.entries(WORKLOADS).map(([k, resource]) => [k, this.cluster.watch<WorkloadObject & KubeObject>(resource)]),
+    ) as Record<WorkloadKind, SharedWatch<WorkloadObject & KubeObject>>;
     const all = [kustomizations, sources, releases, charts, ...Object.values(workloads)].filter((w) => w !== undefined);
-    await untilSynced(Promise.all(all.map((w) => w.synced)).then(() => undefined), req.deadline, 'Flux objects and workloads');
+    await untilSynced(
+      Promise.all(all.map((w) => w.synced)).then(() => undefined),
+      req.deadline,
+      'Flux objects and workloads',
+    );
 
     const { namespace, name } = req.target;
     const targets = kind === 'HelmRelease' ? releases! : kustomizations;
@@ -65,19 +87,31 @@ export class FluxTool implements DeliveryTool {
       const repo = ref?.kind === 'GitRepository' ? sources.get(ref.namespace ?? obj?.metadata.namespace ?? '', ref.name) : undefined;
       return typeof repo?.spec?.['url'] === 'string' && sameRepository(repo.spec['url'], req.repoUrl);
     };
-    const managerRef = labelledManager && readsOurs(labelledManager) && (kind === 'HelmRelease' || specMayCarryImage(target)) ? labelled : undefined;
+    const managerRef =
+      labelledManager && readsOurs(labelledManager) && (kind === 'HelmRelease' || specMayCarryImage(target)) ? labelled : undefined;
     const manager = managerRef ? labelledManager : undefined;
 
     // The sources our commit travels through: the manager's, the target's own, and a chart's GitRepository.
-    const chartSource = kind === 'HelmRelease' ? (target.spec?.['chart'] as { spec?: { sourceRef?: { kind: string; name: string; namespace?: string } } } | undefined)?.spec?.sourceRef : undefined;
+    const chartSource =
+      kind === 'HelmRelease'
+        ? (target.spec?.['chart'] as { spec?: { sourceRef?: { kind: string; name: string; namespace?: string } } } | undefined)?.spec
+            ?.sourceRef
+        : undefined;
     const appliers = [manager, kind === 'Kustomization' ? target : undefined].filter((o): o is Obj => o !== undefined);
     if (appliers.length === 0 && chartSource?.kind !== 'GitRepository') {
-      return { state: 'failed', message: `HelmRelease ${namespace}/${name} reads its chart from a ${chartSource?.kind ?? 'missing'} source and no Kustomization applies it; only GitRepository sources can be followed to a commit` };
+      return {
+        state: 'failed',
+        message: `HelmRelease ${namespace}/${name} reads its chart from a ${chartSource?.kind ?? 'missing'} source and no Kustomization applies it; only GitRepository sources can be followed to a commit`,
+      };
     }
     const followed: Ref[] = [];
     for (const applier of appliers) {
       const ref = applier.spec?.sourceRef;
-      if (ref?.kind !== 'GitRepository') return { state: 'failed', message: `${objectName(applier)} reads from a ${ref?.kind ?? 'missing'} source; only GitRepository sources can be followed to a commit` };
+      if (ref?.kind !== 'GitRepository')
+        return {
+          state: 'failed',
+          message: `${objectName(applier)} reads from a ${ref?.kind ?? 'missing'} source; only GitRepository sources can be followed to a commit`,
+        };
       addRef(followed, { namespace: ref.namespace ?? applier.metadata.namespace ?? namespace, name: ref.name });
     }
     let chartFromOurRepo = false;
@@ -156,7 +190,8 @@ export class FluxTool implements DeliveryTool {
         const now = targets.get(namespace, name);
         if (!now) return { state: 'failed', message: `${kind} ${namespace}/${name} was deleted` };
         const currentManager = managerRef && kustomizations.get(managerRef.namespace, managerRef.name);
-        if (managerRef && !currentManager) return { state: 'failed', message: `Kustomization ${managerRef.namespace}/${managerRef.name} was deleted` };
+        if (managerRef && !currentManager)
+          return { state: 'failed', message: `Kustomization ${managerRef.namespace}/${managerRef.name} was deleted` };
         const ctx: HelmReleaseContext = {
           view,
           images: req.images,
@@ -167,7 +202,11 @@ export class FluxTool implements DeliveryTool {
           ...(requestedAfterApply ? { requestedAfterApply } : {}),
           ...(startGeneration !== undefined ? { startGeneration } : {}),
         };
-        if (currentManager && !managerApplied && evaluateKustomization(currentManager, expected, { ...ctx, images: [], manager: undefined }).state === 'passed') {
+        if (
+          currentManager &&
+          !managerApplied &&
+          evaluateKustomization(currentManager, expected, { ...ctx, images: [], manager: undefined }).state === 'passed'
+        ) {
           managerApplied = true;
           // react() writes the request; run the waiter once more so it does.
           if (onChange) queueMicrotask(onChange);

@@ -25,7 +25,13 @@ import { carriesOtherImages, imagesOf, inventoryRefs, isWorkload, sameImage, typ
 export interface FluxObject {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace?: string; generation?: number; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: { suspend?: boolean; sourceRef?: { kind: string; name: string; namespace?: string }; [k: string]: unknown };
   status?: {
     observedGeneration?: number;
@@ -82,11 +88,31 @@ export interface HelmReleaseContext extends RuleContext {
 export const IMAGE_SETTLE_MS = 10_000;
 
 /** Ready=False reasons of a Kustomization that mean "not done yet", not "failed". */
-const KUSTOMIZATION_NOT_YET = new Set(['Progressing', 'ProgressingWithRetry', 'DependencyNotReady', 'ReconciliationInProgress', 'HealthCheckCanceled', 'ArtifactFailed', 'SourceNotReady']);
+const KUSTOMIZATION_NOT_YET = new Set([
+  'Progressing',
+  'ProgressingWithRetry',
+  'DependencyNotReady',
+  'ReconciliationInProgress',
+  'HealthCheckCanceled',
+  'ArtifactFailed',
+  'SourceNotReady',
+]);
 /** Stalled reasons set before any revision is attempted: nothing changes them but a new spec. */
 const STALLED_BEFORE_ATTEMPT = new Set(['InvalidCELExpression', 'AccessDenied', 'FeatureGateDisabled']);
 /** helm-controller Ready=False reasons that end a release attempt (retries aside, see below). */
-const HELM_FAILED = new Set(['InstallFailed', 'UpgradeFailed', 'TestFailed', 'RollbackSucceeded', 'RollbackFailed', 'UninstallSucceeded', 'UninstallFailed', 'RetriesExceeded', 'MissingRollbackTarget', 'InitFailed', 'GetLastReleaseFailed']);
+const HELM_FAILED = new Set([
+  'InstallFailed',
+  'UpgradeFailed',
+  'TestFailed',
+  'RollbackSucceeded',
+  'RollbackFailed',
+  'UninstallSucceeded',
+  'UninstallFailed',
+  'RetriesExceeded',
+  'MissingRollbackTarget',
+  'InitFailed',
+  'GetLastReleaseFailed',
+]);
 /** helm-controller Ready=False reasons from its own configuration, independent of any revision. */
 const HELM_CONFIG_ERRORS = new Set(['ChartMutateError', 'RESTClientError', 'ResourceManagerError', 'FactoryError']);
 
@@ -103,7 +129,9 @@ function short(sha: string | undefined): string {
 }
 
 function suspended(obj: FluxObject): Verdict | undefined {
-  return obj.spec?.suspend ? { state: 'failed', message: `${objectName(obj)} is suspended (spec.suspend: true); resume it to deploy` } : undefined;
+  return obj.spec?.suspend
+    ? { state: 'failed', message: `${objectName(obj)} is suspended (spec.suspend: true); resume it to deploy` }
+    : undefined;
 }
 
 /** The Ready condition, and whether it describes the current spec. */
@@ -134,7 +162,8 @@ export function handledSince(handled: string | undefined, requested: string | un
 /** Asks the waiter about the first revision it cannot place yet. */
 function askAbout(expected: Expectation, ...shas: Array<string | undefined>): Verdict | undefined {
   for (const sha of shas) {
-    if (sha && expected.relation(sha) === 'unknown') return { state: 'pending', reason: `learning how ${sha} relates to our commit`, unknownRevision: sha };
+    if (sha && expected.relation(sha) === 'unknown')
+      return { state: 'pending', reason: `learning how ${sha} relates to our commit`, unknownRevision: sha };
   }
   return undefined;
 }
@@ -148,7 +177,12 @@ function reconciledAfterApply(obj: FluxObject, ctx: RuleContext): boolean {
   if (handledSince(obj.status?.lastHandledReconcileAt, ctx.requestedAfterApply)) return true;
   const generation = obj.metadata.generation;
   // The manager changed the spec after we started (our commit did) and the controller attempted that spec.
-  return ctx.startGeneration !== undefined && generation !== undefined && generation > ctx.startGeneration && obj.status?.lastAttemptedGeneration === generation;
+  return (
+    ctx.startGeneration !== undefined &&
+    generation !== undefined &&
+    generation > ctx.startGeneration &&
+    obj.status?.lastAttemptedGeneration === generation
+  );
 }
 
 /**
@@ -168,7 +202,8 @@ export function evaluateKustomization(obj: FluxObject, expected: Expectation, ct
   if (ctx.manager) {
     const upstream = evaluateKustomization(ctx.manager, expected, { ...ctx, images: [], manager: undefined }, depth + 1);
     if (upstream.state === 'failed' || (upstream.state === 'pending' && upstream.unknownRevision)) return upstream;
-    if (upstream.state === 'pending') return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager)}: ${upstream.reason}` };
+    if (upstream.state === 'pending')
+      return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager)}: ${upstream.reason}` };
   }
   const { ready, current } = readyAtGeneration(obj);
   const applied = commitOf(obj.status?.lastAppliedRevision);
@@ -186,17 +221,30 @@ export function evaluateKustomization(obj: FluxObject, expected: Expectation, ct
     return { state: 'failed', message: `${objectName(obj)} is stalled before it could try our commit: ${conditionText(stall)}` };
   }
   if (appliedOurs && current && ready?.status === 'True' && !reconciling) {
-    if (!atOurSpec) return { state: 'pending', reason: `${objectName(obj)} applied ${short(applied)}, but has not reconciled since ${objectName(ctx.manager!)} applied our commit` };
+    if (!atOurSpec)
+      return {
+        state: 'pending',
+        reason: `${objectName(obj)} applied ${short(applied)}, but has not reconciled since ${objectName(ctx.manager!)} applied our commit`,
+      };
     const healthChecked = obj.spec?.['wait'] === true || ((obj.spec?.['healthChecks'] as unknown[] | undefined)?.length ?? 0) > 0;
     const where = typeof obj.spec?.['path'] === 'string' ? `spec.path ${String(obj.spec['path'])}` : 'its path';
     const rollout = checkInventory(obj, obj.status?.inventory, { healthChecked, why: 'spec.wait is off', where, revision: applied! }, ctx);
     if (rollout) return rollout;
-    return { state: 'passed', message: `Flux applied ${objectName(obj)} at ${applied}: ${conditionText(ready)}${healthChecked ? '' : '; its workloads rolled out'}`, revision: applied! };
+    return {
+      state: 'passed',
+      message: `Flux applied ${objectName(obj)} at ${applied}: ${conditionText(ready)}${healthChecked ? '' : '; its workloads rolled out'}`,
+      revision: applied!,
+    };
   }
   if (attemptedOurs && atOurSpec) {
-    if (stall) return { state: 'failed', message: `${objectName(obj)} is stalled at ${attempted}: ${conditionText(stall)}`, revision: attempted! };
+    if (stall)
+      return { state: 'failed', message: `${objectName(obj)} is stalled at ${attempted}: ${conditionText(stall)}`, revision: attempted! };
     if (current && ready?.status === 'False' && !KUSTOMIZATION_NOT_YET.has(ready.reason ?? '')) {
-      return { state: 'failed', message: `Flux could not apply ${objectName(obj)} at ${attempted}: ${conditionText(ready)}`, revision: attempted! };
+      return {
+        state: 'failed',
+        message: `Flux could not apply ${objectName(obj)} at ${attempted}: ${conditionText(ready)}`,
+        revision: attempted!,
+      };
     }
   }
   if (current && ready?.status === 'False' && ready.reason === 'DependencyNotReady' && depth < 3) {
@@ -213,9 +261,18 @@ function failedDependency(obj: FluxObject, expected: Expectation, ctx: RuleConte
   for (const dep of deps) {
     const other = ctx.view.kustomization(dep.namespace ?? obj.metadata.namespace ?? '', dep.name);
     if (!other) continue;
-    const verdict = evaluateKustomization(other, expected, { ...ctx, images: [], manager: undefined, requestedAfterApply: undefined, startGeneration: undefined }, depth + 1);
+    const verdict = evaluateKustomization(
+      other,
+      expected,
+      { ...ctx, images: [], manager: undefined, requestedAfterApply: undefined, startGeneration: undefined },
+      depth + 1,
+    );
     if (verdict.state === 'pending' && verdict.unknownRevision) return verdict;
-    if (verdict.state === 'failed') return { state: 'failed', message: `${objectName(obj)} waits for its dependency ${objectName(other)}, which failed: ${verdict.message}` };
+    if (verdict.state === 'failed')
+      return {
+        state: 'failed',
+        message: `${objectName(obj)} waits for its dependency ${objectName(other)}, which failed: ${verdict.message}`,
+      };
   }
   return undefined;
 }
@@ -241,7 +298,11 @@ function checkInventory(owner: FluxObject, inventory: Inventory | undefined, che
   const seen: Array<{ ref: InventoryRef; obj: WorkloadObject }> = [];
   for (const ref of workloads) {
     const obj = ctx.view.workload(ref);
-    if (!obj) return { state: 'pending', reason: `${objectName(owner)} applied ${short(check.revision)}; waiting to see its ${ref.kind} ${ref.namespace}/${ref.name}` };
+    if (!obj)
+      return {
+        state: 'pending',
+        reason: `${objectName(owner)} applied ${short(check.revision)}; waiting to see its ${ref.kind} ${ref.namespace}/${ref.name}`,
+      };
     seen.push({ ref, obj });
   }
 
@@ -252,7 +313,11 @@ function checkInventory(owner: FluxObject, inventory: Inventory | undefined, che
       const key = `${objectName(owner)}@${check.revision}: ${missing.join(',')}`;
       const settledAt = ctx.clock.since(key) + IMAGE_SETTLE_MS;
       if (ctx.clock.now < settledAt) {
-        return { state: 'pending', reason: `${objectName(owner)} applied ${short(check.revision)}; no workload runs ${missing.join(', ')} yet`, recheckAt: settledAt };
+        return {
+          state: 'pending',
+          reason: `${objectName(owner)} applied ${short(check.revision)}; no workload runs ${missing.join(', ')} yet`,
+          recheckAt: settledAt,
+        };
       }
       const running = [...new Set(seen.flatMap(({ obj }) => imagesOf(obj)))].join(', ');
       const files = ctx.files?.length ? `the file we edited (${ctx.files.join(', ')})` : 'the file we edited';
@@ -268,9 +333,17 @@ function checkInventory(owner: FluxObject, inventory: Inventory | undefined, che
     for (const { ref, obj } of seen) {
       const rollout = rolloutOf({ ...obj, kind: ref.kind });
       const what = `${ref.kind} ${ref.namespace}/${ref.name}`;
-      if (rollout.status === 'Failed') return { state: 'failed', message: `${objectName(owner)} applied ${check.revision}, but ${what} failed to roll out: ${rollout.message}`, revision: check.revision };
+      if (rollout.status === 'Failed')
+        return {
+          state: 'failed',
+          message: `${objectName(owner)} applied ${check.revision}, but ${what} failed to roll out: ${rollout.message}`,
+          revision: check.revision,
+        };
       if (rollout.status !== 'Current') {
-        return { state: 'pending', reason: `${objectName(owner)} applied ${short(check.revision)} without checking health (${check.why}); ${what} is rolling out: ${rollout.message}` };
+        return {
+          state: 'pending',
+          reason: `${objectName(owner)} applied ${short(check.revision)} without checking health (${check.why}); ${what} is rolling out: ${rollout.message}`,
+        };
       }
     }
   }
@@ -323,17 +396,28 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
   const actedOnOurs = ctx.manager ? reconciledAfterApply(obj, ctx) : chartOurs;
   const reconciling = isTrue(obj, 'Reconciling');
   if (actedOnOurs) {
-    if (stall) return { state: 'failed', message: `${objectName(obj)} failed: ${conditionText(ready?.status === 'False' ? ready : stall)} (${conditionText(stall)})` };
+    if (stall)
+      return {
+        state: 'failed',
+        message: `${objectName(obj)} failed: ${conditionText(ready?.status === 'False' ? ready : stall)} (${conditionText(stall)})`,
+      };
     if (current && ready?.status === 'False' && HELM_FAILED.has(ready.reason ?? '')) {
-      if (reconciling) return { state: 'pending', reason: `${objectName(obj)}: helm-controller will retry (${conditionText(reconciling)}); last attempt ${conditionText(ready)}` };
+      if (reconciling)
+        return {
+          state: 'pending',
+          reason: `${objectName(obj)}: helm-controller will retry (${conditionText(reconciling)}); last attempt ${conditionText(ready)}`,
+        };
       return { state: 'failed', message: `${objectName(obj)} failed: ${conditionText(ready)}` };
     }
   }
   // The manager's health check failing on this release says less than the release's own failure above.
   if (upstream?.state === 'failed') return upstream;
-  if (upstream?.state === 'pending') return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager!)}: ${upstream.reason}` };
+  if (upstream?.state === 'pending')
+    return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager!)}: ${upstream.reason}` };
 
-  const sawOurs = ctx.manager ? handledSince(obj.status?.lastHandledReconcileAt, ctx.requestedAfterApply) && (!ctx.chartFromOurRepo || !revisionStrategy || chartOurs) : chartOurs;
+  const sawOurs = ctx.manager
+    ? handledSince(obj.status?.lastHandledReconcileAt, ctx.requestedAfterApply) && (!ctx.chartFromOurRepo || !revisionStrategy || chartOurs)
+    : chartOurs;
   if (!sawOurs) {
     const waiting = ctx.manager
       ? ctx.chartFromOurRepo && revisionStrategy && !chartOurs
@@ -343,10 +427,18 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
     return { state: 'pending', reason: `${objectName(obj)} ${waiting}; ${conditionText(ready)}` };
   }
   if (current && ready?.status === 'True' && !reconciling) {
-    const revision = (ctx.manager ? commitOf(ctx.manager.status?.lastAppliedRevision) : commitOf(obj.status?.lastAttemptedRevision)) ?? expected.commit;
-    const disableWait = ['install', 'upgrade'].some((action) => (obj.spec?.[action] as { disableWait?: boolean } | undefined)?.disableWait === true);
+    const revision =
+      (ctx.manager ? commitOf(ctx.manager.status?.lastAppliedRevision) : commitOf(obj.status?.lastAttemptedRevision)) ?? expected.commit;
+    const disableWait = ['install', 'upgrade'].some(
+      (action) => (obj.spec?.[action] as { disableWait?: boolean } | undefined)?.disableWait === true,
+    );
     const chart = (obj.spec?.['chart'] as { spec?: { chart?: string } } | undefined)?.spec?.chart;
-    const rollout = checkInventory(obj, obj.status?.inventory, { healthChecked: !disableWait, why: 'disableWait is set', where: `chart ${chart ?? '(chartRef)'} and its values`, revision }, ctx);
+    const rollout = checkInventory(
+      obj,
+      obj.status?.inventory,
+      { healthChecked: !disableWait, why: 'disableWait is set', where: `chart ${chart ?? '(chartRef)'} and its values`, revision },
+      ctx,
+    );
     if (rollout) return rollout;
     return { state: 'passed', message: `${objectName(obj)} is ready: ${conditionText(ready)}`, revision };
   }
@@ -364,7 +456,11 @@ function failedChartBuild(obj: FluxObject, expected: Expectation, ctx: RuleConte
   const ask = askAbout(expected, sha);
   if (ask) return ask;
   if (!ours(expected, sha)) return undefined;
-  return { state: 'failed', message: `HelmChart ${namespace}/${name} could not be built at ${sha}: ${conditionText(failure)}`, revision: sha! };
+  return {
+    state: 'failed',
+    message: `HelmChart ${namespace}/${name} could not be built at ${sha}: ${conditionText(failure)}`,
+    revision: sha!,
+  };
 }
 
 export interface SourceWanted {
@@ -380,7 +476,10 @@ export interface SourceWanted {
 export function checkGitRepositoryRef(obj: FluxObject, wanted: SourceWanted): Verdict | undefined {
   const url = obj.spec?.['url'];
   if (typeof url === 'string' && !sameRepository(url, wanted.repoUrl)) {
-    return { state: 'failed', message: `${objectName(obj)} reads ${url}, not our repository ${wanted.repoUrl}; point the settings' git.url or target at the same repository` };
+    return {
+      state: 'failed',
+      message: `${objectName(obj)} reads ${url}, not our repository ${wanted.repoUrl}; point the settings' git.url or target at the same repository`,
+    };
   }
   const ref = (obj.spec?.['ref'] as { branch?: string; tag?: string; semver?: string; name?: string; commit?: string } | undefined) ?? {};
   const tracks = ref.commit
@@ -396,7 +495,8 @@ export function checkGitRepositoryRef(obj: FluxObject, wanted: SourceWanted): Ve
           : (ref.branch ?? 'master') === wanted.branch
             ? undefined
             : `branch ${ref.branch ?? 'master'}`;
-  if (tracks) return { state: 'failed', message: `${objectName(obj)} tracks ${tracks}, not branch ${wanted.branch}: it will never pick our commit` };
+  if (tracks)
+    return { state: 'failed', message: `${objectName(obj)} tracks ${tracks}, not branch ${wanted.branch}: it will never pick our commit` };
   return undefined;
 }
 
@@ -429,17 +529,22 @@ export function evaluateGitRepository(obj: FluxObject, requestedAt: string | und
   if (stop) return stop;
   if (!handledSince(obj.status?.lastHandledReconcileAt, requestedAt)) return undefined;
   const verified = findCondition(obj.status?.conditions, 'SourceVerified');
-  if (verified?.status === 'False') return { state: 'failed', message: `${objectName(obj)} could not verify the signature of our commit: ${conditionText(verified)}` };
+  if (verified?.status === 'False')
+    return { state: 'failed', message: `${objectName(obj)} could not verify the signature of our commit: ${conditionText(verified)}` };
   const ready = findCondition(obj.status?.conditions, 'Ready');
   const fetchFailed = isTrue(obj, 'FetchFailed');
-  if (fetchFailed && ready?.status === 'False') return { state: 'failed', message: `Flux cannot fetch from ${objectName(obj)}: ${conditionText(fetchFailed)}` };
+  if (fetchFailed && ready?.status === 'False')
+    return { state: 'failed', message: `Flux cannot fetch from ${objectName(obj)}: ${conditionText(fetchFailed)}` };
   const { current } = readyAtGeneration(obj);
   const artifact = commitOf(obj.status?.artifact?.revision);
   if (current && ready?.status === 'True' && artifact) {
     const ask = askAbout(expected, artifact);
     if (ask) return ask;
     if (!ours(expected, artifact)) {
-      return { state: 'failed', message: `${objectName(obj)} fetched ${obj.status?.artifact?.revision} after our request, which does not contain our commit ${expected.commit}` };
+      return {
+        state: 'failed',
+        message: `${objectName(obj)} fetched ${obj.status?.artifact?.revision} after our request, which does not contain our commit ${expected.commit}`,
+      };
     }
   }
   return undefined;

@@ -55,7 +55,11 @@ export class KubeCluster implements Cluster {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
 
-  constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly watchOptions: WatchOptions = {}) {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly log: Logger,
+    private readonly watchOptions: WatchOptions = {},
+  ) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
@@ -108,7 +112,13 @@ export class KubeCluster implements Cluster {
     }
   }
 
-  async mergePatchAt(kind: ResourceKind, namespace: string, name: string, resourceVersion: string, patch: Record<string, unknown>): Promise<void> {
+  async mergePatchAt(
+    kind: ResourceKind,
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    patch: Record<string, unknown>,
+  ): Promise<void> {
     const metadata = { ...(patch['metadata'] as Record<string, unknown> | undefined), resourceVersion };
     try {
       await this.custom.patchNamespacedCustomObject(
@@ -117,12 +127,16 @@ export class KubeCluster implements Cluster {
       );
     } catch (err: unknown) {
       throw writeError(err, `${kind.plural}.${kind.group} ${namespace}/${name}`);
-      }
     }
+  }
 
   async objectMetadata(ref: ObjectRef): Promise<ObjectMetadata> {
     try {
-      const obj = await this.objects.read({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } });
+      const obj = await this.objects.read({
+        apiVersion: ref.apiVersion,
+        kind: ref.kind,
+        metadata: { name: ref.name, namespace: ref.namespace },
+      });
       return { labels: { ...obj.metadata?.labels }, annotations: { ...obj.metadata?.annotations } };
     } catch (err: unknown) {
       throw apiError(err, `${ref.kind} ${ref.namespace}/${ref.name}`);
@@ -142,7 +156,11 @@ function apiError(err: unknown, what: string): ClusterError {
   const code = (err as { code?: number } | undefined)?.code;
   if (code === 404) return new ClusterError('NOT_FOUND', `${what} not found`, { cause: err });
   if (code === 403) return new ClusterError('FORBIDDEN', `not allowed to access ${what}; check the service account's RBAC`, { cause: err });
-  return new ClusterError('API_ERROR', `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return new ClusterError(
+    'API_ERROR',
+    `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
 }
 
 /** For read-then-write: a conflict or a server or network failure is worth another read; 403/404 are not. */
@@ -151,5 +169,9 @@ function writeError(err: unknown, what: string): ClusterError {
   if (code === 409) return new ClusterError('STATE_CONFLICT', `${what} changed while we wrote it`, { cause: err, retryable: true });
   if (code === 404 || code === 403) return apiError(err, what);
   const retryable = code === undefined || code === 429 || code >= 500;
-  return new ClusterError('API_ERROR', `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`, { cause: err, retryable });
+  return new ClusterError(
+    'API_ERROR',
+    `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`,
+    { cause: err, retryable },
+  );
 }

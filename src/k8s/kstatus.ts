@@ -74,7 +74,8 @@ function deploymentRollout(obj: WorkloadObject): Rollout {
   let available = false;
   for (const c of obj.status?.conditions ?? []) {
     if (c.type === 'Progressing') {
-      if (c.reason === 'ProgressDeadlineExceeded') return { status: 'Failed', message: `progress deadline exceeded: ${c.message ?? ''}`.trim() };
+      if (c.reason === 'ProgressDeadlineExceeded')
+        return { status: 'Failed', message: `progress deadline exceeded: ${c.message ?? ''}`.trim() };
       if (c.status === 'True' && c.reason === 'NewReplicaSetAvailable') progressing = true;
     }
     if (c.type === 'Available' && c.status === 'True') available = true;
@@ -96,7 +97,8 @@ function deploymentRollout(obj: WorkloadObject): Rollout {
 }
 
 function statefulSetRollout(obj: WorkloadObject): Rollout {
-  if (obj.spec?.updateStrategy?.type === 'OnDelete') return { status: 'Current', message: 'OnDelete update strategy: pods change only when deleted' };
+  if (obj.spec?.updateStrategy?.type === 'OnDelete')
+    return { status: 'Current', message: 'OnDelete update strategy: pods change only when deleted' };
   const spec = obj.spec?.replicas ?? 1;
   const s = obj.status ?? {};
   const replicas = s.replicas ?? 0;
@@ -117,7 +119,8 @@ function statefulSetRollout(obj: WorkloadObject): Rollout {
 }
 
 function daemonSetRollout(obj: WorkloadObject): Rollout {
-  if (obj.metadata.generation === undefined || obj.status?.observedGeneration === undefined) return inProgress('generation not observed yet');
+  if (obj.metadata.generation === undefined || obj.status?.observedGeneration === undefined)
+    return inProgress('generation not observed yet');
   const s = obj.status;
   const desired = s.desiredNumberScheduled;
   if (desired === undefined) return inProgress('no desiredNumberScheduled yet');

@@ -75,7 +75,8 @@ function specVersionProblem(headers: Record<string, string>, raw: string): strin
     return missingAttributes((name) => parsed[name]);
   }
   const header = headers['ce-specversion'];
-  if (header === undefined) return 'not a CloudEvent: send content-type application/cloudevents+json (structured mode) or ce-* headers (binary mode)';
+  if (header === undefined)
+    return 'not a CloudEvent: send content-type application/cloudevents+json (structured mode) or ce-* headers (binary mode)';
   if (header !== '1.0') return 'not a CloudEvent: ce-specversion must be "1.0"';
   return missingAttributes((name) => headers[`ce-${name}`]);
 }
@@ -83,13 +84,16 @@ function specVersionProblem(headers: Record<string, string>, raw: string): strin
 /** The SDK would invent an `id` or `source` that is missing; de-duplication and replies need the sender's own. */
 function missingAttributes(get: (name: string) => unknown): string | undefined {
   const missing = ['id', 'source', 'type'].filter((name) => typeof get(name) !== 'string' || get(name) === '');
-  return missing.length ? `not a CloudEvent: required attribute${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing or not a string` : undefined;
+  return missing.length
+    ? `not a CloudEvent: required attribute${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing or not a string`
+    : undefined;
 }
 
 function sdkErrorText(err: unknown): string {
   if (err && typeof err === 'object' && 'errors' in err && Array.isArray((err as { errors: unknown[] }).errors)) {
-    const details = (err as { errors: Array<{ instancePath?: string; message?: string }> }).errors
-      .map((e) => `${e.instancePath || 'event'} ${e.message ?? ''}`.trim());
+    const details = (err as { errors: Array<{ instancePath?: string; message?: string }> }).errors.map((e) =>
+      `${e.instancePath || 'event'} ${e.message ?? ''}`.trim(),
+    );
     if (details.length) return details.join('; ');
   }
   return err instanceof Error ? err.message : String(err);
@@ -130,7 +134,8 @@ export function classify(ce: CloudEventV1<unknown>): ParseOutcome {
   }
   const size = Buffer.byteLength(JSON.stringify(data));
   // A malformed event is 400 whatever its size; 413 says only that a good one cannot be kept.
-  if (size > MAX_DATA_BYTES && !problems.length) return { kind: 'too-large', reason: `event data is ${size} bytes; at most ${MAX_DATA_BYTES} can be recorded` };
+  if (size > MAX_DATA_BYTES && !problems.length)
+    return { kind: 'too-large', reason: `event data is ${size} bytes; at most ${MAX_DATA_BYTES} can be recorded` };
   for (const field of ['project', 'stage', 'service'] as const) {
     const value = data[field];
     if (typeof value !== 'string' || value === '') problems.push(`data.${field} is required`);

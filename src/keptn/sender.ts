@@ -72,7 +72,9 @@ export class HttpEventSink implements EventSink {
     if (status >= 200 && status < 300) return;
     if (status >= 300 && status < 400) {
       const where = originOf(location);
-      throw new EventDeliveryError(`${what}: it answered HTTP ${status} with a redirect to ${where}, which is not followed; set KEPTN_EVENT_URL to the final address`);
+      throw new EventDeliveryError(
+        `${what}: it answered HTTP ${status} with a redirect to ${where}, which is not followed; set KEPTN_EVENT_URL to the final address`,
+      );
     }
     // A 4xx other than 408/429 will not get better by asking again.
     const retryable = status >= 500 || status === 408 || status === 429;

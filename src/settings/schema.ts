@@ -76,7 +76,11 @@ export const settingsSchema = {
           description: 'https://, http://, ssh:// or scp-like user@host:path URL of the GitOps repository, without credentials',
           maxLength: 2048,
         },
-        branch: { type: 'string', pattern: '^(?!-)(?!.*\\.\\.)[A-Za-z0-9._/-]{1,200}$', description: 'branch that the GitOps tool follows' },
+        branch: {
+          type: 'string',
+          pattern: '^(?!-)(?!.*\\.\\.)[A-Za-z0-9._/-]{1,200}$',
+          description: 'branch that the GitOps tool follows',
+        },
         secretRef: {
           type: 'object',
           additionalProperties: false,
@@ -111,7 +115,11 @@ export const settingsSchema = {
           yamlPath: { type: 'string', minLength: 1, description: 'dot path of the value to set, e.g. spec.values.image.tag' },
           part: { enum: ['ref', 'name', 'tag', 'digest'], description: 'with yamlPath: which part of the image to write; default "ref"' },
           document: { type: 'integer', minimum: 0, description: 'with yamlPath: index of the YAML document in the file; default 0' },
-          imagePolicy: { type: 'string', pattern: `^[a-z0-9-]+:[a-z0-9-.]+$`, description: 'namespace:name of the Flux ImagePolicy marker to update' },
+          imagePolicy: {
+            type: 'string',
+            pattern: `^[a-z0-9-]+:[a-z0-9-.]+$`,
+            description: 'namespace:name of the Flux ImagePolicy marker to update',
+          },
         },
         oneOf: [{ required: ['kustomizeImage'] }, { required: ['yamlPath'] }, { required: ['imagePolicy'] }],
       },
@@ -134,12 +142,14 @@ export const settingsSchema = {
       properties: {
         suspended: {
           enum: [...SUSPENDED_VERDICTS],
-          description: 'health Suspended at our commit: fail at once (default), pass (paused on purpose), or wait for it to resume until the timeout',
+          description:
+            'health Suspended at our commit: fail at once (default), pass (paused on purpose), or wait for it to resume until the timeout',
         },
         degradedGrace: {
           type: 'string',
           pattern: DURATION_PATTERN,
-          description: 'how long Degraded may last (e.g. an autoscaler without metrics yet) when the workload running our image is not Degraded itself; default 60s',
+          description:
+            'how long Degraded may last (e.g. an autoscaler without metrics yet) when the workload running our image is not Degraded itself; default 60s',
         },
       },
     },
@@ -169,7 +179,10 @@ function shorten(text: string, max: number): string {
 export class SettingsError extends ServiceError {
   readonly problems: string[];
 
-  constructor(readonly where: string, problems: string[]) {
+  constructor(
+    readonly where: string,
+    problems: string[],
+  ) {
     const shown = problems.slice(0, MAX_PROBLEMS).map((p) => shorten(p, MAX_PROBLEM_CHARS));
     if (problems.length > MAX_PROBLEMS) shown.push(`and ${problems.length - MAX_PROBLEMS} more`);
     super('INVALID_SETTINGS', `${shorten(where, MAX_PROBLEM_CHARS)} is not valid: ${shown.join('; ')}`);
@@ -209,7 +222,8 @@ function semanticProblems(s: GitOpsSettings): string[] {
   s.images.forEach((w, i) => {
     const file = repoPathProblem(w.file);
     if (file) problems.push(`images.${i}.file: ${file}`);
-    if ((w.part !== undefined || w.document !== undefined) && w.yamlPath === undefined) problems.push(`images.${i}: part and document go with yamlPath`);
+    if ((w.part !== undefined || w.document !== undefined) && w.yamlPath === undefined)
+      problems.push(`images.${i}: part and document go with yamlPath`);
   });
   if (s.timeout !== undefined && parseDuration(s.timeout) > 24 * 3600_000) problems.push('timeout: at most 24h');
   if (s.argocd && s.target.kind !== 'Application') problems.push('argocd: only for target.kind Application');
@@ -229,9 +243,11 @@ export function gitUrlProblem(url: string): string | undefined {
     } catch {
       return 'is not a valid URL';
     }
-    if (parsed.password || (scheme !== 'ssh' && parsed.username)) return 'must not carry credentials; put them in the Secret named by git.secretRef';
+    if (parsed.password || (scheme !== 'ssh' && parsed.username))
+      return 'must not carry credentials; put them in the Secret named by git.secretRef';
     // Forges accept tokens as query parameters (?private_token=, ?access_token=); a Git remote needs none.
-    if (parsed.search || parsed.hash || url.includes('?') || url.includes('#')) return 'must not carry a query string or fragment (tokens go in the Secret named by git.secretRef)';
+    if (parsed.search || parsed.hash || url.includes('?') || url.includes('#'))
+      return 'must not carry a query string or fragment (tokens go in the Secret named by git.secretRef)';
     if (!parsed.hostname) return 'has no host';
     return undefined;
   }

@@ -126,7 +126,10 @@ export class ResourceServiceSettings implements SettingsSource {
 
 /** `<dir>/<project>/<stage>/<service>/<uri>`, then `<dir>/<project>/<stage>/<uri>`, then `<dir>/<project>/<uri>`. */
 export class DirectorySettings implements SettingsSource {
-  constructor(private readonly dir: string, private readonly resourceUri = DEFAULT_RESOURCE_URI) {}
+  constructor(
+    private readonly dir: string,
+    private readonly resourceUri = DEFAULT_RESOURCE_URI,
+  ) {}
 
   /** A directory has no versions: `version` is ignored and the files as they are now are read. */
   async load(scope: Scope, _version?: string): Promise<LoadedSettings> {

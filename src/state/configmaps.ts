@@ -8,7 +8,9 @@ import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client
 import { RecordTooLargeError, StoreConflictError, StoreUnavailableError, type DeploymentRecord, type StateStore } from './record.js';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' };
-const SELECTOR = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(',');
+const SELECTOR = Object.entries(MANAGED_BY)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(',');
 
 /**
  * A ConfigMap holds at most 1 MiB of data: ValidateConfigMap (kubernetes/kubernetes pkg/apis/core/validation) sums
@@ -24,7 +26,10 @@ export function recordName(eventId: string): string {
 export class ConfigMapStore implements StateStore {
   private readonly api: CoreV1Api;
 
-  constructor(kc: KubeConfig, private readonly namespace: string) {
+  constructor(
+    kc: KubeConfig,
+    private readonly namespace: string,
+  ) {
     this.api = kc.makeApiClient(CoreV1Api);
   }
 
@@ -45,7 +50,8 @@ export class ConfigMapStore implements StateStore {
       const saved = await this.api.replaceNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id), body });
       return { ...record, version: saved.metadata?.resourceVersion ?? '' };
     } catch (err: unknown) {
-      if (statusOf(err) === 409 || statusOf(err) === 404) throw new StoreConflictError(`record ${record.event.id} changed meanwhile`, { cause: err });
+      if (statusOf(err) === 409 || statusOf(err) === 404)
+        throw new StoreConflictError(`record ${record.event.id} changed meanwhile`, { cause: err });
       throw storeError('save the deployment', err);
     }
   }
@@ -81,7 +87,8 @@ export class ConfigMapStore implements StateStore {
     const { version, ...rest } = record;
     const text = JSON.stringify(rest);
     const size = Buffer.byteLength(text);
-    if (size > MAX_RECORD_BYTES) throw new RecordTooLargeError(`the deployment record would be ${size} bytes; a ConfigMap holds at most ${MAX_RECORD_BYTES}`);
+    if (size > MAX_RECORD_BYTES)
+      throw new RecordTooLargeError(`the deployment record would be ${size} bytes; a ConfigMap holds at most ${MAX_RECORD_BYTES}`);
     return {
       apiVersion: 'v1',
       kind: 'ConfigMap',

@@ -14,13 +14,21 @@ export interface ReplicaRegistry {
 }
 
 export function leaseName(identity: string): string {
-  return `keptn-gitops-replica-${identity.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40)}`;
+  return `keptn-gitops-replica-${identity
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 40)}`;
 }
 
 export class LeaseRegistry implements ReplicaRegistry {
   private readonly api: CoordinationV1Api;
 
-  constructor(kc: KubeConfig, private readonly namespace: string, readonly identity: string, private readonly leaseSeconds = 20) {
+  constructor(
+    kc: KubeConfig,
+    private readonly namespace: string,
+    readonly identity: string,
+    private readonly leaseSeconds = 20,
+  ) {
     this.api = kc.makeApiClient(CoordinationV1Api);
   }
 
@@ -73,7 +81,10 @@ function leaseError(what: string, err: unknown): StoreUnavailableError {
   const status = statusOf(err);
   // A conflict on renewal is the next heartbeat's to solve; an unanswered call may pass too.
   const retryable = status === undefined || status >= 500 || status === 409 || status === 429;
-  return new StoreUnavailableError(`cannot ${what} in Kubernetes: ${status !== undefined ? `HTTP ${status}` : err instanceof Error ? err.message : String(err)}`, { cause: err, retryable });
+  return new StoreUnavailableError(
+    `cannot ${what} in Kubernetes: ${status !== undefined ? `HTTP ${status}` : err instanceof Error ? err.message : String(err)}`,
+    { cause: err, retryable },
+  );
 }
 
 /** One replica, always alive: for unit tests and single-process runs. */

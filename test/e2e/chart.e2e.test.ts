@@ -3,7 +3,14 @@
 // "restricted" included), install and upgrade until the Deployment is Available (kwok runs the pods), and the
 // kubelet's runAsNonRoot rule on what was rendered and applied, which neither admission nor kwok enforces.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { PatchStrategy, type KubernetesObject, type V1Deployment, type V1EnvVar, type V1Pod, type V1PodSpec } from '@kubernetes/client-node';
+import {
+  PatchStrategy,
+  type KubernetesObject,
+  type V1Deployment,
+  type V1EnvVar,
+  type V1Pod,
+  type V1PodSpec,
+} from '@kubernetes/client-node';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,22 +37,54 @@ const VALUE_SETS: Record<string, Values> = {
       keptnApiEndpoint: 'https://keptn.example.com/api',
       sslVerify: false,
       pollingInterval: 5,
-      oauth: { clientId: 'gitops', clientSecretName: 'keptn-oauth', discovery: 'https://idp.example.com/.well-known/openid-configuration', scopes: 'keptn:events,keptn:resources' },
+      oauth: {
+        clientId: 'gitops',
+        clientSecretName: 'keptn-oauth',
+        discovery: 'https://idp.example.com/.well-known/openid-configuration',
+        scopes: 'keptn:events,keptn:resources',
+      },
     },
   },
   customised: {
     replicas: 2,
     fullnameOverride: 'gitops-team-a',
     image: { tag: '0.1.0', digest: `sha256:${'ab'.repeat(32)}` },
-    distributor: { projectFilter: 'podtato', stageFilter: 'dev,prod', registration: false, extraEnv: [{ name: 'API_PROXY_HTTP_TIMEOUT', value: '60' }] },
-    extraEnv: [{ name: 'LEASE_SECONDS', value: '30' }, { name: 'GIT_AUTHOR_NAME', value: 'Team A' }],
+    distributor: {
+      projectFilter: 'podtato',
+      stageFilter: 'dev,prod',
+      registration: false,
+      extraEnv: [{ name: 'API_PROXY_HTTP_TIMEOUT', value: '60' }],
+    },
+    extraEnv: [
+      { name: 'LEASE_SECONDS', value: '30' },
+      { name: 'GIT_AUTHOR_NAME', value: 'Team A' },
+    ],
     podAnnotations: { 'prometheus.io/scrape': 'true' },
     podLabels: { team: 'a' },
     deploymentAnnotations: { 'team.example.com/owner': 'a' },
     nodeSelector: { 'kubernetes.io/os': 'linux' },
     tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'keptn', effect: 'NoSchedule' }],
-    affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/instance': 'team-a' } } } }] } },
-    topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { 'app.kubernetes.io/instance': 'team-a' } } }],
+    affinity: {
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          {
+            weight: 100,
+            podAffinityTerm: {
+              topologyKey: 'kubernetes.io/hostname',
+              labelSelector: { matchLabels: { 'app.kubernetes.io/instance': 'team-a' } },
+            },
+          },
+        ],
+      },
+    },
+    topologySpreadConstraints: [
+      {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { 'app.kubernetes.io/instance': 'team-a' } },
+      },
+    ],
     gitCacheSizeLimit: '',
   },
 };
@@ -60,7 +99,10 @@ let chartVersion: string;
 /** The last USER of the repository's Dockerfile: what the service image runs as when the chart does not say. */
 async function dockerfileUser(): Promise<string> {
   const lines = (await readFile(join(CHART_DIR, '..', 'Dockerfile'), 'utf8')).split('\n');
-  const user = lines.map((l) => /^USER\s+(\S+)/.exec(l.trim())?.[1]).filter((u): u is string => u !== undefined).pop();
+  const user = lines
+    .map((l) => /^USER\s+(\S+)/.exec(l.trim())?.[1])
+    .filter((u): u is string => u !== undefined)
+    .pop();
   if (!user) throw new Error('the Dockerfile sets no USER');
   return user;
 }
@@ -77,15 +119,28 @@ async function explain<T>(what: string, work: () => Promise<T>): Promise<T> {
     return await work();
   } catch (err: unknown) {
     const body = (err as { body?: unknown }).body;
-    throw new Error(`${what}: ${typeof body === 'string' ? body : JSON.stringify(body ?? String(err))}`);
+    throw new Error(`${what}: ${typeof body === 'string' ? body : JSON.stringify(body ?? String(err))}`, { cause: err });
   }
 }
 
 /** A namespace whose pods must meet Pod Security "restricted", as a careful platform team would run Keptn's. */
 async function restrictedNamespace(name: string): Promise<void> {
-  await cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } } as KubernetesObject]);
+  await cluster.apply([
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name,
+        labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' },
+      },
+    } as KubernetesObject,
+  ]);
   // Pods need the namespace's `default` ServiceAccount, which the controller-manager makes a moment later.
-  await waitUntil(`ServiceAccount ${name}/default`, async () => (await cluster.read('v1', 'ServiceAccount', name, 'default')).metadata?.name, { timeoutMs: 30_000 });
+  await waitUntil(
+    `ServiceAccount ${name}/default`,
+    async () => (await cluster.read('v1', 'ServiceAccount', name, 'default')).metadata?.name,
+    { timeoutMs: 30_000 },
+  );
 }
 
 function namespaced(obj: KubernetesObject, namespace: string): KubernetesObject {
@@ -130,16 +185,23 @@ describe('helm lint --strict and the values checks', () => {
   });
 
   it.each<[string, Values, string]>([
-    ['a remote plane without the token Secret', { distributor: { keptnApiEndpoint: 'https://keptn.example.com/api', keptnApiTokenSecret: '' } }, 'keptnApiTokenSecret'],
+    [
+      'a remote plane without the token Secret',
+      { distributor: { keptnApiEndpoint: 'https://keptn.example.com/api', keptnApiTokenSecret: '' } },
+      'keptnApiTokenSecret',
+    ],
     ['OAuth without the client secret', { distributor: { oauth: { clientId: 'gitops' } } }, 'clientSecretName'],
     ['an existing ServiceAccount without its name', { serviceAccount: { create: false } }, 'serviceAccount/name'],
     ['a misspelt value', { replica: 2 }, 'replica'],
     ['a preStop as long as the grace period', { distributor: { preStopSeconds: 30 }, terminationGracePeriodSeconds: 30 }, 'preStopSeconds'],
-  // Rendered as install and upgrade render: lint only logs a template's `fail` and `required` (helm.sh/helm/v3
-  // pkg/engine/engine.go, LintMode), the schema it does check.
+    // Rendered as install and upgrade render: lint only logs a template's `fail` and `required` (helm.sh/helm/v3
+    // pkg/engine/engine.go, LintMode), the schema it does check.
   ])('refuses %s', async (_name, values, mentioned) => {
     const file = await helm.valuesFile('bad', values);
-    const failure = await helm.run(['template', 'bad', CHART_DIR, '-f', file]).then(() => undefined, (err: unknown) => err);
+    const failure = await helm.run(['template', 'bad', CHART_DIR, '-f', file]).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(failure).toBeInstanceOf(HelmError);
     expect(`${(failure as HelmError).stdout}${(failure as HelmError).stderr}`).toContain(mentioned);
   });
@@ -148,28 +210,45 @@ describe('helm lint --strict and the values checks', () => {
 describe('rendered templates', () => {
   it.each(Object.entries(VALUE_SETS))('%s: the selector is name and instance only, and the pods carry it', async (_name, values) => {
     const deployment = deploymentOf(await helm.render('team-a', 'keptn', values));
-    expect(deployment.spec?.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'keptn-gitops-service', 'app.kubernetes.io/instance': 'team-a' });
+    expect(deployment.spec?.selector.matchLabels).toEqual({
+      'app.kubernetes.io/name': 'keptn-gitops-service',
+      'app.kubernetes.io/instance': 'team-a',
+    });
     expect(deployment.spec?.template.metadata?.labels).toEqual(expect.objectContaining(deployment.spec!.selector.matchLabels!));
-    expect(deployment.metadata?.labels).toEqual(expect.objectContaining({ 'app.kubernetes.io/managed-by': 'Helm', 'app.kubernetes.io/version': '0.1.0', 'helm.sh/chart': `keptn-gitops-service-${chartVersion}` }));
+    expect(deployment.metadata?.labels).toEqual(
+      expect.objectContaining({
+        'app.kubernetes.io/managed-by': 'Helm',
+        'app.kubernetes.io/version': '0.1.0',
+        'helm.sh/chart': `keptn-gitops-service-${chartVersion}`,
+      }),
+    );
   });
 
-  it('gives the distributor what Keptn\'s own service charts give it', async () => {
+  it("gives the distributor what Keptn's own service charts give it", async () => {
     const spec = deploymentOf(await helm.render('team-a', 'keptn', {})).spec!.template.spec!;
     const env = containerEnv(spec, 'distributor');
-    expect(Object.fromEntries(Object.entries(env).filter(([, e]) => e.value !== undefined).map(([k, e]) => [k, e.value]))).toEqual(expect.objectContaining({
-      DISTRIBUTOR_VERSION: '1.4.5',
-      LOCATION: 'control-plane',
-      VERSION: '0.1.0',
-      K8S_DEPLOYMENT_NAME: 'team-a',
-      PUBSUB_RECIPIENT: '127.0.0.1',
-      PROJECT_FILTER: '',
-      STAGE_FILTER: '',
-      SERVICE_FILTER: '',
-      DISABLE_REGISTRATION: 'false',
-      HEARTBEAT_INTERVAL: '3s',
-      API_PROXY_HTTP_TIMEOUT: '30',
-      API_PROXY_MAX_PAYLOAD_BYTES_KB: '64',
-    }));
+    expect(
+      Object.fromEntries(
+        Object.entries(env)
+          .filter(([, e]) => e.value !== undefined)
+          .map(([k, e]) => [k, e.value]),
+      ),
+    ).toEqual(
+      expect.objectContaining({
+        DISTRIBUTOR_VERSION: '1.4.5',
+        LOCATION: 'control-plane',
+        VERSION: '0.1.0',
+        K8S_DEPLOYMENT_NAME: 'team-a',
+        PUBSUB_RECIPIENT: '127.0.0.1',
+        PROJECT_FILTER: '',
+        STAGE_FILTER: '',
+        SERVICE_FILTER: '',
+        DISABLE_REGISTRATION: 'false',
+        HEARTBEAT_INTERVAL: '3s',
+        API_PROXY_HTTP_TIMEOUT: '30',
+        API_PROXY_MAX_PAYLOAD_BYTES_KB: '64',
+      }),
+    );
     const distributor = spec.containers.find((c) => c.name === 'distributor')!;
     expect(distributor.lifecycle?.preStop?.exec?.command).toEqual(['/bin/sleep', '10']);
     expect(distributor.readinessProbe?.exec?.command).toEqual(expect.arrayContaining(['http://127.0.0.1:8081/health']));
@@ -177,7 +256,9 @@ describe('rendered templates', () => {
   });
 
   it('extra environment replaces a variable the chart sets instead of repeating it', async () => {
-    const spec = deploymentOf(await helm.render('team-a', 'keptn', { ...VALUE_SETS['customised'], extraEnv: [{ name: 'LOG_LEVEL', value: 'debug' }] })).spec!.template.spec!;
+    const spec = deploymentOf(
+      await helm.render('team-a', 'keptn', { ...VALUE_SETS['customised'], extraEnv: [{ name: 'LOG_LEVEL', value: 'debug' }] }),
+    ).spec!.template.spec!;
     for (const container of spec.containers) {
       const names = (container.env ?? []).map((e) => e.name);
       expect(names).toEqual([...new Set(names)]);
@@ -188,8 +269,16 @@ describe('rendered templates', () => {
   });
 
   it('gives every release its own NATS queue group and integration name', async () => {
-    const releases: Array<[string, string]> = [['team-a', 'keptn'], ['team-b', 'keptn'], ['team-a', 'keptn-prod']];
-    const envs = await Promise.all(releases.map(async ([release, ns]) => containerEnv(deploymentOf(await helm.render(release, ns, {})).spec!.template.spec!, 'distributor')));
+    const releases: Array<[string, string]> = [
+      ['team-a', 'keptn'],
+      ['team-b', 'keptn'],
+      ['team-a', 'keptn-prod'],
+    ];
+    const envs = await Promise.all(
+      releases.map(async ([release, ns]) =>
+        containerEnv(deploymentOf(await helm.render(release, ns, {})).spec!.template.spec!, 'distributor'),
+      ),
+    );
     const groups = envs.map((e) => e['PUBSUB_GROUP']?.value);
     expect(new Set(groups).size).toBe(releases.length);
     expect(groups.every((g) => typeof g === 'string' && g.length > 0)).toBe(true);
@@ -204,16 +293,23 @@ describe('rendered templates', () => {
     expect(env['OAUTH_CLIENT_SECRET']?.valueFrom?.secretKeyRef).toEqual({ name: 'keptn-oauth', key: 'client-secret' });
     expect(env['HTTP_SSL_VERIFY']?.value).toBe('false');
     expect(env['LOCATION']?.value).toBe('remote-execution-plane');
-    const refs = spec.containers.flatMap((c) => c.env ?? []).map((e) => e.valueFrom?.secretKeyRef).filter((r) => r !== undefined);
+    const refs = spec.containers
+      .flatMap((c) => c.env ?? [])
+      .map((e) => e.valueFrom?.secretKeyRef)
+      .filter((r) => r !== undefined);
     expect(refs.every((r) => typeof r.name === 'string' && r.name.length > 0)).toBe(true);
   });
 
-  it('the kubelet check fails when the chart leaves the distributor\'s user to its image, and passes for the service image alone', async () => {
-    const spec = deploymentOf(await helm.render('team-a', 'keptn', {
-      distributor: { securityContext: { runAsUser: null, runAsGroup: null } },
-      securityContext: { runAsUser: null, runAsGroup: null },
-    })).spec!.template.spec!;
-    expect(containerStartProblems(spec, userOf)).toEqual([expect.stringContaining('container distributor: runAsNonRoot and the image has a non-numeric user (nonroot)')]);
+  it("the kubelet check fails when the chart leaves the distributor's user to its image, and passes for the service image alone", async () => {
+    const spec = deploymentOf(
+      await helm.render('team-a', 'keptn', {
+        distributor: { securityContext: { runAsUser: null, runAsGroup: null } },
+        securityContext: { runAsUser: null, runAsGroup: null },
+      }),
+    ).spec!.template.spec!;
+    expect(containerStartProblems(spec, userOf)).toEqual([
+      expect.stringContaining('container distributor: runAsNonRoot and the image has a non-numeric user (nonroot)'),
+    ]);
   });
 });
 
@@ -223,12 +319,16 @@ describe('rendered templates', () => {
  */
 function dryRunPodOf(deployment: V1Deployment, name: string): Promise<KubernetesObject> {
   const template = deployment.spec!.template;
-  return cluster.objects.create({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { ...template.metadata, name, namespace: 'chart-dry-run' },
-    spec: { ...template.spec!, serviceAccountName: 'default' },
-  } as KubernetesObject, undefined, 'All');
+  return cluster.objects.create(
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { ...template.metadata, name, namespace: 'chart-dry-run' },
+      spec: { ...template.spec!, serviceAccountName: 'default' },
+    } as KubernetesObject,
+    undefined,
+    'All',
+  );
 }
 
 describe('server-side dry run on the real API server', () => {
@@ -236,24 +336,43 @@ describe('server-side dry run on the real API server', () => {
     await restrictedNamespace('chart-dry-run');
   }, 60_000);
 
-  it.each(Object.entries(VALUE_SETS))('%s: every object is accepted, and so are the pods it would make', async (name, values) => {
-    const objects = (await helm.render(`dry-${name.toLowerCase()}`, 'chart-dry-run', values)).map((o) => namespaced(o, 'chart-dry-run'));
-    expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Service', 'Deployment', 'Pod']));
-    for (const obj of objects) {
-      const accepted = await explain(`dry run of ${obj.kind} ${obj.metadata?.name}`, () =>
-        cluster.objects.patch(obj, undefined, 'All', 'chart-e2e', true, PatchStrategy.ServerSideApply));
-      expect(accepted.metadata?.name).toBe(obj.metadata?.name);
-      if (obj.kind === 'Deployment' || obj.kind === 'Pod') {
-        const spec = obj.kind === 'Deployment' ? (accepted as V1Deployment).spec!.template.spec! : (accepted as V1Pod).spec!;
-        expect(containerStartProblems(spec, userOf)).toEqual([]);
+  it.each(Object.entries(VALUE_SETS))(
+    '%s: every object is accepted, and so are the pods it would make',
+    async (name, values) => {
+      const objects = (await helm.render(`dry-${name.toLowerCase()}`, 'chart-dry-run', values)).map((o) => namespaced(o, 'chart-dry-run'));
+      expect(objects.map((o) => o.kind)).toEqual(
+        expect.arrayContaining([
+          'ServiceAccount',
+          'Role',
+          'RoleBinding',
+          'ClusterRole',
+          'ClusterRoleBinding',
+          'Service',
+          'Deployment',
+          'Pod',
+        ]),
+      );
+      for (const obj of objects) {
+        const accepted = await explain(`dry run of ${obj.kind} ${obj.metadata?.name}`, () =>
+          cluster.objects.patch(obj, undefined, 'All', 'chart-e2e', true, PatchStrategy.ServerSideApply),
+        );
+        expect(accepted.metadata?.name).toBe(obj.metadata?.name);
+        if (obj.kind === 'Deployment' || obj.kind === 'Pod') {
+          const spec = obj.kind === 'Deployment' ? (accepted as V1Deployment).spec!.template.spec! : (accepted as V1Pod).spec!;
+          expect(containerStartProblems(spec, userOf)).toEqual([]);
+        }
       }
-    }
-    await explain('dry run of the Deployment\'s pod', () => dryRunPodOf(deploymentOf(objects), `dry-${name.toLowerCase()}-pod`));
-  }, 60_000);
+      await explain("dry run of the Deployment's pod", () => dryRunPodOf(deploymentOf(objects), `dry-${name.toLowerCase()}-pod`));
+    },
+    60_000,
+  );
 
-  it('Pod Security refuses the pod once the chart\'s pod security settings are taken away (the check above is live)', async () => {
+  it("Pod Security refuses the pod once the chart's pod security settings are taken away (the check above is live)", async () => {
     const objects = await helm.render('dry-unsafe', 'chart-dry-run', { podSecurityContext: { runAsNonRoot: null, seccompProfile: null } });
-    const refusal = await dryRunPodOf(deploymentOf(objects), 'dry-unsafe-pod').then(() => undefined, (err: unknown) => err as { code?: number; body?: unknown });
+    const refusal = await dryRunPodOf(deploymentOf(objects), 'dry-unsafe-pod').then(
+      () => undefined,
+      (err: unknown) => err as { code?: number; body?: unknown },
+    );
     expect(refusal?.code).toBe(403);
     expect(JSON.stringify(refusal?.body)).toContain('violates PodSecurity');
   });
@@ -261,18 +380,29 @@ describe('server-side dry run on the real API server', () => {
 
 describe('helm install and upgrade', () => {
   const deploymentAvailable = (namespace: string, name: string, replicas: number, image: string) =>
-    waitUntil(`Deployment ${namespace}/${name} Available with ${replicas} ready pods of ${image}`, async () => {
-      const d = await cluster.read<V1Deployment>('apps/v1', 'Deployment', namespace, name);
-      const available = d.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True');
-      const current = d.status?.observedGeneration === d.metadata?.generation && d.status?.updatedReplicas === replicas && d.status?.readyReplicas === replicas && d.status?.replicas === replicas;
-      return available && current && d.spec?.template.spec?.containers[0]?.image === image ? d : undefined;
-    }, { timeoutMs: 120_000 });
+    waitUntil(
+      `Deployment ${namespace}/${name} Available with ${replicas} ready pods of ${image}`,
+      async () => {
+        const d = await cluster.read<V1Deployment>('apps/v1', 'Deployment', namespace, name);
+        const available = d.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True');
+        const current =
+          d.status?.observedGeneration === d.metadata?.generation &&
+          d.status?.updatedReplicas === replicas &&
+          d.status?.readyReplicas === replicas &&
+          d.status?.replicas === replicas;
+        return available && current && d.spec?.template.spec?.containers[0]?.image === image ? d : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
 
   /** The pods as the kubelet gets them: none may be refused under runAsNonRoot. */
   async function podsStartable(namespace: string, deployment: V1Deployment): Promise<V1Pod[]> {
-    const selector = Object.entries(deployment.spec!.selector.matchLabels!).map(([k, v]) => `${k}=${v}`).join(',');
-    const pods = (await cluster.objects.list<V1Pod>('v1', 'Pod', namespace, undefined, undefined, undefined, undefined, selector)).items
-      .filter((p) => !p.metadata?.deletionTimestamp);
+    const selector = Object.entries(deployment.spec!.selector.matchLabels!)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const pods = (
+      await cluster.objects.list<V1Pod>('v1', 'Pod', namespace, undefined, undefined, undefined, undefined, selector)
+    ).items.filter((p) => !p.metadata?.deletionTimestamp);
     expect(pods.length).toBe(deployment.spec!.replicas);
     for (const pod of pods) expect(containerStartProblems(pod.spec!, userOf)).toEqual([]);
     return pods;
@@ -284,38 +414,73 @@ describe('helm install and upgrade', () => {
 
   it('installs with the defaults; the Deployment becomes Available and its pods would start', async () => {
     const file = await helm.valuesFile('install', {});
-    const { stdout } = await helm.run(['install', 'gitops-service', CHART_DIR, '--namespace', 'keptn', '-f', file, '--wait', '--timeout', '2m'], { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 });
+    const { stdout } = await helm.run(
+      ['install', 'gitops-service', CHART_DIR, '--namespace', 'keptn', '-f', file, '--wait', '--timeout', '2m'],
+      { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 },
+    );
     // NOTES.txt: what to do next, with this release's names.
     expect(stdout).toContain('kubectl -n keptn rollout status deployment/gitops-service');
     expect(stdout).toContain('from NATS at nats://keptn-nats, queue group keptn-gitops-service_keptn_gitops-service.');
     const deployment = await deploymentAvailable('keptn', 'gitops-service', 1, `${SERVICE_IMAGE}:0.1.0`);
     await podsStartable('keptn', deployment);
-    const service = await cluster.read<KubernetesObject & { spec: { selector: Record<string, string> } }>('v1', 'Service', 'keptn', 'gitops-service');
+    const service = await cluster.read<KubernetesObject & { spec: { selector: Record<string, string> } }>(
+      'v1',
+      'Service',
+      'keptn',
+      'gitops-service',
+    );
     expect(service.spec.selector).toEqual(deployment.spec!.selector.matchLabels);
   }, 180_000);
 
   it('upgrades in place to a new image, more replicas and other values; the selector is unchanged', async () => {
     const before = await cluster.read<V1Deployment>('apps/v1', 'Deployment', 'keptn', 'gitops-service');
-    const file = await helm.valuesFile('upgrade', { image: { tag: '0.1.1' }, replicas: 2, podAnnotations: { 'prometheus.io/scrape': 'true' }, distributor: { projectFilter: 'podtato' }, extraEnv: [{ name: 'LEASE_SECONDS', value: '30' }] });
-    await helm.run(['upgrade', 'gitops-service', CHART_DIR, '--namespace', 'keptn', '-f', file, '--wait', '--timeout', '2m'], { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 });
+    const file = await helm.valuesFile('upgrade', {
+      image: { tag: '0.1.1' },
+      replicas: 2,
+      podAnnotations: { 'prometheus.io/scrape': 'true' },
+      distributor: { projectFilter: 'podtato' },
+      extraEnv: [{ name: 'LEASE_SECONDS', value: '30' }],
+    });
+    await helm.run(['upgrade', 'gitops-service', CHART_DIR, '--namespace', 'keptn', '-f', file, '--wait', '--timeout', '2m'], {
+      kubeconfig: kube.kubeconfigPath,
+      timeoutMs: 150_000,
+    });
     const after = await deploymentAvailable('keptn', 'gitops-service', 2, `${SERVICE_IMAGE}:0.1.1`);
     expect(after.spec?.selector).toEqual(before.spec?.selector);
     expect(after.metadata?.uid).toBe(before.metadata?.uid);
     const pods = await podsStartable('keptn', after);
     expect(pods.every((p) => p.metadata?.labels?.['app.kubernetes.io/version'] === '0.1.1')).toBe(true);
-    const history = JSON.parse((await helm.run(['history', 'gitops-service', '--namespace', 'keptn', '-o', 'json'], { kubeconfig: kube.kubeconfigPath })).stdout) as Array<{ revision: number; status: string }>;
-    expect(history.map((h) => [h.revision, h.status])).toEqual([[1, 'superseded'], [2, 'deployed']]);
+    const history = JSON.parse(
+      (await helm.run(['history', 'gitops-service', '--namespace', 'keptn', '-o', 'json'], { kubeconfig: kube.kubeconfigPath })).stdout,
+    ) as Array<{ revision: number; status: string }>;
+    expect(history.map((h) => [h.revision, h.status])).toEqual([
+      [1, 'superseded'],
+      [2, 'deployed'],
+    ]);
   }, 180_000);
 
   it('installs a remote execution plane beside it; both releases run', async () => {
     await cluster.apply([
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'keptn-api-token', namespace: 'keptn-exec' }, stringData: { 'keptn-api-token': 'test-token' } },
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'keptn-oauth', namespace: 'keptn-exec' }, stringData: { 'client-secret': 'test-secret' } },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'keptn-api-token', namespace: 'keptn-exec' },
+        stringData: { 'keptn-api-token': 'test-token' },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'keptn-oauth', namespace: 'keptn-exec' },
+        stringData: { 'client-secret': 'test-secret' },
+      },
     ] as unknown as KubernetesObject[]);
     const file = await helm.valuesFile('remote', VALUE_SETS['remotePlane']!);
-    const { stdout } = await helm.run(['install', 'gitops-remote', CHART_DIR, '--namespace', 'keptn-exec', '-f', file, '--wait', '--timeout', '2m'], { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 });
+    const { stdout } = await helm.run(
+      ['install', 'gitops-remote', CHART_DIR, '--namespace', 'keptn-exec', '-f', file, '--wait', '--timeout', '2m'],
+      { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 },
+    );
     expect(stdout).toContain('polled from the Keptn API at https://keptn.example.com/api (remote execution plane)');
-    expect(stdout).toContain('WARNING: the Keptn API\'s TLS certificate is not verified');
+    expect(stdout).toContain("WARNING: the Keptn API's TLS certificate is not verified");
     await podsStartable('keptn-exec', await deploymentAvailable('keptn-exec', 'gitops-remote', 1, `${SERVICE_IMAGE}:0.1.0`));
     await deploymentAvailable('keptn', 'gitops-service', 2, `${SERVICE_IMAGE}:0.1.1`);
   }, 180_000);

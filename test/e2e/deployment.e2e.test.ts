@@ -7,7 +7,19 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, grantAnnotations, helmAppFiles, helmSettingsYaml, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../env/sample-app.js';
+import {
+  appFiles,
+  grantAnnotations,
+  helmAppFiles,
+  helmSettingsYaml,
+  IMAGE,
+  keptnSecret,
+  settingsYaml,
+  toolObjects,
+  type AppOptions,
+  type TestApp,
+  type Tool,
+} from '../env/sample-app.js';
 import { imageInCluster as imageOf } from '../env/sample-app.js';
 
 let env: Environment;
@@ -32,13 +44,27 @@ async function newApp(tool: Tool, opts: AppOptions = {}, settings?: string): Pro
   const name = `${tool}-app-${++counter}`;
   const { url, commit } = await env.git.createRepo(name, appFiles(name, opts));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-  await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects(tool, app, env, opts)]);
-  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settings ?? settingsYaml(tool, app, opts));
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+    keptnSecret(app, env),
+    ...toolObjects(tool, app, env, opts),
+  ]);
+  env.resources.put(
+    { project: 'podtato', stage: 'dev', service: app.service },
+    'gitops/config.yaml',
+    settings ?? settingsYaml(tool, app, opts),
+  );
   if (tool === 'argocd') {
     // The team's first sync, done the way they would: an operation on the Application.
-    await env.cluster.mergePatch({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, operation: { sync: { revision: commit } } });
+    await env.cluster.mergePatch({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Application',
+      metadata: { name, namespace: 'argocd' },
+      operation: { sync: { revision: commit } },
+    });
   }
-  if (!opts.unschedulable) await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+  if (!opts.unschedulable)
+    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
   return app;
 }
 
@@ -54,14 +80,22 @@ interface Delivery {
 }
 
 /** `version`: the configuration version the sequence runs with (`gitcommitid`); Keptn sends the latest by default. */
-async function deliver(app: TestApp, values: Record<string, unknown> = { image: `${IMAGE}:0.2.0` }, version = env.resources.version()!): Promise<Delivery> {
-  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
-    project: 'podtato',
-    stage: 'dev',
-    service: app.service,
-    configurationChange: { values },
-    deployment: { deploymentstrategy: 'direct' },
-  }, { gitcommitid: version });
+async function deliver(
+  app: TestApp,
+  values: Record<string, unknown> = { image: `${IMAGE}:0.2.0` },
+  version = env.resources.version()!,
+): Promise<Delivery> {
+  const triggered = keptnEvent(
+    'sh.keptn.event.deployment.triggered',
+    {
+      project: 'podtato',
+      stage: 'dev',
+      service: app.service,
+      configurationChange: { values },
+      deployment: { deploymentstrategy: 'direct' },
+    },
+    { gitcommitid: version },
+  );
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   const started = await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
@@ -74,9 +108,19 @@ function answersTo(triggered: KeptnCloudEvent): KeptnCloudEvent[] {
 }
 
 async function expectExactlyOneStartedAndFinished(d: Delivery): Promise<void> {
-  expect(answersTo(d.triggered).map((e) => e.type).sort()).toEqual(['sh.keptn.event.deployment.finished', 'sh.keptn.event.deployment.started']);
+  expect(
+    answersTo(d.triggered)
+      .map((e) => e.type)
+      .sort(),
+  ).toEqual(['sh.keptn.event.deployment.finished', 'sh.keptn.event.deployment.started']);
   for (const e of [d.started, d.finished]) {
-    expect(e).toMatchObject({ shkeptncontext: d.triggered.shkeptncontext, triggeredid: d.triggered.id, gitcommitid: d.triggered.gitcommitid, shkeptnspecversion: '0.2.4', source: 'gitops-service' });
+    expect(e).toMatchObject({
+      shkeptncontext: d.triggered.shkeptncontext,
+      triggeredid: d.triggered.id,
+      gitcommitid: d.triggered.gitcommitid,
+      shkeptnspecversion: '0.2.4',
+      source: 'gitops-service',
+    });
     expect(e.data).toMatchObject({ project: 'podtato', stage: 'dev', service: d.triggered.data.service });
   }
 }
@@ -91,7 +135,12 @@ describe.each(tools)('deployment through %s', (tool) => {
     expect(d.finished.data).toMatchObject({
       status: 'succeeded',
       result: 'pass',
-      deployment: { gitCommit: log[0]!.sha, deploymentstrategy: 'direct', deploymentNames: [app.service], deploymentURIsLocal: [`http://web.${app.namespace}.svc.cluster.local:80`] },
+      deployment: {
+        gitCommit: log[0]!.sha,
+        deploymentstrategy: 'direct',
+        deploymentNames: [app.service],
+        deploymentURIsLocal: [`http://web.${app.namespace}.svc.cluster.local:80`],
+      },
     });
     expect(log[0]!.body).toContain(`Keptn-Context: ${d.triggered.shkeptncontext}`);
     expect(await env.git.readFile(app.repo, `apps/${app.name}/kustomization.yaml`)).toContain('newTag: 0.2.0 # set by Keptn');
@@ -123,7 +172,13 @@ describe.each(tools)('deployment through %s', (tool) => {
 
   it("fails early with the tool's own message when it cannot apply the manifests", async () => {
     const app = await newApp(tool, { timeout: '150s' });
-    await env.git.commitAsOther(app.repo, { [`apps/${app.name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - missing-service.yaml\nimages:\n  - name: ${IMAGE}\n    newTag: 0.1.0\n` }, 'add service');
+    await env.git.commitAsOther(
+      app.repo,
+      {
+        [`apps/${app.name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - missing-service.yaml\nimages:\n  - name: ${IMAGE}\n    newTag: 0.1.0\n`,
+      },
+      'add service',
+    );
     const d = await deliver(app);
     await expectExactlyOneStartedAndFinished(d);
     expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
@@ -147,14 +202,20 @@ describe.each(tools)('rollback through %s', (tool) => {
     const app = await newApp(tool);
     const d = await deliver(app);
     expect(d.finished.data).toMatchObject({ result: 'pass' });
-    const rollbackEvent = keptnEvent('sh.keptn.event.rollback.triggered', { project: 'podtato', stage: 'dev', service: app.service }, { shkeptncontext: d.triggered.shkeptncontext });
+    const rollbackEvent = keptnEvent(
+      'sh.keptn.event.rollback.triggered',
+      { project: 'podtato', stage: 'dev', service: app.service },
+      { shkeptncontext: d.triggered.shkeptncontext },
+    );
     await env.controlPlane.publish(rollbackEvent);
     const rbStarted = await events.waitFor(answerTo(rollbackEvent.id, 'started', 'rollback'), { timeoutMs: 10_000 });
     const rbFinished = await events.waitFor(answerTo(rollbackEvent.id, 'finished', 'rollback'), { timeoutMs: 120_000 });
     expect(rbStarted.shkeptncontext).toBe(d.triggered.shkeptncontext);
     const log = await env.git.log(app.repo);
     expect(log).toHaveLength(3);
-    expect(log[0]!.subject).toBe(`keptn: roll back ${app.service} in dev (revert ${String(d.finished.data.deployment.gitCommit).slice(0, 12)})`);
+    expect(log[0]!.subject).toBe(
+      `keptn: roll back ${app.service} in dev (revert ${String(d.finished.data.deployment.gitCommit).slice(0, 12)})`,
+    );
     expect(rbFinished.data).toMatchObject({ status: 'succeeded', result: 'pass', rollback: { gitCommit: log[0]!.sha } });
     expect(await env.git.readFile(app.repo, `apps/${app.name}/kustomization.yaml`)).toContain('newTag: 0.1.0 # set by Keptn');
     expect(await imageInCluster(app)).toBe(`${IMAGE}:0.1.0`);
@@ -166,9 +227,15 @@ describeFor('flux')('deployment through a Flux HelmRelease', () => {
     const name = `flux-helm-${++counter}`;
     const { url, commit } = await env.git.createRepo(name, helmAppFiles(name));
     const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects('flux', app, env)]);
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+      keptnSecret(app, env),
+      ...toolObjects('flux', app, env),
+    ]);
     env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', helmSettingsYaml(app));
-    await waitUntil(`${name} installed by helm-controller`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+    await waitUntil(`${name} installed by helm-controller`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, {
+      timeoutMs: 120_000,
+    });
 
     const d = await deliver(app);
     await expectExactlyOneStartedAndFinished(d);
@@ -184,7 +251,9 @@ describeFor('argocd')('deployment through a multi-source Argo CD Application', (
   it('finds our repository among the sources, syncs it at our commit, and passes', async () => {
     const name = `argocd-multi-${++counter}`;
     const { url, commit } = await env.git.createRepo(name, appFiles(name));
-    const extra = await env.git.createRepo(`${name}-extra`, { 'extra/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: extra }\ndata: { a: "1" }\n' });
+    const extra = await env.git.createRepo(`${name}-extra`, {
+      'extra/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: extra }\ndata: { a: "1" }\n',
+    });
     const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
     const [repoSecret] = toolObjects('argocd', app, env);
     const extraSecret = toolObjects('argocd', { ...app, name: `${name}-extra`, repoUrl: extra.url }, env)[0]!;
@@ -197,10 +266,20 @@ describeFor('argocd')('deployment through a multi-source Argo CD Application', (
       keptnSecret(app, env),
       repoSecret!,
       extraSecret,
-      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd', annotations: grantAnnotations() }, spec: { project: 'default', sources, destination: { server: 'https://kubernetes.default.svc', namespace: name } } } as KubernetesObject,
+      {
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'Application',
+        metadata: { name, namespace: 'argocd', annotations: grantAnnotations() },
+        spec: { project: 'default', sources, destination: { server: 'https://kubernetes.default.svc', namespace: name } },
+      } as KubernetesObject,
     ]);
     env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app));
-    await env.cluster.mergePatch({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name, namespace: 'argocd' }, operation: { sync: { revisions: [extra.commit, commit], sourcePositions: [1, 2] } } });
+    await env.cluster.mergePatch({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Application',
+      metadata: { name, namespace: 'argocd' },
+      operation: { sync: { revisions: [extra.commit, commit], sourcePositions: [1, 2] } },
+    });
     await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
 
     const d = await deliver(app);
@@ -208,7 +287,12 @@ describeFor('argocd')('deployment through a multi-source Argo CD Application', (
     const ours = (await env.git.log(app.repo))[0]!.sha;
     expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: ours } });
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
-    const synced = await env.cluster.read<KubernetesObject & { status: { sync: { revisions: string[] } } }>('argoproj.io/v1alpha1', 'Application', 'argocd', name);
+    const synced = await env.cluster.read<KubernetesObject & { status: { sync: { revisions: string[] } } }>(
+      'argoproj.io/v1alpha1',
+      'Application',
+      'argocd',
+      name,
+    );
     expect(synced.status.sync.revisions).toEqual([extra.commit, ours]);
   }, 240_000);
 });
@@ -226,7 +310,11 @@ describe("the sequence's configuration version", () => {
   it('reads the settings at the gitcommitid of the event, through the distributor, not a change made since', async () => {
     const app = await newApp(tools[0]!);
     const pinned = env.resources.version()!;
-    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tools[0]!, app).replace(/kind: \w+/, 'kind: Flagger'));
+    env.resources.put(
+      { project: 'podtato', stage: 'dev', service: app.service },
+      'gitops/config.yaml',
+      settingsYaml(tools[0]!, app).replace(/kind: \w+/, 'kind: Flagger'),
+    );
     const d = await deliver(app, { image: `${IMAGE}:0.2.0` }, pinned);
     expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
@@ -236,20 +324,59 @@ describe("the sequence's configuration version", () => {
 
 describe('deployments that cannot be done end in .started then an errored .finished that says what to fix', () => {
   it.each([
-    ['no settings for the service', (app: TestApp): void => {
-      app.service = `${app.service}-unconfigured`;
-    }, {}, /no gitops\/config.yaml at service, stage or project level; add one, e.g. keptn add-resource/],
-    ['settings that are not valid', (app: TestApp): void => env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', 'git: {url: file:///etc, branch: main}\nimages: []\ntarget: {kind: Kustomization, name: x, namespace: y}\n'), {}, /resource gitops\/config.yaml of service .* is not valid: images: must NOT have fewer than 1 items/],
-    ['no image in the event', () => undefined, { other: 'x' }, /configurationChange.values.image is missing.*keptn trigger delivery --image/],
-    ['an image with a newline', () => undefined, { image: `${IMAGE}:1\nkind: Secret` }, /not a valid image reference: it contains white space/],
-    ['an unknown tool', (app: TestApp): void => env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tools[0]!, app).replace(/kind: \w+/, 'kind: Flagger')), {}, /target.kind: must be one of Kustomization, HelmRelease, Application/],
-  ] as Array<[string, (app: TestApp) => void, Record<string, unknown>, RegExp]>)('%s', async (_name, breakIt, values, message) => {
-    const app = await newApp(tools[0]!);
-    breakIt(app);
-    const d = await deliver(app, Object.keys(values).length ? values : { image: `${IMAGE}:0.2.0` });
-    await expectExactlyOneStartedAndFinished(d);
-    expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-    expect(d.finished.data.message).toMatch(message);
-    expect(await env.git.log(app.repo)).toHaveLength(1);
-  }, 240_000);
+    [
+      'no settings for the service',
+      (app: TestApp): void => {
+        app.service = `${app.service}-unconfigured`;
+      },
+      {},
+      /no gitops\/config.yaml at service, stage or project level; add one, e.g. keptn add-resource/,
+    ],
+    [
+      'settings that are not valid',
+      (app: TestApp): void =>
+        env.resources.put(
+          { project: 'podtato', stage: 'dev', service: app.service },
+          'gitops/config.yaml',
+          'git: {url: file:///etc, branch: main}\nimages: []\ntarget: {kind: Kustomization, name: x, namespace: y}\n',
+        ),
+      {},
+      /resource gitops\/config.yaml of service .* is not valid: images: must NOT have fewer than 1 items/,
+    ],
+    [
+      'no image in the event',
+      () => undefined,
+      { other: 'x' },
+      /configurationChange.values.image is missing.*keptn trigger delivery --image/,
+    ],
+    [
+      'an image with a newline',
+      () => undefined,
+      { image: `${IMAGE}:1\nkind: Secret` },
+      /not a valid image reference: it contains white space/,
+    ],
+    [
+      'an unknown tool',
+      (app: TestApp): void =>
+        env.resources.put(
+          { project: 'podtato', stage: 'dev', service: app.service },
+          'gitops/config.yaml',
+          settingsYaml(tools[0]!, app).replace(/kind: \w+/, 'kind: Flagger'),
+        ),
+      {},
+      /target.kind: must be one of Kustomization, HelmRelease, Application/,
+    ],
+  ] as Array<[string, (app: TestApp) => void, Record<string, unknown>, RegExp]>)(
+    '%s',
+    async (_name, breakIt, values, message) => {
+      const app = await newApp(tools[0]!);
+      breakIt(app);
+      const d = await deliver(app, Object.keys(values).length ? values : { image: `${IMAGE}:0.2.0` });
+      await expectExactlyOneStartedAndFinished(d);
+      expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(d.finished.data.message).toMatch(message);
+      expect(await env.git.log(app.repo)).toHaveLength(1);
+    },
+    240_000,
+  );
 });

@@ -48,34 +48,63 @@ async function replica(id: string, extra: Record<string, string> = {}): Promise<
  */
 async function gatedApp(opts: { timeout?: string } = {}): Promise<TestApp & { openGate(): Promise<void> }> {
   const name = `fault-${++counter}`;
-  const files = { ...appFiles(name), [`gates/open/gate.yaml`]: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gate\ndata: { open: "true" }\n` };
+  const files = {
+    ...appFiles(name),
+    [`gates/open/gate.yaml`]: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gate\ndata: { open: "true" }\n`,
+  };
   const { url, commit } = await env.git.createRepo(name, files);
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-  await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects('flux', app, env)]);
-  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('flux', app, { timeout: opts.timeout ?? '240s' }));
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+    keptnSecret(app, env),
+    ...toolObjects('flux', app, env),
+  ]);
+  env.resources.put(
+    { project: 'podtato', stage: 'dev', service: app.service },
+    'gitops/config.yaml',
+    settingsYaml('flux', app, { timeout: opts.timeout ?? '240s' }),
+  );
   await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
-  const gate = (path: string) => ({
+  const gate = (path: string) =>
+    ({
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { name: `gate-${name}`, namespace: 'flux-system' },
+      spec: { interval: '1h', path, prune: true, targetNamespace: name, sourceRef: { kind: 'GitRepository', name } },
+    }) as KubernetesObject;
+  await env.cluster.apply([gate('./gates/closed')]);
+  await env.cluster.mergePatch({
     apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
     kind: 'Kustomization',
-    metadata: { name: `gate-${name}`, namespace: 'flux-system' },
-    spec: { interval: '1h', path, prune: true, targetNamespace: name, sourceRef: { kind: 'GitRepository', name } },
-  }) as KubernetesObject;
-  await env.cluster.apply([gate('./gates/closed')]);
-  await env.cluster.mergePatch({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name, namespace: 'flux-system' }, spec: { dependsOn: [{ name: `gate-${name}` }] } });
+    metadata: { name, namespace: 'flux-system' },
+    spec: { dependsOn: [{ name: `gate-${name}` }] },
+  });
   return { ...app, openGate: () => env.cluster.apply([gate('./gates/open')]) };
 }
 
 const imageInCluster = (app: TestApp) => imageOf(env.cluster, app);
 
 function trigger(app: TestApp, image = `${IMAGE}:0.2.0`): KeptnCloudEvent {
-  return keptnEvent('sh.keptn.event.deployment.triggered', { project: 'podtato', stage: 'dev', service: app.service, configurationChange: { values: { image } } });
+  return keptnEvent('sh.keptn.event.deployment.triggered', {
+    project: 'podtato',
+    stage: 'dev',
+    service: app.service,
+    configurationChange: { values: { image } },
+  });
 }
 
-const answers = (t: KeptnCloudEvent) => events.received.filter((e) => e.triggeredid === t.id).map((e) => e.type.replace('sh.keptn.event.deployment.', ''));
+const answers = (t: KeptnCloudEvent) =>
+  events.received.filter((e) => e.triggeredid === t.id).map((e) => e.type.replace('sh.keptn.event.deployment.', ''));
 
 async function records(): Promise<Array<{ owner: string; phase: string; triggeredid: string }>> {
-  const list = await env.cluster.kc.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: 'keptn', labelSelector: 'keptn-gitops-service/kind=deployment' });
-  return list.items.map((cm) => ({ owner: cm.metadata?.annotations?.['keptn-gitops-service/owner'] ?? '', phase: cm.metadata?.labels?.['keptn-gitops-service/phase'] ?? '', triggeredid: cm.metadata?.annotations?.['keptn-gitops-service/triggeredid'] ?? '' }));
+  const list = await env.cluster.kc
+    .makeApiClient(CoreV1Api)
+    .listNamespacedConfigMap({ namespace: 'keptn', labelSelector: 'keptn-gitops-service/kind=deployment' });
+  return list.items.map((cm) => ({
+    owner: cm.metadata?.annotations?.['keptn-gitops-service/owner'] ?? '',
+    phase: cm.metadata?.labels?.['keptn-gitops-service/phase'] ?? '',
+    triggeredid: cm.metadata?.annotations?.['keptn-gitops-service/triggeredid'] ?? '',
+  }));
 }
 
 const commits = async (app: TestApp) => (await env.git.log(app.repo)).filter((c) => c.body.includes('Keptn-Deployment-Id'));
@@ -89,18 +118,30 @@ describe('exactly once under load', () => {
     const name = `burst-${++counter}`;
     const { url, commit } = await env.git.createRepo(name, appFiles(name));
     const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects('flux', app, env)]);
-    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('flux', app, { timeout: '240s' }));
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+      keptnSecret(app, env),
+      ...toolObjects('flux', app, env),
+    ]);
+    env.resources.put(
+      { project: 'podtato', stage: 'dev', service: app.service },
+      'gitops/config.yaml',
+      settingsYaml('flux', app, { timeout: '240s' }),
+    );
     await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
     const t0 = Date.now();
     const burst = Array.from({ length: 20 }, (_, i) => trigger(app, `${IMAGE}:0.3.${i + 1}`));
     await Promise.all(burst.map((t) => env.controlPlane.publish(t)));
     await Promise.all(burst.map((t) => events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 240_000, what: `.finished of ${t.id}` })));
     const elapsed = Date.now() - t0;
-    await waitUntil('every record done', async () => {
-      const stored = await records();
-      return burst.every((t) => stored.find((r) => r.triggeredid === t.id)?.phase === 'done');
-    }, { timeoutMs: 30_000 });
+    await waitUntil(
+      'every record done',
+      async () => {
+        const stored = await records();
+        return burst.every((t) => stored.find((r) => r.triggeredid === t.id)?.phase === 'done');
+      },
+      { timeoutMs: 30_000 },
+    );
     // Not a synchronisation but a watch: twenty more resume rounds run over the finished records, and a relaunch
     // from a stale list would send its second .finished within milliseconds of the round.
     await new Promise((resolve) => setTimeout(resolve, 20 * 50));
@@ -108,7 +149,10 @@ describe('exactly once under load', () => {
     const results = burst.map((t) => events.received.find(answerTo(t.id, 'finished'))!.data.result);
     expect(results.filter((r) => r !== 'pass')).toEqual([]);
     expect(await commits(app)).toHaveLength(20);
-    report.push({ fault: 'a burst of 20 deployments to one repository, resume round every 50 ms', outcome: `20 × one .started and one .finished (pass), 20 commits, in ${(elapsed / 1000).toFixed(1)} s` });
+    report.push({
+      fault: 'a burst of 20 deployments to one repository, resume round every 50 ms',
+      outcome: `20 × one .started and one .finished (pass), 20 commits, in ${(elapsed / 1000).toFixed(1)} s`,
+    });
   }, 420_000);
 });
 
@@ -123,7 +167,10 @@ describe('faults', () => {
     expect(finished.data).toMatchObject({ result: 'pass' });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
-    report.push({ fault: 'the same event delivered three times', outcome: `one .started, one .finished (pass), ${(await commits(app)).length} commit` });
+    report.push({
+      fault: 'the same event delivered three times',
+      outcome: `one .started, one .finished (pass), ${(await commits(app)).length} commit`,
+    });
   }, 240_000);
 
   it('the service is killed mid-wait and restarted: it resumes, commits nothing twice, finishes once', async () => {
@@ -140,7 +187,10 @@ describe('faults', () => {
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
     expect(await imageInCluster(app)).toBe(`${IMAGE}:0.2.0`);
-    report.push({ fault: 'service killed (SIGKILL) mid-wait, restarted', outcome: 'resumed from its record; one .started, one .finished (pass), one commit' });
+    report.push({
+      fault: 'service killed (SIGKILL) mid-wait, restarted',
+      outcome: 'resumed from its record; one .started, one .finished (pass), one commit',
+    });
   }, 240_000);
 
   it('two replicas, the owner is killed: the other adopts the deployment and finishes it', async () => {
@@ -156,14 +206,21 @@ describe('faults', () => {
     await dead.distributor.stop();
     await dead.process.kill();
     const killedAt = Date.now();
-    await waitUntil('adopted by the survivor', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.owner === survivor.replicaId, { timeoutMs: 60_000 });
+    await waitUntil(
+      'adopted by the survivor',
+      async () => (await records()).find((rec) => rec.triggeredid === t.id)?.owner === survivor.replicaId,
+      { timeoutMs: 60_000 },
+    );
     const takeoverMs = Date.now() - killedAt;
     await app.openGate();
     const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
     expect(finished.data).toMatchObject({ result: 'pass' });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
-    report.push({ fault: 'two replicas, the owner killed mid-wait', outcome: `adopted by ${survivor.replicaId} after ${(takeoverMs / 1000).toFixed(1)} s (lease 4 s); one .finished (pass), one commit` });
+    report.push({
+      fault: 'two replicas, the owner killed mid-wait',
+      outcome: `adopted by ${survivor.replicaId} after ${(takeoverMs / 1000).toFixed(1)} s (lease 4 s); one .finished (pass), one commit`,
+    });
   }, 240_000);
 
   it('the event endpoint is down when .finished is due: it is kept and sent once the endpoint is back', async () => {
@@ -175,14 +232,23 @@ describe('faults', () => {
     await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
     await r.distributor.stop();
     await app.openGate();
-    await waitUntil('outcome kept as finishing', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'finishing', { timeoutMs: 120_000 });
+    await waitUntil(
+      'outcome kept as finishing',
+      async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'finishing',
+      { timeoutMs: 120_000 },
+    );
     expect(answers(t)).toEqual(['started']);
     await r.restartDistributor();
     const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
     expect(finished.data).toMatchObject({ result: 'pass' });
-    await waitUntil('record done', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'done', { timeoutMs: 30_000 });
+    await waitUntil('record done', async () => (await records()).find((rec) => rec.triggeredid === t.id)?.phase === 'done', {
+      timeoutMs: 30_000,
+    });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
-    report.push({ fault: 'event endpoint (distributor) down when .finished was due', outcome: 'kept in phase finishing, sent once after the distributor came back' });
+    report.push({
+      fault: 'event endpoint (distributor) down when .finished was due',
+      outcome: 'kept in phase finishing, sent once after the distributor came back',
+    });
   }, 300_000);
 
   it('kube-apiserver goes away mid-wait for a few seconds: watches resume, the result is right', async () => {
@@ -198,30 +264,50 @@ describe('faults', () => {
     expect(finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await commits(app))[0]!.sha } });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await imageInCluster(app)).toBe(`${IMAGE}:0.2.0`);
-    report.push({ fault: 'kube-apiserver stopped for 3 s mid-wait, then restarted', outcome: 'watches relisted and resumed; one .finished (pass)' });
+    report.push({
+      fault: 'kube-apiserver stopped for 3 s mid-wait, then restarted',
+      outcome: 'watches relisted and resumed; one .finished (pass)',
+    });
   }, 240_000);
 
   it.each([
-    ['is down', 'Git server answering 503', (status?: number) => env.git.failWith(status), /cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/],
-    ['refuses pushes', 'Git server refusing pushes (503) while fetches work', (status?: number) => env.git.failPushesWith(status), /cannot push to main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/],
-  ] as const)('the Git server %s: bounded retries, then errored with the reason, nothing written', async (_what, fault, fail, message) => {
-    await replica(`r-git-${++counter}`);
-    const app = await gatedApp();
-    fail(503);
-    try {
-      const t = trigger(app);
-      const t0 = Date.now();
-      await env.controlPlane.publish(t);
-      const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
-      expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-      expect(finished.data.message).toMatch(message);
-      expect(answers(t).sort()).toEqual(['finished', 'started']);
-      report.push({ fault, outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"` });
-    } finally {
-      fail(undefined);
-    }
-    expect(await commits(app)).toHaveLength(0);
-  }, 120_000);
+    [
+      'is down',
+      'Git server answering 503',
+      (status?: number) => env.git.failWith(status),
+      /cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/,
+    ],
+    [
+      'refuses pushes',
+      'Git server refusing pushes (503) while fetches work',
+      (status?: number) => env.git.failPushesWith(status),
+      /cannot push to main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/,
+    ],
+  ] as const)(
+    'the Git server %s: bounded retries, then errored with the reason, nothing written',
+    async (_what, fault, fail, message) => {
+      await replica(`r-git-${++counter}`);
+      const app = await gatedApp();
+      fail(503);
+      try {
+        const t = trigger(app);
+        const t0 = Date.now();
+        await env.controlPlane.publish(t);
+        const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
+        expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+        expect(finished.data.message).toMatch(message);
+        expect(answers(t).sort()).toEqual(['finished', 'started']);
+        report.push({
+          fault,
+          outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"`,
+        });
+      } finally {
+        fail(undefined);
+      }
+      expect(await commits(app)).toHaveLength(0);
+    },
+    120_000,
+  );
 
   it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
     await replica('r-noflux');
@@ -233,7 +319,10 @@ describe('faults', () => {
     expect(finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
     expect(finished.data.message).toMatch(/Flux did not apply commit [0-9a-f]{40} in time/);
     expect(answers(t).sort()).toEqual(['finished', 'started']);
-    report.push({ fault: 'kustomize-controller stopped', outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"` });
+    report.push({
+      fault: 'kustomize-controller stopped',
+      outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"`,
+    });
   }, 120_000);
 });
 
@@ -243,8 +332,16 @@ describe('faults of Argo CD', () => {
     const name = `fault-argo-${++counter}`;
     const { url, commit } = await env.git.createRepo(name, appFiles(name));
     const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-    await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, keptnSecret(app, env), ...toolObjects('argocd', app, env, { automated: true })]);
-    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('argocd', app, { timeout: '15s' }));
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+      keptnSecret(app, env),
+      ...toolObjects('argocd', app, env, { automated: true }),
+    ]);
+    env.resources.put(
+      { project: 'podtato', stage: 'dev', service: app.service },
+      'gitops/config.yaml',
+      settingsYaml('argocd', app, { timeout: '15s' }),
+    );
     await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
     await env.argocd!.peers.find((p) => p.name === 'argocd-application-controller')!.stop();
     const t = trigger(app);
@@ -254,7 +351,10 @@ describe('faults of Argo CD', () => {
     expect(finished.data.message).toMatch(/Argo CD did not apply commit [0-9a-f]{40} in time/);
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await imageInCluster(app)).toBe(`${IMAGE}:0.1.0`);
-    report.push({ fault: 'argocd-application-controller stopped', outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"` });
+    report.push({
+      fault: 'argocd-application-controller stopped',
+      outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"`,
+    });
   }, 180_000);
 });
 

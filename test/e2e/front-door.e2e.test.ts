@@ -35,7 +35,15 @@ function attemptHere(a: Attempt): Promise<Answer> {
   const { request } = process.getBuiltinModule('node:http');
   return new Promise((resolve) => {
     const req = request(
-      { host: a.host, port: a.port, method: a.method, path: a.path, timeout: 5_000, headers: { 'content-type': 'application/cloudevents+json' }, ...(a.localAddress ? { localAddress: a.localAddress } : {}) },
+      {
+        host: a.host,
+        port: a.port,
+        method: a.method,
+        path: a.path,
+        timeout: 5_000,
+        headers: { 'content-type': 'application/cloudevents+json' },
+        ...(a.localAddress ? { localAddress: a.localAddress } : {}),
+      },
       (res) => {
         let body = '';
         res.on('data', (c) => (body += String(c)));
@@ -62,7 +70,12 @@ function machineAddressOutsider(): Outsider | undefined {
     .flat()
     .find((i) => i && !i.internal && i.family === 'IPv4')?.address;
   if (!address) return undefined;
-  return { name: `this machine's address ${address}`, address, attempt: (a) => attemptHere({ host: address, localAddress: address, ...a }), close: async () => {} };
+  return {
+    name: `this machine's address ${address}`,
+    address,
+    attempt: (a) => attemptHere({ host: address, localAddress: address, ...a }),
+    close: async () => {},
+  };
 }
 
 /** A client in a network namespace of its own, joined to this one by a veth pair: another pod, as far as we can tell. */
@@ -96,7 +109,11 @@ async function namespaceOutsider(): Promise<Outsider | undefined> {
     name: `a client in network namespace ${ns} (${peerIp})`,
     address: hostIp,
     async attempt(a) {
-      const { stdout } = await execFileAsync('ip', ['netns', 'exec', ns, process.execPath, '-e', CLIENT, JSON.stringify({ host: hostIp, ...a })], { timeout: 20_000 });
+      const { stdout } = await execFileAsync(
+        'ip',
+        ['netns', 'exec', ns, process.execPath, '-e', CLIENT, JSON.stringify({ host: hostIp, ...a })],
+        { timeout: 20_000 },
+      );
       return JSON.parse(stdout) as Answer;
     },
     close,
@@ -122,7 +139,13 @@ afterAll(async () => {
   for (const o of outsiders) await o.close();
 }, 60_000);
 
-const triggered = (service: string): KeptnCloudEvent => keptnEvent('sh.keptn.event.deployment.triggered', { project: 'podtato', stage: 'dev', service, configurationChange: { values: { image: 'ghcr.io/podtato/head:0.2.0' } } });
+const triggered = (service: string): KeptnCloudEvent =>
+  keptnEvent('sh.keptn.event.deployment.triggered', {
+    project: 'podtato',
+    stage: 'dev',
+    service,
+    configurationChange: { values: { image: 'ghcr.io/podtato/head:0.2.0' } },
+  });
 
 async function recorded(id: string): Promise<boolean> {
   try {
@@ -146,28 +169,43 @@ describe('the front door', () => {
       const event = triggered(`outside-${refused.length}`);
       refused.push(event);
       // The event port is bound to loopback: nothing listens on the address the outsider can reach.
-      expect({ who: outsider.name, answer: await outsider.attempt({ port: replica.port, method: 'POST', path: '/', body: JSON.stringify(event) }) }).toEqual({ who: outsider.name, answer: { error: 'ECONNREFUSED' } });
+      expect({
+        who: outsider.name,
+        answer: await outsider.attempt({ port: replica.port, method: 'POST', path: '/', body: JSON.stringify(event) }),
+      }).toEqual({ who: outsider.name, answer: { error: 'ECONNREFUSED' } });
       const health = await outsider.attempt({ port: replica.healthPort, method: 'GET', path: '/health' });
       expect({ who: outsider.name, health }).toEqual({ who: outsider.name, health: { status: 200, body: '{"status":"ok"}' } });
       const ready = await outsider.attempt({ port: replica.healthPort, method: 'GET', path: '/ready' });
       expect({ who: outsider.name, ready: 'status' in ready ? ready.status : ready }).toEqual({ who: outsider.name, ready: 200 });
       // The probe port takes no events.
       const onProbePort = await outsider.attempt({ port: replica.healthPort, method: 'POST', path: '/', body: JSON.stringify(event) });
-      expect({ who: outsider.name, status: 'status' in onProbePort ? onProbePort.status : onProbePort }).toEqual({ who: outsider.name, status: 404 });
+      expect({ who: outsider.name, status: 'status' in onProbePort ? onProbePort.status : onProbePort }).toEqual({
+        who: outsider.name,
+        status: 404,
+      });
     }
     // A connection that does reach the loopback listener from a non-loopback source is refused by the service itself.
     const machine = outsiders.find((o) => !o.name.includes('namespace'));
     if (machine) {
       const event = triggered('outside-source');
       refused.push(event);
-      const answer = await machine.attempt({ host: '127.0.0.1', port: replica.port, method: 'POST', path: '/', body: JSON.stringify(event) });
+      const answer = await machine.attempt({
+        host: '127.0.0.1',
+        port: replica.port,
+        method: 'POST',
+        path: '/',
+        body: JSON.stringify(event),
+      });
       expect(answer).toMatchObject({ status: 403, body: expect.stringContaining('only from the distributor in the same pod') });
     }
 
     // Events from the distributor in the same pod still arrive: this one ends errored (no settings for it).
     const inside = triggered('front-door-inside');
     await env.controlPlane.publish(inside);
-    const finished = await events.waitFor(answerTo(inside.id, 'finished'), { timeoutMs: 60_000, what: '.finished of the event from inside' });
+    const finished = await events.waitFor(answerTo(inside.id, 'finished'), {
+      timeoutMs: 60_000,
+      what: '.finished of the event from inside',
+    });
     expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(await recorded(inside.id)).toBe(true);
 

@@ -48,7 +48,10 @@ beforeAll(async () => {
   recorder = await startRecorder();
   // Two teams' Git credentials, made the Keptn way and granted with `kubectl annotate` by a platform engineer.
   const gitData = { username: env.git.username, password: env.git.password };
-  for (const [name, project] of [['team-a-git', TEAM_A], ['team-b-git', TEAM_B]] as const) {
+  for (const [name, project] of [
+    ['team-a-git', TEAM_A],
+    ['team-b-git', TEAM_B],
+  ] as const) {
     await keptnCreateSecret(env.cluster.kc, { namespace: 'keptn', name, scope: 'keptn-default', data: gitData });
     await annotate('v1', 'Secret', 'keptn', name, grantAnnotations([project], [gitHostOf(env.git.url)]));
   }
@@ -62,7 +65,13 @@ afterAll(async () => {
   await env?.stop();
 }, 60_000);
 
-async function annotate(apiVersion: string, kind: string, namespace: string, name: string, annotations: Record<string, string>): Promise<void> {
+async function annotate(
+  apiVersion: string,
+  kind: string,
+  namespace: string,
+  name: string,
+  annotations: Record<string, string>,
+): Promise<void> {
   await env.cluster.mergePatch({ apiVersion, kind, metadata: { namespace, name, annotations } });
 }
 
@@ -75,10 +84,15 @@ async function newApp(tool: Tool, projects: string[] | undefined, deployed = fal
   const { url, commit } = await env.git.createRepo(name, appFiles(name));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
   const objects = toolObjects(tool, app, env).map((o) =>
-    o.kind === 'Kustomization' || o.kind === 'Application' ? { ...o, metadata: { ...o.metadata, annotations: projects ? grantAnnotations(projects) : {} } } : o,
+    o.kind === 'Kustomization' || o.kind === 'Application'
+      ? { ...o, metadata: { ...o.metadata, annotations: projects ? grantAnnotations(projects) : {} } }
+      : o,
   );
   await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, ...objects]);
-  if (deployed) await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+  if (deployed)
+    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
+      timeoutMs: 120_000,
+    });
   return app;
 }
 
@@ -97,11 +111,21 @@ timeout: 90s
 }
 
 async function deliver(project: string, service: string): Promise<{ triggered: KeptnCloudEvent; finished: KeptnCloudEvent }> {
-  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', { project, stage: 'dev', service, configurationChange: { values: { image: `${IMAGE}:0.2.0` } } });
+  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
+    project,
+    stage: 'dev',
+    service,
+    configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+  });
   await env.controlPlane.publish(triggered);
   await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
   const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' });
-  expect(events.received.filter((e) => e.triggeredid === triggered.id).map((e) => e.type).sort()).toEqual(['sh.keptn.event.deployment.finished', 'sh.keptn.event.deployment.started']);
+  expect(
+    events.received
+      .filter((e) => e.triggeredid === triggered.id)
+      .map((e) => e.type)
+      .sort(),
+  ).toEqual(['sh.keptn.event.deployment.finished', 'sh.keptn.event.deployment.started']);
   return { triggered, finished };
 }
 
@@ -111,36 +135,49 @@ describe('a project uses only Secrets granted to it, and their credentials go on
     [
       "another team's Secret, sent to the attacker's host",
       () => ({ url: `${recorder.url}/team-b/fleet.git`, secret: 'team-b-git' }),
-      () => /^project team-a has no grant for Secret keptn\/team-b-git: .*Its annotation gitops\.keptn\.sh\/projects must list team-a; a platform engineer grants it with: kubectl annotate --overwrite secret -n keptn team-b-git gitops\.keptn\.sh\/projects=<its current list>,team-a\. Nothing was sent to Git\.$/,
+      () =>
+        /^project team-a has no grant for Secret keptn\/team-b-git: .*Its annotation gitops\.keptn\.sh\/projects must list team-a; a platform engineer grants it with: kubectl annotate --overwrite secret -n keptn team-b-git gitops\.keptn\.sh\/projects=<its current list>,team-a\. Nothing was sent to Git\.$/,
     ],
     [
       'a Secret from keptn create secret that nobody granted',
       () => ({ url: `${recorder.url}/fleet.git`, secret: 'ungranted-git' }),
-      () => /no grant for Secret keptn\/ungranted-git: .*kubectl annotate secret -n keptn ungranted-git gitops\.keptn\.sh\/projects=team-a\b/,
+      () =>
+        /no grant for Secret keptn\/ungranted-git: .*kubectl annotate secret -n keptn ungranted-git gitops\.keptn\.sh\/projects=team-a\b/,
     ],
     [
       "the team's own Secret, sent to a host the Secret does not name",
       () => ({ url: `${recorder.url}/fleet.git`, secret: 'team-a-git' }),
-      () => new RegExp(`no grant for Secret keptn/team-a-git: its credentials go only to the Git hosts it lists, and git.url is on ${recorderHost()}\\. Its annotation gitops\\.keptn\\.sh/git-hosts must list ${recorderHost()}`),
+      () =>
+        new RegExp(
+          `no grant for Secret keptn/team-a-git: its credentials go only to the Git hosts it lists, and git.url is on ${recorderHost()}\\. Its annotation gitops\\.keptn\\.sh/git-hosts must list ${recorderHost()}`,
+        ),
     ],
     [
       "the team's own Secret, through a URL that names the granted host to a URL parser and the recorder to git",
       () => ({ url: `${env.git.url}\\@${recorderHost()}/fleet.git`, secret: 'team-a-git' }),
       () => /no grant for Secret keptn\/team-a-git: git\.url contains a backslash/,
     ],
-  ])('refuses %s: errored, the grant named, nothing sent', async (_name, git, message) => {
-    const app = await newApp('flux', [TEAM_A]);
-    env.resources.put({ project: TEAM_A, stage: 'dev', service: app.service }, 'gitops/config.yaml', settings('flux', app, git()));
-    const { finished } = await deliver(TEAM_A, app.service);
-    expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-    expect(finished.data.message).toMatch(message());
-    expect(recorder.requests).toEqual([]);
-    expect(await env.git.log(app.repo)).toHaveLength(1);
-  }, 240_000);
+  ])(
+    'refuses %s: errored, the grant named, nothing sent',
+    async (_name, git, message) => {
+      const app = await newApp('flux', [TEAM_A]);
+      env.resources.put({ project: TEAM_A, stage: 'dev', service: app.service }, 'gitops/config.yaml', settings('flux', app, git()));
+      const { finished } = await deliver(TEAM_A, app.service);
+      expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(finished.data.message).toMatch(message());
+      expect(recorder.requests).toEqual([]);
+      expect(await env.git.log(app.repo)).toHaveLength(1);
+    },
+    240_000,
+  );
 
   it('deploys with a Secret granted to the project and to the Git host, through a target granted to the project', async () => {
     const app = await newApp('flux', [TEAM_A], true);
-    env.resources.put({ project: TEAM_A, stage: 'dev', service: app.service }, 'gitops/config.yaml', settings('flux', app, { url: app.repoUrl, secret: 'team-a-git' }));
+    env.resources.put(
+      { project: TEAM_A, stage: 'dev', service: app.service },
+      'gitops/config.yaml',
+      settings('flux', app, { url: app.repoUrl, secret: 'team-a-git' }),
+    );
     const { finished } = await deliver(TEAM_A, app.service);
     const log = await env.git.log(app.repo);
     expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass', deployment: { gitCommit: log[0]!.sha } });
@@ -156,29 +193,50 @@ describe('a project drives only the Flux and Argo CD objects granted to it', () 
     ['flux', "another team's Kustomization", [TEAM_B]],
     ['argocd', 'an Application without a grant', undefined],
     ['argocd', "another team's Application", [TEAM_B]],
-  ])('%s: refuses %s before any commit or patch', async (tool, _name, projects) => {
-    const app = await newApp(tool, projects);
-    env.resources.put({ project: TEAM_A, stage: 'dev', service: app.service }, 'gitops/config.yaml', settings(tool, app, { url: app.repoUrl, secret: 'team-a-git' }));
-    const { finished } = await deliver(TEAM_A, app.service);
-    const [kind, namespace, resource] = tool === 'flux' ? ['Kustomization', 'flux-system', 'kustomizations.kustomize.toolkit.fluxcd.io'] : ['Application', 'argocd', 'applications.argoproj.io'];
-    expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-    expect(finished.data.message).toMatch(
-      new RegExp(`^project team-a has no grant for ${kind} ${namespace}/${app.name}: .*Its annotation gitops\\.keptn\\.sh/projects must list team-a; a platform engineer grants it with: kubectl annotate (--overwrite )?${resource.replaceAll('.', '\\.')} -n ${namespace} ${app.name} gitops\\.keptn\\.sh/projects=`),
-    );
-    expect(await env.git.log(app.repo)).toHaveLength(1);
-    if (tool === 'flux') {
-      // kustomize- and source-controller keep the reconcile request annotation: it is there once anyone asked.
-      for (const [apiVersion, k] of [['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'], ['source.toolkit.fluxcd.io/v1', 'GitRepository']] as const) {
-        const obj = await env.cluster.read(apiVersion, k, 'flux-system', app.name);
-        expect(obj.metadata?.annotations?.['reconcile.fluxcd.io/requestedAt']).toBeUndefined();
+  ])(
+    '%s: refuses %s before any commit or patch',
+    async (tool, _name, projects) => {
+      const app = await newApp(tool, projects);
+      env.resources.put(
+        { project: TEAM_A, stage: 'dev', service: app.service },
+        'gitops/config.yaml',
+        settings(tool, app, { url: app.repoUrl, secret: 'team-a-git' }),
+      );
+      const { finished } = await deliver(TEAM_A, app.service);
+      const [kind, namespace, resource] =
+        tool === 'flux'
+          ? ['Kustomization', 'flux-system', 'kustomizations.kustomize.toolkit.fluxcd.io']
+          : ['Application', 'argocd', 'applications.argoproj.io'];
+      expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(finished.data.message).toMatch(
+        new RegExp(
+          `^project team-a has no grant for ${kind} ${namespace}/${app.name}: .*Its annotation gitops\\.keptn\\.sh/projects must list team-a; a platform engineer grants it with: kubectl annotate (--overwrite )?${resource.replaceAll('.', '\\.')} -n ${namespace} ${app.name} gitops\\.keptn\\.sh/projects=`,
+        ),
+      );
+      expect(await env.git.log(app.repo)).toHaveLength(1);
+      if (tool === 'flux') {
+        // kustomize- and source-controller keep the reconcile request annotation: it is there once anyone asked.
+        for (const [apiVersion, k] of [
+          ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
+          ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
+        ] as const) {
+          const obj = await env.cluster.read(apiVersion, k, 'flux-system', app.name);
+          expect(obj.metadata?.annotations?.['reconcile.fluxcd.io/requestedAt']).toBeUndefined();
+        }
+      } else {
+        // Argo CD keeps who started the last operation; a sync by the service would be recorded here.
+        const obj = await env.cluster.read<KubernetesObject & { operation?: unknown; status?: { operationState?: unknown } }>(
+          'argoproj.io/v1alpha1',
+          'Application',
+          'argocd',
+          app.name,
+        );
+        expect(obj.operation).toBeUndefined();
+        expect(obj.status?.operationState).toBeUndefined();
       }
-    } else {
-      // Argo CD keeps who started the last operation; a sync by the service would be recorded here.
-      const obj = await env.cluster.read<KubernetesObject & { operation?: unknown; status?: { operationState?: unknown } }>('argoproj.io/v1alpha1', 'Application', 'argocd', app.name);
-      expect(obj.operation).toBeUndefined();
-      expect(obj.status?.operationState).toBeUndefined();
-    }
-  }, 240_000);
+    },
+    240_000,
+  );
 });
 
 describe("least privilege: the chart's ServiceAccount reads the Secrets of its Keptn scopes and no other", () => {
@@ -186,33 +244,71 @@ describe("least privilege: the chart's ServiceAccount reads the Secrets of its K
     const admin = env.cluster.kc;
     // Installed in a namespace of its own; the Secrets live in Keptn's.
     await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'gitops-system' } } as KubernetesObject]);
-    await keptnCreateSecret(admin, { namespace: 'keptn', name: 'rbac-scope-git', scope: 'keptn-default', data: { username: 'u', password: 'p1' } });
-    await keptnCreateSecret(admin, { namespace: 'keptn', name: 'rbac-webhook-token', scope: 'keptn-webhook-service', data: { token: 'w' } });
+    await keptnCreateSecret(admin, {
+      namespace: 'keptn',
+      name: 'rbac-scope-git',
+      scope: 'keptn-default',
+      data: { username: 'u', password: 'p1' },
+    });
+    await keptnCreateSecret(admin, {
+      namespace: 'keptn',
+      name: 'rbac-webhook-token',
+      scope: 'keptn-webhook-service',
+      data: { token: 'w' },
+    });
     await env.cluster.apply([
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'rbac-named-git', namespace: 'keptn' }, stringData: { password: 'p2' } } as KubernetesObject,
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'keptn-api-token', namespace: 'keptn' }, stringData: { 'keptn-api-token': 'k' } } as KubernetesObject,
-      ...chartSecretRbac({ release: 'gitops', releaseNamespace: 'gitops-system', secretNamespace: 'keptn', keptnScopeRoles: ['keptn-secrets-default-read'], names: ['rbac-named-git'] }),
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'rbac-named-git', namespace: 'keptn' },
+        stringData: { password: 'p2' },
+      } as KubernetesObject,
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'keptn-api-token', namespace: 'keptn' },
+        stringData: { 'keptn-api-token': 'k' },
+      } as KubernetesObject,
+      ...chartSecretRbac({
+        release: 'gitops',
+        releaseNamespace: 'gitops-system',
+        secretNamespace: 'keptn',
+        keptnScopeRoles: ['keptn-secrets-default-read'],
+        names: ['rbac-named-git'],
+      }),
     ]);
     const sa = await serviceAccountKubeConfig(admin, 'gitops-system', 'gitops');
     const cluster = new KubeCluster(sa, pino({ level: 'silent' }));
     try {
       // RBAC reaches the authorizer through its informers: wait for the grant to show, then check what is refused.
-      const data = await waitUntil('the scope Secret readable as the ServiceAccount', () => cluster.secretData('keptn', 'rbac-scope-git'), { timeoutMs: 20_000 });
+      const data = await waitUntil('the scope Secret readable as the ServiceAccount', () => cluster.secretData('keptn', 'rbac-scope-git'), {
+        timeoutMs: 20_000,
+      });
       expect(data).toEqual({ username: 'u', password: 'p1' });
-      expect((await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: 'keptn', name: 'rbac-scope-git' })).labels).toMatchObject({ 'app.kubernetes.io/scope': 'keptn-default' });
-      expect(await waitUntil('the named Secret readable', () => cluster.secretData('keptn', 'rbac-named-git'), { timeoutMs: 20_000 })).toEqual({ password: 'p2' });
+      expect(
+        (await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: 'keptn', name: 'rbac-scope-git' })).labels,
+      ).toMatchObject({ 'app.kubernetes.io/scope': 'keptn-default' });
+      expect(
+        await waitUntil('the named Secret readable', () => cluster.secretData('keptn', 'rbac-named-git'), { timeoutMs: 20_000 }),
+      ).toEqual({ password: 'p2' });
       for (const name of ['keptn-api-token', 'rbac-webhook-token']) {
         await expect(cluster.secretData('keptn', name)).rejects.toMatchObject({ code: 'FORBIDDEN' });
-        await expect(cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: 'keptn', name })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+        await expect(cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: 'keptn', name })).rejects.toMatchObject({
+          code: 'FORBIDDEN',
+        });
       }
       const reviews = sa.makeApiClient(AuthorizationV1Api);
       for (const verb of ['list', 'watch', 'create', 'update', 'patch', 'delete']) {
-        const review = await reviews.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace: 'keptn', verb, resource: 'secrets' } } } });
+        const review = await reviews.createSelfSubjectAccessReview({
+          body: { spec: { resourceAttributes: { namespace: 'keptn', verb, resource: 'secrets' } } },
+        });
         expect({ verb, allowed: review.status?.allowed }).toEqual({ verb, allowed: false });
       }
       // A Secret made later in the same scope is readable at once: secret-service adds it to the Role the chart binds.
       await keptnCreateSecret(admin, { namespace: 'keptn', name: 'rbac-scope-later', scope: 'keptn-default', data: { password: 'p3' } });
-      expect(await waitUntil('the later scope Secret readable', () => cluster.secretData('keptn', 'rbac-scope-later'), { timeoutMs: 20_000 })).toEqual({ password: 'p3' });
+      expect(
+        await waitUntil('the later scope Secret readable', () => cluster.secretData('keptn', 'rbac-scope-later'), { timeoutMs: 20_000 }),
+      ).toEqual({ password: 'p3' });
     } finally {
       cluster.close();
     }

@@ -22,7 +22,10 @@ async function newApp(tool: 'flux' | 'argocd'): Promise<TestApp> {
   const name = `smoke-${tool}`;
   const { url, commit } = await env.git.createRepo(name, appFiles(name));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: name };
-  await env.cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject, ...toolObjects(tool, app, env, { automated: true })]);
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+    ...toolObjects(tool, app, env, { automated: true }),
+  ]);
   return app;
 }
 
@@ -34,13 +37,23 @@ describe('Kubernetes (kube-apiserver, controller-manager, scheduler, kwok)', () 
         apiVersion: 'apps/v1',
         kind: 'Deployment',
         metadata: { name: 'nginx', namespace: 'smoke-kube' },
-        spec: { replicas: 2, selector: { matchLabels: { app: 'nginx' } }, template: { metadata: { labels: { app: 'nginx' } }, spec: { containers: [{ name: 'nginx', image: 'nginx:1.27' }] } } },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { app: 'nginx' } },
+          template: { metadata: { labels: { app: 'nginx' } }, spec: { containers: [{ name: 'nginx', image: 'nginx:1.27' }] } },
+        },
       } as KubernetesObject,
     ]);
-    const d = await waitUntil('Deployment Available', async () => {
-      const obj = await env.cluster.read<KubernetesObject & Status>('apps/v1', 'Deployment', 'smoke-kube', 'nginx');
-      return obj.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') && obj.status['readyReplicas'] === 2 ? obj : undefined;
-    }, { timeoutMs: 60_000 });
+    const d = await waitUntil(
+      'Deployment Available',
+      async () => {
+        const obj = await env.cluster.read<KubernetesObject & Status>('apps/v1', 'Deployment', 'smoke-kube', 'nginx');
+        return obj.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') && obj.status['readyReplicas'] === 2
+          ? obj
+          : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(d.status?.['readyReplicas']).toBe(2);
   }, 90_000);
 });
@@ -48,12 +61,26 @@ describe('Kubernetes (kube-apiserver, controller-manager, scheduler, kwok)', () 
 describe('Flux', () => {
   it('applies a pushed commit and reports it in lastAppliedRevision', async () => {
     const app = await newApp('flux');
-    const k = await waitUntil('Kustomization applied', async () => {
-      const obj = await env.cluster.read<KubernetesObject & Status>('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', app.name);
-      return obj.status?.['lastAppliedRevision'] === `main@sha1:${app.initialCommit}` ? obj : undefined;
-    }, { timeoutMs: 120_000 });
+    const k = await waitUntil(
+      'Kustomization applied',
+      async () => {
+        const obj = await env.cluster.read<KubernetesObject & Status>(
+          'kustomize.toolkit.fluxcd.io/v1',
+          'Kustomization',
+          'flux-system',
+          app.name,
+        );
+        return obj.status?.['lastAppliedRevision'] === `main@sha1:${app.initialCommit}` ? obj : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
     expect(k.status?.conditions).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'Ready', status: 'True' })]));
-    const d = await env.cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>('apps/v1', 'Deployment', app.namespace, 'web');
+    const d = await env.cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>(
+      'apps/v1',
+      'Deployment',
+      app.namespace,
+      'web',
+    );
     expect(d.spec.template.spec.containers[0]?.image).toBe(`${IMAGE}:0.1.0`);
   }, 150_000);
 });
@@ -61,10 +88,16 @@ describe('Flux', () => {
 describe('Argo CD', () => {
   it('syncs a commit and reports Synced and Healthy at that revision', async () => {
     const app = await newApp('argocd');
-    const a = await waitUntil('Application Synced/Healthy', async () => {
-      const obj = await env.cluster.read<KubernetesObject & { status?: { sync?: { status?: string; revision?: string }; health?: { status?: string } } }>('argoproj.io/v1alpha1', 'Application', 'argocd', app.name);
-      return obj.status?.sync?.status === 'Synced' && obj.status.health?.status === 'Healthy' ? obj : undefined;
-    }, { timeoutMs: 180_000 });
+    const a = await waitUntil(
+      'Application Synced/Healthy',
+      async () => {
+        const obj = await env.cluster.read<
+          KubernetesObject & { status?: { sync?: { status?: string; revision?: string }; health?: { status?: string } } }
+        >('argoproj.io/v1alpha1', 'Application', 'argocd', app.name);
+        return obj.status?.sync?.status === 'Synced' && obj.status.health?.status === 'Healthy' ? obj : undefined;
+      },
+      { timeoutMs: 180_000 },
+    );
     expect(a.status?.sync?.revision).toBe(app.initialCommit);
   }, 200_000);
 });
@@ -89,7 +122,13 @@ describe('NATS and the Keptn distributor', () => {
   afterAll(() => new Promise<void>((r) => receiver.close(() => r())));
 
   it('forwards an event from NATS to the HTTP receiver, and an event POSTed to /event onto NATS', async () => {
-    const distributor = await startDistributor({ natsUrl: env.nats.url, recipientPort: port, topics: ['sh.keptn.event.smoke.triggered'], logDir: env.logDir, name: 'distributor-smoke' });
+    const distributor = await startDistributor({
+      natsUrl: env.nats.url,
+      recipientPort: port,
+      topics: ['sh.keptn.event.smoke.triggered'],
+      logDir: env.logDir,
+      name: 'distributor-smoke',
+    });
     try {
       const down = keptnEvent('sh.keptn.event.smoke.triggered', { project: 'p', stage: 's', service: 'x' });
       await env.controlPlane.publish(down);
@@ -98,10 +137,21 @@ describe('NATS and the Keptn distributor', () => {
       expect(got.body).toMatchObject({ type: down.type, shkeptncontext: down.shkeptncontext, data: down.data });
 
       const up = env.controlPlane.subscribe('sh.keptn.event.smoke.finished');
-      const event = keptnEvent('sh.keptn.event.smoke.finished', { project: 'p', stage: 's', service: 'x', status: 'succeeded', result: 'pass' }, { triggeredid: down.id });
-      const res = await fetch(distributor.eventUrl, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(event) });
+      const event = keptnEvent(
+        'sh.keptn.event.smoke.finished',
+        { project: 'p', stage: 's', service: 'x', status: 'succeeded', result: 'pass' },
+        { triggeredid: down.id },
+      );
+      const res = await fetch(distributor.eventUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify(event),
+      });
       expect(res.status).toBe(200);
-      expect(await up.waitFor((e) => e.id === event.id, { timeoutMs: 10_000 })).toMatchObject({ triggeredid: down.id, data: { result: 'pass' } });
+      expect(await up.waitFor((e) => e.id === event.id, { timeoutMs: 10_000 })).toMatchObject({
+        triggeredid: down.id,
+        data: { result: 'pass' },
+      });
       up.close();
     } finally {
       await distributor.stop();

@@ -9,7 +9,17 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, grantAnnotations, IMAGE, imageInCluster, keptnSecret, PROJECT, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import {
+  appFiles,
+  grantAnnotations,
+  IMAGE,
+  imageInCluster,
+  keptnSecret,
+  PROJECT,
+  settingsYaml,
+  toolObjects,
+  type TestApp,
+} from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
@@ -28,7 +38,12 @@ afterAll(async () => {
 const ns = (name: string) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }) as KubernetesObject;
 
 /** A repository with `files`, its namespace and Secret, and the team's Flux objects. */
-async function newApp(prefix: string, files: (name: string) => Record<string, string>, objects: (app: TestApp) => KubernetesObject[], settings: (app: TestApp) => string): Promise<TestApp> {
+async function newApp(
+  prefix: string,
+  files: (name: string) => Record<string, string>,
+  objects: (app: TestApp) => KubernetesObject[],
+  settings: (app: TestApp) => string,
+): Promise<TestApp> {
   const name = `${prefix}-${++counter}`;
   const { url, commit } = await env.git.createRepo(name, files(name));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
@@ -37,7 +52,10 @@ async function newApp(prefix: string, files: (name: string) => Record<string, st
   return app;
 }
 
-const initiallyDeployed = (app: TestApp) => waitUntil(`${app.name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+const initiallyDeployed = (app: TestApp) =>
+  waitUntil(`${app.name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
+    timeoutMs: 120_000,
+  });
 
 interface Delivery {
   triggered: KeptnCloudEvent;
@@ -47,7 +65,13 @@ interface Delivery {
 }
 
 async function deliver(app: TestApp, image = `${IMAGE}:0.2.0`): Promise<Delivery> {
-  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', { project: 'podtato', stage: 'dev', service: app.service, configurationChange: { values: { image } }, deployment: { deploymentstrategy: 'direct' } });
+  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
+    project: 'podtato',
+    stage: 'dev',
+    service: app.service,
+    configurationChange: { values: { image } },
+    deployment: { deploymentstrategy: 'direct' },
+  });
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
@@ -79,7 +103,11 @@ function chartFiles(extra: Record<string, string> = {}, failOn?: string): Record
   return {
     'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
     'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0 # set by Keptn\n`,
-    ...(failOn ? { 'charts/web/templates/broken.yaml': `{{- if eq .Values.image.tag "${failOn}" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n{{- end }}\n` } : {}),
+    ...(failOn
+      ? {
+          'charts/web/templates/broken.yaml': `{{- if eq .Values.image.tag "${failOn}" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n{{- end }}\n`,
+        }
+      : {}),
     'charts/web/templates/deployment.yaml': `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -117,7 +145,13 @@ ${Object.entries({ chart: './charts/web', ...chartSpec, sourceRef: `{ kind: GitR
 ${values ?? ''}`;
 }
 
-function helmSettings(app: TestApp, file: string, yamlPath: string, target: { kind: string; namespace: string } = { kind: 'HelmRelease', namespace: app.namespace }, timeout = '120s'): string {
+function helmSettings(
+  app: TestApp,
+  file: string,
+  yamlPath: string,
+  target: { kind: string; namespace: string } = { kind: 'HelmRelease', namespace: app.namespace },
+  timeout = '120s',
+): string {
   return `git:
   url: ${app.repoUrl}
   branch: main
@@ -137,73 +171,142 @@ timeout: ${timeout}
 describe('Flux verdicts on the setups teams run (issue 7)', () => {
   it('item 1: a chart in our repository where only values.yaml changes passes once helm-controller upgraded to it', async () => {
     // The HelmRelease spec does not change: only a new HelmChart artifact (<version>+<sha12>) can trigger the upgrade.
-    const app = await newApp('flux-chart-values', (name) => ({ ...chartFiles(), [`apps/${name}/release.yaml`]: helmRelease(name, { reconcileStrategy: 'Revision' }) }), (a) => fluxObjects(a), (a) => helmSettings(a, 'charts/web/values.yaml', 'image.tag'));
+    const app = await newApp(
+      'flux-chart-values',
+      (name) => ({ ...chartFiles(), [`apps/${name}/release.yaml`]: helmRelease(name, { reconcileStrategy: 'Revision' }) }),
+      (a) => fluxObjects(a),
+      (a) => helmSettings(a, 'charts/web/values.yaml', 'image.tag'),
+    );
     await initiallyDeployed(app);
     const d = await deliver(app);
     const ours = (await env.git.log(app.repo))[0]!.sha;
     expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: ours } });
     expect(d.finished.data.message).toMatch(/HelmRelease (flux-chart-values-\d+)\/\1 is ready: UpgradeSucceeded/);
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
-    const release = await env.cluster.read<KubernetesObject & { status: { lastAttemptedRevision: string } }>('helm.toolkit.fluxcd.io/v2', 'HelmRelease', app.namespace, app.name);
+    const release = await env.cluster.read<KubernetesObject & { status: { lastAttemptedRevision: string } }>(
+      'helm.toolkit.fluxcd.io/v2',
+      'HelmRelease',
+      app.namespace,
+      app.name,
+    );
     expect(release.status.lastAttemptedRevision).toBe(`0.1.0+${ours.slice(0, 12)}`);
   }, 240_000);
 
   it('item 2: a Kustomization without spec.wait whose workload never becomes available fails, saying Flux did not check health', async () => {
-    const app = await newApp('flux-nowait', (name) => appFiles(name, { unschedulable: true }), (a) => fluxObjects(a, { wait: false }), (a) => settingsYaml('flux', a, { timeout: '25s' }));
+    const app = await newApp(
+      'flux-nowait',
+      (name) => appFiles(name, { unschedulable: true }),
+      (a) => fluxObjects(a, { wait: false }),
+      (a) => settingsYaml('flux', a, { timeout: '25s' }),
+    );
     await initiallyDeployed(app);
     const d = await deliver(app);
     expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(d.finished.data.message).toMatch(new RegExp(`did not apply commit .* in time: Kustomization flux-system/${app.name} applied [0-9a-f]{12} without checking health \\(spec.wait is off\\); Deployment ${app.namespace}/web is rolling out: `));
+    expect(d.finished.data.message).toMatch(
+      new RegExp(
+        `did not apply commit .* in time: Kustomization flux-system/${app.name} applied [0-9a-f]{12} without checking health \\(spec.wait is off\\); Deployment ${app.namespace}/web is rolling out: `,
+      ),
+    );
     // Flux itself calls it applied and Ready: only the service's own rollout check stands between that and a pass.
-    const k = await env.cluster.read<KubernetesObject & { status: { lastAppliedRevision: string; conditions: Array<{ type: string; status: string }> } }>('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', app.name);
+    const k = await env.cluster.read<
+      KubernetesObject & { status: { lastAppliedRevision: string; conditions: Array<{ type: string; status: string }> } }
+    >('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', app.name);
     expect(k.status.lastAppliedRevision).toContain(String(d.finished.data.deployment.gitCommit));
     expect(k.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
   }, 240_000);
 
   it('item 2: a Kustomization without spec.wait passes once its Deployment rolled out the image we wrote', async () => {
-    const app = await newApp('flux-nowait-ok', (name) => appFiles(name), (a) => fluxObjects(a, { wait: false }), (a) => settingsYaml('flux', a));
+    const app = await newApp(
+      'flux-nowait-ok',
+      (name) => appFiles(name),
+      (a) => fluxObjects(a, { wait: false }),
+      (a) => settingsYaml('flux', a),
+    );
     await initiallyDeployed(app);
     const d = await deliver(app);
     expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await env.git.log(app.repo))[0]!.sha } });
     expect(d.finished.data.message).toContain('its workloads rolled out');
-    const web = await env.cluster.read<KubernetesObject & { status: { availableReplicas?: number; updatedReplicas?: number } }>('apps/v1', 'Deployment', app.namespace, 'web');
+    const web = await env.cluster.read<KubernetesObject & { status: { availableReplicas?: number; updatedReplicas?: number } }>(
+      'apps/v1',
+      'Deployment',
+      app.namespace,
+      'web',
+    );
     expect(web.status).toMatchObject({ availableReplicas: 1, updatedReplicas: 1 });
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
   }, 240_000);
 
   it('item 3: settings that point at a file the Kustomization does not deploy fail early, naming the target and its path', async () => {
-    const app = await newApp('flux-otherfile', (name) => ({ ...appFiles(name), [`overlays/old-${name}/kustomization.yaml`]: appFiles(name)[`apps/${name}/kustomization.yaml`]! }), (a) => fluxObjects(a), (a) => settingsYaml('flux', a).replace(`file: apps/${a.name}/kustomization.yaml`, `file: overlays/old-${a.name}/kustomization.yaml`));
+    const app = await newApp(
+      'flux-otherfile',
+      (name) => ({ ...appFiles(name), [`overlays/old-${name}/kustomization.yaml`]: appFiles(name)[`apps/${name}/kustomization.yaml`]! }),
+      (a) => fluxObjects(a),
+      (a) => settingsYaml('flux', a).replace(`file: apps/${a.name}/kustomization.yaml`, `file: overlays/old-${a.name}/kustomization.yaml`),
+    );
     await initiallyDeployed(app);
     const d = await deliver(app);
     expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
     expect(d.finished.data.message).toMatch(
-      new RegExp(`Kustomization flux-system/${app.name} applied our commit [0-9a-f]{12} and is ready, but none of its workloads runs ghcr.io/podtato/head:0.2.0 \\(they run ghcr.io/podtato/head:0.1.0\\): .* is not part of what Kustomization flux-system/${app.name} deploys \\(spec.path ./apps/${app.name}\\)`),
+      new RegExp(
+        `Kustomization flux-system/${app.name} applied our commit [0-9a-f]{12} and is ready, but none of its workloads runs ghcr.io/podtato/head:0.2.0 \\(they run ghcr.io/podtato/head:0.1.0\\): .* is not part of what Kustomization flux-system/${app.name} deploys \\(spec.path ./apps/${app.name}\\)`,
+      ),
     );
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.1.0`);
     expect(d.ms).toBeLessThan(60_000); // the settings' timeout is 90 s
   }, 240_000);
 
   it('item 5: a failed Helm upgrade fails; the roll-back after it passes, not blamed for the old failure', async () => {
-    const app = await newApp('flux-helm-fail', (name) => ({ ...chartFiles({}, '0.9.9'), [`apps/${name}/release.yaml`]: helmRelease(name, { reconcileStrategy: 'Revision' }, '  values:\n    image:\n      tag: 0.1.0 # set by Keptn\n') }), (a) => fluxObjects(a), (a) => helmSettings(a, `apps/${a.name}/release.yaml`, 'spec.values.image.tag'));
+    const app = await newApp(
+      'flux-helm-fail',
+      (name) => ({
+        ...chartFiles({}, '0.9.9'),
+        [`apps/${name}/release.yaml`]: helmRelease(
+          name,
+          { reconcileStrategy: 'Revision' },
+          '  values:\n    image:\n      tag: 0.1.0 # set by Keptn\n',
+        ),
+      }),
+      (a) => fluxObjects(a),
+      (a) => helmSettings(a, `apps/${a.name}/release.yaml`, 'spec.values.image.tag'),
+    );
     await initiallyDeployed(app);
     const d = await deliver(app, `${IMAGE}:0.9.9`);
     expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
     // helm-controller's own message, or the manager's health check that saw the release fail first.
-    expect(d.finished.data.message).toMatch(/ConfigMap "Bad_Name" is invalid|HelmRelease\/flux-helm-fail-\d+\/flux-helm-fail-\d+ status: 'Failed'/);
+    expect(d.finished.data.message).toMatch(
+      /ConfigMap "Bad_Name" is invalid|HelmRelease\/flux-helm-fail-\d+\/flux-helm-fail-\d+ status: 'Failed'/,
+    );
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.1.0`);
 
-    const rollback = keptnEvent('sh.keptn.event.rollback.triggered', { project: 'podtato', stage: 'dev', service: app.service }, { shkeptncontext: d.triggered.shkeptncontext });
+    const rollback = keptnEvent(
+      'sh.keptn.event.rollback.triggered',
+      { project: 'podtato', stage: 'dev', service: app.service },
+      { shkeptncontext: d.triggered.shkeptncontext },
+    );
     await env.controlPlane.publish(rollback);
-    const finished = await events.waitFor(answerTo(rollback.id, 'finished', 'rollback'), { timeoutMs: 180_000, what: 'rollback .finished' });
+    const finished = await events.waitFor(answerTo(rollback.id, 'finished', 'rollback'), {
+      timeoutMs: 180_000,
+      what: 'rollback .finished',
+    });
     const log = await env.git.log(app.repo);
     expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass', rollback: { gitCommit: log[0]!.sha } });
     expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.1.0`);
-    const release = await env.cluster.read<KubernetesObject & { status: { history: Array<{ status: string }> } }>('helm.toolkit.fluxcd.io/v2', 'HelmRelease', app.namespace, app.name);
+    const release = await env.cluster.read<KubernetesObject & { status: { history: Array<{ status: string }> } }>(
+      'helm.toolkit.fluxcd.io/v2',
+      'HelmRelease',
+      app.namespace,
+      app.name,
+    );
     expect(release.status.history[0]!.status).toBe('deployed');
   }, 300_000);
 
   it('item 13: a GitRepository that follows another branch fails at once, saying which', async () => {
-    const app = await newApp('flux-branch', (name) => appFiles(name), (a) => [], () => '');
+    const app = await newApp(
+      'flux-branch',
+      (name) => appFiles(name),
+      () => [],
+      () => '',
+    );
     await promisify(execFile)('git', ['--git-dir', join(env.git.root, 'repos', `${app.name}.git`), 'branch', 'dev', 'main']);
     const [secret, , kustomization] = toolObjects('flux', app, env);
     await env.cluster.apply([secret!, gitRepository(app, { branch: 'dev' }), kustomization!]);
@@ -211,7 +314,9 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     await initiallyDeployed(app);
     const d = await deliver(app);
     expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(d.finished.data.message).toContain(`GitRepository flux-system/${app.name} tracks branch dev, not branch main: it will never pick our commit`);
+    expect(d.finished.data.message).toContain(
+      `GitRepository flux-system/${app.name} tracks branch dev, not branch main: it will never pick our commit`,
+    );
     expect(d.ms).toBeLessThan(20_000);
   }, 240_000);
 
@@ -228,28 +333,52 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
         spec: {
           interval: '1h',
           targetNamespace: app.namespace,
-          chart: { spec: { chart: './charts/web', reconcileStrategy: strategy, valuesFiles: ['charts/web/values.yaml', 'charts/web/values-prod.yaml'], sourceRef: { kind: 'GitRepository', name: app.name } } },
+          chart: {
+            spec: {
+              chart: './charts/web',
+              reconcileStrategy: strategy,
+              valuesFiles: ['charts/web/values.yaml', 'charts/web/values-prod.yaml'],
+              sourceRef: { kind: 'GitRepository', name: app.name },
+            },
+          },
         },
       } as KubernetesObject,
     ];
 
     it('passes once the chart <version>+<sha12>.<generation> built from our commit is released', async () => {
-      const app = await newApp('flux-valuesfiles', files, (a) => release(a, 'Revision'), (a) => helmSettings(a, 'charts/web/values-prod.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }));
+      const app = await newApp(
+        'flux-valuesfiles',
+        files,
+        (a) => release(a, 'Revision'),
+        (a) => helmSettings(a, 'charts/web/values-prod.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }),
+      );
       await initiallyDeployed(app);
       const d = await deliver(app);
       const ours = (await env.git.log(app.repo))[0]!.sha;
       expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: ours } });
       expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
-      const hr = await env.cluster.read<KubernetesObject & { status: { lastAttemptedRevision: string } }>('helm.toolkit.fluxcd.io/v2', 'HelmRelease', 'flux-system', app.name);
+      const hr = await env.cluster.read<KubernetesObject & { status: { lastAttemptedRevision: string } }>(
+        'helm.toolkit.fluxcd.io/v2',
+        'HelmRelease',
+        'flux-system',
+        app.name,
+      );
       expect(hr.status.lastAttemptedRevision).toMatch(new RegExp(`^0\\.1\\.0\\+${ours.slice(0, 12)}\\.\\d+$`));
     }, 240_000);
 
     it('fails at once with the default ChartVersion strategy, saying why', async () => {
-      const app = await newApp('flux-chartversion', files, (a) => release(a, 'ChartVersion'), (a) => helmSettings(a, 'charts/web/values-prod.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }));
+      const app = await newApp(
+        'flux-chartversion',
+        files,
+        (a) => release(a, 'ChartVersion'),
+        (a) => helmSettings(a, 'charts/web/values-prod.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }),
+      );
       await initiallyDeployed(app);
       const d = await deliver(app);
       expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-      expect(d.finished.data.message).toMatch(/reconcileStrategy ChartVersion: a commit that does not change the chart's version never produces a new chart; set spec.chart.spec.reconcileStrategy: Revision/);
+      expect(d.finished.data.message).toMatch(
+        /reconcileStrategy ChartVersion: a commit that does not change the chart's version never produces a new chart; set spec.chart.spec.reconcileStrategy: Revision/,
+      );
       expect(d.ms).toBeLessThan(20_000);
     }, 240_000);
   });

@@ -32,7 +32,14 @@ function widgetCrd(): KubernetesObject & Record<string, unknown> {
       group: GROUP,
       scope: 'Namespaced',
       names: { plural: 'widgets', singular: 'widget', kind: 'Widget', listKind: 'WidgetList' },
-      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
     },
   };
 }
@@ -55,10 +62,20 @@ beforeAll(async () => {
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'gitops-service', namespace: 'keptn' } },
   ]);
   const core = admin.kc.makeApiClient(CoreV1Api);
-  const token = await waitUntil('a token for the service account', async () => {
-    const t = await core.createNamespacedServiceAccountToken({ name: 'gitops-service', namespace: 'keptn', body: { spec: { audiences: [], expirationSeconds: 3600 } } }).catch(() => undefined);
-    return t?.status?.token;
-  }, { timeoutMs: 30_000 });
+  const token = await waitUntil(
+    'a token for the service account',
+    async () => {
+      const t = await core
+        .createNamespacedServiceAccountToken({
+          name: 'gitops-service',
+          namespace: 'keptn',
+          body: { spec: { audiences: [], expirationSeconds: 3600 } },
+        })
+        .catch(() => undefined);
+      return t?.status?.token;
+    },
+    { timeoutMs: 30_000 },
+  );
   const cluster = admin.kc.getCurrentCluster()!;
   restricted = new KubeConfig();
   restricted.loadFromOptions({
@@ -97,12 +114,21 @@ describe('refusals from the real API server', () => {
     const err = await untilSynced(w.synced, Date.now() + 60_000, 'widgets').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'FORBIDDEN' });
     const message = (err as Error).message;
-    expect(message).toMatch(new RegExp(`^cannot list widgets\\.${GROUP.replace(/\./g, '\\.')}: forbidden; grant the service account list and watch on widgets in API group ${GROUP.replace(/\./g, '\\.')}, cluster-wide`));
+    expect(message).toMatch(
+      new RegExp(
+        `^cannot list widgets\\.${GROUP.replace(/\./g, '\\.')}: forbidden; grant the service account list and watch on widgets in API group ${GROUP.replace(/\./g, '\\.')}, cluster-wide`,
+      ),
+    );
     // The API server's own words name the identity and the verb.
     expect(message).toContain('User "system:serviceaccount:keptn:gitops-service" cannot list resource "widgets"');
 
     await admin.apply([
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'gitops-widgets' }, rules: [{ apiGroups: [GROUP], resources: ['widgets'], verbs: ['list', 'watch'] }] } as KubernetesObject,
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'gitops-widgets' },
+        rules: [{ apiGroups: [GROUP], resources: ['widgets'], verbs: ['list', 'watch'] }],
+      } as KubernetesObject,
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRoleBinding',

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { buildPeers, freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
 
 export interface ArgoCD {
@@ -91,8 +90,22 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
     const redis = await spawnPeer({
       name: 'argocd-redis',
       command: '/usr/bin/redis-server',
-      args: ['--bind', '127.0.0.1', '--port', String(redisPort), '--save', '', '--appendonly', 'no',
-        '--dir', dirs.redis, '--protected-mode', 'yes', '--loglevel', 'warning'],
+      args: [
+        '--bind',
+        '127.0.0.1',
+        '--port',
+        String(redisPort),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dirs.redis,
+        '--protected-mode',
+        'yes',
+        '--loglevel',
+        'warning',
+      ],
       logDir: opts.logDir,
     });
     peers.push(redis);
@@ -114,10 +127,25 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
     const repoServer = await spawnPeer({
       name: 'argocd-repo-server',
       command: argocd,
-      args: ['--address', '127.0.0.1', '--port', String(repoPort),
-        '--metrics-address', '127.0.0.1', '--metrics-port', String(repoMetricsPort),
-        '--redis', redisAddr, '--disable-tls', '--client-ca-path', '', // default /app/config/... conflicts with --disable-tls
-        '--logformat', 'text', '--loglevel', 'info'],
+      args: [
+        '--address',
+        '127.0.0.1',
+        '--port',
+        String(repoPort),
+        '--metrics-address',
+        '127.0.0.1',
+        '--metrics-port',
+        String(repoMetricsPort),
+        '--redis',
+        redisAddr,
+        '--disable-tls',
+        '--client-ca-path',
+        '', // default /app/config/... conflicts with --disable-tls
+        '--logformat',
+        'text',
+        '--loglevel',
+        'info',
+      ],
       env: {
         ...common,
         ARGOCD_BINARY_NAME: 'argocd-repo-server',
@@ -134,8 +162,10 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
       logDir: opts.logDir,
     });
     peers.push(repoServer);
-    await waitUntil('argocd-repo-server /healthz?full=true',
-      () => httpOk(`http://127.0.0.1:${repoMetricsPort}/healthz?full=true`), { timeoutMs: 60_000, peer: repoServer });
+    await waitUntil('argocd-repo-server /healthz?full=true', () => httpOk(`http://127.0.0.1:${repoMetricsPort}/healthz?full=true`), {
+      timeoutMs: 60_000,
+      peer: repoServer,
+    });
     const repoAddr = `127.0.0.1:${repoPort}`;
 
     // --- application-controller ---
@@ -143,15 +173,33 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
     const controller = await spawnPeer({
       name: 'argocd-application-controller',
       command: argocd,
-      args: ['--namespace', NAMESPACE, '--redis', redisAddr, '--repo-server', repoAddr, '--repo-server-plaintext',
-        '--metrics-port', String(controllerMetricsPort), '--status-processors', '4', '--operation-processors', '4',
-        '--logformat', 'text', '--loglevel', 'info'],
+      args: [
+        '--namespace',
+        NAMESPACE,
+        '--redis',
+        redisAddr,
+        '--repo-server',
+        repoAddr,
+        '--repo-server-plaintext',
+        '--metrics-port',
+        String(controllerMetricsPort),
+        '--status-processors',
+        '4',
+        '--operation-processors',
+        '4',
+        '--logformat',
+        'text',
+        '--loglevel',
+        'info',
+      ],
       env: { ...common, ARGOCD_BINARY_NAME: 'argocd-application-controller', ARGOCD_CONTROLLER_REPLICAS: '1' },
       logDir: opts.logDir,
     });
     peers.push(controller);
-    await waitUntil('argocd-application-controller /healthz',
-      () => httpOk(`http://127.0.0.1:${controllerMetricsPort}/healthz`), { timeoutMs: 60_000, peer: controller });
+    await waitUntil('argocd-application-controller /healthz', () => httpOk(`http://127.0.0.1:${controllerMetricsPort}/healthz`), {
+      timeoutMs: 60_000,
+      peer: controller,
+    });
 
     // --- notifications (optional; reads argocd-notifications-cm / -secret, which tests may fill in) ---
     if (opts.notifications ?? true) {
@@ -159,14 +207,27 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
       const notifications = await spawnPeer({
         name: 'argocd-notifications',
         command: argocd,
-        args: ['--namespace', NAMESPACE, '--argocd-repo-server', repoAddr, '--argocd-repo-server-plaintext',
-          '--metrics-port', String(notifMetricsPort), '--logformat', 'text', '--loglevel', 'info'],
+        args: [
+          '--namespace',
+          NAMESPACE,
+          '--argocd-repo-server',
+          repoAddr,
+          '--argocd-repo-server-plaintext',
+          '--metrics-port',
+          String(notifMetricsPort),
+          '--logformat',
+          'text',
+          '--loglevel',
+          'info',
+        ],
         env: { ...common, ARGOCD_BINARY_NAME: 'argocd-notifications' },
         logDir: opts.logDir,
       });
       peers.push(notifications);
-      await waitUntil('argocd-notifications /metrics',
-        () => httpOk(`http://127.0.0.1:${notifMetricsPort}/metrics`), { timeoutMs: 60_000, peer: notifications });
+      await waitUntil('argocd-notifications /metrics', () => httpOk(`http://127.0.0.1:${notifMetricsPort}/metrics`), {
+        timeoutMs: 60_000,
+        peer: notifications,
+      });
     }
   } catch (err) {
     await stop();
@@ -194,10 +255,14 @@ async function installClusterObjects(kc: k8s.KubeConfig, crdDir: string): Promis
   }
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
   for (const name of crdNames) {
-    await waitUntil(`CRD ${name} established`, async () => {
-      const crd = await ext.readCustomResourceDefinition({ name });
-      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-    }, { timeoutMs: 30_000 });
+    await waitUntil(
+      `CRD ${name} established`,
+      async () => {
+        const crd = await ext.readCustomResourceDefinition({ name });
+        return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+      },
+      { timeoutMs: 30_000 },
+    );
   }
 
   await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
@@ -214,23 +279,35 @@ async function installClusterObjects(kc: k8s.KubeConfig, crdDir: string): Promis
   await cm('argocd-tls-certs-cm', {});
 
   let secretKey = randomBytes(32).toString('base64');
-  try { // keep an existing key across restarts against the same API server
-    const existing = await objects.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'argocd-secret', namespace: NAMESPACE } }) as k8s.V1Secret;
+  try {
+    // keep an existing key across restarts against the same API server
+    const existing = (await objects.read({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'argocd-secret', namespace: NAMESPACE },
+    })) as k8s.V1Secret;
     const key = existing.data?.['server.secretkey'];
     if (key) secretKey = Buffer.from(key, 'base64').toString();
-  } catch { /* not there yet */ }
+  } catch {
+    /* not there yet */
+  }
   await apply({
-    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
     metadata: { name: 'argocd-secret', namespace: NAMESPACE, labels: PART_OF },
     stringData: { 'server.secretkey': secretKey },
   } as k8s.KubernetesObject);
   await apply({
-    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
     metadata: { name: 'argocd-notifications-secret', namespace: NAMESPACE, labels: PART_OF },
   } as k8s.KubernetesObject);
 
   await apply({
-    apiVersion: 'argoproj.io/v1alpha1', kind: 'AppProject',
+    apiVersion: 'argoproj.io/v1alpha1',
+    kind: 'AppProject',
     metadata: { name: 'default', namespace: NAMESPACE },
     spec: {
       sourceRepos: ['*'],
@@ -241,7 +318,10 @@ async function installClusterObjects(kc: k8s.KubeConfig, crdDir: string): Promis
 }
 
 async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function httpOk(url: string): Promise<boolean> {

@@ -47,7 +47,11 @@ export function chartSecretRbac(v: ChartRbacValues): KubernetesObject[] {
 /** A kubeconfig for the same API server that authenticates as a ServiceAccount (a short-lived TokenRequest token). */
 export async function serviceAccountKubeConfig(admin: KubeConfig, namespace: string, name: string): Promise<KubeConfig> {
   const core = admin.makeApiClient(CoreV1Api);
-  const token = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
+  const token = await core.createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { expirationSeconds: 3600, audiences: [] } },
+  });
   const cluster = admin.getCurrentCluster();
   if (!cluster || !token.status?.token) throw new Error('no cluster in the admin kubeconfig, or no token issued');
   const kc = new KubeConfig();

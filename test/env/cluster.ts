@@ -17,7 +17,12 @@ export class TestCluster {
 
   /** Server-side applies every document of a YAML stream (or the given objects). */
   async apply(manifests: string | KubernetesObject[]): Promise<void> {
-    const docs = typeof manifests === 'string' ? parseAllDocuments(manifests).map((d) => d.toJS() as KubernetesObject).filter(Boolean) : manifests;
+    const docs =
+      typeof manifests === 'string'
+        ? parseAllDocuments(manifests)
+            .map((d) => d.toJS() as KubernetesObject)
+            .filter(Boolean)
+        : manifests;
     for (const doc of docs) {
       await this.objects.patch(doc, undefined, undefined, 'keptn-gitops-e2e', true, PatchStrategy.ServerSideApply);
     }

@@ -11,7 +11,15 @@ import { startArgoCD, type ArgoCD } from './argocd.js';
 import { TestCluster } from './cluster.js';
 import { startFlux, type Flux } from './flux.js';
 import { startGitServer, type GitServer } from './gitserver.js';
-import { connectControlPlane, resourceServiceLoopbackUrl, startDistributor, startNats, type ControlPlane, type Distributor, type Nats } from './keptn.js';
+import {
+  connectControlPlane,
+  resourceServiceLoopbackUrl,
+  startDistributor,
+  startNats,
+  type ControlPlane,
+  type Distributor,
+  type Nats,
+} from './keptn.js';
 import { startKube, type Kube } from './kube.js';
 import { freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
 import { dirname } from 'node:path';
@@ -47,7 +55,13 @@ export interface Environment {
 }
 
 /** What a service needs to talk to the environment, as the environment variables of its process. */
-export function serviceEnvironment(env: Pick<Environment, 'workDir' | 'kube'>, port: number, eventUrl: string, apiUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+export function serviceEnvironment(
+  env: Pick<Environment, 'workDir' | 'kube'>,
+  port: number,
+  eventUrl: string,
+  apiUrl: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -96,7 +110,19 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     await cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keptn' } }]);
     const controlPlane = await connectControlPlane(nats.url);
     stops.push(() => controlPlane.close());
-    const base = { workDir, logDir, kube, cluster, git, ...(flux ? { flux } : {}), ...(argocd ? { argocd } : {}), nats, resources, controlPlane, stop };
+    const base = {
+      workDir,
+      logDir,
+      kube,
+      cluster,
+      git,
+      ...(flux ? { flux } : {}),
+      ...(argocd ? { argocd } : {}),
+      nats,
+      resources,
+      controlPlane,
+      stop,
+    };
     if (opts.service === false) return base;
 
     const servicePort = await freePort();
@@ -109,7 +135,13 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       logDir,
     });
     stops.push(() => distributor.stop());
-    const config = loadConfig(serviceEnvironment(base, servicePort, distributor.eventUrl, distributor.apiUrl, { REPLICA_ID: 'in-process', HEALTH_PORT: String(healthPort), ...opts.serviceEnv }));
+    const config = loadConfig(
+      serviceEnvironment(base, servicePort, distributor.eventUrl, distributor.apiUrl, {
+        REPLICA_ID: 'in-process',
+        HEALTH_PORT: String(healthPort),
+        ...opts.serviceEnv,
+      }),
+    );
     const service = await startService(config, pino.destination({ dest: join(logDir, 'service.log'), sync: true }));
     stops.push(() => service.close());
     return { ...base, distributor, service: { port: servicePort, healthPort, close: () => service.close() } };
@@ -162,10 +194,17 @@ export async function startServiceProcess(
       command: process.execPath,
       args: ['--import', 'tsx', join(root, 'src', 'main.ts')],
       cwd: root,
-      env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, { REPLICA_ID: opts.replicaId, HEALTH_PORT: String(healthPort), ...opts.extraEnv }),
+      env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, {
+        REPLICA_ID: opts.replicaId,
+        HEALTH_PORT: String(healthPort),
+        ...opts.extraEnv,
+      }),
       logDir: env.logDir,
     });
-    await waitUntil(`service ${opts.replicaId} healthy`, async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, { timeoutMs: 30_000, peer: child });
+    await waitUntil(`service ${opts.replicaId} healthy`, async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, {
+      timeoutMs: 30_000,
+      peer: child,
+    });
     return child;
   };
   const spawnDistributor = () =>

@@ -54,7 +54,10 @@ export interface StartFluxOptions {
 const FAMILIES = { 'flux-source': 'source-controller', 'flux-helm': 'helm-controller' } as const;
 
 async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Resolves a family's cache directory (holding bin/ and crds/). */
@@ -90,10 +93,18 @@ async function installCrds(kc: k8s.KubeConfig, cacheDirs: string[]): Promise<voi
   }
   if (names.length === 0) throw new Error(`no CRDs found under ${cacheDirs.map((d) => join(d, 'crds')).join(', ')}`);
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  await Promise.all(names.map((name) => waitUntil(`CRD ${name} established`, async () => {
-    const crd = await ext.readCustomResourceDefinition({ name });
-    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-  }, { timeoutMs: 30_000 })));
+  await Promise.all(
+    names.map((name) =>
+      waitUntil(
+        `CRD ${name} established`,
+        async () => {
+          const crd = await ext.readCustomResourceDefinition({ name });
+          return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+        },
+        { timeoutMs: 30_000 },
+      ),
+    ),
+  );
   await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: FLUX_NAMESPACE } });
 }
 
@@ -170,27 +181,33 @@ export async function startFlux(opts: StartFluxOptions): Promise<Flux> {
   };
 
   try {
-    const started = await Promise.all(specs.map(async (spec) => {
-      const [metricsPort, healthPort] = [await freePort(), await freePort()];
-      const peer = await spawnPeer({
-        name: spec.name,
-        command: spec.bin,
-        args: [...spec.args, ...common, `--metrics-addr=127.0.0.1:${metricsPort}`,
-          `--health-addr=127.0.0.1:${healthPort}`],
-        env,
-        cwd: opts.workDir,
-        logDir: opts.logDir,
-      });
-      peers.push(peer);
-      return { peer, healthPort };
-    }));
-    await Promise.all(started.map(({ peer, healthPort }) =>
-      waitUntil(`${peer.name} /readyz`, () => healthy(healthPort), { timeoutMs, peer })));
+    const started = await Promise.all(
+      specs.map(async (spec) => {
+        const [metricsPort, healthPort] = [await freePort(), await freePort()];
+        const peer = await spawnPeer({
+          name: spec.name,
+          command: spec.bin,
+          args: [...spec.args, ...common, `--metrics-addr=127.0.0.1:${metricsPort}`, `--health-addr=127.0.0.1:${healthPort}`],
+          env,
+          cwd: opts.workDir,
+          logDir: opts.logDir,
+        });
+        peers.push(peer);
+        return { peer, healthPort };
+      }),
+    );
+    await Promise.all(
+      started.map(({ peer, healthPort }) => waitUntil(`${peer.name} /readyz`, () => healthy(healthPort), { timeoutMs, peer })),
+    );
     // The artifact server starts with the manager; make sure it answers before anyone needs an artifact.
-    await waitUntil('source-controller artifact server', async () => {
-      await fetch(`${storageUrl}/`, { signal: AbortSignal.timeout(2_000) });
-      return true;
-    }, { timeoutMs, peer: started.find((s) => s.peer.name === 'source-controller')?.peer });
+    await waitUntil(
+      'source-controller artifact server',
+      async () => {
+        await fetch(`${storageUrl}/`, { signal: AbortSignal.timeout(2_000) });
+        return true;
+      },
+      { timeoutMs, peer: started.find((s) => s.peer.name === 'source-controller')?.peer },
+    );
     return { namespace: FLUX_NAMESPACE, stop, peers, storageUrl, eventsUrl, receiverUrl };
   } catch (err) {
     await stop();

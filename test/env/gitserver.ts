@@ -34,7 +34,12 @@ export interface GitServer {
   close(): Promise<void>;
 }
 
-const GIT_ENV = { GIT_AUTHOR_NAME: 'Someone Else', GIT_AUTHOR_EMAIL: 'else@example.test', GIT_COMMITTER_NAME: 'Someone Else', GIT_COMMITTER_EMAIL: 'else@example.test' };
+const GIT_ENV = {
+  GIT_AUTHOR_NAME: 'Someone Else',
+  GIT_AUTHOR_EMAIL: 'else@example.test',
+  GIT_COMMITTER_NAME: 'Someone Else',
+  GIT_COMMITTER_EMAIL: 'else@example.test',
+};
 
 async function git(cwd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
   const { stdout } = await execFileAsync('git', args, { cwd, env: { ...process.env, ...GIT_ENV, ...env }, maxBuffer: 16 * 1024 * 1024 });

@@ -19,7 +19,12 @@ export interface HelmResult {
 }
 
 export class HelmError extends Error {
-  constructor(readonly args: string[], readonly stdout: string, readonly stderr: string, readonly code: number | string | undefined) {
+  constructor(
+    readonly args: string[],
+    readonly stdout: string,
+    readonly stderr: string,
+    readonly code: number | string | undefined,
+  ) {
     super(`helm ${args.join(' ')} failed (${code}):\n${stderr || stdout}`);
     this.name = 'HelmError';
   }

@@ -21,14 +21,20 @@ function status(err: unknown): number | undefined {
 }
 
 /** Creates the Secret, Role(s) and RoleBinding exactly as secret-service does for `keptn create secret`. */
-export async function keptnCreateSecret(kc: KubeConfig, opts: { namespace: string; name: string; scope: string; data: Record<string, string> }): Promise<void> {
+export async function keptnCreateSecret(
+  kc: KubeConfig,
+  opts: { namespace: string; name: string; scope: string; data: Record<string, string> },
+): Promise<void> {
   const capabilities = KEPTN_SCOPES[opts.scope];
   if (!capabilities) throw new Error(`scope ${opts.scope} is not in Keptn's scopes.yaml`);
   const core = kc.makeApiClient(CoreV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   const labels = { 'app.kubernetes.io/managed-by': MANAGED_BY, 'app.kubernetes.io/scope': opts.scope };
   const { namespace } = opts;
-  await core.createNamespacedSecret({ namespace, body: { metadata: { name: opts.name, namespace, labels }, stringData: opts.data, type: 'Opaque' } });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: opts.name, namespace, labels }, stringData: opts.data, type: 'Opaque' },
+  });
   const roles = Object.entries(capabilities).map(([capability, verbs]): V1Role => ({
     metadata: { name: capability, namespace, labels },
     rules: [{ verbs, apiGroups: [''], resources: ['secrets'], resourceNames: [opts.name] }],

@@ -80,11 +80,7 @@ export async function startNats(opts: { workDir: string; logDir: string }): Prom
     logDir: opts.logDir,
   });
   try {
-    await waitUntil(
-      'nats-server /healthz',
-      async () => (await fetch(`${monitorUrl}/healthz`)).ok,
-      { timeoutMs: 15_000, peer },
-    );
+    await waitUntil('nats-server /healthz', async () => (await fetch(`${monitorUrl}/healthz`)).ok, { timeoutMs: 15_000, peer });
   } catch (err) {
     await peer.stop();
     throw err;
@@ -357,7 +353,12 @@ function eventStream(nc: NatsConnection, subject: string): EventStream {
   const sub: Subscription = nc.subscribe(subject);
   const received: KeptnCloudEvent[] = [];
   const invalid: { subject: string; payload: string }[] = [];
-  const waiters = new Set<{ match: EventMatcher; resolve: (e: KeptnCloudEvent) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  const waiters = new Set<{
+    match: EventMatcher;
+    resolve: (e: KeptnCloudEvent) => void;
+    reject: (e: Error) => void;
+    timer: NodeJS.Timeout;
+  }>();
   const wakeups = new Set<() => void>();
   let closed = false;
 

@@ -53,7 +53,10 @@ const STAGE_FILES = [
 ];
 
 async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Resolves the build's cache directory (holding bin/ and stages/) from what the caller passed. */
@@ -88,33 +91,55 @@ async function makePki(dir: string): Promise<Pki> {
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
   });
-  await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650',
-    '-subj', '/CN=keptn-gitops-test-ca');
-  await writeFile(join(dir, 'server.ext'), [
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,' +
-      'DNS:kubernetes.default.svc.cluster.local',
-    'extendedKeyUsage=serverAuth',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    '',
-  ].join('\n'));
-  await writeFile(join(dir, 'client.ext'),
-    'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+  await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=keptn-gitops-test-ca');
+  await writeFile(
+    join(dir, 'server.ext'),
+    [
+      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,' +
+        'DNS:kubernetes.default.svc.cluster.local',
+      'extendedKeyUsage=serverAuth',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      '',
+    ].join('\n'),
+  );
+  await writeFile(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
   const leaf = async (name: string, subject: string, ext: string): Promise<void> => {
     await openssl(dir, 'req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
-    await openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial',
-      String(Date.now()) + String(Math.floor(Math.random() * 1000)), '-days', '3650', '-extfile', ext, '-out',
-      `${name}.crt`);
+    await openssl(
+      dir,
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-set_serial',
+      String(Date.now()) + String(Math.floor(Math.random() * 1000)),
+      '-days',
+      '3650',
+      '-extfile',
+      ext,
+      '-out',
+      `${name}.crt`,
+    );
   };
-  await Promise.all([
-    leaf('server', '/CN=kube-apiserver', 'server.ext'),
-    leaf('admin', '/O=system:masters/CN=kube-admin', 'client.ext'),
-  ]);
+  await Promise.all([leaf('server', '/CN=kube-apiserver', 'server.ext'), leaf('admin', '/O=system:masters/CN=kube-admin', 'client.ext')]);
   const { publicKey, privateKey } = await saKeys;
   await writeFile(join(dir, 'sa.key'), privateKey, { mode: 0o600 });
   await writeFile(join(dir, 'sa.pub'), publicKey);
   const p = (f: string): string => join(dir, f);
-  return { dir, caCrt: p('ca.crt'), serverCrt: p('server.crt'), serverKey: p('server.key'), adminCrt: p('admin.crt'),
-    adminKey: p('admin.key'), saKey: p('sa.key'), saPub: p('sa.pub') };
+  return {
+    dir,
+    caCrt: p('ca.crt'),
+    serverCrt: p('server.crt'),
+    serverKey: p('server.key'),
+    adminCrt: p('admin.crt'),
+    adminKey: p('admin.key'),
+    saKey: p('sa.key'),
+    saPub: p('sa.pub'),
+  };
 }
 
 async function writeKubeconfig(path: string, server: string, pki: Pki): Promise<void> {
@@ -123,10 +148,15 @@ async function writeKubeconfig(path: string, server: string, pki: Pki): Promise<
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'test', cluster: { server, 'certificate-authority-data': await b64(pki.caCrt) } }],
-    users: [{ name: 'admin', user: {
-      'client-certificate-data': await b64(pki.adminCrt),
-      'client-key-data': await b64(pki.adminKey),
-    } }],
+    users: [
+      {
+        name: 'admin',
+        user: {
+          'client-certificate-data': await b64(pki.adminCrt),
+          'client-key-data': await b64(pki.adminKey),
+        },
+      },
+    ],
     contexts: [{ name: 'test', context: { cluster: 'test', user: 'admin', namespace: 'default' } }],
     'current-context': 'test',
   };
@@ -208,10 +238,14 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
       logDir: opts.logDir,
     });
     peers.push(etcd);
-    await waitUntil('etcd /health', async () => {
-      const res = await httpGet(`${etcdUrl}/health`);
-      return res.status === 200 && (JSON.parse(res.body) as { health?: string }).health === 'true';
-    }, { timeoutMs: 30_000, peer: etcd });
+    await waitUntil(
+      'etcd /health',
+      async () => {
+        const res = await httpGet(`${etcdUrl}/health`);
+        return res.status === 200 && (JSON.parse(res.body) as { health?: string }).health === 'true';
+      },
+      { timeoutMs: 30_000, peer: etcd },
+    );
 
     // --- kube-apiserver ---
     const apiPort = await freePort();
@@ -219,36 +253,40 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
     const kubeconfigPath = join(work, 'kubeconfig');
     await writeKubeconfig(kubeconfigPath, server, pki);
     const spawnApiServer = async () => {
-    const apiserver = await spawnPeer({
-      name: 'kube-apiserver',
-      command: bin('kube-apiserver'),
-      args: [
-        `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--tls-cert-file=${pki.serverCrt}`,
-        `--tls-private-key-file=${pki.serverKey}`,
-        `--client-ca-file=${pki.caCrt}`,
-        `--cert-dir=${join(pki.dir, 'apiserver')}`,
-        `--service-account-issuer=${SA_ISSUER}`,
-        `--service-account-key-file=${pki.saPub}`,
-        `--service-account-signing-key-file=${pki.saKey}`,
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
-        '--authorization-mode=RBAC',
-        '--allow-privileged=true',
-        '--enable-priority-and-fairness=false',
-        '--profiling=false',
-        '--endpoint-reconciler-type=none',
-        '--v=1',
-      ],
-      logDir: opts.logDir,
-    });
-    await waitUntil('kube-apiserver /readyz', async () => {
-      const res = await httpsGet(`${server}/readyz`, tls);
-      return res.status === 200;
-    }, { timeoutMs: 90_000, peer: apiserver });
-    return apiserver;
+      const apiserver = await spawnPeer({
+        name: 'kube-apiserver',
+        command: bin('kube-apiserver'),
+        args: [
+          `--etcd-servers=${etcdUrl}`,
+          '--bind-address=127.0.0.1',
+          '--advertise-address=127.0.0.1',
+          `--secure-port=${apiPort}`,
+          `--tls-cert-file=${pki.serverCrt}`,
+          `--tls-private-key-file=${pki.serverKey}`,
+          `--client-ca-file=${pki.caCrt}`,
+          `--cert-dir=${join(pki.dir, 'apiserver')}`,
+          `--service-account-issuer=${SA_ISSUER}`,
+          `--service-account-key-file=${pki.saPub}`,
+          `--service-account-signing-key-file=${pki.saKey}`,
+          `--service-cluster-ip-range=${SERVICE_CIDR}`,
+          '--authorization-mode=RBAC',
+          '--allow-privileged=true',
+          '--enable-priority-and-fairness=false',
+          '--profiling=false',
+          '--endpoint-reconciler-type=none',
+          '--v=1',
+        ],
+        logDir: opts.logDir,
+      });
+      await waitUntil(
+        'kube-apiserver /readyz',
+        async () => {
+          const res = await httpsGet(`${server}/readyz`, tls);
+          return res.status === 200;
+        },
+        { timeoutMs: 90_000, peer: apiserver },
+      );
+      return apiserver;
     };
     peers.push(await spawnApiServer());
     /** Stops the API server (watches break, requests fail) and starts it again on the same port and data. */
@@ -295,13 +333,7 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
     const scheduler = await spawnPeer({
       name: 'kube-scheduler',
       command: bin('kube-scheduler'),
-      args: [
-        `--kubeconfig=${kubeconfigPath}`,
-        ...servingFlags(schedPort),
-        '--leader-elect=false',
-        '--profiling=false',
-        '--v=1',
-      ],
+      args: [`--kubeconfig=${kubeconfigPath}`, ...servingFlags(schedPort), '--leader-elect=false', '--profiling=false', '--v=1'],
       logDir: opts.logDir,
     });
     peers.push(scheduler);
@@ -348,22 +380,32 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
     });
 
     await Promise.all([
-      waitUntil('kube-controller-manager /healthz', async () =>
-        (await httpsGet(`https://127.0.0.1:${kcmPort}/healthz`, { ca: tls.ca })).status === 200,
-      { timeoutMs: 60_000, peer: kcm }),
-      waitUntil('kube-scheduler /healthz', async () =>
-        (await httpsGet(`https://127.0.0.1:${schedPort}/healthz`, { ca: tls.ca })).status === 200,
-      { timeoutMs: 60_000, peer: scheduler }),
-      waitUntil(`Node ${nodeName} Ready without NoSchedule taints (kwok)`, async () => {
-        const node = await core.readNode({ name: nodeName });
-        const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-        const blocked = node.spec?.taints?.some((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
-        return ready === true && !blocked;
-      }, { timeoutMs: 60_000, peer: kwok }),
+      waitUntil(
+        'kube-controller-manager /healthz',
+        async () => (await httpsGet(`https://127.0.0.1:${kcmPort}/healthz`, { ca: tls.ca })).status === 200,
+        { timeoutMs: 60_000, peer: kcm },
+      ),
+      waitUntil(
+        'kube-scheduler /healthz',
+        async () => (await httpsGet(`https://127.0.0.1:${schedPort}/healthz`, { ca: tls.ca })).status === 200,
+        { timeoutMs: 60_000, peer: scheduler },
+      ),
+      waitUntil(
+        `Node ${nodeName} Ready without NoSchedule taints (kwok)`,
+        async () => {
+          const node = await core.readNode({ name: nodeName });
+          const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+          const blocked = node.spec?.taints?.some((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
+          return ready === true && !blocked;
+        },
+        { timeoutMs: 60_000, peer: kwok },
+      ),
       // The ServiceAccount admission plugin rejects pods until the controller-manager made `default`.
-      waitUntil('ServiceAccount default/default', async () =>
-        (await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' })).metadata?.name,
-      { timeoutMs: 60_000, peer: kcm }),
+      waitUntil(
+        'ServiceAccount default/default',
+        async () => (await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' })).metadata?.name,
+        { timeoutMs: 60_000, peer: kcm },
+      ),
     ]);
 
     return { kubeconfigPath, server, stop, peers, restartApiServer };

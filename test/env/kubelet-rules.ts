@@ -28,7 +28,10 @@ function effective(pod: V1PodSpec, container: V1Container): { runAsNonRoot?: boo
   const sc = container.securityContext ?? {};
   const runAsNonRoot = sc.runAsNonRoot ?? podSc.runAsNonRoot;
   const runAsUser = sc.runAsUser ?? podSc.runAsUser;
-  return { ...(runAsNonRoot !== undefined && runAsNonRoot !== null ? { runAsNonRoot } : {}), ...(runAsUser !== undefined && runAsUser !== null ? { runAsUser } : {}) };
+  return {
+    ...(runAsNonRoot !== undefined && runAsNonRoot !== null ? { runAsNonRoot } : {}),
+    ...(runAsUser !== undefined && runAsUser !== null ? { runAsUser } : {}),
+  };
 }
 
 /** Why the kubelet would refuse to start this container under runAsNonRoot, or undefined when it would start it. */

@@ -53,7 +53,9 @@ export async function spawnPeer(opts: SpawnOptions): Promise<PeerProcess> {
   const log = createWriteStream(logFile, { flags: 'a' });
   // setpriv --pdeathsig: the kernel kills the peer when the test process dies, however it dies (jest's sandbox does
   // not see signals sent to the process, so handlers alone cannot promise that).
-  const [command, args] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', opts.command, ...(opts.args ?? [])]] : [opts.command, opts.args ?? []];
+  const [command, args] = existsSync(SETPRIV)
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', opts.command, ...(opts.args ?? [])]]
+    : [opts.command, opts.args ?? []];
   const child = spawn(command, args, {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
@@ -115,7 +117,7 @@ export async function waitUntil<T>(
 ): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
   let delay = 50;
-  let lastError = '';
+  let lastError: string;
   for (;;) {
     if (opts.peer?.hasExited()) {
       throw new Error(`${what}: ${opts.peer.name} exited early; log tail:\n${await tail(opts.peer.logFile)}`);

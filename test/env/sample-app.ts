@@ -70,7 +70,13 @@ spec:
   };
 }
 
-function gitSecret(name: string, namespace: string, env: Environment, extraLabels: Record<string, string> = {}, extra: Record<string, string> = {}): KubernetesObject {
+function gitSecret(
+  name: string,
+  namespace: string,
+  env: Environment,
+  extraLabels: Record<string, string> = {},
+  extra: Record<string, string> = {},
+): KubernetesObject {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -94,7 +100,16 @@ export function toolObjects(tool: Tool, app: TestApp, env: Environment, opts: Ap
         apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
         kind: 'Kustomization',
         metadata: { name: app.name, namespace: 'flux-system', annotations: grantAnnotations() },
-        spec: { interval: '1h', retryInterval: '5s', path: `./apps/${app.name}`, prune: true, wait: true, timeout: '5m', targetNamespace: app.namespace, sourceRef: { kind: 'GitRepository', name: app.name } },
+        spec: {
+          interval: '1h',
+          retryInterval: '5s',
+          path: `./apps/${app.name}`,
+          prune: true,
+          wait: true,
+          timeout: '5m',
+          targetNamespace: app.namespace,
+          sourceRef: { kind: 'GitRepository', name: app.name },
+        },
       } as KubernetesObject,
     ];
   }
@@ -142,7 +157,10 @@ report:
  * `kubectl annotate` to the sample project and the test Git server.
  */
 export function keptnSecret(app: TestApp, env: Environment): KubernetesObject {
-  const secret = gitSecret(`${app.name}-git`, 'keptn', env, { 'app.kubernetes.io/managed-by': 'keptn-secret-service', 'app.kubernetes.io/scope': 'keptn-default' });
+  const secret = gitSecret(`${app.name}-git`, 'keptn', env, {
+    'app.kubernetes.io/managed-by': 'keptn-secret-service',
+    'app.kubernetes.io/scope': 'keptn-default',
+  });
   return { ...secret, metadata: { ...secret.metadata, annotations: grantAnnotations([PROJECT], [gitHostOf(env.git.url)]) } };
 }
 
@@ -207,7 +225,12 @@ timeout: 120s
 /** The image the sample app's Deployment `web` runs now, or undefined while there is none. */
 export async function imageInCluster(cluster: TestCluster, app: Pick<TestApp, 'namespace'>): Promise<string | undefined> {
   try {
-    const d = await cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>('apps/v1', 'Deployment', app.namespace, 'web');
+    const d = await cluster.read<KubernetesObject & { spec: { template: { spec: { containers: Array<{ image: string }> } } } }>(
+      'apps/v1',
+      'Deployment',
+      app.namespace,
+      'web',
+    );
     return d.spec.template.spec.containers[0]?.image;
   } catch {
     return undefined;

@@ -20,12 +20,18 @@ export interface SshGitServer {
   stop(): Promise<void>;
 }
 
-export async function startSshGitServer(opts: { reposRoot: string; workDir: string; logDir: string; user?: string }): Promise<SshGitServer> {
+export async function startSshGitServer(opts: {
+  reposRoot: string;
+  workDir: string;
+  logDir: string;
+  user?: string;
+}): Promise<SshGitServer> {
   const dir = opts.workDir;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // sshd insists on its privilege-separation directory.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
-  const keygen = (file: string) => execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'keptn-gitops-test', '-f', join(dir, file)]);
+  const keygen = (file: string) =>
+    execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'keptn-gitops-test', '-f', join(dir, file)]);
   await keygen('host_key');
   await keygen('client_key');
   await writeFile(join(dir, 'authorized_keys'), await readFile(join(dir, 'client_key.pub')), { mode: 0o600 });
@@ -46,14 +52,24 @@ export async function startSshGitServer(opts: { reposRoot: string; workDir: stri
       '',
     ].join('\n'),
   );
-  const peer = await spawnPeer({ name: 'sshd', command: '/usr/sbin/sshd', args: ['-D', '-e', '-f', join(dir, 'sshd_config')], logDir: opts.logDir });
-  await waitUntil('sshd listening', () => new Promise<boolean>((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  }), { timeoutMs: 10_000, peer });
+  const peer = await spawnPeer({
+    name: 'sshd',
+    command: '/usr/sbin/sshd',
+    args: ['-D', '-e', '-f', join(dir, 'sshd_config')],
+    logDir: opts.logDir,
+  });
+  await waitUntil(
+    'sshd listening',
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = createConnection({ host: '127.0.0.1', port }, () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      }),
+    { timeoutMs: 10_000, peer },
+  );
   const hostKey = (await readFile(join(dir, 'host_key.pub'), 'utf8')).trim().split(' ').slice(0, 2).join(' ');
   const user = opts.user ?? 'root';
   return {

@@ -35,7 +35,12 @@ describe('POST /', () => {
     expect(res.statusCode).toBe(202);
     expect(res.json()).toEqual({ status: 'accepted', id: 'c4f1b6b2-1111-4a5e-9c1b-000000000001' });
     expect(accepted).toHaveLength(1);
-    expect(accepted[0]).toMatchObject({ task: 'deployment', shkeptncontext: 'a1b2c3d4-0000-4000-8000-00000000c0de', gitcommitid: 'f00dbabe', data: { project: 'podtato' } });
+    expect(accepted[0]).toMatchObject({
+      task: 'deployment',
+      shkeptncontext: 'a1b2c3d4-0000-4000-8000-00000000c0de',
+      gitcommitid: 'f00dbabe',
+      data: { project: 'podtato' },
+    });
   });
 
   it('accepts binary mode, with ce- headers', async () => {
@@ -67,18 +72,37 @@ describe('POST /', () => {
 
   it.each([
     ['not JSON at all', '{{{', /not a CloudEvent|JSON/i],
-    ['missing specversion', (() => { const { specversion: _, ...e } = triggeredCloudEvent(); return e; })(), /specversion|not a CloudEvent/i],
+    [
+      'missing specversion',
+      (() => {
+        const { specversion: _, ...e } = triggeredCloudEvent();
+        return e;
+      })(),
+      /specversion|not a CloudEvent/i,
+    ],
     ['missing shkeptncontext', triggeredCloudEvent({ shkeptncontext: undefined }), /shkeptncontext is required/],
     ['missing project', triggeredCloudEvent({}, { project: undefined }), /data.project is required/],
     ['project with a slash', triggeredCloudEvent({}, { project: '../etc' }), /not a valid Keptn name/],
     ['data is a string', { ...triggeredCloudEvent(), data: 'hello' }, /data/],
-    ['values is a list', triggeredCloudEvent({}, { configurationChange: { values: ['x'] } }), /configurationChange.values must be an object/],
+    [
+      'values is a list',
+      triggeredCloudEvent({}, { configurationChange: { values: ['x'] } }),
+      /configurationChange.values must be an object/,
+    ],
     ['labels not strings', triggeredCloudEvent({}, { labels: { a: 1 } }), /labels must map strings/],
     ['an id that is a pattern', triggeredCloudEvent({ id: 'x|' }), /attribute id must be a UUID.*got .{0,2}x\|/],
     ['an id with a plus', triggeredCloudEvent({ id: 'c4f1b6b2-1111-4a5e-9c1b-00000000000+' }), /attribute id must be a UUID/],
-    ['a context that is a pattern', triggeredCloudEvent({ shkeptncontext: 'y|' }), /attribute shkeptncontext must be a UUID.*got .{0,2}y\|/],
+    [
+      'a context that is a pattern',
+      triggeredCloudEvent({ shkeptncontext: 'y|' }),
+      /attribute shkeptncontext must be a UUID.*got .{0,2}y\|/,
+    ],
     ['an oversized id', triggeredCloudEvent({ id: 'a'.repeat(300_000) }), /attribute id must be a UUID.*\(300000 characters\)/],
-    ['data nested too deep', JSON.stringify(triggeredCloudEvent()).replace('"labels"', `"deep":${'['.repeat(10_000)}${']'.repeat(10_000)},"labels"`), new RegExp(`data nests deeper than ${MAX_DATA_DEPTH} levels`)],
+    [
+      'data nested too deep',
+      JSON.stringify(triggeredCloudEvent()).replace('"labels"', `"deep":${'['.repeat(10_000)}${']'.repeat(10_000)},"labels"`),
+      new RegExp(`data nests deeper than ${MAX_DATA_DEPTH} levels`),
+    ],
   ])('answers 400 naming the problem: %s', async (_name, body, reason) => {
     const { app, accepted } = appWith();
     const res = await app.inject(structured(body));
@@ -137,13 +161,17 @@ describe('when the deployment cannot be recorded', () => {
   const failing = (err: Error) => buildApp({ accept: async () => Promise.reject(err) });
 
   it('answers 503 while the store is away, so the distributor delivers it again', async () => {
-    const res = await failing(new StoreUnavailableError('cannot record the deployment in Kubernetes: connect ECONNREFUSED', { retryable: true })).inject(structured(triggeredCloudEvent()));
+    const res = await failing(
+      new StoreUnavailableError('cannot record the deployment in Kubernetes: connect ECONNREFUSED', { retryable: true }),
+    ).inject(structured(triggeredCloudEvent()));
     expect(res.statusCode).toBe(503);
     expect(res.json().reason).toContain('ECONNREFUSED');
   });
 
   it('answers 413 to a record that can never be stored: retrying cannot help', async () => {
-    const res = await failing(new RecordTooLargeError('the deployment record would be 1100000 bytes; a ConfigMap holds at most 1048576')).inject(structured(triggeredCloudEvent()));
+    const res = await failing(
+      new RecordTooLargeError('the deployment record would be 1100000 bytes; a ConfigMap holds at most 1048576'),
+    ).inject(structured(triggeredCloudEvent()));
     expect(res.statusCode).toBe(413);
     expect(res.json().reason).toMatch(/holds at most 1048576/);
   });

@@ -19,7 +19,12 @@ describe('listening settings', () => {
   });
 
   it('takes any loopback address for events', () => {
-    expect(loadConfig({ HOST: '::1', PORT: '9000', HEALTH_PORT: '9001', HEALTH_HOST: '::' })).toMatchObject({ host: '::1', port: 9000, healthHost: '::', healthPort: 9001 });
+    expect(loadConfig({ HOST: '::1', PORT: '9000', HEALTH_PORT: '9001', HEALTH_HOST: '::' })).toMatchObject({
+      host: '::1',
+      port: 9000,
+      healthHost: '::',
+      healthPort: 9001,
+    });
   });
 
   it.each([

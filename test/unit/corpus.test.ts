@@ -27,7 +27,7 @@ let dir: string;
 let git: GitServer;
 let repoUrl: string;
 let logText = '';
-let sent: OutgoingEvent[] = [];
+const sent: OutgoingEvent[] = [];
 let toolCalls = 0;
 let app: ReturnType<typeof buildApp>;
 let runner: DeploymentRunner;
@@ -46,22 +46,39 @@ target: { kind: Kustomization, name: app, namespace: flux-system }
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gitops-corpus-'));
   git = await startGitServer({ root: join(dir, 'git'), password: CANARY_PASSWORD });
-  repoUrl = (await git.createRepo('fleet', { 'app/kustomization.yaml': 'images:\n  - name: ghcr.io/podtato/head\n    newTag: 0.1.0\n' })).url;
-  const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _enc, done) => { logText += chunk.toString(); done(); } }));
-  const tool: DeliveryTool = { kinds: ['Kustomization', 'HelmRelease', 'Application'], deliver: async () => { toolCalls++; return { state: 'passed', message: 'ok', revision: 'x' }; } };
+  repoUrl = (await git.createRepo('fleet', { 'app/kustomization.yaml': 'images:\n  - name: ghcr.io/podtato/head\n    newTag: 0.1.0\n' }))
+    .url;
+  const log = pino(
+    { level: 'debug' },
+    new Writable({
+      write: (chunk, _enc, done) => {
+        logText += chunk.toString();
+        done();
+      },
+    }),
+  );
+  const tool: DeliveryTool = {
+    kinds: ['Kustomization', 'HelmRelease', 'Application'],
+    deliver: async () => {
+      toolCalls++;
+      return { state: 'passed', message: 'ok', revision: 'x' };
+    },
+  };
   const deps = {
     settings: new DirectorySettings(join(dir, 'settings')),
     git: new GitWorkspace({ root: join(dir, 'ws'), transportAttempts: 1 }),
     tools: [tool],
     secretData: async (_ns: string, name: string): Promise<Record<string, string>> => {
       // An SSH Secret without known_hosts: refused before any connection (issue 8, item 5).
-      if (name === 'ssh-without-known-hosts') return { identity: '-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-key\n-----END OPENSSH PRIVATE KEY-----\n' };
+      if (name === 'ssh-without-known-hosts')
+        return { identity: '-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-key\n-----END OPENSSH PRIVATE KEY-----\n' };
       if (name !== 'fleet-git') throw new Error(`Secret keptn/${name} not found`);
       return { username: 'keptn', password: CANARY_PASSWORD };
     },
     // Grants as a platform engineer sets them (src/grants.ts): the Secret and every target, to project podtato.
     objectMetadata: async (ref: { kind: string; name: string }) => {
-      if (ref.kind === 'Secret' && !['fleet-git', 'ssh-without-known-hosts'].includes(ref.name)) throw new Error(`Secret keptn/${ref.name} not found`);
+      if (ref.kind === 'Secret' && !['fleet-git', 'ssh-without-known-hosts'].includes(ref.name))
+        throw new Error(`Secret keptn/${ref.name} not found`);
       return { labels: {}, annotations: { 'gitops.keptn.sh/projects': 'podtato', 'gitops.keptn.sh/git-hosts': '127.0.0.1' } };
     },
     secretNamespace: 'keptn',
@@ -95,7 +112,12 @@ async function deployThroughEndpoint(values: Record<string, unknown>, settings =
   const service = `svc-${++eventCounter}`;
   await settingsFor(service, settings);
   const id = `00000000-0000-4000-8000-${String(eventCounter).padStart(12, '0')}`; // ids are UUIDs, as Keptn sends them
-  const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(triggeredCloudEvent({ id }, { service, configurationChange: { values } })) });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/',
+    headers: { 'content-type': 'application/cloudevents+json' },
+    payload: JSON.stringify(triggeredCloudEvent({ id }, { service, configurationChange: { values } })),
+  });
   expect(res.statusCode).toBe(202);
   await runner.drain();
   const answers = sent.filter((e) => e.triggeredid === id);
@@ -121,7 +143,13 @@ describe('bad input at the HTTP endpoint: 4xx with the reason, nothing started',
     ['no type', 'application/cloudevents+json', ce({ type: undefined }), 400, /required attribute type missing/],
     ['id a number', 'application/cloudevents+json', ce({ id: 7 }), 400, /required attribute id missing or not a string/],
     ['no shkeptncontext', 'application/cloudevents+json', ce({ shkeptncontext: undefined }), 400, /shkeptncontext is required/],
-    ['data a string', 'application/cloudevents+json', JSON.stringify({ ...triggeredCloudEvent(), data: 'x' }), 400, /data must be a JSON object/],
+    [
+      'data a string',
+      'application/cloudevents+json',
+      JSON.stringify({ ...triggeredCloudEvent(), data: 'x' }),
+      400,
+      /data must be a JSON object/,
+    ],
     ['no project', 'application/cloudevents+json', ce({}, { project: undefined }), 400, /data.project is required/],
     ['project escaping a path', 'application/cloudevents+json', ce({}, { project: '../../etc' }), 400, /not a valid Keptn name/],
     ['stage a number', 'application/cloudevents+json', ce({}, { stage: 7 }), 400, /data.stage is required/],
@@ -160,26 +188,63 @@ describe('bad images in a well-formed event: .started, then .finished errored wi
 
 describe('bad settings: .started, then .finished errored naming the field, no commit', () => {
   it.each([
-    ['ext:: transport', (s: string) => s.replace(/url: .*/, 'url: "ext::sh -c touch% /tmp/pwned"'), /git.url: must not contain white space/],
+    [
+      'ext:: transport',
+      (s: string) => s.replace(/url: .*/, 'url: "ext::sh -c touch% /tmp/pwned"'),
+      /git.url: must not contain white space/,
+    ],
     ['file:// URL', (s: string) => s.replace(/url: .*/, 'url: file:///srv/git/fleet.git'), /git.url: scheme file:\/\/ is not allowed/],
     ['option-like URL', (s: string) => s.replace(/url: .*/, 'url: --upload-pack=id'), /git.url: must not start with "-"/],
     ['credentials in the URL', (s: string) => s.replace(/url: http:\/\//, 'url: http://keptn:hunter2@'), /must not carry credentials/],
-    ['a path leaving the repository', (s: string) => s.replace('file: app/kustomization.yaml', 'file: ../../etc/passwd'), /images.0.file: must not contain ".."/],
+    [
+      'a path leaving the repository',
+      (s: string) => s.replace('file: app/kustomization.yaml', 'file: ../../etc/passwd'),
+      /images.0.file: must not contain ".."/,
+    ],
     ['a path into .git', (s: string) => s.replace('file: app/kustomization.yaml', 'file: .git/config'), /must not point into .git/],
     ['an absolute path', (s: string) => s.replace('file: app/kustomization.yaml', 'file: /etc/passwd'), /must be relative/],
-    ['a YAML alias bomb', () => 'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n', /not valid YAML/],
+    [
+      'a YAML alias bomb',
+      () =>
+        'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n',
+      /not valid YAML/,
+    ],
     ['no target', (s: string) => s.replace(/target: .*/, ''), /must have required property 'target'/],
     ['an unknown tool', (s: string) => s.replace('kind: Kustomization', 'kind: Flagger'), /target.kind: must be one of/],
     ['an unknown field', (s: string) => `${s}colour: blue\n`, /unknown field "colour"/],
     ['a timeout of two days', (s: string) => `${s}timeout: 48h\n`, /timeout: at most 24h/],
     ['a missing Secret', (s: string) => s.replace('fleet-git', 'nope-git'), /Secret keptn\/nope-git not found/],
-    ['a file that does not exist', (s: string) => s.replace('file: app/kustomization.yaml', 'file: app/nope.yaml'), /app\/nope.yaml does not exist on the branch/],
-    ['a YAML path that does not exist', (s: string) => s.replace('kustomizeImage: ghcr.io/podtato/head', 'yamlPath: spec.image'), /key spec.image not found/],
+    [
+      'a file that does not exist',
+      (s: string) => s.replace('file: app/kustomization.yaml', 'file: app/nope.yaml'),
+      /app\/nope.yaml does not exist on the branch/,
+    ],
+    [
+      'a YAML path that does not exist',
+      (s: string) => s.replace('kustomizeImage: ghcr.io/podtato/head', 'yamlPath: spec.image'),
+      /key spec.image not found/,
+    ],
     ['not YAML', () => 'git: [unclosed\n', /not valid YAML/],
-    ['a token in the URL query', (s: string) => s.replace(/url: (.*)/, 'url: $1?private_token=CANARY-query-token'), /git.url: must not carry a query string/],
-    ['a password in an ssh:// URL', (s: string) => s.replace(/url: .*/, 'url: ssh://git:hunter2@127.0.0.1/fleet.git'), /git.url: must not carry credentials/],
-    ['an SSH Secret without known_hosts', (s: string) => s.replace(/url: .*/, 'url: ssh://git@127.0.0.1:1/fleet.git').replace('fleet-git', 'ssh-without-known-hosts'), /no "known_hosts".*git.insecureAcceptNewHostKey: true/],
-    ['250 KB of unknown fields', (s: string) => s + Array.from({ length: 7_500 }, (_, i) => `unknown${i}: ${'x'.repeat(20)}`).join('\n'), /unknown field "unknown0".*and \d+ more$/],
+    [
+      'a token in the URL query',
+      (s: string) => s.replace(/url: (.*)/, 'url: $1?private_token=CANARY-query-token'),
+      /git.url: must not carry a query string/,
+    ],
+    [
+      'a password in an ssh:// URL',
+      (s: string) => s.replace(/url: .*/, 'url: ssh://git:hunter2@127.0.0.1/fleet.git'),
+      /git.url: must not carry credentials/,
+    ],
+    [
+      'an SSH Secret without known_hosts',
+      (s: string) => s.replace(/url: .*/, 'url: ssh://git@127.0.0.1:1/fleet.git').replace('fleet-git', 'ssh-without-known-hosts'),
+      /no "known_hosts".*git.insecureAcceptNewHostKey: true/,
+    ],
+    [
+      '250 KB of unknown fields',
+      (s: string) => s + Array.from({ length: 7_500 }, (_, i) => `unknown${i}: ${'x'.repeat(20)}`).join('\n'),
+      /unknown field "unknown0".*and \d+ more$/,
+    ],
   ])('%s', async (_name, breakIt, reason) => {
     const finished = await deployThroughEndpoint({ image: 'ghcr.io/podtato/head:0.2.0' }, breakIt(goodSettings()));
     expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
@@ -196,7 +261,11 @@ describe('a hostile repository: .started, then .finished errored, nothing writte
     await writeFile(outside, content);
     const { url } = await git.createRepo('linked', { 'README.md': 'fleet\n' });
     const work = join(dir, 'linked-work');
-    const run = (args: string[]) => execFileAsync('git', args, { cwd: work, env: { ...process.env, GIT_AUTHOR_NAME: 'x', GIT_AUTHOR_EMAIL: 'x@x', GIT_COMMITTER_NAME: 'x', GIT_COMMITTER_EMAIL: 'x@x' } });
+    const run = (args: string[]) =>
+      execFileAsync('git', args, {
+        cwd: work,
+        env: { ...process.env, GIT_AUTHOR_NAME: 'x', GIT_AUTHOR_EMAIL: 'x@x', GIT_COMMITTER_NAME: 'x', GIT_COMMITTER_EMAIL: 'x@x' },
+      });
     await mkdir(work, { recursive: true });
     await run(['clone', '-q', join(git.root, 'repos', 'linked.git'), '.']);
     await mkdir(join(work, 'app'));

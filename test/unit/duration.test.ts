@@ -4,7 +4,13 @@ import { isDuration, parseDuration } from '../../src/duration.js';
 import { checkSettings } from '../../src/settings/schema.js';
 
 describe('durations', () => {
-  it.each([['10m', 600_000], ['1h30m', 5_400_000], ['90s', 90_000], ['250ms', 250], ['1m500ms', 60_500]])('%s is %d ms', (text, ms) => {
+  it.each([
+    ['10m', 600_000],
+    ['1h30m', 5_400_000],
+    ['90s', 90_000],
+    ['250ms', 250],
+    ['1m500ms', 60_500],
+  ])('%s is %d ms', (text, ms) => {
     expect(isDuration(text)).toBe(true);
     expect(parseDuration(text)).toBe(ms);
   });

@@ -18,7 +18,12 @@ import {
 } from '../../src/grants.js';
 import { silentLog, triggeredCloudEvent } from './helpers.js';
 
-const secret = (annotations?: Record<string, string>): GrantSubject => ({ kind: 'Secret', namespace: 'keptn', name: 'team-a-git', metadata: annotations ? { annotations } : {} });
+const secret = (annotations?: Record<string, string>): GrantSubject => ({
+  kind: 'Secret',
+  namespace: 'keptn',
+  name: 'team-a-git',
+  metadata: annotations ? { annotations } : {},
+});
 const granted = (projects: string, hosts: string) => secret({ [PROJECTS_ANNOTATION]: projects, [GIT_HOSTS_ANNOTATION]: hosts });
 
 describe('gitEndpoint: the host and port git will reach', () => {
@@ -88,14 +93,62 @@ describe('secretGrant: a project uses only Secrets granted to it, and only towar
   it.each<[string, GrantSubject, string, string, Partial<GrantDecision> & { annotation?: string; expected?: string }]>([
     ['granted project and host', granted('team-a', 'git.example.com'), 'team-a', url, { granted: true }],
     ['one of several projects and hosts', granted('team-b, team-a', 'other.example,git.example.com:443'), 'team-a', url, { granted: true }],
-    ['a Secret without annotations (plain keptn create secret)', secret(), 'team-a', url, { granted: false, annotation: PROJECTS_ANNOTATION, expected: 'team-a' }],
-    ["another team's Secret", granted('team-b', 'git.example.com'), 'team-a', url, { granted: false, annotation: PROJECTS_ANNOTATION, expected: 'team-a' }],
-    ['a project name that is only a prefix', granted('team-ab', 'git.example.com'), 'team-a', url, { granted: false, annotation: PROJECTS_ANNOTATION }],
-    ['granted project, no hosts', secret({ [PROJECTS_ANNOTATION]: 'team-a' }), 'team-a', url, { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: 'git.example.com:443' }],
-    ['granted project, another host', granted('team-a', 'git.example.com'), 'team-a', 'http://attacker.example:8080/x.git', { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: 'attacker.example:8080' }],
-    ['granted host on another port', granted('team-a', '127.0.0.1:3000'), 'team-a', 'http://127.0.0.1:4000/x.git', { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: '127.0.0.1:4000' }],
-    ['granted host, ambiguous URL', granted('team-a', 'granted.example'), 'team-a', 'https://granted.example\\@other.example/x.git', { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: 'the host of git.url' }],
-    ['host granted, project checked first', granted('team-b', 'git.example.com'), 'team-a', 'http://attacker.example/x.git', { granted: false, annotation: PROJECTS_ANNOTATION }],
+    [
+      'a Secret without annotations (plain keptn create secret)',
+      secret(),
+      'team-a',
+      url,
+      { granted: false, annotation: PROJECTS_ANNOTATION, expected: 'team-a' },
+    ],
+    [
+      "another team's Secret",
+      granted('team-b', 'git.example.com'),
+      'team-a',
+      url,
+      { granted: false, annotation: PROJECTS_ANNOTATION, expected: 'team-a' },
+    ],
+    [
+      'a project name that is only a prefix',
+      granted('team-ab', 'git.example.com'),
+      'team-a',
+      url,
+      { granted: false, annotation: PROJECTS_ANNOTATION },
+    ],
+    [
+      'granted project, no hosts',
+      secret({ [PROJECTS_ANNOTATION]: 'team-a' }),
+      'team-a',
+      url,
+      { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: 'git.example.com:443' },
+    ],
+    [
+      'granted project, another host',
+      granted('team-a', 'git.example.com'),
+      'team-a',
+      'http://attacker.example:8080/x.git',
+      { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: 'attacker.example:8080' },
+    ],
+    [
+      'granted host on another port',
+      granted('team-a', '127.0.0.1:3000'),
+      'team-a',
+      'http://127.0.0.1:4000/x.git',
+      { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: '127.0.0.1:4000' },
+    ],
+    [
+      'granted host, ambiguous URL',
+      granted('team-a', 'granted.example'),
+      'team-a',
+      'https://granted.example\\@other.example/x.git',
+      { granted: false, annotation: GIT_HOSTS_ANNOTATION, expected: 'the host of git.url' },
+    ],
+    [
+      'host granted, project checked first',
+      granted('team-b', 'git.example.com'),
+      'team-a',
+      'http://attacker.example/x.git',
+      { granted: false, annotation: PROJECTS_ANNOTATION },
+    ],
     ['an SSH URL to a granted host', granted('team-a', 'github.com'), 'team-a', 'git@github.com:team-a/fleet.git', { granted: true }],
   ])('%s', (_name, subject, project, gitUrl, want) => {
     const decision = secretGrant(subject, project, gitUrl);
@@ -127,19 +180,52 @@ describe('secretGrant: a project uses only Secrets granted to it, and only towar
 });
 
 describe('targetGrant: a project drives only the Flux and Argo CD objects granted to it', () => {
-  const target = (kind: string, annotations?: Record<string, string>): GrantSubject => ({ kind, namespace: 'flux-system', name: 'podtato', metadata: annotations ? { annotations } : {} });
+  const target = (kind: string, annotations?: Record<string, string>): GrantSubject => ({
+    kind,
+    namespace: 'flux-system',
+    name: 'podtato',
+    metadata: annotations ? { annotations } : {},
+  });
   it.each<[string, GrantSubject, string, boolean, string | undefined]>([
     ['a Kustomization granted to the project', target('Kustomization', { [PROJECTS_ANNOTATION]: 'team-a' }), 'team-a', true, undefined],
-    ['a HelmRelease granted to several projects', target('HelmRelease', { [PROJECTS_ANNOTATION]: 'team-b,team-a' }), 'team-a', true, undefined],
-    ['an Application without the annotation', target('Application'), 'team-a', false, 'kubectl annotate applications.argoproj.io -n flux-system podtato gitops.keptn.sh/projects=team-a'],
-    ["another team's Kustomization", target('Kustomization', { [PROJECTS_ANNOTATION]: 'team-b' }), 'team-a', false, 'kubectl annotate --overwrite kustomizations.kustomize.toolkit.fluxcd.io -n flux-system podtato gitops.keptn.sh/projects=<its current list>,team-a'],
-    ['a HelmRelease with other annotations only', target('HelmRelease', { 'meta.helm.sh/release-name': 'team-a' }), 'team-a', false, 'kubectl annotate helmreleases.helm.toolkit.fluxcd.io -n flux-system podtato gitops.keptn.sh/projects=team-a'],
+    [
+      'a HelmRelease granted to several projects',
+      target('HelmRelease', { [PROJECTS_ANNOTATION]: 'team-b,team-a' }),
+      'team-a',
+      true,
+      undefined,
+    ],
+    [
+      'an Application without the annotation',
+      target('Application'),
+      'team-a',
+      false,
+      'kubectl annotate applications.argoproj.io -n flux-system podtato gitops.keptn.sh/projects=team-a',
+    ],
+    [
+      "another team's Kustomization",
+      target('Kustomization', { [PROJECTS_ANNOTATION]: 'team-b' }),
+      'team-a',
+      false,
+      'kubectl annotate --overwrite kustomizations.kustomize.toolkit.fluxcd.io -n flux-system podtato gitops.keptn.sh/projects=<its current list>,team-a',
+    ],
+    [
+      'a HelmRelease with other annotations only',
+      target('HelmRelease', { 'meta.helm.sh/release-name': 'team-a' }),
+      'team-a',
+      false,
+      'kubectl annotate helmreleases.helm.toolkit.fluxcd.io -n flux-system podtato gitops.keptn.sh/projects=team-a',
+    ],
     ['a grant in the wrong annotation', target('Kustomization', { [GIT_HOSTS_ANNOTATION]: 'team-a' }), 'team-a', false, undefined],
   ])('%s', (_name, subject, project, isGranted, fix) => {
     const decision = targetGrant(subject, project);
     expect(decision.granted).toBe(isGranted);
     if (!decision.granted) {
-      expect(decision.missing).toMatchObject({ object: `${subject.kind} flux-system/podtato`, annotation: PROJECTS_ANNOTATION, expected: project });
+      expect(decision.missing).toMatchObject({
+        object: `${subject.kind} flux-system/podtato`,
+        annotation: PROJECTS_ANNOTATION,
+        expected: project,
+      });
       if (fix) expect(decision.missing.fix).toBe(fix);
     }
   });
@@ -163,7 +249,12 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
     };
     const deps: DeploymentDeps = {
       settings: { load: async () => ({ settings, where: 'test settings' }) },
-      git: { commitImage: refuse('git.commitImage'), revertDeployment: refuse('git.revertDeployment'), relation: refuse('git.relation'), onBranch: refuse('git.onBranch') } as unknown as GitWorkspace,
+      git: {
+        commitImage: refuse('git.commitImage'),
+        revertDeployment: refuse('git.revertDeployment'),
+        relation: refuse('git.relation'),
+        onBranch: refuse('git.onBranch'),
+      } as unknown as GitWorkspace,
       tools: [{ kinds: ['Kustomization', 'HelmRelease', 'Application'], deliver: refuse('tool.deliver') }],
       secretData: async () => {
         touched.push('secretData');
@@ -182,7 +273,11 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
 
   it.each([
     ['the Secret', { secret: { [PROJECTS_ANNOTATION]: 'other' }, target: GRANTED }, /no grant for Secret keptn\/fleet-git/],
-    ['the Git host', { secret: { ...GRANTED, [GIT_HOSTS_ANNOTATION]: 'git.other.example' }, target: GRANTED }, /no grant for Secret keptn\/fleet-git: its credentials go only to the Git hosts it lists, and git.url is on git.example.com:443/],
+    [
+      'the Git host',
+      { secret: { ...GRANTED, [GIT_HOSTS_ANNOTATION]: 'git.other.example' }, target: GRANTED },
+      /no grant for Secret keptn\/fleet-git: its credentials go only to the Git hosts it lists, and git.url is on git.example.com:443/,
+    ],
     ['the target', { secret: GRANTED, target: {} }, /no grant for HelmRelease podtato\/web/],
   ])('refuses without the grant on %s, with GRANT_MISSING and nothing touched', async (_name, annotations, message) => {
     for (const run of [deploy, rollback]) {

@@ -34,7 +34,13 @@ describe('verifyRunAsNonRoot', () => {
     ['pod runAsNonRoot, numeric image user: starts', { runAsNonRoot: true }, undefined, '1000:1000', undefined],
     ['pod runAsNonRoot, image without user (root): refused', { runAsNonRoot: true }, undefined, '', 'will run as root'],
     ['pod runAsNonRoot, image user 0: refused', { runAsNonRoot: true }, undefined, '0', 'will run as root'],
-    ['pod runAsNonRoot + container runAsUser: starts whatever the image says', { runAsNonRoot: true }, { runAsUser: 65532 }, 'nonroot', undefined],
+    [
+      'pod runAsNonRoot + container runAsUser: starts whatever the image says',
+      { runAsNonRoot: true },
+      { runAsUser: 65532 },
+      'nonroot',
+      undefined,
+    ],
     ['pod runAsNonRoot + pod runAsUser: starts', { runAsNonRoot: true, runAsUser: 1000 }, undefined, 'node', undefined],
     ['container runAsUser 0 under runAsNonRoot: refused', { runAsNonRoot: true }, { runAsUser: 0 }, '1000', 'runAsUser 0'],
     ['container runAsUser wins over the pod', { runAsNonRoot: true, runAsUser: 0 }, { runAsUser: 1000 }, '', undefined],
@@ -54,7 +60,10 @@ describe('containerStartProblems', () => {
     const pod = {
       securityContext: { runAsNonRoot: true },
       initContainers: [{ name: 'init', image: 'named' }],
-      containers: [{ name: 'ok', image: 'numeric' }, { name: 'unknown', image: 'other' }],
+      containers: [
+        { name: 'ok', image: 'numeric' },
+        { name: 'unknown', image: 'other' },
+      ],
     };
     const users: Record<string, string> = { named: 'nonroot', numeric: '1000' };
     expect(containerStartProblems(pod, (image) => users[image])).toEqual([

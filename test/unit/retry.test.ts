@@ -13,11 +13,15 @@ describe('retry', () => {
   it('retries a retryable failure until it succeeds, sleeping between attempts only', async () => {
     const { waits, sleep } = recordingSleep();
     let calls = 0;
-    const value = await retry(policy, async () => {
-      calls++;
-      if (calls < 3) throw new ServiceError('API_ERROR', 'busy', { retryable: true });
-      return 'ok';
-    }, sleep);
+    const value = await retry(
+      policy,
+      async () => {
+        calls++;
+        if (calls < 3) throw new ServiceError('API_ERROR', 'busy', { retryable: true });
+        return 'ok';
+      },
+      sleep,
+    );
     expect(value).toBe('ok');
     expect(calls).toBe(3);
     expect(waits).toHaveLength(2);
@@ -33,19 +37,29 @@ describe('retry', () => {
   it('gives up after the last attempt with the last error', async () => {
     const { waits, sleep } = recordingSleep();
     let calls = 0;
-    await expect(retry(policy, async () => {
-      calls++;
-      throw new ServiceError('API_ERROR', `try ${calls}`, { retryable: true });
-    }, sleep)).rejects.toThrow('try 4');
+    await expect(
+      retry(
+        policy,
+        async () => {
+          calls++;
+          throw new ServiceError('API_ERROR', `try ${calls}`, { retryable: true });
+        },
+        sleep,
+      ),
+    ).rejects.toThrow('try 4');
     expect(waits).toHaveLength(3);
   });
 
   it('asks the policy, not the error class, when the policy says what is retryable', async () => {
     const { sleep } = recordingSleep();
     let calls = 0;
-    await retry({ ...policy, retryable: (err) => (err as Error).message === 'again' }, async () => {
-      if (++calls === 1) throw new Error('again');
-    }, sleep);
+    await retry(
+      { ...policy, retryable: (err) => (err as Error).message === 'again' },
+      async () => {
+        if (++calls === 1) throw new Error('again');
+      },
+      sleep,
+    );
     expect(calls).toBe(2);
   });
 });

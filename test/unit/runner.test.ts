@@ -30,14 +30,35 @@ class RecordingSink implements EventSink {
   }
 }
 
-const pass: DeploymentOutcome = { status: 'succeeded', result: 'pass', message: 'ok', deploymentstrategy: 'direct', deploymentNames: ['svc'], deploymentURIsLocal: [], deploymentURIsPublic: [], gitCommit: 'c0ffee' };
+const pass: DeploymentOutcome = {
+  status: 'succeeded',
+  result: 'pass',
+  message: 'ok',
+  deploymentstrategy: 'direct',
+  deploymentNames: ['svc'],
+  deploymentURIsLocal: [],
+  deploymentURIsPublic: [],
+  gitCommit: 'c0ffee',
+};
 
-function setup(handle: Handler, opts: { store?: MemoryStore; identity?: string; alive?: string[]; sink?: RecordingSink; runner?: Partial<RunnerOptions> } = {}) {
+function setup(
+  handle: Handler,
+  opts: { store?: MemoryStore; identity?: string; alive?: string[]; sink?: RecordingSink; runner?: Partial<RunnerOptions> } = {},
+) {
   const sink = opts.sink ?? new RecordingSink();
   const store = opts.store ?? new MemoryStore();
   const replicas = new SoloRegistry(opts.identity ?? 'replica-a');
   if (opts.alive) replicas.isAlive = async (id: string) => opts.alive!.includes(id);
-  const runner = new DeploymentRunner({ sink, handle, log: silentLog, source: 'gitops-service', store, replicas, sleep: noSleep, ...opts.runner });
+  const runner = new DeploymentRunner({
+    sink,
+    handle,
+    log: silentLog,
+    source: 'gitops-service',
+    store,
+    replicas,
+    sleep: noSleep,
+    ...opts.runner,
+  });
   return { sink, store, runner };
 }
 
@@ -113,17 +134,23 @@ describe('DeploymentRunner', () => {
     await runner.drain();
     expect(runs).toBe(0);
     expect(sink.types()).toEqual(['finished']);
-    expect(sink.sent[0]?.data).toMatchObject({ status: 'errored', message: expect.stringContaining('could not deliver deployment.started') });
+    expect(sink.sent[0]?.data).toMatchObject({
+      status: 'errored',
+      message: expect.stringContaining('could not deliver deployment.started'),
+    });
   });
 
   it('after a restart, resumes its started deployment without a second .started', async () => {
     const store = new MemoryStore();
     await seed(store, { phase: 'started', owner: 'replica-a' });
     let runs = 0;
-    const { runner, sink } = setup(async () => {
-      runs++;
-      return pass;
-    }, { store });
+    const { runner, sink } = setup(
+      async () => {
+        runs++;
+        return pass;
+      },
+      { store },
+    );
     await runner.resume();
     await runner.drain();
     expect(runs).toBe(1);
@@ -132,11 +159,20 @@ describe('DeploymentRunner', () => {
 
   it('records the progress its handler reports, and hands it back when the deployment is resumed', async () => {
     const store = new MemoryStore();
-    const progress = { commit: 'c0ffee', ownCommit: true, deadline: Date.now() + 60_000, target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' }, repoUrl: 'http://git/fleet.git' };
-    const first = setup(async (_e, _l, context) => {
-      await context.checkpoint(progress);
-      throw new Error('crash after the commit');
-    }, { store });
+    const progress = {
+      commit: 'c0ffee',
+      ownCommit: true,
+      deadline: Date.now() + 60_000,
+      target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' },
+      repoUrl: 'http://git/fleet.git',
+    };
+    const first = setup(
+      async (_e, _l, context) => {
+        await context.checkpoint(progress);
+        throw new Error('crash after the commit');
+      },
+      { store },
+    );
     await first.runner.accept(event);
     await first.runner.drain();
     const [record] = await store.list();
@@ -145,10 +181,13 @@ describe('DeploymentRunner', () => {
     // As after a crash before the outcome was saved: the record is back at `started`, with its progress.
     await store.update({ ...record!, phase: 'started', outcome: undefined });
     const seen: unknown[] = [];
-    const resumed = setup(async (_e, _l, context) => {
-      seen.push(context.progress);
-      return pass;
-    }, { store });
+    const resumed = setup(
+      async (_e, _l, context) => {
+        seen.push(context.progress);
+        return pass;
+      },
+      { store },
+    );
     await resumed.runner.resume();
     await resumed.runner.drain();
     expect(seen).toEqual([progress]);
@@ -163,10 +202,13 @@ describe('DeploymentRunner', () => {
       return update(r);
     };
     let runs = 0;
-    const { runner, sink } = setup(async () => {
-      runs++;
-      return pass;
-    }, { store });
+    const { runner, sink } = setup(
+      async () => {
+        runs++;
+        return pass;
+      },
+      { store },
+    );
     await runner.accept(event);
     await runner.drain();
     await runner.resume();
@@ -214,7 +256,15 @@ describe('DeploymentRunner', () => {
     const store = new MemoryStore();
     await store.create({ event, acceptedAt: Date.now() - 2 * 3_600_000, phase: 'finishing', owner: 'replica-a', outcome: pass });
     const sink = new RecordingSink();
-    const runner = new DeploymentRunner({ sink, handle: async () => pass, log: silentLog, source: 'gitops-service', store, replicas: new SoloRegistry('replica-a'), finishedRetryMs: 3_600_000 });
+    const runner = new DeploymentRunner({
+      sink,
+      handle: async () => pass,
+      log: silentLog,
+      source: 'gitops-service',
+      store,
+      replicas: new SoloRegistry('replica-a'),
+      finishedRetryMs: 3_600_000,
+    });
     await runner.resume();
     await runner.drain();
     expect(sink.sent).toHaveLength(0);
@@ -258,11 +308,14 @@ describe('claims: nothing acts on a record it has not claimed', () => {
     };
     const handlerDone = gate();
     let runs = 0;
-    const { runner, sink } = setup(async () => {
-      runs++;
-      await handlerDone.promise;
-      return pass;
-    }, { store });
+    const { runner, sink } = setup(
+      async () => {
+        runs++;
+        await handlerDone.promise;
+        return pass;
+      },
+      { store },
+    );
     await runner.accept(event);
     await until('deployment started', () => sink.types().includes('started') && runs === 1);
     const round = runner.resume();
@@ -289,10 +342,13 @@ describe('claims: nothing acts on a record it has not claimed', () => {
       return saved;
     };
     let runs = 0;
-    const { runner, sink } = setup(async () => {
-      runs++;
-      return pass;
-    }, { store });
+    const { runner, sink } = setup(
+      async () => {
+        runs++;
+        return pass;
+      },
+      { store },
+    );
     const accepting = runner.accept(event);
     await created.promise;
     await runner.resume();
@@ -303,7 +359,7 @@ describe('claims: nothing acts on a record it has not claimed', () => {
     expect(sink.types()).toEqual(['started', 'finished']);
   });
 
-  it('two replicas adopting the same stopped replica\'s deployment: one wins, one .finished', async () => {
+  it("two replicas adopting the same stopped replica's deployment: one wins, one .finished", async () => {
     const store = new MemoryStore();
     await seed(store, { phase: 'started', owner: 'replica-dead' });
     const sink = new RecordingSink();
@@ -323,10 +379,13 @@ describe('claims: nothing acts on a record it has not claimed', () => {
   it('a run whose record was claimed by another stops at its next save and sends nothing more', async () => {
     const store = new MemoryStore();
     const handlerDone = gate();
-    const first = setup(async () => {
-      await handlerDone.promise;
-      return pass;
-    }, { store });
+    const first = setup(
+      async () => {
+        await handlerDone.promise;
+        return pass;
+      },
+      { store },
+    );
     await first.runner.accept(event);
     await until('deployment started', async () => (await store.list())[0]?.phase === 'started');
     // Another replica took it over meanwhile (say this one's Lease ran out while it was paused).
@@ -345,10 +404,13 @@ describe('claims: nothing acts on a record it has not claimed', () => {
     await seed(store, { phase: 'started', owner: 'replica-a' });
     const [listed] = await store.list();
     const handlerDone = gate();
-    const { runner } = setup(async () => {
-      await handlerDone.promise;
-      return pass;
-    }, { store });
+    const { runner } = setup(
+      async () => {
+        await handlerDone.promise;
+        return pass;
+      },
+      { store },
+    );
     await runner.resume();
     const [claimed] = await store.list();
     expect(claimed?.version).not.toBe(listed?.version);
@@ -370,10 +432,13 @@ describe('claims: nothing acts on a record it has not claimed', () => {
       return update(r);
     };
     let runs = 0;
-    const { runner, sink } = setup(async () => {
-      runs++;
-      return pass;
-    }, { store });
+    const { runner, sink } = setup(
+      async () => {
+        runs++;
+        return pass;
+      },
+      { store },
+    );
     await runner.accept(event);
     await runner.drain();
     expect((await store.list())[0]?.phase).toBe(left);
@@ -412,11 +477,14 @@ describe('claims: nothing acts on a record it has not claimed', () => {
       };
     }
     const runs = new Map<string, number>();
-    const { runner, sink } = setup(async (e) => {
-      runs.set(e.id, (runs.get(e.id) ?? 0) + 1);
-      await jitter();
-      return pass;
-    }, { store, runner: { resumeIntervalMs: 1 } });
+    const { runner, sink } = setup(
+      async (e) => {
+        runs.set(e.id, (runs.get(e.id) ?? 0) + 1);
+        await jitter();
+        return pass;
+      },
+      { store, runner: { resumeIntervalMs: 1 } },
+    );
     await runner.start();
     try {
       const events = Array.from({ length: 20 }, (_, i) => eventNo(i + 1));

@@ -29,12 +29,20 @@ afterAll(async () => {
 /** A repository with our deployment commit pushed on top of the initial one. */
 async function pushed() {
   const name = `fleet-${++counter}`;
-  const { url, commit: initial } = await server.createRepo(name, { 'app/kustomization.yaml': 'images:\n  - name: ghcr.io/podtato/head\n    newTag: 0.1.0\n' });
+  const { url, commit: initial } = await server.createRepo(name, {
+    'app/kustomization.yaml': 'images:\n  - name: ghcr.io/podtato/head\n    newTag: 0.1.0\n',
+  });
   const repo: RepoRef = { url, branch: 'main', credentials: { kind: 'basic', username: server.username, password: server.password } };
   const ws = new GitWorkspace({ root: join(dir, `ws-${counter}`) });
   const { commit } = await ws.commitImage({
     repo,
-    edits: [{ file: 'app/kustomization.yaml', write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' }, image: parseImageRef('ghcr.io/podtato/head:0.2.0') }],
+    edits: [
+      {
+        file: 'app/kustomization.yaml',
+        write: { kind: 'kustomizeImage', name: 'ghcr.io/podtato/head' },
+        image: parseImageRef('ghcr.io/podtato/head:0.2.0'),
+      },
+    ],
     message: 'keptn: deploy 0.2.0',
     author: { name: 'Keptn', email: 'keptn@example.test' },
     deploymentId: `d-${counter}`,

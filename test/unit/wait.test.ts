@@ -25,8 +25,10 @@ function rule(tool: ToolStatus) {
     if (tool.failure) return { state: 'failed', message: tool.failure, ...(tool.revision ? { revision: tool.revision } : {}) };
     if (!tool.revision) return { state: 'pending', reason: 'nothing applied yet' };
     const relation = e.relation(tool.revision);
-    if (relation === 'unknown') return { state: 'pending', reason: `checking ${tool.revision.slice(0, 7)}`, unknownRevision: tool.revision };
-    if (relation === 'same' || relation === 'descendant') return { state: 'passed', message: `applied ${tool.revision.slice(0, 7)}`, revision: tool.revision };
+    if (relation === 'unknown')
+      return { state: 'pending', reason: `checking ${tool.revision.slice(0, 7)}`, unknownRevision: tool.revision };
+    if (relation === 'same' || relation === 'descendant')
+      return { state: 'passed', message: `applied ${tool.revision.slice(0, 7)}`, revision: tool.revision };
     return { state: 'pending', reason: `the tool is at ${tool.revision.slice(0, 7)}` };
   };
 }
@@ -93,7 +95,8 @@ function forbidden(): ServiceError {
     body: JSON.stringify({
       kind: 'Status',
       code: 403,
-      message: 'applications.argoproj.io "podtato" is forbidden: User "system:serviceaccount:keptn:gitops-service" cannot patch resource "applications" in API group "argoproj.io" in the namespace "argocd"',
+      message:
+        'applications.argoproj.io "podtato" is forbidden: User "system:serviceaccount:keptn:gitops-service" cannot patch resource "applications" in API group "argoproj.io" in the namespace "argocd"',
     }),
   });
   return new ServiceError('FORBIDDEN', "not allowed to access Application argocd/podtato; check the service account's RBAC", { cause });
@@ -180,7 +183,10 @@ describe('coalescing', () => {
 
 describe('transient failures are retried, never taken for answers', () => {
   it('a failed ancestry lookup is not cached as unrelated: retried after a backoff, then the answer counts', async () => {
-    const answers: Array<Relation | Error> = [new ServiceError('GIT_FETCH_FAILED', 'cannot fetch: connection reset', { retryable: true }), 'descendant'];
+    const answers: Array<Relation | Error> = [
+      new ServiceError('GIT_FETCH_FAILED', 'cannot fetch: connection reset', { retryable: true }),
+      'descendant',
+    ];
     const h = start(
       {
         relation: async () => {
@@ -193,7 +199,9 @@ describe('transient failures are retried, never taken for answers', () => {
     );
     await elapse();
     expect(h.settled()).toBeUndefined();
-    expect(h.reasons.at(-1)).toBe(`checking ${LATER.slice(0, 7)}; looking up revision ${LATER} in Git failed: cannot fetch: connection reset`);
+    expect(h.reasons.at(-1)).toBe(
+      `checking ${LATER.slice(0, 7)}; looking up revision ${LATER} in Git failed: cannot fetch: connection reset`,
+    );
     await elapse(99);
     expect(h.settled()).toBeUndefined();
     await elapse(1);
@@ -203,10 +211,7 @@ describe('transient failures are retried, never taken for answers', () => {
   it('a revision Git cannot find is looked for again, and only after the attempts taken as not containing ours', async () => {
     let lookups = 0;
     let branchChecks = 0;
-    const h = start(
-      { relation: async () => (lookups++, 'unknown'), onBranch: async () => (branchChecks++, true) },
-      { revision: LATER },
-    );
+    const h = start({ relation: async () => (lookups++, 'unknown'), onBranch: async () => (branchChecks++, true) }, { revision: LATER });
     await elapse();
     expect(lookups).toBe(1);
     expect(h.reasons.at(-1)).toBe(`checking ${LATER.slice(0, 7)}`);
@@ -281,7 +286,10 @@ describe('refusals end the wait at once', () => {
   });
 
   it('a NOT_FOUND from a side effect fails at once too', async () => {
-    const h = start({ react: async () => Promise.reject(new ServiceError('NOT_FOUND', 'Application argocd/podtato not found')) }, { revision: OLD });
+    const h = start(
+      { react: async () => Promise.reject(new ServiceError('NOT_FOUND', 'Application argocd/podtato not found')) },
+      { revision: OLD },
+    );
     await elapse();
     expect(h.settled()).toEqual({ state: 'failed', message: 'acting on the tool failed: Application argocd/podtato not found' });
   });

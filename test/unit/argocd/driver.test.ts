@@ -2,7 +2,15 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { DegradedClock, RefreshRequest } from '../../../src/argocd/driver.js';
 
-const app = (resourceVersion: string, refresh?: string) => ({ metadata: { name: 'podtato', namespace: 'argocd', resourceVersion, ...(refresh ? { annotations: { 'argocd.argoproj.io/refresh': refresh } } : {}) }, spec: {} });
+const app = (resourceVersion: string, refresh?: string) => ({
+  metadata: {
+    name: 'podtato',
+    namespace: 'argocd',
+    resourceVersion,
+    ...(refresh ? { annotations: { 'argocd.argoproj.io/refresh': refresh } } : {}),
+  },
+  spec: {},
+});
 
 describe('a refresh we asked for', () => {
   it('is handled once an object written after our request no longer carries the annotation', () => {

@@ -14,7 +14,12 @@ const PRUNE = '90f9e5ec0c2ab9af0de7ee9ff049af0e4fb9f1bb';
 const BLOCKED = 'b0a1ab801449fa28cd88b12e0ef3db48d51ccb1c';
 const WAVES = 'b8c674d6784fdd32a5a32359d96dee6d924b4e03';
 
-const expectation = (commit: string, extra: Partial<ArgoExpectation> = {}): ArgoExpectation => ({ commit, relation: (sha) => (sha === commit ? 'same' : 'unrelated'), sourceIndex: 0, ...extra });
+const expectation = (commit: string, extra: Partial<ArgoExpectation> = {}): ArgoExpectation => ({
+  commit,
+  relation: (sha) => (sha === commit ? 'same' : 'unrelated'),
+  sourceIndex: 0,
+  ...extra,
+});
 const LONG_DEGRADED = { degradedForMs: 61_000 };
 
 describe('Application, as Argo CD reports it', () => {
@@ -53,15 +58,24 @@ describe('Application, as Argo CD reports it', () => {
 
   it('fails on a comparison error seen after our refresh was handled, though Argo CD names only the branch', () => {
     const app = fixture<Application>('argocd', 'comparison-error');
-    expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'handled' }))).toMatchObject({ state: 'failed', message: expect.stringContaining('Failed to unmarshal "bad.yaml"') });
+    expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'handled' }))).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('Failed to unmarshal "bad.yaml"'),
+    });
     expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'requested' })).state).toBe('pending');
   });
 
   it('retries a repo-server outage with a normal refresh and fails only when it persists after that', () => {
     const app = fixture<Application>('argocd', 'upstream-comparison-error-repo-server-unavailable');
-    expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'handled' }))).toMatchObject({ state: 'pending', reason: expect.stringContaining('retrying with a normal refresh') });
+    expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'handled' }))).toMatchObject({
+      state: 'pending',
+      reason: expect.stringContaining('retrying with a normal refresh'),
+    });
     expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'handled', retryRefresh: 'requested' })).state).toBe('pending');
-    expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'handled', retryRefresh: 'handled' }))).toMatchObject({ state: 'failed', message: expect.stringMatching(/still cannot compare .* after a retry: .*code = Unavailable/) });
+    expect(evaluateApplication(app, expectation(UNPARSEABLE, { hardRefresh: 'handled', retryRefresh: 'handled' }))).toMatchObject({
+      state: 'failed',
+      message: expect.stringMatching(/still cannot compare .* after a retry: .*code = Unavailable/),
+    });
   });
 
   it("reports Argo CD's message for a failed sync", () => {
@@ -70,25 +84,54 @@ describe('Application, as Argo CD reports it', () => {
   });
 
   it('names the Degraded workload that runs our image, and the one that is not ours once the grace period is over', () => {
-    const ours = evaluateApplication(fixture<Application>('argocd', 'upstream-degraded-resource-health-persisted'), expectation(UNSCHEDULABLE, { images: ['nginx:2.0'] }));
-    expect(ours).toMatchObject({ state: 'failed', message: expect.stringContaining('Deployment default/demo (Deployment "demo" exceeded its progress deadline), which runs the image we wrote') });
-    const hpa = evaluateApplication(fixture<Application>('argocd', 'upstream-degraded-hpa-without-metrics'), expectation(UNSCHEDULABLE, { images: ['nginx:2.0'], ...LONG_DEGRADED }));
-    expect(hpa).toMatchObject({ state: 'failed', message: expect.stringContaining('HorizontalPodAutoscaler default/demo (the HPA was unable to compute the replica count') });
+    const ours = evaluateApplication(
+      fixture<Application>('argocd', 'upstream-degraded-resource-health-persisted'),
+      expectation(UNSCHEDULABLE, { images: ['nginx:2.0'] }),
+    );
+    expect(ours).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining(
+        'Deployment default/demo (Deployment "demo" exceeded its progress deadline), which runs the image we wrote',
+      ),
+    });
+    const hpa = evaluateApplication(
+      fixture<Application>('argocd', 'upstream-degraded-hpa-without-metrics'),
+      expectation(UNSCHEDULABLE, { images: ['nginx:2.0'], ...LONG_DEGRADED }),
+    );
+    expect(hpa).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('HorizontalPodAutoscaler default/demo (the HPA was unable to compute the replica count'),
+    });
   });
 
   it('with health kept in the resource tree, names the workload that runs our image after the grace period', () => {
-    const v = evaluateApplication(fixture<Application>('argocd', 'degraded'), expectation(UNSCHEDULABLE, { images: ['nginx:2.0'], ...LONG_DEGRADED }));
-    expect(v).toMatchObject({ state: 'failed', message: expect.stringMatching(/keeps resource health in its resource tree .*; our image runs in Deployment default\/demo/) });
+    const v = evaluateApplication(
+      fixture<Application>('argocd', 'degraded'),
+      expectation(UNSCHEDULABLE, { images: ['nginx:2.0'], ...LONG_DEGRADED }),
+    );
+    expect(v).toMatchObject({
+      state: 'failed',
+      message: expect.stringMatching(/keeps resource health in its resource tree .*; our image runs in Deployment default\/demo/),
+    });
   });
 
   it('says what to do about a Suspended app, an unprunable OutOfSync, a blocked sync and a file the app does not deploy', () => {
     const suspended = evaluateApplication(fixture<Application>('argocd', 'upstream-suspended-deployment-paused'), expectation(C1));
-    expect(suspended.state === 'failed' && suspended.message).toMatch(/is Suspended at \w+: Deployment default\/demo \(Deployment is paused\); .*set argocd.suspended to pass or wait/);
+    expect(suspended.state === 'failed' && suspended.message).toMatch(
+      /is Suspended at \w+: Deployment default\/demo \(Deployment is paused\); .*set argocd.suspended to pass or wait/,
+    );
     const prune = evaluateApplication(fixture<Application>('argocd', 'outofsync-prune-only-automated'), expectation(PRUNE));
-    expect(prune.state === 'failed' && prune.message).toMatch(/until ConfigMap argocd-verdict-\d+\/legacy is pruned.*automated.prune is off/);
+    expect(prune.state === 'failed' && prune.message).toMatch(
+      /until ConfigMap argocd-verdict-\d+\/legacy is pruned.*automated.prune is off/,
+    );
     const blocked = evaluateApplication(fixture<Application>('argocd', 'sync-blocked-by-window'), expectation(BLOCKED));
     expect(blocked.state === 'pending' && blocked.reason).toMatch(/blocked by sync window/);
-    const elsewhere = evaluateApplication(fixture<Application>('argocd', 'synced-healthy'), expectation(C1, { images: ['ghcr.io/podtato/head:0.2.0'], files: ['other/kustomization.yaml'] }));
-    expect(elsewhere.state === 'failed' && elsewhere.message).toMatch(/Application argocd\/demo .* runs nginx:1.0, not ghcr.io\/podtato\/head:0.2.0: the file other\/kustomization.yaml is not what it deploys \(it reads http:\/\/127.0.0.1:44855\/app.git path app\)/);
+    const elsewhere = evaluateApplication(
+      fixture<Application>('argocd', 'synced-healthy'),
+      expectation(C1, { images: ['ghcr.io/podtato/head:0.2.0'], files: ['other/kustomization.yaml'] }),
+    );
+    expect(elsewhere.state === 'failed' && elsewhere.message).toMatch(
+      /Application argocd\/demo .* runs nginx:1.0, not ghcr.io\/podtato\/head:0.2.0: the file other\/kustomization.yaml is not what it deploys \(it reads http:\/\/127.0.0.1:44855\/app.git path app\)/,
+    );
   });
 });

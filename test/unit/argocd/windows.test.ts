@@ -1,7 +1,14 @@
 // Sync windows as Argo CD 3.5 reads them (pkg/apis/application/v1alpha1/types.go): which apply, when they are
 // active, and whether they keep a sync out until after the deadline.
 import { describe, expect, it } from '@jest/globals';
-import { blockedUntil, cronSchedule, matchingWindows, parseGoDuration, type SyncWindow, type WindowedApp } from '../../../src/argocd/windows.js';
+import {
+  blockedUntil,
+  cronSchedule,
+  matchingWindows,
+  parseGoDuration,
+  type SyncWindow,
+  type WindowedApp,
+} from '../../../src/argocd/windows.js';
 
 const app: WindowedApp = { name: 'podtato-dev', destination: { server: 'https://kubernetes.default.svc', namespace: 'podtato' } };
 const at = (iso: string) => Date.parse(iso);
@@ -65,7 +72,9 @@ describe('a sync blocked until after the deadline', () => {
   });
   it('is blocked outside the only allow window, and not once it opens before the deadline', () => {
     const office: SyncWindow = { kind: 'allow', schedule: '0 9 * * *', duration: '8h', applications: ['*'] };
-    expect(blockedUntil([office], app, false, now, now + 10 * MIN)).toEqual({ because: 'no allow window (allow "0 9 * * *" for 8h) opens' });
+    expect(blockedUntil([office], app, false, now, now + 10 * MIN)).toEqual({
+      because: 'no allow window (allow "0 9 * * *" for 8h) opens',
+    });
     expect(blockedUntil([office], app, false, at('2026-11-25T08:50:00Z'), at('2026-11-25T09:10:00Z'))).toBeUndefined();
   });
   it("follows the window's time zone", () => {

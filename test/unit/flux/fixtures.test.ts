@@ -1,6 +1,13 @@
 // The Flux rules over objects captured from the real controllers (kustomize-controller 1.9.5, helm-controller 1.6.4).
 import { describe, expect, it } from '@jest/globals';
-import { evaluateGitRepository, evaluateHelmRelease, evaluateKustomization, IMAGE_SETTLE_MS, type FluxObject, type HelmReleaseContext } from '../../../src/flux/evaluate.js';
+import {
+  evaluateGitRepository,
+  evaluateHelmRelease,
+  evaluateKustomization,
+  IMAGE_SETTLE_MS,
+  type FluxObject,
+  type HelmReleaseContext,
+} from '../../../src/flux/evaluate.js';
 import type { InventoryRef } from '../../../src/flux/inventory.js';
 import type { WorkloadObject } from '../../../src/k8s/kstatus.js';
 import { relationFrom, type Expectation } from '../../../src/readiness.js';
@@ -42,7 +49,10 @@ describe('Kustomization, as kustomize-controller reports it', () => {
 
   it("carries Flux's message for a build failure", () => {
     const v = evaluateKustomization(fixture<FluxObject>('flux', 'kustomization-build-failed'), expected(BROKEN), ctx());
-    expect(v).toMatchObject({ state: 'failed', message: expect.stringMatching(/BuildFailed: kustomize build failed: accumulating resources/) });
+    expect(v).toMatchObject({
+      state: 'failed',
+      message: expect.stringMatching(/BuildFailed: kustomize build failed: accumulating resources/),
+    });
   });
 });
 
@@ -69,7 +79,10 @@ describe('GitRepository', () => {
   it('fails on a fetch failure that answers our reconcile request', () => {
     const repo = fixture<FluxObject>('flux', 'gitrepository-fetch-failed');
     repo.status = { ...repo.status, lastHandledReconcileAt: 'keptn-token' };
-    expect(evaluateGitRepository(repo, 'keptn-token', expected(C1))).toMatchObject({ state: 'failed', message: expect.stringContaining('unable to clone') });
+    expect(evaluateGitRepository(repo, 'keptn-token', expected(C1))).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('unable to clone'),
+    });
   });
 });
 
@@ -78,21 +91,37 @@ describe('GitRepository', () => {
 describe('issue 7 states, as the real controllers report them', () => {
   const workloadsView = (...names: string[]) => {
     const objs = names.map((n) => fixture<WorkloadObject>('flux', n));
-    return { kustomization: () => undefined, helmChart: () => undefined, workload: (ref: InventoryRef) => objs.find((o) => o.kind === ref.kind && o.metadata.name === ref.name && o.metadata.namespace === ref.namespace) };
+    return {
+      kustomization: () => undefined,
+      helmChart: () => undefined,
+      workload: (ref: InventoryRef) =>
+        objs.find((o) => o.kind === ref.kind && o.metadata.name === ref.name && o.metadata.namespace === ref.namespace),
+    };
   };
 
   it('a Kustomization without spec.wait is Ready while its Deployment cannot roll out: the service waits (item 2)', () => {
-    const v = evaluateKustomization(fixture<FluxObject>('flux', 'kustomization-nowait-applied-ready'), expected('acec08937e233109babfbb93ca2c9aedc7b2d99b'), { ...ctx(), images: ['ghcr.io/podtato/head:0.2.0'], view: workloadsView('deployment-nowait-unschedulable') });
-    expect(v).toMatchObject({ state: 'pending', reason: expect.stringContaining('without checking health (spec.wait is off); Deployment flux-nowait-2/web is rolling out') });
+    const v = evaluateKustomization(
+      fixture<FluxObject>('flux', 'kustomization-nowait-applied-ready'),
+      expected('acec08937e233109babfbb93ca2c9aedc7b2d99b'),
+      { ...ctx(), images: ['ghcr.io/podtato/head:0.2.0'], view: workloadsView('deployment-nowait-unschedulable') },
+    );
+    expect(v).toMatchObject({
+      state: 'pending',
+      reason: expect.stringContaining('without checking health (spec.wait is off); Deployment flux-nowait-2/web is rolling out'),
+    });
   });
 
   it('a Ready Kustomization whose Deployment still runs the old image fails after the settle window (item 3)', () => {
     const k = fixture<FluxObject>('flux', 'kustomization-otherfile-applied-ready');
     const view = workloadsView('deployment-otherfile-old-image');
     const commit = expected('149e6d5cba356572fe68392e16d1add7043beba8');
-    const at = (now: number) => evaluateKustomization(k, commit, { ...ctx(), images: ['ghcr.io/podtato/head:0.2.0'], view, clock: { now, since: () => 0 } });
+    const at = (now: number) =>
+      evaluateKustomization(k, commit, { ...ctx(), images: ['ghcr.io/podtato/head:0.2.0'], view, clock: { now, since: () => 0 } });
     expect(at(1).state).toBe('pending');
-    expect(at(IMAGE_SETTLE_MS)).toMatchObject({ state: 'failed', message: expect.stringContaining('none of its workloads runs ghcr.io/podtato/head:0.2.0 (they run ghcr.io/podtato/head:0.1.0)') });
+    expect(at(IMAGE_SETTLE_MS)).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('none of its workloads runs ghcr.io/podtato/head:0.2.0 (they run ghcr.io/podtato/head:0.1.0)'),
+    });
   });
 
   it('a HelmRelease upgraded to the chart built from our commit passes only once it handled the request made after its manager applied (item 1)', () => {
@@ -102,7 +131,10 @@ describe('issue 7 states, as the real controllers report them', () => {
     const commit = expected('a9bc09e1f9659f1b54e3545aaad31dcf53b6613b');
     expect(evaluateHelmRelease(hr, commit, base).state).toBe('pending');
     // Its Deployment is not in this capture: the rule waits to see it before it judges the image.
-    expect(evaluateHelmRelease(hr, commit, { ...base, requestedAfterApply: hr.status!.lastHandledReconcileAt! })).toMatchObject({ state: 'pending', reason: expect.stringContaining('waiting to see its Deployment flux-chart-values-1/web') });
+    expect(evaluateHelmRelease(hr, commit, { ...base, requestedAfterApply: hr.status!.lastHandledReconcileAt! })).toMatchObject({
+      state: 'pending',
+      reason: expect.stringContaining('waiting to see its Deployment flux-chart-values-1/web'),
+    });
   });
 
   it('a HelmRelease whose chart cannot render keeps retrying (Reconciling=True): not final while its manager works (items 5, 6)', () => {

@@ -1,7 +1,7 @@
 // Retries of the Git rooms against the real Git server: a server briefly away gets the one retry policy, a refusal
 // does not, and a push rejected because the branch moved starts the commit protocol over after a jittered pause.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseImageRef } from '../../../src/git/image.js';

@@ -2,7 +2,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { rolloutOf, type WorkloadObject } from '../../../src/k8s/kstatus.js';
 
-const deployment = (status: WorkloadObject['status'], spec: WorkloadObject['spec'] = { replicas: 2, progressDeadlineSeconds: 600 }, generation = 3): WorkloadObject => ({
+const deployment = (
+  status: WorkloadObject['status'],
+  spec: WorkloadObject['spec'] = { replicas: 2, progressDeadlineSeconds: 600 },
+  generation = 3,
+): WorkloadObject => ({
   kind: 'Deployment',
   metadata: { name: 'web', namespace: 'app', generation },
   spec,
@@ -17,18 +21,62 @@ const rolledOut = { observedGeneration: 3, replicas: 2, updatedReplicas: 2, read
 describe('Deployment', () => {
   it.each([
     ['rolled out at the current generation', deployment(rolledOut), 'Current', /available/],
-    ['the controller has not seen the new spec', deployment({ ...rolledOut, observedGeneration: 2 }), 'InProgress', /generation 3 not observed/],
+    [
+      'the controller has not seen the new spec',
+      deployment({ ...rolledOut, observedGeneration: 2 }),
+      'InProgress',
+      /generation 3 not observed/,
+    ],
     ['fewer replicas than asked', deployment({ ...rolledOut, replicas: 1 }), 'InProgress', /replicas 1\/2/],
     ['not all replicas updated', deployment({ ...rolledOut, updatedReplicas: 1 }), 'InProgress', /updated 1\/2/],
     ['old pods still terminating', deployment({ ...rolledOut, replicas: 3 }), 'InProgress', /pending termination: 1/],
     ['updated pods not available', deployment({ ...rolledOut, availableReplicas: 1 }), 'InProgress', /available 1\/2/],
     ['pods not ready', deployment({ ...rolledOut, readyReplicas: 1 }), 'InProgress', /ready 1\/2/],
-    ['the new ReplicaSet not reported available', deployment({ ...rolledOut, conditions: [available[1]!] }), 'InProgress', /new ReplicaSet/],
-    ['no progress deadline: NewReplicaSetAvailable not needed', deployment({ ...rolledOut, conditions: [available[1]!] }, { replicas: 2 }), 'Current', /available/],
+    [
+      'the new ReplicaSet not reported available',
+      deployment({ ...rolledOut, conditions: [available[1]!] }),
+      'InProgress',
+      /new ReplicaSet/,
+    ],
+    [
+      'no progress deadline: NewReplicaSetAvailable not needed',
+      deployment({ ...rolledOut, conditions: [available[1]!] }, { replicas: 2 }),
+      'Current',
+      /available/,
+    ],
     ['not Available', deployment({ ...rolledOut, conditions: [available[0]!] }), 'InProgress', /not available/],
-    ['progress deadline exceeded', deployment({ ...rolledOut, availableReplicas: 0, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "web-1" has timed out progressing.' }] }), 'Failed', /timed out progressing/],
-    ['replicas default to 1', deployment({ observedGeneration: 3, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, conditions: available }, { progressDeadlineSeconds: 600 }), 'Current', /1 replica/],
-    ['being deleted', { ...deployment(rolledOut), metadata: { name: 'web', generation: 3, deletionTimestamp: '2026-11-24T00:00:00Z' } }, 'Terminating', /deletion/],
+    [
+      'progress deadline exceeded',
+      deployment({
+        ...rolledOut,
+        availableReplicas: 0,
+        conditions: [
+          {
+            type: 'Progressing',
+            status: 'False',
+            reason: 'ProgressDeadlineExceeded',
+            message: 'ReplicaSet "web-1" has timed out progressing.',
+          },
+        ],
+      }),
+      'Failed',
+      /timed out progressing/,
+    ],
+    [
+      'replicas default to 1',
+      deployment(
+        { observedGeneration: 3, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, conditions: available },
+        { progressDeadlineSeconds: 600 },
+      ),
+      'Current',
+      /1 replica/,
+    ],
+    [
+      'being deleted',
+      { ...deployment(rolledOut), metadata: { name: 'web', generation: 3, deletionTimestamp: '2026-11-24T00:00:00Z' } },
+      'Terminating',
+      /deletion/,
+    ],
   ] as const)('%s', (_name, obj, status, message) => {
     const r = rolloutOf(obj);
     expect(r.status).toBe(status);
@@ -37,24 +85,56 @@ describe('Deployment', () => {
 });
 
 describe('StatefulSet', () => {
-  const sts = (status: WorkloadObject['status'], spec: WorkloadObject['spec'] = { replicas: 2 }): WorkloadObject => ({ kind: 'StatefulSet', metadata: { name: 'db', generation: 1 }, spec, status });
-  const done = { observedGeneration: 1, replicas: 2, readyReplicas: 2, currentReplicas: 2, updatedReplicas: 2, currentRevision: 'db-2', updateRevision: 'db-2' };
+  const sts = (status: WorkloadObject['status'], spec: WorkloadObject['spec'] = { replicas: 2 }): WorkloadObject => ({
+    kind: 'StatefulSet',
+    metadata: { name: 'db', generation: 1 },
+    spec,
+    status,
+  });
+  const done = {
+    observedGeneration: 1,
+    replicas: 2,
+    readyReplicas: 2,
+    currentReplicas: 2,
+    updatedReplicas: 2,
+    currentRevision: 'db-2',
+    updateRevision: 'db-2',
+  };
   it.each([
     ['at the update revision', sts(done), 'Current'],
     ['pods not ready', sts({ ...done, readyReplicas: 1 }), 'InProgress'],
     ['update revision not current yet', sts({ ...done, currentRevision: 'db-1' }), 'InProgress'],
     ['fewer current replicas', sts({ ...done, currentReplicas: 1 }), 'InProgress'],
     ['OnDelete: nothing to wait for', sts({ observedGeneration: 1 }, { replicas: 2, updateStrategy: { type: 'OnDelete' } }), 'Current'],
-    ['partitioned rollout done', sts({ ...done, updatedReplicas: 1, currentRevision: 'db-1' }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 1 } } }), 'Current'],
-    ['partitioned rollout under way', sts({ ...done, updatedReplicas: 0, currentRevision: 'db-1' }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 1 } } }), 'InProgress'],
+    [
+      'partitioned rollout done',
+      sts({ ...done, updatedReplicas: 1, currentRevision: 'db-1' }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 1 } } }),
+      'Current',
+    ],
+    [
+      'partitioned rollout under way',
+      sts({ ...done, updatedReplicas: 0, currentRevision: 'db-1' }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 1 } } }),
+      'InProgress',
+    ],
   ] as const)('%s', (_name, obj, status) => {
     expect(rolloutOf(obj).status).toBe(status);
   });
 });
 
 describe('DaemonSet', () => {
-  const ds = (status: WorkloadObject['status']): WorkloadObject => ({ kind: 'DaemonSet', metadata: { name: 'agent', generation: 4 }, status });
-  const done = { observedGeneration: 4, desiredNumberScheduled: 3, currentNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3, numberReady: 3 };
+  const ds = (status: WorkloadObject['status']): WorkloadObject => ({
+    kind: 'DaemonSet',
+    metadata: { name: 'agent', generation: 4 },
+    status,
+  });
+  const done = {
+    observedGeneration: 4,
+    desiredNumberScheduled: 3,
+    currentNumberScheduled: 3,
+    updatedNumberScheduled: 3,
+    numberAvailable: 3,
+    numberReady: 3,
+  };
   it.each([
     ['every node runs the new pod', ds(done), 'Current'],
     ['no observed generation yet', ds({ desiredNumberScheduled: 3 }), 'InProgress'],

@@ -57,7 +57,12 @@ class FakeApiServer {
   /** Creates or changes an object and tells the open watches. */
   put(name: string, n: number): void {
     const type = this.objects.has(name) ? 'MODIFIED' : 'ADDED';
-    const obj: Obj = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name, namespace: 'ns', resourceVersion: String(++this.rv) }, spec: { n } };
+    const obj: Obj = {
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { name, namespace: 'ns', resourceVersion: String(++this.rv) },
+      spec: { n },
+    };
     this.objects.set(name, obj);
     this.send({ type, object: obj });
   }
@@ -80,7 +85,10 @@ class FakeApiServer {
 
   /** The watch's resourceVersion is too old: an ERROR event with a 410 Status, then the server closes. */
   expire(): void {
-    this.send({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+    this.send({
+      type: 'ERROR',
+      object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' },
+    });
     this.closeWatches();
   }
 
@@ -111,11 +119,23 @@ class FakeApiServer {
     this.requests.push('list');
     const failure = this.listFailures.shift();
     if (failure === 403) {
-      return void status(res, 403, 'Forbidden', `kustomizations.kustomize.toolkit.fluxcd.io is forbidden: User "system:serviceaccount:keptn:gitops" cannot list resource "kustomizations" in API group "kustomize.toolkit.fluxcd.io" at the cluster scope`);
+      return void status(
+        res,
+        403,
+        'Forbidden',
+        `kustomizations.kustomize.toolkit.fluxcd.io is forbidden: User "system:serviceaccount:keptn:gitops" cannot list resource "kustomizations" in API group "kustomize.toolkit.fluxcd.io" at the cluster scope`,
+      );
     }
     if (failure) return void status(res, failure, 'Failure', 'not now');
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'KustomizationList', metadata: { resourceVersion: String(this.rv) }, items: [...this.objects.values()] }));
+    res.end(
+      JSON.stringify({
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'KustomizationList',
+        metadata: { resourceVersion: String(this.rv) },
+        items: [...this.objects.values()],
+      }),
+    );
   }
 }
 
@@ -260,7 +280,9 @@ describe('refusals are surfaced at once', () => {
     expect(api.requests).toEqual(['list']);
     expect(err).toBeInstanceOf(WatchError);
     expect(err).toMatchObject({ code: 'FORBIDDEN', retryable: false });
-    expect((err as Error).message).toMatch(/^cannot list kustomizations\.kustomize\.toolkit\.fluxcd\.io: forbidden; grant the service account list and watch on kustomizations in API group kustomize\.toolkit\.fluxcd\.io/);
+    expect((err as Error).message).toMatch(
+      /^cannot list kustomizations\.kustomize\.toolkit\.fluxcd\.io: forbidden; grant the service account list and watch on kustomizations in API group kustomize\.toolkit\.fluxcd\.io/,
+    );
     expect((err as Error).message).toContain('cannot list resource "kustomizations"');
     // Still refused on the next attempt; then granted.
     await until('the second list', () => api.requests.length >= 2);
@@ -274,14 +296,18 @@ describe('refusals are surfaced at once', () => {
     const w = startWatch({ backoff: { baseDelayMs: 10_000, maxDelayMs: 10_000 } });
     await expect(w.synced).rejects.toMatchObject({
       code: 'NOT_FOUND',
-      message: 'cannot list kustomizations.kustomize.toolkit.fluxcd.io: the API server does not serve kustomize.toolkit.fluxcd.io/v1 kustomizations; the CRD is not installed (or not at version v1)',
+      message:
+        'cannot list kustomizations.kustomize.toolkit.fluxcd.io: the API server does not serve kustomize.toolkit.fluxcd.io/v1 kustomizations; the CRD is not installed (or not at version v1)',
     });
   });
 
   it('a list that is allowed but a watch that is not (list without watch in the Role) fails too', async () => {
     api.watchFailures = [403];
     const w = startWatch({ backoff: { baseDelayMs: 10_000, maxDelayMs: 10_000 } });
-    await expect(w.synced).rejects.toMatchObject({ code: 'FORBIDDEN', message: expect.stringMatching(/^cannot watch kustomizations\.kustomize\.toolkit\.fluxcd\.io: forbidden/) });
+    await expect(w.synced).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+      message: expect.stringMatching(/^cannot watch kustomizations\.kustomize\.toolkit\.fluxcd\.io: forbidden/),
+    });
     expect(w.state).toBe('starting');
   });
 
@@ -299,7 +325,10 @@ describe('refusals are surfaced at once', () => {
     const t0 = Date.now();
     const err = await untilSynced(w.synced, Date.now() + 300, 'Flux Kustomizations').catch((e: unknown) => e);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
-    expect(err).toMatchObject({ code: 'API_ERROR', message: 'could not list Flux Kustomizations from the Kubernetes API before the deadline' });
+    expect(err).toMatchObject({
+      code: 'API_ERROR',
+      message: 'could not list Flux Kustomizations from the Kubernetes API before the deadline',
+    });
     expect(api.requests.length).toBeGreaterThan(2);
   });
 

@@ -32,7 +32,16 @@ describe('outgoing events', () => {
   it('.finished reports result, message and the deployment block with the GitOps commit', () => {
     const ev = finishedEvent(
       triggered,
-      { status: 'succeeded', result: 'pass', message: 'ok', deploymentstrategy: 'direct', deploymentNames: ['svc'], deploymentURIsLocal: ['http://svc.s:80'], deploymentURIsPublic: [], gitCommit: 'c0ffee' },
+      {
+        status: 'succeeded',
+        result: 'pass',
+        message: 'ok',
+        deploymentstrategy: 'direct',
+        deploymentNames: ['svc'],
+        deploymentURIsLocal: ['http://svc.s:80'],
+        deploymentURIsPublic: [],
+        gitCommit: 'c0ffee',
+      },
       opts,
     );
     expect(ev.type).toBe('sh.keptn.event.deployment.finished');
@@ -45,7 +54,13 @@ describe('outgoing events', () => {
       status: 'succeeded',
       result: 'pass',
       message: 'ok',
-      deployment: { deploymentstrategy: 'direct', deploymentNames: ['svc'], deploymentURIsLocal: ['http://svc.s:80'], deploymentURIsPublic: [], gitCommit: 'c0ffee' },
+      deployment: {
+        deploymentstrategy: 'direct',
+        deploymentNames: ['svc'],
+        deploymentURIsLocal: ['http://svc.s:80'],
+        deploymentURIsPublic: [],
+        gitCommit: 'c0ffee',
+      },
     });
   });
 

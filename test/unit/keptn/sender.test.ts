@@ -32,10 +32,12 @@ async function serve(...answers: Array<(res: ServerResponse) => void>): Promise<
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/event`, received };
 }
 
-const status = (code: number, headers: Record<string, string> = {}) => (res: ServerResponse) => {
-  res.writeHead(code, headers);
-  res.end();
-};
+const status =
+  (code: number, headers: Record<string, string> = {}) =>
+  (res: ServerResponse) => {
+    res.writeHead(code, headers);
+    res.end();
+  };
 
 const triggered: TriggeredEvent = {
   id: 'c4f1b6b2-1111-4a5e-9c1b-000000000001',
@@ -47,7 +49,8 @@ const triggered: TriggeredEvent = {
 };
 const event = startedEvent(triggered, { source: 'gitops-service', id: 'out-1' });
 const policy = { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 };
-const sink = (opts: Omit<HttpEventSinkOptions, 'policy'> & { policy?: HttpEventSinkOptions['policy'] }) => new HttpEventSink({ policy: { ...policy, ...opts.policy }, ...opts });
+const sink = (opts: Omit<HttpEventSinkOptions, 'policy'> & { policy?: HttpEventSinkOptions['policy'] }) =>
+  new HttpEventSink({ policy: { ...policy, ...opts.policy }, ...opts });
 
 describe('HttpEventSink', () => {
   it('posts the event as structured CloudEvent JSON, with the token when it has one', async () => {
@@ -67,8 +70,14 @@ describe('HttpEventSink', () => {
 
   it('does not ask again after a 400: it will not get better', async () => {
     const server = await serve(status(400));
-    const err = await sink({ url: server.url }).send(event).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'EVENT_DELIVERY_FAILED', retryable: false, message: expect.stringMatching(/could not deliver sh\.keptn\.event\.deployment\.started \(out-1\) to .*: HTTP 400$/) });
+    const err = await sink({ url: server.url })
+      .send(event)
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'EVENT_DELIVERY_FAILED',
+      retryable: false,
+      message: expect.stringMatching(/could not deliver sh\.keptn\.event\.deployment\.started \(out-1\) to .*: HTTP 400$/),
+    });
     expect(server.received).toHaveLength(1);
   });
 
@@ -84,7 +93,10 @@ describe('HttpEventSink', () => {
     await new Promise((resolve) => servers.pop()!.close(resolve));
     await expect(sink({ url }).send(event)).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('ECONNREFUSED') });
     const silent = await serve(() => undefined); // never answers
-    await expect(sink({ url: silent.url, timeoutMs: 50 }).send(event)).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('ECONNABORTED') });
+    await expect(sink({ url: silent.url, timeoutMs: 50 }).send(event)).rejects.toMatchObject({
+      retryable: true,
+      message: expect.stringContaining('ECONNABORTED'),
+    });
     expect(silent.received).toHaveLength(3);
   });
 
@@ -94,11 +106,15 @@ describe('HttpEventSink', () => {
     target.hostname = 'localhost'; // another host name, as a redirect to an attacker's host would be
     target.search = '?steal=1';
     const redirecting = await serve(status(307, { location: target.toString() }));
-    const err = await sink({ url: redirecting.url, apiToken: 'tok-123' }).send(event).catch((e: unknown) => e);
+    const err = await sink({ url: redirecting.url, apiToken: 'tok-123' })
+      .send(event)
+      .catch((e: unknown) => e);
     expect(elsewhere.received).toEqual([]);
     expect(redirecting.received).toHaveLength(1);
     expect(err).toMatchObject({ code: 'EVENT_DELIVERY_FAILED', retryable: false });
-    expect(String((err as Error).message)).toMatch(new RegExp(`HTTP 307 with a redirect to http://localhost:${target.port}, which is not followed`));
+    expect(String((err as Error).message)).toMatch(
+      new RegExp(`HTTP 307 with a redirect to http://localhost:${target.port}, which is not followed`),
+    );
     expect(String((err as Error).message)).not.toContain('steal');
   });
 });

@@ -6,16 +6,27 @@ import { KEPTN_UUID, MAX_DATA_DEPTH, parseRequest } from '../../../src/keptn/par
 import { ImageRefError, formatImageRef, parseImageRef } from '../../../src/git/image.js';
 import { triggeredCloudEvent } from '../helpers.js';
 
-const contentTypes = fc.constantFrom('application/cloudevents+json', 'application/json', 'application/cloudevents-batch+json', 'text/plain', '');
+const contentTypes = fc.constantFrom(
+  'application/cloudevents+json',
+  'application/json',
+  'application/cloudevents-batch+json',
+  'text/plain',
+  '',
+);
 
 describe('parseRequest', () => {
   it('classifies any body and headers without throwing', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.json()), contentTypes, fc.dictionary(fc.constantFrom('ce-specversion', 'ce-type', 'ce-id', 'ce-source', 'ce-shkeptncontext'), fc.string()), (body, type, ce) => {
-        const outcome = parseRequest({ 'content-type': type, ...ce }, body);
-        expect(['accepted', 'ignored', 'invalid', 'too-large']).toContain(outcome.kind);
-        if (outcome.kind === 'invalid') expect(outcome.problems.length).toBeGreaterThan(0);
-      }),
+      fc.property(
+        fc.oneof(fc.string(), fc.json()),
+        contentTypes,
+        fc.dictionary(fc.constantFrom('ce-specversion', 'ce-type', 'ce-id', 'ce-source', 'ce-shkeptncontext'), fc.string()),
+        (body, type, ce) => {
+          const outcome = parseRequest({ 'content-type': type, ...ce }, body);
+          expect(['accepted', 'ignored', 'invalid', 'too-large']).toContain(outcome.kind);
+          if (outcome.kind === 'invalid') expect(outcome.problems.length).toBeGreaterThan(0);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -41,9 +52,14 @@ describe('event ids and contexts', () => {
   const SAFE = /^[0-9A-Za-z:{}-]{32,45}$/;
   const uuid = fc.uuid({ version: [1, 2, 3, 4, 5, 6, 7, 8] });
   /** The spellings google/uuid.Parse takes, which Keptn's API keeps as they came. */
-  const spelled = fc.tuple(uuid, fc.constantFrom('plain', 'upper', 'braces', 'urn', 'URN', 'hex')).map(([u, how]) =>
-    ({ plain: u, upper: u.toUpperCase(), braces: `{${u}}`, urn: `urn:uuid:${u}`, URN: `URN:UUID:${u}`, hex: u.replaceAll('-', '') })[how],
-  );
+  const spelled = fc
+    .tuple(uuid, fc.constantFrom('plain', 'upper', 'braces', 'urn', 'URN', 'hex'))
+    .map(
+      ([u, how]) =>
+        ({ plain: u, upper: u.toUpperCase(), braces: `{${u}}`, urn: `urn:uuid:${u}`, URN: `URN:UUID:${u}`, hex: u.replaceAll('-', '') })[
+          how
+        ],
+    );
 
   it('accepts every UUID spelling Keptn sends, unchanged', () => {
     fc.assert(
@@ -93,7 +109,8 @@ describe('event ids and contexts', () => {
         const body = JSON.stringify(triggeredCloudEvent()).replace('"labels"', `"deep":${inner},"labels"`);
         const outcome = parseRequest({ 'content-type': 'application/cloudevents+json' }, body);
         // data itself is level 1, `deep` adds its own levels
-        if (depth + 1 > MAX_DATA_DEPTH) expect(outcome).toEqual({ kind: 'invalid', problems: [`data nests deeper than ${MAX_DATA_DEPTH} levels`] });
+        if (depth + 1 > MAX_DATA_DEPTH)
+          expect(outcome).toEqual({ kind: 'invalid', problems: [`data nests deeper than ${MAX_DATA_DEPTH} levels`] });
         else expect(outcome.kind).toBe('accepted');
       }),
       { numRuns: 300 },

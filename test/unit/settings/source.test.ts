@@ -52,7 +52,9 @@ describe('resource-service settings', () => {
     expect(loaded.settings.target.name).toBe('pinned');
     expect(loaded.settings.timeout).toBe('7m');
     expect(loaded.where).toBe(`resource gitops/config.yaml of service helloservice at configuration version ${pinned}`);
-    expect(rs.requests.at(-1)).toBe(`GET /v1/project/podtato/stage/dev/service/helloservice/resource/gitops%2Fconfig.yaml?gitCommitID=${pinned}`);
+    expect(rs.requests.at(-1)).toBe(
+      `GET /v1/project/podtato/stage/dev/service/helloservice/resource/gitops%2Fconfig.yaml?gitCommitID=${pinned}`,
+    );
     expect((await source.load(scope)).settings.target.name).toBe('changed-while-the-sequence-ran');
   });
 
@@ -79,7 +81,9 @@ describe('resource-service settings', () => {
     rs.put({ project: 'elsewhere' }, URI, settingsYaml('x'));
     const err = await source.load(none, rs.version()!).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SettingsError);
-    expect((err as Error).message).toContain(`settings for empty/dev/x at configuration version ${rs.version()!} is not valid: no gitops/config.yaml at service, stage or project level`);
+    expect((err as Error).message).toContain(
+      `settings for empty/dev/x at configuration version ${rs.version()!} is not valid: no gitops/config.yaml at service, stage or project level`,
+    );
   });
 
   it('an unknown version is an error of the resource-service (HTTP 500), retried, then reported with the version', async () => {
@@ -97,7 +101,9 @@ describe('resource-service settings', () => {
     let failures = 2;
     const flaky: Server = createServer((req, res) => {
       if (failures-- > 0) return void res.writeHead(503).end();
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ resourceURI: URI, resourceContent: Buffer.from(settingsYaml('after-a-restart')).toString('base64') }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ resourceURI: URI, resourceContent: Buffer.from(settingsYaml('after-a-restart')).toString('base64') }));
     });
     await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
     try {
@@ -110,6 +116,9 @@ describe('resource-service settings', () => {
 
   it('gives up after the attempts when nothing answers', async () => {
     const s = new ResourceServiceSettings('http://127.0.0.1:9', URI, 500, policy, noWait);
-    await expect(s.load(scope)).rejects.toMatchObject({ code: 'SETTINGS_UNAVAILABLE', message: expect.stringMatching(/^cannot reach the resource-service to read resource gitops\/config.yaml of service helloservice: /) });
+    await expect(s.load(scope)).rejects.toMatchObject({
+      code: 'SETTINGS_UNAVAILABLE',
+      message: expect.stringMatching(/^cannot reach the resource-service to read resource gitops\/config.yaml of service helloservice: /),
+    });
   });
 });

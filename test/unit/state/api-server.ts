@@ -105,11 +105,21 @@ export class FakeApiServer {
         return send(200, status(200, 'Success'));
       }
       case 'GET all': {
-        const selector = Object.fromEntries((url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+        const selector = Object.fromEntries(
+          (url.searchParams.get('labelSelector') ?? '')
+            .split(',')
+            .filter(Boolean)
+            .map((kv) => kv.split('=') as [string, string]),
+        );
         const items = [...this.objects.entries()]
           .filter(([k, o]) => k.startsWith(`${kind}/`) && Object.entries(selector).every(([l, v]) => o.metadata.labels?.[l] === v))
           .map(([, o]) => o);
-        return send(200, { kind: kind === 'configmaps' ? 'ConfigMapList' : 'LeaseList', apiVersion: 'v1', metadata: { resourceVersion: String(this.revision) }, items });
+        return send(200, {
+          kind: kind === 'configmaps' ? 'ConfigMapList' : 'LeaseList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: String(this.revision) },
+          items,
+        });
       }
       default:
         return send(405, status(405, 'MethodNotAllowed'));

@@ -33,7 +33,11 @@ describe('ConfigMapStore', () => {
     const cm = api.get('configmaps', recordName(event.id));
     expect(cm?.metadata).toMatchObject({
       namespace: 'keptn',
-      labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment', 'keptn-gitops-service/phase': 'accepted' },
+      labels: {
+        'app.kubernetes.io/managed-by': 'keptn-gitops-service',
+        'keptn-gitops-service/kind': 'deployment',
+        'keptn-gitops-service/phase': 'accepted',
+      },
       annotations: { 'keptn-gitops-service/triggeredid': event.id, 'keptn-gitops-service/owner': 'replica-a' },
     });
     expect(await store.get(event.id)).toEqual(created);
@@ -71,17 +75,38 @@ describe('ConfigMapStore', () => {
   it('lists only its own, readable records', async () => {
     await store.create(record);
     api.put('configmaps', { metadata: { name: 'other', labels: { app: 'x' } }, data: { record: '{}' } });
-    api.put('configmaps', { metadata: { name: 'keptn-gitops-broken', labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' } }, data: { record: '{not json' } });
+    api.put('configmaps', {
+      metadata: {
+        name: 'keptn-gitops-broken',
+        labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' },
+      },
+      data: { record: '{not json' },
+    });
     expect((await store.list()).map((r) => r.event.id)).toEqual([event.id]);
   });
 
   it('reads progress written before `created` was named `ownCommit`', async () => {
-    const progress = { commit: 'c0ffee', created: true, deadline: 1, target: { kind: 'Kustomization', name: 'a', namespace: 'b' }, repoUrl: 'http://git/x.git' };
+    const progress = {
+      commit: 'c0ffee',
+      created: true,
+      deadline: 1,
+      target: { kind: 'Kustomization', name: 'a', namespace: 'b' },
+      repoUrl: 'http://git/x.git',
+    };
     api.put('configmaps', {
-      metadata: { name: recordName(event.id), labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' } },
+      metadata: {
+        name: recordName(event.id),
+        labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' },
+      },
       data: { record: JSON.stringify({ ...record, phase: 'started', progress }) },
     });
-    expect((await store.get(event.id))?.progress).toEqual({ commit: 'c0ffee', ownCommit: true, deadline: 1, target: progress.target, repoUrl: progress.repoUrl });
+    expect((await store.get(event.id))?.progress).toEqual({
+      commit: 'c0ffee',
+      ownCommit: true,
+      deadline: 1,
+      target: progress.target,
+      repoUrl: progress.repoUrl,
+    });
   });
 
   it('refuses a record larger than a ConfigMap holds before sending it: terminal, not retryable', async () => {
@@ -102,7 +127,11 @@ describe('ConfigMapStore', () => {
     api.failNext(status);
     const err = await store.create(record).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreUnavailableError);
-    expect(err).toMatchObject({ code: 'STATE_UNAVAILABLE', retryable, message: `cannot record the deployment in Kubernetes: HTTP ${status}` });
+    expect(err).toMatchObject({
+      code: 'STATE_UNAVAILABLE',
+      retryable,
+      message: `cannot record the deployment in Kubernetes: HTTP ${status}`,
+    });
   });
 
   it('takes an API server that does not answer as retryable', async () => {

@@ -33,7 +33,10 @@ describe('LeaseRegistry', () => {
     const b = registry('b');
     expect(await b.isAlive('a')).toBe(true);
     expect(await b.isAlive('never-seen')).toBe(false);
-    api.put('leases', { metadata: { name: leaseName('stale') }, spec: { holderIdentity: 'stale', leaseDurationSeconds: 5, renewTime: new Date(Date.now() - 6_000).toISOString() } });
+    api.put('leases', {
+      metadata: { name: leaseName('stale') },
+      spec: { holderIdentity: 'stale', leaseDurationSeconds: 5, renewTime: new Date(Date.now() - 6_000).toISOString() },
+    });
     expect(await b.isAlive('stale')).toBe(false);
   });
 
@@ -41,6 +44,10 @@ describe('LeaseRegistry', () => {
     api.failNext(503);
     await expect(registry('a').heartbeat()).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE', retryable: true });
     api.failNext(403);
-    await expect(registry('a').isAlive('b')).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE', retryable: false, message: 'cannot read the Lease of b in Kubernetes: HTTP 403' });
+    await expect(registry('a').isAlive('b')).rejects.toMatchObject({
+      code: 'STATE_UNAVAILABLE',
+      retryable: false,
+      message: 'cannot read the Lease of b in Kubernetes: HTTP 403',
+    });
   });
 });
