@@ -110,7 +110,7 @@ async function changeAndWait(
     ...written,
     deadline: progress.deadline,
     deploymentId: event.id,
-    relation: (sha) => deps.git.relation(p.repo, commit, sha),
+    relation: (sha) => deps.git.relation(p.repo, commit, sha, written.files),
     onBranch: () => deps.git.onBranch(p.repo, commit),
     log,
     onProgress: (reason) => log.debug({ reason }, 'waiting'),

@@ -3,8 +3,12 @@
  * object(s) and the commit we wait for; the waiter feeds it fresh objects and answers its ancestry questions.
  */
 
-/** How an applied commit relates to ours. */
-export type Relation = 'same' | 'descendant' | 'unrelated' | 'unknown';
+/**
+ * How an applied commit relates to ours. `superseded`: a descendant in which a later commit rewrote a file we edited
+ * (another deployment of the same service, a person): it contains ours, but what it deploys there is no longer what
+ * we wrote, so only its health, not our image, can be asked of it.
+ */
+export type Relation = 'same' | 'descendant' | 'superseded' | 'unrelated' | 'unknown';
 
 export interface Expectation {
   /** Our GitOps commit, full 40-hex SHA. */
@@ -23,7 +27,12 @@ export type Verdict =
   | { state: 'failed'; message: string; revision?: string };
 
 export function contains(relation: Relation): boolean {
-  return relation === 'same' || relation === 'descendant';
+  return relation === 'same' || relation === 'descendant' || relation === 'superseded';
+}
+
+/** The images that must run at a revision: ours, unless a later commit in it rewrote the files we wrote them into. */
+export function imagesExpectedAt(relation: Relation, images: readonly string[]): readonly string[] {
+  return relation === 'superseded' ? [] : images;
 }
 
 /** A relation function built from what the waiter has learned so far. */

@@ -5,7 +5,7 @@
  * docs/verdicts.md (Argo CD).
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
-import { commitOf, contains, type Expectation, type Verdict } from '../readiness.js';
+import { commitOf, contains, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
 
 export interface ApplicationSource {
   repoURL: string;
@@ -393,7 +393,9 @@ function appliedImages(app: Application): string[] {
 /** Synced and healthy at our commit is a pass only if the image we wrote runs: else the file is not what it deploys. */
 function runningOurImage(app: Application, expected: ArgoExpectation, synced: string, health: string, applied: string[] = []): Verdict {
   const running = app.status?.summary?.images ?? [];
-  const missing = (expected.images ?? []).filter((w) => ![...running, ...applied].some((r) => sameImage(w, r)));
+  const missing = imagesExpectedAt(expected.relation(synced), expected.images ?? []).filter(
+    (w) => ![...running, ...applied].some((r) => sameImage(w, r)),
+  );
   if (missing.length === 0)
     return { state: 'passed', message: `Argo CD synced ${appName(app)} to ${synced} and it is ${health}`, revision: synced };
   const source = sourcesOf(app)[expected.sourceIndex];

@@ -19,7 +19,7 @@
  * @see https://fluxcd.io/flux/components/helm/helmreleases/#status
  */
 import { rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
-import { commitOf, contains, findCondition, type Condition, type Expectation, type Verdict } from '../readiness.js';
+import { commitOf, contains, findCondition, imagesExpectedAt, type Condition, type Expectation, type Verdict } from '../readiness.js';
 import { carriesOtherImages, imagesOf, inventoryRefs, isWorkload, sameImage, type Inventory, type InventoryRef } from './inventory.js';
 
 export interface FluxObject {
@@ -228,7 +228,18 @@ export function evaluateKustomization(obj: FluxObject, expected: Expectation, ct
       };
     const healthChecked = obj.spec?.['wait'] === true || ((obj.spec?.['healthChecks'] as unknown[] | undefined)?.length ?? 0) > 0;
     const where = typeof obj.spec?.['path'] === 'string' ? `spec.path ${String(obj.spec['path'])}` : 'its path';
-    const rollout = checkInventory(obj, obj.status?.inventory, { healthChecked, why: 'spec.wait is off', where, revision: applied! }, ctx);
+    const rollout = checkInventory(
+      obj,
+      obj.status?.inventory,
+      {
+        healthChecked,
+        why: 'spec.wait is off',
+        where,
+        revision: applied!,
+        images: imagesExpectedAt(expected.relation(applied!), ctx.images),
+      },
+      ctx,
+    );
     if (rollout) return rollout;
     return {
       state: 'passed',
@@ -285,6 +296,8 @@ interface InventoryCheck {
   /** What the owner deploys, for the message when our image does not run. */
   where: string;
   revision: string;
+  /** The images that must run at that revision (none when a later commit rewrote the files we edited). */
+  images: readonly string[];
 }
 
 /**
@@ -292,7 +305,8 @@ interface InventoryCheck {
  * they rolled out? Undefined when all is well.
  */
 function checkInventory(owner: FluxObject, inventory: Inventory | undefined, check: InventoryCheck, ctx: RuleContext): Verdict | undefined {
-  if (ctx.images.length === 0 && check.healthChecked) return undefined;
+  const images = check.images;
+  if (images.length === 0 && check.healthChecked) return undefined;
   const refs = inventoryRefs(inventory);
   const workloads = refs.filter(isWorkload);
   const seen: Array<{ ref: InventoryRef; obj: WorkloadObject }> = [];
@@ -307,8 +321,8 @@ function checkInventory(owner: FluxObject, inventory: Inventory | undefined, che
   }
 
   const othersMayRunIt = refs.some(carriesOtherImages);
-  if (ctx.images.length > 0 && seen.length > 0 && !othersMayRunIt) {
-    const missing = ctx.images.filter((image) => !seen.some(({ obj }) => imagesOf(obj).some((runs) => sameImage(image, runs))));
+  if (images.length > 0 && seen.length > 0 && !othersMayRunIt) {
+    const missing = images.filter((image) => !seen.some(({ obj }) => imagesOf(obj).some((runs) => sameImage(image, runs))));
     if (missing.length > 0) {
       const key = `${objectName(owner)}@${check.revision}: ${missing.join(',')}`;
       const settledAt = ctx.clock.since(key) + IMAGE_SETTLE_MS;
@@ -436,7 +450,13 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
     const rollout = checkInventory(
       obj,
       obj.status?.inventory,
-      { healthChecked: !disableWait, why: 'disableWait is set', where: `chart ${chart ?? '(chartRef)'} and its values`, revision },
+      {
+        healthChecked: !disableWait,
+        why: 'disableWait is set',
+        where: `chart ${chart ?? '(chartRef)'} and its values`,
+        revision,
+        images: imagesExpectedAt(expected.relation(revision), ctx.images),
+      },
       ctx,
     );
     if (rollout) return rollout;

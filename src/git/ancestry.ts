@@ -22,7 +22,13 @@ export async function isAncestor(clone: Clone, ancestor: string, descendant: str
   return base.trim() === ancestor;
 }
 
-/** How the full commit `sha` relates to `ours`: a descendant (contains ours) or not. */
-export async function relationOf(clone: Clone, ours: string, sha: string): Promise<Relation> {
-  return (await isAncestor(clone, ours, sha)) ? 'descendant' : 'unrelated';
+/**
+ * How the full commit `sha` relates to `ours`: a descendant (contains ours), a descendant in which a later commit
+ * changed one of `files` (superseded), or not related.
+ */
+export async function relationOf(clone: Clone, ours: string, sha: string, files: readonly string[] = []): Promise<Relation> {
+  if (!(await isAncestor(clone, ours, sha))) return 'unrelated';
+  if (files.length === 0) return 'descendant';
+  const changed = await clone.git.raw(['diff', '--name-only', ours, sha, '--', ...files.map((f) => `:(literal)${f}`)]);
+  return changed.trim() === '' ? 'descendant' : 'superseded';
 }

@@ -97,16 +97,19 @@ export class GitWorkspace {
     );
   }
 
-  /** How `sha` relates to `ours`: the same, a descendant (contains ours), or not. Fetches when `sha` is unknown. */
-  async relation(repo: RepoRef, ours: string, sha: string): Promise<Relation> {
+  /**
+   * How `sha` relates to `ours`: the same, a descendant (contains ours; superseded when a later commit changed one of
+   * the `files` we edited), or not. Fetches when `sha` is unknown.
+   */
+  async relation(repo: RepoRef, ours: string, sha: string, files: readonly string[] = []): Promise<Relation> {
     if (sha && ours.startsWith(sha)) return 'same';
     return this.locked(repo, async () => {
       const clone = await this.clones.open(repo.url);
       let full = await resolveCommit(clone, sha);
-      if (full) return relationOf(clone, ours, full);
+      if (full) return relationOf(clone, ours, full, files);
       const fetched = await this.fetched(repo).catch(() => undefined);
       full = fetched && (await resolveCommit(fetched, sha));
-      return fetched && full ? relationOf(fetched, ours, full) : 'unknown';
+      return fetched && full ? relationOf(fetched, ours, full, files) : 'unknown';
     });
   }
 

@@ -146,8 +146,8 @@ describe('exactly once under load', () => {
     // from a stale list would send its second .finished within milliseconds of the round.
     await new Promise((resolve) => setTimeout(resolve, 20 * 50));
     for (const t of burst) expect({ id: t.id, answers: answers(t).sort() }).toEqual({ id: t.id, answers: ['finished', 'started'] });
-    const results = burst.map((t) => events.received.find(answerTo(t.id, 'finished'))!.data.result);
-    expect(results.filter((r) => r !== 'pass')).toEqual([]);
+    const verdicts = burst.map((t) => events.received.find(answerTo(t.id, 'finished'))!.data);
+    expect(verdicts.filter((d) => d.result !== 'pass').map((d) => `${d.result}: ${d.message}`)).toEqual([]);
     expect(await commits(app)).toHaveLength(20);
     report.push({
       fault: 'a burst of 20 deployments to one repository, resume round every 50 ms',

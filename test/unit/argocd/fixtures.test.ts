@@ -133,5 +133,11 @@ describe('Application, as Argo CD reports it', () => {
     expect(elsewhere.state === 'failed' && elsewhere.message).toMatch(
       /Application argocd\/demo .* runs nginx:1.0, not ghcr.io\/podtato\/head:0.2.0: the file other\/kustomization.yaml is not what it deploys \(it reads http:\/\/127.0.0.1:44855\/app.git path app\)/,
     );
+    // Synced to a later commit that rewrote our file (a later deployment): its health is the verdict, not our image.
+    const superseded = evaluateApplication(
+      fixture<Application>('argocd', 'synced-healthy'),
+      expectation('0'.repeat(40), { relation: () => 'superseded', images: ['ghcr.io/podtato/head:0.2.0'] }),
+    );
+    expect(superseded.state).toBe('passed');
   });
 });

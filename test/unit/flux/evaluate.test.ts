@@ -381,6 +381,16 @@ describe('Flux: the image we wrote must be what runs (item 3)', () => {
     const v = evaluateKustomization(k, expected(), ctx({ view: viewOf({ workloads: old }), images: [IMAGE], clock: clock(1_000, 0) }));
     expect(v).toEqual({ state: 'pending', reason: expect.stringContaining(`no workload runs ${IMAGE} yet`), recheckAt: IMAGE_SETTLE_MS });
   });
+  it('asks no image of a later commit that rewrote the file we edited (a later deployment superseded ours)', () => {
+    const later = kustomization(appliedStatus(LATER, { inventory: inventory('app_web_apps_Deployment') }));
+    const superseded = expected({ [LATER]: 'superseded' });
+    const v = evaluateKustomization(
+      later,
+      superseded,
+      ctx({ view: viewOf({ workloads: old }), images: [IMAGE], clock: clock(IMAGE_SETTLE_MS, 0) }),
+    );
+    expect(v.state).toBe('passed');
+  });
   it('then fails, naming the target, what it deploys, the file and what runs instead', () => {
     const v = evaluateKustomization(
       k,

@@ -111,6 +111,17 @@ describe('GitWorkspace', () => {
     expect(await ws.relation(repo, out.commit, 'f'.repeat(40))).toBe('unknown');
   });
 
+  it('calls a descendant superseded once a later commit rewrote a file we edited, and only then', async () => {
+    const { name, ws, request } = await setup();
+    const out = await ws.commitImage(request('d-1'));
+    const repo = request('d-1').repo;
+    const elsewhere = await server.commitAsOther(name, { 'x.txt': 'x' }, 'unrelated change');
+    expect(await ws.relation(repo, out.commit, elsewhere, ['app/kustomization.yaml'])).toBe('descendant');
+    const rewrite = await server.commitAsOther(name, { 'app/kustomization.yaml': kustomization }, 'someone else deploys');
+    expect(await ws.relation(repo, out.commit, rewrite, ['app/kustomization.yaml'])).toBe('superseded');
+    expect(await ws.relation(repo, out.commit, rewrite)).toBe('descendant');
+  });
+
   it('fails with a clear message on wrong credentials, and never shows the password', async () => {
     const { ws, request } = await setup();
     const req = request('d-1');
