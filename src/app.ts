@@ -3,7 +3,8 @@
  * - the event app: CloudEvents in on `POST /` from the distributor in the same pod (listening on loopback only, and
  *   refusing any peer that is not loopback), answered at once (the distributor gives 5 s) with the work left to the
  *   runner; `GET /health` for a loopback caller;
- * - the probe app, on every interface for the kubelet: `GET /health` (liveness) and `GET /ready` (readiness), not logged.
+ * - the probe app, on every interface for the kubelet: `GET /health` (liveness) and `GET /ready` (readiness), not logged;
+ *   and `GET /metrics` for Prometheus, here and never on the event port, which only the distributor may reach.
  */
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { isLoopbackAddress } from './config.js';
@@ -19,6 +20,8 @@ export interface AppDeps {
 
 export interface ProbeDeps {
   ready(): boolean;
+  /** The Prometheus exposition (src/metrics.ts); without it there is no `/metrics`. */
+  metrics?: { readonly contentType: string; render(): Promise<string> };
 }
 
 /** CloudEvents bodies are small; a megabyte is generous and keeps a hostile client from costing memory. */
@@ -80,12 +83,14 @@ export function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Fas
   return app;
 }
 
-/** Liveness and readiness for the kubelet; these answer every few seconds, so their requests are not logged. */
+/** Liveness, readiness and metrics: asked every few seconds, so their requests are not logged. */
 export function buildProbeApp(deps: ProbeDeps, options: FastifyServerOptions = {}): FastifyInstance {
   const app = Fastify({ ...options, logController: new LogController({ disableRequestLogging: true }) });
   handleErrors(app);
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_req, reply) => (deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'not ready' })));
+  const metrics = deps.metrics;
+  if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
   return app;
 }
 

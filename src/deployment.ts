@@ -20,6 +20,7 @@ import type { Progress } from './state/record.js';
 import type { FinalVerdict } from './wait.js';
 import type { ObjectMetadata, ObjectRef } from './k8s/cluster.js';
 import { retry } from './retry.js';
+import { toolOf, type Metrics } from './metrics.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;
@@ -32,6 +33,8 @@ export interface DeploymentDeps {
   secretNamespace: string;
   defaultTimeoutMs: number;
   author: { name: string; email: string };
+  /** Hears how long each deployment waited for its tool. */
+  metrics?: Pick<Metrics, 'toolWaited'>;
 }
 
 /** A deployment that cannot be carried out as asked: reported as `errored` with this message. */
@@ -46,10 +49,16 @@ interface Prepared {
   report: Omit<DeploymentOutcome, 'status' | 'result' | 'message' | 'gitCommit'>;
 }
 
-async function prepare(event: TriggeredEvent<DeploymentTriggeredData>, deps: DeploymentDeps, log: Logger): Promise<Prepared> {
+async function prepare(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext>,
+): Promise<Prepared> {
   const { project, stage, service } = event.data;
   const { settings, where } = await deps.settings.load({ project, stage, service }, event.gitcommitid);
   log.info({ where }, 'settings loaded');
+  context.onTarget?.(settings.target.kind);
   const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
   if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
   // Both grants are decided before anything is cloned, fetched, written or patched: a refusal sends nothing anywhere.
@@ -102,6 +111,7 @@ async function changeAndWait(
     await context.checkpoint?.(progress);
   }
   const commit = progress.commit;
+  const waitStart = performance.now();
   const verdict = await p.tool.deliver({
     target: p.settings.target,
     commit,
@@ -116,6 +126,9 @@ async function changeAndWait(
     onProgress: (reason) => log.debug({ reason }, 'waiting'),
     ...(p.settings.argocd ? { argocd: p.settings.argocd } : {}),
   });
+  // A verdict, pass or fail; a wait that throws (its watch refused) makes the deployment errored and is not a wait.
+  const tool = toolOf(p.settings.target.kind);
+  if (tool !== 'none') deps.metrics?.toolWaited(tool, (performance.now() - waitStart) / 1000);
   return { progress, verdict };
 }
 
@@ -135,7 +148,7 @@ export async function deploy(
   context: Partial<HandlerContext> = {},
 ): Promise<DeploymentOutcome> {
   const { project, stage, service } = event.data;
-  const p = await prepare(event, deps, log);
+  const p = await prepare(event, deps, log, context);
   const edits = p.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
   const done = await changeAndWait(
@@ -184,7 +197,7 @@ export async function rollback(
   context: Partial<HandlerContext> = {},
 ): Promise<DeploymentOutcome> {
   const { stage, service } = event.data;
-  const p = await prepare(event, deps, log);
+  const p = await prepare(event, deps, log, context);
   const done = await changeAndWait(event, deps, log, context, p, () =>
     deps.git.revertDeployment({
       repo: p.repo,

@@ -12,6 +12,7 @@ import { FluxTool } from './flux/driver.js';
 import { GitWorkspace, safeUrl } from './git/workspace.js';
 import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
 import { HttpEventSink } from './keptn/sender.js';
+import { PrometheusMetrics } from './metrics.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
@@ -29,8 +30,12 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     },
     logDestination,
   );
+  // The one place that chooses the implementation; every room gets the `Metrics` interface (or none: a no-op).
+  const metrics = new PrometheusMetrics({ processMetrics: true });
   const kc = loadKubeConfig(config.kubeconfig);
-  const cluster = new KubeCluster(kc, log.child({ component: 'kube' }));
+  const cluster = new KubeCluster(kc, log.child({ component: 'kube' }), {
+    onRestart: (resource, reason) => metrics.watchRestarted(resource, reason),
+  });
   const deps: DeploymentDeps = {
     settings: config.configDir
       ? new DirectorySettings(config.configDir, config.configResource)
@@ -38,6 +43,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     git: new GitWorkspace({
       root: config.workDir,
       onDiscard: (url, problem) => log.warn({ repo: safeUrl(url), problem }, 'cached clone failed its checks; made anew'),
+      onPushRetry: () => metrics.pushRetried(),
     }),
     tools: [new FluxTool(cluster), new ArgoCDTool(cluster)],
     secretData: (ns, name) => cluster.secretData(ns, name),
@@ -45,6 +51,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     secretNamespace: config.secretNamespace,
     defaultTimeoutMs: config.defaultTimeoutMs,
     author: config.author,
+    metrics,
   };
   const runner = new DeploymentRunner({
     sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
@@ -56,8 +63,9 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
     resumeIntervalMs: config.resumeIntervalMs,
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
+    metrics,
   });
-  const probes = buildProbeApp({ ready: () => cluster.ready() }, { loggerInstance: log });
+  const probes = buildProbeApp({ ready: () => cluster.ready(), metrics }, { loggerInstance: log });
   const app = buildApp({ accept: (e) => runner.accept(e) }, { loggerInstance: log });
   try {
     await probes.listen({ host: config.healthHost, port: config.healthPort });

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ServiceError } from './errors.js';
+import { noMetrics, resultLabel, toolOf, type Metrics } from './metrics.js';
 import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from './keptn/events.js';
 import type { EventSink } from './keptn/sender.js';
 import { realSleep, retry, type RetryPolicy, type Sleep } from './retry.js';
@@ -28,6 +29,8 @@ export interface HandlerContext {
   progress?: Progress;
   /** Records progress; never throws (a resume can still find the commit by its trailer). */
   checkpoint(progress: Progress): Promise<void>;
+  /** Hears the target kind once the settings name it: the metrics' `tool` label, also for outcomes decided before the tool. */
+  onTarget?(kind: string): void;
 }
 
 export type Handler = (event: TriggeredEvent, log: Logger, context: HandlerContext) => Promise<DeploymentOutcome>;
@@ -48,6 +51,7 @@ export interface RunnerOptions {
   finishedRetryMs?: number;
   /** Waits between save attempts; tests pass one that does not sleep. */
   sleep?: Sleep;
+  metrics?: Metrics;
 }
 
 /**
@@ -75,8 +79,11 @@ export class DeploymentRunner {
   private readonly delivered = new Map<string, DeploymentOutcome>();
   private readonly timers: NodeJS.Timeout[] = [];
   private resuming: Promise<void> | undefined;
+  private readonly metrics: Metrics;
 
-  constructor(private readonly opts: RunnerOptions) {}
+  constructor(private readonly opts: RunnerOptions) {
+    this.metrics = opts.metrics ?? noMetrics;
+  }
 
   get identity(): string {
     return this.opts.replicas.identity;
@@ -168,10 +175,12 @@ export class DeploymentRunner {
       }
       const claimed = await this.claim(listed);
       log.info({ phase: claimed.phase }, 'resuming deployment');
+      this.metrics.resumed();
       this.launch(claimed);
     } else if (!(await this.opts.replicas.isAlive(listed.owner))) {
       const claimed = await this.claim(listed);
       log.info({ phase: claimed.phase, from: listed.owner }, 'adopted deployment of a stopped replica');
+      this.metrics.adopted();
       this.launch(claimed);
     }
   }
@@ -187,7 +196,11 @@ export class DeploymentRunner {
   }
 
   private launch(record: DeploymentRecord): void {
-    const run = this.drive(record).finally(() => this.running.delete(record.event.id));
+    this.metrics.deploymentBegan();
+    const run = this.drive(record).finally(() => {
+      this.running.delete(record.event.id);
+      this.metrics.deploymentEnded();
+    });
     this.running.set(record.event.id, run);
   }
 
@@ -206,6 +219,10 @@ export class DeploymentRunner {
     const log = this.logFor(event);
     const source = this.opts.source;
     let record = initial;
+    let tool = toolOf(record.progress?.target.kind ?? '');
+    /** Counted once the outcome is saved (or cannot be and is sent anyway), not when another replica took over. */
+    const decided = (outcome: DeploymentOutcome) =>
+      this.metrics.deploymentFinished({ task: event.task, tool, result: resultLabel(outcome) }, (Date.now() - record.acceptedAt) / 1000);
     try {
       if (record.phase === 'accepted') {
         const delivered = await this.deliver(startedEvent(event, { source }), log);
@@ -227,6 +244,7 @@ export class DeploymentRunner {
           return next;
         });
         if (delivered) log.info('deployment started');
+        else if (next.outcome) decided(next.outcome);
       }
       if (record.phase === 'started') {
         let outcome: DeploymentOutcome;
@@ -242,6 +260,7 @@ export class DeploymentRunner {
             acceptedAt: record.acceptedAt,
             ...(record.progress ? { progress: record.progress } : {}),
             checkpoint,
+            onTarget: (kind) => (tool = toolOf(kind)),
           });
         } catch (err: unknown) {
           log.warn({ err }, 'deployment errored');
@@ -254,6 +273,7 @@ export class DeploymentRunner {
           log.error({ err }, 'could not save the outcome; sending it anyway');
           return record;
         });
+        decided(outcome);
       }
       if (record.phase === 'finishing' && record.outcome) {
         const final = record.outcome;
@@ -301,6 +321,7 @@ export class DeploymentRunner {
       return true;
     } catch (err: unknown) {
       log.error({ type: event.type, err }, 'event not delivered');
+      this.metrics.eventUndelivered(event.type);
       return false;
     }
   }

@@ -47,6 +47,8 @@ export interface ProtocolOptions {
   sleep?: Sleep;
   /** Hears why a cached clone was thrown away and made anew. */
   onDiscard?: (url: string, problem: string) => void;
+  /** Hears each rejected push after which the protocol starts over on the new head (the metrics' push retries). */
+  onPushRetry?: () => void;
 }
 
 const MAX_TRAILER_VALUE = 1_024;
@@ -95,11 +97,12 @@ export class CommitProtocol {
     checkTrailerLine(deploymentId, 'the deployment id');
     const trailer = `${DEPLOYMENT_TRAILER}: ${deploymentId}`;
     let rejections = 0;
+    const attempts = Math.max(1, this.opts.pushAttempts);
     try {
       return await retry(
         // Replicas of the service contend for a branch only through rejected pushes; the jitter spreads them out.
         {
-          attempts: Math.max(1, this.opts.pushAttempts),
+          attempts,
           baseDelayMs: 250,
           maxDelayMs: 4_000,
           retryable: (err) => err instanceof PushRejected,
@@ -126,7 +129,7 @@ export class CommitProtocol {
           const commit = await head();
           const rejection = await this.transport.push(clone, repo);
           if (rejection) {
-            rejections++;
+            if (++rejections < attempts) this.opts.onPushRetry?.();
             throw new PushRejected(rejection);
           }
           return { commit, created: true, reused: false };

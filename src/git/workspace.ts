@@ -46,6 +46,8 @@ export interface WorkspaceOptions {
   transportAttempts?: number;
   /** Hears why a cached clone was thrown away and made anew (for the log). */
   onDiscard?: (url: string, problem: string) => void;
+  /** Hears each rejected push after which the commit is made again on the moved branch (for the metrics). */
+  onPushRetry?: () => void;
   /** Waits between retries; tests pass one that does not sleep. */
   sleep?: Sleep;
 }
@@ -73,6 +75,7 @@ export class GitWorkspace {
       timeoutMs: this.timeoutMs,
       ...(opts.sleep ? { sleep: opts.sleep } : {}),
       ...(opts.onDiscard ? { onDiscard: opts.onDiscard } : {}),
+      ...(opts.onPushRetry ? { onPushRetry: opts.onPushRetry } : {}),
     });
   }
 

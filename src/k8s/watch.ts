@@ -36,6 +36,8 @@ export interface WatchOptions {
   watchTimeoutSeconds?: number;
   /** For tests: the random source of the backoff's jitter. */
   random?: () => number;
+  /** Hears every relist after a 410 Gone (`expired`) or a failed list or watch (`error`); not the periodic relist. */
+  onRestart?: (resource: string, reason: 'expired' | 'error') => void;
 }
 
 export const WATCH_BACKOFF: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'> = { baseDelayMs: 500, maxDelayMs: 30_000 };
@@ -172,6 +174,7 @@ export class SharedWatch<T extends KubeObject> {
           if (!current()) return;
           if (gone) {
             this.log.debug({ kind: this.kind.plural }, 'watch expired, relisting');
+            this.opts.onRestart?.(this.resource, 'expired');
             void this.relist();
           } else if (err && !isAbort(err)) {
             this.failed('watch', err);
@@ -215,6 +218,7 @@ export class SharedWatch<T extends KubeObject> {
     const log = { kind: this.resource, phase: what, status: statusCodeOf(err), err, retryInMs: delay };
     if (this.refusal) this.log.error(log, 'the Kubernetes API refused the watch');
     else this.log.warn(log, 'watch failed, relisting after a backoff');
+    this.opts.onRestart?.(this.resource, 'error');
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.relist(), delay);
     this.timer.unref();

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { buildApp, buildProbeApp } from '../../src/app.js';
 import type { TriggeredEvent } from '../../src/keptn/events.js';
 import { MAX_DATA_BYTES, MAX_DATA_DEPTH } from '../../src/keptn/parse.js';
+import { PrometheusMetrics } from '../../src/metrics.js';
 import { RecordTooLargeError, StoreUnavailableError } from '../../src/state/record.js';
 import { triggeredCloudEvent } from './helpers.js';
 
@@ -208,5 +209,36 @@ describe('probes', () => {
   it('does not take events', async () => {
     const { app } = probesWith(true);
     expect((await app.inject(structured(triggeredCloudEvent()))).statusCode).toBe(404);
+  });
+});
+
+describe('GET /metrics', () => {
+  it('serves the registry in the Prometheus text format on the probe app, unlogged', async () => {
+    const metrics = new PrometheusMetrics();
+    metrics.deploymentFinished({ task: 'deployment', tool: 'flux', result: 'pass' }, 12);
+    metrics.pushRetried();
+    const lines: unknown[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()));
+        done();
+      },
+    });
+    const app = buildProbeApp({ ready: () => true, metrics }, { loggerInstance: pino({ level: 'trace' }, sink) });
+    const res = await app.inject({ method: 'GET', url: '/metrics', remoteAddress: '10.244.0.9' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe(metrics.contentType);
+    expect(res.body).toMatch(/^keptn_gitops_deployments_total\{task="deployment",tool="flux",result="pass"\} 1$/m);
+    expect(res.body).toMatch(/^keptn_gitops_git_push_retries_total 1$/m);
+    expect(res.body).toMatch(/^# HELP keptn_gitops_deployment_duration_seconds /m);
+    // A later scrape sees later counts: nothing is cached between requests.
+    metrics.pushRetried();
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^keptn_gitops_git_push_retries_total 2$/m);
+    expect(lines).toEqual([]);
+  });
+
+  it('is not served on the event port', async () => {
+    const app = buildApp({ accept: async () => 'accepted' });
+    expect((await app.inject({ method: 'GET', url: '/metrics', remoteAddress: '127.0.0.1' })).statusCode).toBe(404);
   });
 });
