@@ -1,7 +1,13 @@
-// The chart's Secret RBAC as objects: what chart/templates/rbac.yaml renders for `secrets.keptnScopeRoles` and
-// `secrets.names` (checked against `helm template` output when written; render the template instead once a helm peer
-// exists), plus a kubeconfig that acts as the chart's ServiceAccount, with a token from the TokenRequest API.
-import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+// The chart's RBAC in the test environment's API server, and a kubeconfig that acts as the chart's ServiceAccount
+// (a token from the TokenRequest API). installChartIdentity renders chart/templates/rbac.yaml with the real helm, so
+// what is tested is what a platform engineer installs; chartSecretRbac is the hand-written equivalent of its Secret
+// part, for tests that do without helm.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AuthorizationV1Api, CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { TestCluster } from './cluster.js';
+import type { Helm } from './helm.js';
+import { waitUntil } from './process.js';
 
 export interface ChartRbacValues {
   release: string;
@@ -62,4 +68,93 @@ export async function serviceAccountKubeConfig(admin: KubeConfig, namespace: str
     currentContext: 'sa',
   });
   return kc;
+}
+
+/** The RBAC kinds of the chart: what decides what its ServiceAccount may do. */
+const RBAC_KINDS = new Set(['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']);
+
+export interface ChartIdentityOptions {
+  /** Helm release name and namespace. */
+  release: string;
+  namespace: string;
+  /** Chart values (state.namespace, service.secretNamespace, secrets.*, rbac.*). */
+  values?: Record<string, unknown>;
+}
+
+export interface ChartIdentity {
+  /** A kubeconfig file that authenticates as the chart's ServiceAccount. */
+  kubeconfigPath: string;
+  kc: KubeConfig;
+  serviceAccount: { namespace: string; name: string };
+  /** The namespaces the chart gives the service: STATE_NAMESPACE and SECRET_NAMESPACE as its Deployment sets them. */
+  stateNamespace: string;
+  secretNamespace: string;
+  /** The RBAC objects installed. */
+  objects: KubernetesObject[];
+}
+
+/**
+ * Renders the chart with helm, applies its ServiceAccount and RBAC (not the Deployment: the service runs as a local
+ * process here) and returns that ServiceAccount's credentials, once the authorizer lets it write its state.
+ */
+export async function installChartIdentity(
+  cluster: TestCluster,
+  helm: Helm,
+  workDir: string,
+  opts: ChartIdentityOptions,
+): Promise<ChartIdentity> {
+  const rendered = await helm.render(opts.release, opts.namespace, opts.values ?? {});
+  const env = Object.fromEntries(
+    rendered
+      .filter((o) => o.kind === 'Deployment')
+      .flatMap(
+        (d) =>
+          (
+            d as {
+              spec?: { template?: { spec?: { containers?: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } };
+            }
+          ).spec?.template?.spec?.containers ?? [],
+      )
+      .filter((c) => c.name === 'gitops-service')
+      .flatMap((c) => c.env ?? [])
+      .map((e) => [e.name, e.value]),
+  );
+  const stateNamespace = env['STATE_NAMESPACE'];
+  const secretNamespace = env['SECRET_NAMESPACE'];
+  if (!stateNamespace || !secretNamespace) throw new Error('the rendered Deployment sets no STATE_NAMESPACE or SECRET_NAMESPACE');
+  const objects = rendered
+    .filter((o) => RBAC_KINDS.has(o.kind ?? ''))
+    .map((o) =>
+      o.kind?.startsWith('Cluster') || o.metadata?.namespace ? o : { ...o, metadata: { ...o.metadata, namespace: opts.namespace } },
+    );
+  const sa = objects.find((o) => o.kind === 'ServiceAccount');
+  if (!sa?.metadata?.name) throw new Error('the chart rendered no ServiceAccount');
+  const namespaces = [...new Set([opts.namespace, stateNamespace, secretNamespace])];
+  await cluster.apply(namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }) as KubernetesObject));
+  await cluster.apply(objects);
+  const kc = await serviceAccountKubeConfig(cluster.kc, opts.namespace, sa.metadata.name);
+  // RBAC reaches the authorizer through its informers: wait until the state Role counts before the service starts.
+  const reviews = kc.makeApiClient(AuthorizationV1Api);
+  await waitUntil(
+    'the chart ServiceAccount may create Leases in the state namespace',
+    async () =>
+      (
+        await reviews.createSelfSubjectAccessReview({
+          body: {
+            spec: { resourceAttributes: { namespace: stateNamespace, verb: 'create', group: 'coordination.k8s.io', resource: 'leases' } },
+          },
+        })
+      ).status?.allowed,
+    { timeoutMs: 20_000 },
+  );
+  const kubeconfigPath = join(workDir, `kubeconfig-${opts.namespace}-${sa.metadata.name}`);
+  await writeFile(kubeconfigPath, kc.exportConfig(), { mode: 0o600 });
+  return {
+    kubeconfigPath,
+    kc,
+    serviceAccount: { namespace: opts.namespace, name: sa.metadata.name },
+    stateNamespace,
+    secretNamespace,
+    objects,
+  };
 }

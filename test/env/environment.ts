@@ -8,9 +8,11 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { startService } from '../../src/main.js';
 import { startArgoCD, type ArgoCD } from './argocd.js';
+import { installChartIdentity, type ChartIdentity, type ChartIdentityOptions } from './chart-rbac.js';
 import { TestCluster } from './cluster.js';
 import { startFlux, type Flux } from './flux.js';
 import { startGitServer, type GitServer } from './gitserver.js';
+import { setupHelm } from './helm.js';
 import {
   connectControlPlane,
   resourceServiceLoopbackUrl,
@@ -35,6 +37,12 @@ export interface EnvironmentOptions {
   serviceEnv?: Record<string, string>;
   /** false: no service and no distributor; the test starts its own with startServiceProcess. */
   service?: boolean;
+  /**
+   * Run the service (in-process and startServiceProcess) as the chart's ServiceAccount instead of admin: the chart's
+   * RBAC rendered with helm for these values and installed, a TokenRequest token, and the chart's STATE_NAMESPACE
+   * and SECRET_NAMESPACE. Default: admin, state and Secrets in `keptn`.
+   */
+  chartIdentity?: ChartIdentityOptions;
 }
 
 export interface Environment {
@@ -49,6 +57,8 @@ export interface Environment {
   distributor?: Distributor;
   resources: ResourceService;
   controlPlane: ControlPlane;
+  /** Set with the chartIdentity option: the credentials and namespaces the service runs with. */
+  identity?: ChartIdentity;
   /** `port` takes events on 127.0.0.1 only; `healthPort` answers the probes on every interface. */
   service?: { port: number; healthPort: number; close(): Promise<void> };
   stop(): Promise<void>;
@@ -56,7 +66,7 @@ export interface Environment {
 
 /** What a service needs to talk to the environment, as the environment variables of its process. */
 export function serviceEnvironment(
-  env: Pick<Environment, 'workDir' | 'kube'>,
+  env: Pick<Environment, 'workDir' | 'kube' | 'identity'>,
   port: number,
   eventUrl: string,
   apiUrl: string,
@@ -68,9 +78,9 @@ export function serviceEnvironment(
     KEPTN_EVENT_URL: eventUrl,
     KEPTN_RESOURCE_SERVICE_URL: `${apiUrl}/resource-service`,
     GITOPS_WORK_DIR: join(env.workDir, `service-git-${port}`),
-    KUBECONFIG: env.kube.kubeconfigPath,
-    SECRET_NAMESPACE: 'keptn',
-    STATE_NAMESPACE: 'keptn',
+    KUBECONFIG: env.identity?.kubeconfigPath ?? env.kube.kubeconfigPath,
+    SECRET_NAMESPACE: env.identity?.secretNamespace ?? 'keptn',
+    STATE_NAMESPACE: env.identity?.stateNamespace ?? 'keptn',
     LOG_LEVEL: 'debug',
     ...extra,
   };
@@ -110,6 +120,9 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     await cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keptn' } }]);
     const controlPlane = await connectControlPlane(nats.url);
     stops.push(() => controlPlane.close());
+    const identity = opts.chartIdentity
+      ? await installChartIdentity(cluster, await setupHelm(workDir), workDir, opts.chartIdentity)
+      : undefined;
     const base = {
       workDir,
       logDir,
@@ -121,6 +134,7 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       nats,
       resources,
       controlPlane,
+      ...(identity ? { identity } : {}),
       stop,
     };
     if (opts.service === false) return base;

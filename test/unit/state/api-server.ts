@@ -1,8 +1,9 @@
 // A small in-process stand-in for the parts of the Kubernetes API the state modules use (ConfigMaps and Leases in
 // one namespace), over real HTTP, so that ConfigMapStore and LeaseRegistry are tested through @kubernetes/client-node
 // as they run. It keeps the API server's rules that matter to them: resourceVersion compare-and-swap on replace
-// (409), 409 on creating what exists, 404 on what does not, label selectors on list, and an update that changes
-// nothing keeps its resourceVersion (k8s.io/apiserver storage/etcd3/store.go, GuaranteedUpdate).
+// (409), 409 on creating what exists, 404 on what does not, a delete's resourceVersion precondition (409), label
+// selectors on list, and an update that changes nothing keeps its resourceVersion (k8s.io/apiserver
+// storage/etcd3/store.go, GuaranteedUpdate).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -25,6 +26,7 @@ export class FakeApiServer {
   private readonly objects = new Map<string, StoredObject>();
   private revision = 100;
   private failures: number[] = [];
+  private listFailures: number[] = [];
   private server!: Server;
   url = '';
 
@@ -51,6 +53,11 @@ export class FakeApiServer {
   /** The next requests answer these statuses, one each, before anything is done. */
   failNext(...statuses: number[]): void {
     this.failures.push(...statuses);
+  }
+
+  /** The next list requests (a GET of a collection) answer these statuses; other requests pass. */
+  failNextList(...statuses: number[]): void {
+    this.listFailures.push(...statuses);
   }
 
   get(kind: 'configmaps' | 'leases', name: string): StoredObject | undefined {
@@ -83,6 +90,8 @@ export class FakeApiServer {
     const match = ROUTE.exec(url.pathname);
     if (!match) return send(404, status(404, `no route ${url.pathname}`));
     const [, , kind, name] = match as unknown as [string, string, 'configmaps' | 'leases', string | undefined];
+    const listFailure = req.method === 'GET' && !name ? this.listFailures.shift() : undefined;
+    if (listFailure !== undefined) return send(listFailure, status(listFailure, 'injected failure'));
     const key = (n: string) => `${kind}/${n}`;
     switch (`${req.method} ${name ? 'one' : 'all'}`) {
       case 'POST all': {
@@ -101,7 +110,12 @@ export class FakeApiServer {
         return current ? send(200, current) : send(404, status(404, 'NotFound'));
       }
       case 'DELETE one': {
-        if (!this.objects.delete(key(name!))) return send(404, status(404, 'NotFound'));
+        const current = this.objects.get(key(name!));
+        if (!current) return send(404, status(404, 'NotFound'));
+        // DeleteOptions.preconditions: the API server deletes only the version the caller saw.
+        const wanted = (body as { preconditions?: { resourceVersion?: string } } | undefined)?.preconditions?.resourceVersion;
+        if (wanted !== undefined && wanted !== current.metadata.resourceVersion) return send(409, status(409, 'Conflict'));
+        this.objects.delete(key(name!));
         return send(200, status(200, 'Success'));
       }
       case 'GET all': {
