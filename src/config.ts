@@ -45,6 +45,11 @@ export interface ServiceConfig {
   leaseSeconds: number;
   /** How often unfinished deployments are looked for (resume, adopt, re-send `.finished`). */
   resumeIntervalMs: number;
+  /**
+   * On SIGTERM, how long running deployments may go on finishing here before the process exits; what is still
+   * running then is resumed by another replica once this one's Lease runs out.
+   */
+  drainMs: number;
 }
 
 export class ConfigError extends ServiceError {
@@ -103,6 +108,8 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
   const resumeInterval = env['RESUME_INTERVAL'] ?? '10s';
   if (!isDuration(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
+  const drain = env['DRAIN_TIMEOUT'] ?? '8s';
+  if (!isDuration(drain)) problems.push(`DRAIN_TIMEOUT must be a duration like 8s, got ${JSON.stringify(drain)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host,
@@ -127,6 +134,7 @@ export function loadConfig(env: Env): ServiceConfig {
     replicaId: env['REPLICA_ID'] ?? env['POD_NAME'] ?? hostname(),
     leaseSeconds,
     resumeIntervalMs: parseDuration(resumeInterval),
+    drainMs: parseDuration(drain),
   };
 }
 

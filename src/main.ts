@@ -91,9 +91,9 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      // Running deployments are recorded: a restart, or another replica, finishes them.
-      runner.stop();
+      // No new events, then a bounded wait for the running ones; what is left is recorded, and resumed elsewhere.
       await app.close();
+      await runner.shutdown(config.drainMs);
       await probes.close();
       cluster.close();
     })());

@@ -125,13 +125,29 @@ export class DeploymentRunner {
     await this.resume();
   }
 
+  /** Stops heartbeats and resume rounds (at once: a failed start, or the first step of a graceful stop). */
   stop(): void {
     for (const t of this.timers.splice(0)) clearInterval(t);
   }
 
-  /** Waits for the deployments running in this process (tests; a graceful stop need not: others resume them). */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.running.values()]);
+  /** Waits for the deployments running in this process, for at most `withinMs`; true when none is left. */
+  async drain(withinMs = Infinity): Promise<boolean> {
+    const all = Promise.allSettled([...this.running.values()]).then(() => true);
+    if (withinMs === Infinity) return all;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
+    return Promise.race([all, late]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * A graceful stop: no more rounds, a bounded wait for running deployments (their `.finished` goes out from here
+   * rather than after a Lease runs out), then our Lease goes, unless something of ours is unfinished (others adopt it).
+   */
+  async shutdown(drainMs: number): Promise<void> {
+    this.stop();
+    const drained = await this.drain(drainMs);
+    if (!drained) this.opts.log.info({ running: this.running.size }, 'stopping with deployments running; another replica resumes them');
+    await this.opts.replicas.release();
   }
 
   /** Resumes own unfinished records, adopts those of dead replicas, forgets old finished ones. */

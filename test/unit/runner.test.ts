@@ -59,7 +59,7 @@ function setup(
     sleep: noSleep,
     ...opts.runner,
   });
-  return { sink, store, runner };
+  return { sink, store, runner, replicas };
 }
 
 /** A promise and the function that resolves it: lets a test hold a step until it says so. */
@@ -85,6 +85,29 @@ async function seed(store: MemoryStore, record: Omit<DeploymentRecord, 'event' |
 }
 
 describe('DeploymentRunner', () => {
+  it('a graceful stop lets a deployment that ends within the drain time send its .finished, then lets the Lease go', async () => {
+    const hold = gate<DeploymentOutcome>();
+    const { runner, sink, replicas } = setup(() => hold.promise);
+    let released = 0;
+    replicas.release = async () => (released++, true);
+    expect(await runner.accept(event)).toBe('accepted');
+    await until('.started', () => sink.types().includes('started'));
+    const stopping = runner.shutdown(60_000);
+    hold.open(pass);
+    await stopping;
+    expect(sink.types()).toEqual(['started', 'finished']);
+    expect(released).toBe(1);
+  });
+
+  it('a graceful stop waits no longer than the drain time for a deployment still running', async () => {
+    const { runner, sink } = setup(() => new Promise<DeploymentOutcome>(() => {}));
+    expect(await runner.accept(event)).toBe('accepted');
+    await until('.started', () => sink.types().includes('started'));
+    expect(await runner.drain(10)).toBe(false);
+    await runner.shutdown(10);
+    expect(sink.types()).toEqual(['started']);
+  });
+
   it('records, sends .started, runs the deployment, then .finished with its outcome', async () => {
     const order: string[] = [];
     const { runner, sink, store } = setup(async () => {
