@@ -50,6 +50,11 @@ export interface ServiceConfig {
    * running then is resumed by another replica once this one's Lease runs out.
    */
   drainMs: number;
+  /**
+   * Namespaced mode: the namespaces whose Flux and Argo CD objects and workloads the service watches (one list and
+   * watch each, with RBAC in those namespaces only). Empty: the whole cluster.
+   */
+  watchNamespaces: string[];
 }
 
 export class ConfigError extends ServiceError {
@@ -108,6 +113,13 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
   const resumeInterval = env['RESUME_INTERVAL'] ?? '10s';
   if (!isDuration(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
+  const watchNamespaces = (env['WATCH_NAMESPACES'] ?? '')
+    .split(',')
+    .map((ns) => ns.trim())
+    .filter(Boolean);
+  const badNamespace = watchNamespaces.find((ns) => !NAMESPACE.test(ns));
+  if (badNamespace !== undefined)
+    problems.push(`WATCH_NAMESPACES must be a comma-separated list of namespace names, got ${JSON.stringify(badNamespace.slice(0, 80))}`);
   const drain = env['DRAIN_TIMEOUT'] ?? '8s';
   if (!isDuration(drain)) problems.push(`DRAIN_TIMEOUT must be a duration like 8s, got ${JSON.stringify(drain)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
@@ -135,8 +147,12 @@ export function loadConfig(env: Env): ServiceConfig {
     leaseSeconds,
     resumeIntervalMs: parseDuration(resumeInterval),
     drainMs: parseDuration(drain),
+    watchNamespaces: [...new Set(watchNamespaces)],
   };
 }
+
+/** A Kubernetes namespace name (an RFC 1123 label). */
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** Log fields that may carry secrets; pino replaces them. */
 export const REDACT_PATHS = [

@@ -33,9 +33,12 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   // The one place that chooses the implementation; every room gets the `Metrics` interface (or none: a no-op).
   const metrics = new PrometheusMetrics({ processMetrics: true });
   const kc = loadKubeConfig(config.kubeconfig);
-  const cluster = new KubeCluster(kc, log.child({ component: 'kube' }), {
-    onRestart: (resource, reason) => metrics.watchRestarted(resource, reason),
-  });
+  const cluster = new KubeCluster(
+    kc,
+    log.child({ component: 'kube' }),
+    { onRestart: (resource, reason) => metrics.watchRestarted(resource, reason) },
+    config.watchNamespaces,
+  );
   const deps: DeploymentDeps = {
     settings: config.configDir
       ? new DirectorySettings(config.configDir, config.configResource)

@@ -112,3 +112,36 @@ container and makes server-side apply refuse the object (duplicate entries for k
 {{- range fromYamlArray .base }}{{- if not (hasKey $names .name) }}{{- $env = append $env . -}}{{- end }}{{- end -}}
 {{- toYaml (concat $env $extra) -}}
 {{- end -}}
+
+{{/* What the service does with Flux and Argo CD objects: in a ClusterRole, or a Role per namespace (rbac.namespaces). */}}
+{{- define "gitops.toolRules" -}}
+{{- if .Values.rbac.flux }}
+- apiGroups: [kustomize.toolkit.fluxcd.io]
+  resources: [kustomizations]
+  verbs: [get, list, watch, patch]
+- apiGroups: [helm.toolkit.fluxcd.io]
+  resources: [helmreleases]
+  verbs: [get, list, watch, patch]
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [gitrepositories]
+  verbs: [get, list, watch, patch]
+# Charts built from Git: which commit a chart revision was built from, and its build failures.
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [helmcharts]
+  verbs: [get, list, watch]
+# Without spec.wait, Flux's Ready means "applied": the rollout and images of the workloads in its inventory are
+# checked by the service itself (docs/verdicts.md).
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, watch]
+{{- end }}
+{{- if .Values.rbac.argocd }}
+- apiGroups: [argoproj.io]
+  resources: [applications]
+  verbs: [get, list, watch, patch]
+# Sync windows of the Application's project: a deny window over the whole deadline is reported at once.
+- apiGroups: [argoproj.io]
+  resources: [appprojects]
+  verbs: [get]
+{{- end }}
+{{- end }}

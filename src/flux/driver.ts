@@ -5,7 +5,7 @@
  */
 import type { Cluster } from '../k8s/cluster.js';
 import type { WorkloadObject } from '../k8s/kstatus.js';
-import { untilSynced, type KubeObject, type ResourceKind, type SharedWatch } from '../k8s/watch.js';
+import { untilSynced, type KubeObject, type ResourceKind, type ObjectWatch } from '../k8s/watch.js';
 import type { Verdict } from '../readiness.js';
 import type { DeliveryRequest, DeliveryTool } from '../tool.js';
 import { waitForVerdict, waitingFor, type FinalVerdict } from '../wait.js';
@@ -65,7 +65,7 @@ export class FluxTool implements DeliveryTool {
     const charts = kind === 'HelmRelease' ? this.cluster.watch<Obj>(HELMCHARTS) : undefined;
     const workloads = Object.fromEntries(
       Object.entries(WORKLOADS).map(([k, resource]) => [k, this.cluster.watch<WorkloadObject & KubeObject>(resource)]),
-    ) as Record<WorkloadKind, SharedWatch<WorkloadObject & KubeObject>>;
+    ) as Record<WorkloadKind, ObjectWatch<WorkloadObject & KubeObject>>;
     const all = [kustomizations, sources, releases, charts, ...Object.values(workloads)].filter((w) => w !== undefined);
     await untilSynced(
       Promise.all(all.map((w) => w.synced)).then(() => undefined),
@@ -145,8 +145,8 @@ export class FluxTool implements DeliveryTool {
     const clock = (): Clock => ({ now: Date.now(), since: (key) => firstSeen.get(key) ?? (firstSeen.set(key, Date.now()), Date.now()) });
     let onChange: (() => void) | undefined;
     const followedObjects = new Map<string, () => void>();
-    const follow = <T extends KubeObject>(watch: SharedWatch<T>, ns: string, n: string): T | undefined => {
-      const key = `${watch.kind.plural}/${ns}/${n}`;
+    const follow = <T extends KubeObject>(watch: ObjectWatch<T>, ns: string, n: string): T | undefined => {
+      const key = `${watch.resource}/${ns}/${n}`;
       if (onChange && !followedObjects.has(key)) followedObjects.set(key, watch.subscribe(ns, n, onChange));
       return watch.get(ns, n);
     };

@@ -5,10 +5,10 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ServiceError } from '../errors.js';
-import { SharedWatch, type KubeObject, type ResourceKind, type WatchOptions } from './watch.js';
+import { NamespacedWatches, SharedWatch, type KubeObject, type ObjectWatch, type ResourceKind, type WatchOptions } from './watch.js';
 
 export interface Cluster {
-  watch<T extends KubeObject>(kind: ResourceKind): SharedWatch<T>;
+  watch<T extends KubeObject>(kind: ResourceKind): ObjectWatch<T>;
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<void>;
   secretData(namespace: string, name: string): Promise<Record<string, string>>;
   /** Reads one custom object from the API server itself, not from a watch's cache: for read-then-write. */
@@ -59,17 +59,25 @@ export class KubeCluster implements Cluster {
     private readonly kc: KubeConfig,
     private readonly log: Logger,
     private readonly watchOptions: WatchOptions = {},
+    /** Namespaced mode: watch only these namespaces (one list and watch each); default: the whole cluster. */
+    private readonly namespaces: readonly string[] = [],
   ) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
   }
 
-  watch<T extends KubeObject>(kind: ResourceKind): SharedWatch<T> {
-    const k = `${kind.group}/${kind.version}/${kind.plural}`;
+  watch<T extends KubeObject>(kind: ResourceKind): ObjectWatch<T> {
+    if (this.namespaces.length === 0) return this.shared<T>(kind);
+    const each = new Map(this.namespaces.map((ns) => [ns, this.shared<T>(kind, ns)]));
+    return new NamespacedWatches(each, `${kind.plural}.${kind.group}`);
+  }
+
+  private shared<T extends KubeObject>(kind: ResourceKind, namespace?: string): SharedWatch<T> {
+    const k = `${kind.group}/${kind.version}/${kind.plural}${namespace ? `@${namespace}` : ''}`;
     let w = this.watches.get(k);
     if (!w) {
-      w = new SharedWatch<KubeObject>(this.kc, kind, this.log, this.watchOptions);
+      w = new SharedWatch<KubeObject>(this.kc, kind, this.log, this.watchOptions, namespace);
       this.watches.set(k, w);
       w.start();
     }

@@ -40,6 +40,14 @@ export interface WatchOptions {
   onRestart?: (resource: string, reason: 'expired' | 'error') => void;
 }
 
+/** What a waiter reads of a watched kind: the shared cache, change notifications, and whether it has listed. */
+export interface ObjectWatch<T extends KubeObject> {
+  readonly resource: string;
+  readonly synced: Promise<void>;
+  get(namespace: string, name: string): T | undefined;
+  subscribe(namespace: string, name: string, listener: Listener<T>): () => void;
+}
+
 export const WATCH_BACKOFF: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'> = { baseDelayMs: 500, maxDelayMs: 30_000 };
 
 export type WatchState = 'starting' | 'synced' | 'degraded' | 'stopped';
@@ -47,7 +55,7 @@ export type WatchState = 'starting' | 'synced' | 'degraded' | 'stopped';
 /** A list or watch the API server refused (FORBIDDEN) or does not serve (NOT_FOUND), or a wait for the first list that ran out of time. */
 export class WatchError extends ServiceError {}
 
-export class SharedWatch<T extends KubeObject> {
+export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
   private readonly cache = new Map<string, T>();
   private readonly listeners = new Map<string, Set<Listener<T>>>();
   private resourceVersion: string | undefined;
@@ -68,6 +76,8 @@ export class SharedWatch<T extends KubeObject> {
     readonly kind: ResourceKind,
     private readonly log: Logger,
     private readonly opts: WatchOptions = {},
+    /** Lists and watches this namespace only (namespaced mode); default: the whole cluster. */
+    private readonly namespace?: string,
   ) {}
 
   start(): void {
@@ -113,12 +123,12 @@ export class SharedWatch<T extends KubeObject> {
 
   /** `kustomizations.kustomize.toolkit.fluxcd.io`, as RBAC rules and CRDs name it. */
   get resource(): string {
-    return `${this.kind.plural}.${this.kind.group}`;
+    return `${this.kind.plural}.${this.kind.group}${this.namespace ? ` in namespace ${this.namespace}` : ''}`;
   }
 
   private get path(): string {
     const { group, version, plural } = this.kind;
-    return `/apis/${group}/${version}/${plural}`;
+    return `/apis/${group}/${version}${this.namespace ? `/namespaces/${this.namespace}` : ''}/${plural}`;
   }
 
   private async relist(): Promise<void> {
@@ -130,7 +140,11 @@ export class SharedWatch<T extends KubeObject> {
     let list: { items: T[]; metadata?: { resourceVersion?: string } };
     try {
       const api = this.kc.makeApiClient(CustomObjectsApi);
-      list = (await api.listClusterCustomObject({ ...this.kind })) as typeof list;
+      list = (
+        this.namespace
+          ? await api.listNamespacedCustomObject({ ...this.kind, namespace: this.namespace })
+          : await api.listClusterCustomObject({ ...this.kind })
+      ) as typeof list;
     } catch (err: unknown) {
       if (epoch === this.epoch) this.failed('list', err);
       return;
@@ -310,4 +324,37 @@ function jitter(ms: number): number {
 
 function isAbort(err: unknown): boolean {
   return err instanceof Error && err.name === 'AbortError';
+}
+
+/**
+ * Namespaced mode: one shared watch per namespace of a fixed list, read as one. An object in any other namespace is
+ * refused at once (FORBIDDEN, as the API server would refuse it), naming the setting to change, rather than waited for.
+ */
+export class NamespacedWatches<T extends KubeObject> implements ObjectWatch<T> {
+  constructor(
+    private readonly watches: ReadonlyMap<string, SharedWatch<T>>,
+    readonly resource: string,
+  ) {}
+
+  get synced(): Promise<void> {
+    return Promise.all([...this.watches.values()].map((w) => w.synced)).then(() => undefined);
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    return this.in(namespace).get(namespace, name);
+  }
+
+  subscribe(namespace: string, name: string, listener: Listener<T>): () => void {
+    return this.in(namespace).subscribe(namespace, name, listener);
+  }
+
+  private in(namespace: string): SharedWatch<T> {
+    const w = this.watches.get(namespace);
+    if (!w)
+      throw new WatchError(
+        'FORBIDDEN',
+        `${this.resource} in namespace ${namespace}: the service watches only ${[...this.watches.keys()].join(', ')} (WATCH_NAMESPACES, the chart's rbac.namespaces)`,
+      );
+    return w;
+  }
 }

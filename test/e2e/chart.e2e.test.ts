@@ -87,6 +87,8 @@ const VALUE_SETS: Record<string, Values> = {
     ],
     gitCacheSizeLimit: '',
   },
+  // Namespaced mode: Roles in the listed namespaces instead of a ClusterRole (the dry runs' namespace exists).
+  namespaced: { rbac: { namespaces: ['chart-dry-run'] }, state: { namespace: 'chart-dry-run' } },
 };
 
 let workDir: string;
@@ -208,6 +210,21 @@ describe('helm lint --strict and the values checks', () => {
 });
 
 describe('rendered templates', () => {
+  it('namespaced mode: no cluster-wide RBAC, the tool rules in a Role per listed namespace, and the service told to watch just those', async () => {
+    const objects = await helm.render('team-a', 'keptn', { rbac: { namespaces: ['flux-system', 'team-a-apps'] } });
+    expect(objects.filter((o) => o.kind?.startsWith('Cluster'))).toEqual([]);
+    const tools = objects.filter((o) => o.kind === 'Role' && o.metadata?.name?.endsWith('-tools'));
+    expect(tools.map((r) => r.metadata?.namespace)).toEqual(['flux-system', 'team-a-apps']);
+    const rules = (tools[0] as KubernetesObject & { rules: Array<{ resources: string[]; verbs: string[] }> }).rules;
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        { apiGroups: ['kustomize.toolkit.fluxcd.io'], resources: ['kustomizations'], verbs: ['get', 'list', 'watch', 'patch'] },
+      ]),
+    );
+    const env = deploymentOf(objects).spec!.template.spec!.containers.find((c) => c.name === 'gitops-service')!.env!;
+    expect(env).toContainEqual({ name: 'WATCH_NAMESPACES', value: 'flux-system,team-a-apps' });
+  });
+
   it.each(Object.entries(VALUE_SETS))('%s: the selector is name and instance only, and the pods carry it', async (_name, values) => {
     const deployment = deploymentOf(await helm.render('team-a', 'keptn', values));
     expect(deployment.spec?.selector.matchLabels).toEqual({
@@ -340,17 +357,9 @@ describe('server-side dry run on the real API server', () => {
     '%s: every object is accepted, and so are the pods it would make',
     async (name, values) => {
       const objects = (await helm.render(`dry-${name.toLowerCase()}`, 'chart-dry-run', values)).map((o) => namespaced(o, 'chart-dry-run'));
+      const clusterWide = name === 'namespaced' ? [] : ['ClusterRole', 'ClusterRoleBinding'];
       expect(objects.map((o) => o.kind)).toEqual(
-        expect.arrayContaining([
-          'ServiceAccount',
-          'Role',
-          'RoleBinding',
-          'ClusterRole',
-          'ClusterRoleBinding',
-          'Service',
-          'Deployment',
-          'Pod',
-        ]),
+        expect.arrayContaining(['ServiceAccount', 'Role', 'RoleBinding', ...clusterWide, 'Service', 'Deployment', 'Pod']),
       );
       for (const obj of objects) {
         const accepted = await explain(`dry run of ${obj.kind} ${obj.metadata?.name}`, () =>

@@ -89,6 +89,8 @@ export interface ChartIdentity {
   /** The namespaces the chart gives the service: STATE_NAMESPACE and SECRET_NAMESPACE as its Deployment sets them. */
   stateNamespace: string;
   secretNamespace: string;
+  /** WATCH_NAMESPACES as the Deployment sets it (namespaced mode), if it does. */
+  watchNamespaces?: string;
   /** The RBAC objects installed. */
   objects: KubernetesObject[];
 }
@@ -155,6 +157,7 @@ export async function installChartIdentity(
     serviceAccount: { namespace: opts.namespace, name: sa.metadata.name },
     stateNamespace,
     secretNamespace,
+    ...(env['WATCH_NAMESPACES'] ? { watchNamespaces: env['WATCH_NAMESPACES'] } : {}),
     objects,
   };
 }

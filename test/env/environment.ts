@@ -81,6 +81,7 @@ export function serviceEnvironment(
     KUBECONFIG: env.identity?.kubeconfigPath ?? env.kube.kubeconfigPath,
     SECRET_NAMESPACE: env.identity?.secretNamespace ?? 'keptn',
     STATE_NAMESPACE: env.identity?.stateNamespace ?? 'keptn',
+    ...(env.identity?.watchNamespaces ? { WATCH_NAMESPACES: env.identity.watchNamespaces } : {}),
     LOG_LEVEL: 'debug',
     ...extra,
   };

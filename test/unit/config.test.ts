@@ -43,3 +43,20 @@ describe('listening settings', () => {
     expect(isLoopbackAddress(address)).toBe(loopback);
   });
 });
+
+describe('lifecycle and scope settings', () => {
+  it('drains for 8 s and watches the whole cluster by default', () => {
+    expect(loadConfig({})).toMatchObject({ drainMs: 8_000, watchNamespaces: [] });
+  });
+
+  it('takes a list of namespaces for namespaced mode, once each', () => {
+    expect(loadConfig({ WATCH_NAMESPACES: 'flux-system, argocd,flux-system,' }).watchNamespaces).toEqual(['flux-system', 'argocd']);
+  });
+
+  it.each([
+    [{ WATCH_NAMESPACES: 'flux-system,Team_A' }, /WATCH_NAMESPACES must be a comma-separated list of namespace names, got "Team_A"/],
+    [{ DRAIN_TIMEOUT: 'soon' }, /DRAIN_TIMEOUT must be a duration like 8s, got "soon"/],
+  ])('refuses %j', (env, problem) => {
+    expect(() => loadConfig(env)).toThrow(problem);
+  });
+});

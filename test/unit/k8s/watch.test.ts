@@ -5,11 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SharedWatch, untilSynced, WatchError, type KubeObject, type WatchOptions } from '../../../src/k8s/watch.js';
+import { NamespacedWatches, SharedWatch, untilSynced, WatchError, type KubeObject, type WatchOptions } from '../../../src/k8s/watch.js';
 import { silentLog } from '../helpers.js';
 
 const KIND = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' };
 const PATH = '/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations';
+const NAMESPACED_PATH = '/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/ns/kustomizations';
 
 interface Obj extends KubeObject {
   spec?: { n: number };
@@ -21,6 +22,8 @@ type Request = string;
 class FakeApiServer {
   private server!: Server;
   url = '';
+  /** The paths asked for: cluster-wide or namespaced. */
+  paths = new Set<string>();
   private rv = 100;
   readonly objects = new Map<string, Obj>();
   readonly requests: Request[] = [];
@@ -104,7 +107,10 @@ class FakeApiServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.url);
-    if (url.pathname !== PATH) return void status(res, 404, 'NotFound', 'the server could not find the requested resource');
+    this.paths.add(url.pathname);
+    // Every object lives in namespace `ns`: the namespaced path serves the same store.
+    if (url.pathname !== PATH && url.pathname !== NAMESPACED_PATH)
+      return void status(res, 404, 'NotFound', 'the server could not find the requested resource');
     this.requestTimes.push(Date.now());
     if (url.searchParams.get('watch') === 'true') {
       this.requests.push(`watch@${url.searchParams.get('resourceVersion')}`);
@@ -345,5 +351,24 @@ describe('refusals are surfaced at once', () => {
     const pending = w.synced;
     w.stop();
     await expect(pending).rejects.toThrow(/stopped/);
+  });
+});
+
+describe('namespaced mode', () => {
+  it('lists and watches the namespace only, and refuses an object of any other namespace at once, naming the setting', async () => {
+    api.put('a', 1);
+    watch = new SharedWatch<Obj>(api.kubeConfig(), KIND, silentLog, { backoff: { baseDelayMs: 20, maxDelayMs: 50 } }, 'ns');
+    watch.start();
+    const scoped = new NamespacedWatches(new Map([['ns', watch]]), 'kustomizations.kustomize.toolkit.fluxcd.io');
+    await scoped.synced;
+    expect([...api.paths]).toEqual([NAMESPACED_PATH]);
+    expect(scoped.get('ns', 'a')?.spec).toEqual({ n: 1 });
+    expect(() => scoped.get('flux-system', 'a')).toThrow(
+      expect.objectContaining({
+        code: 'FORBIDDEN',
+        message: expect.stringMatching(/namespace flux-system: the service watches only ns \(WATCH_NAMESPACES/),
+      }),
+    );
+    expect(() => scoped.subscribe('other', 'a', () => {})).toThrow(WatchError);
   });
 });
