@@ -2,20 +2,9 @@
 // and Argo CD, a Git server, NATS and the Keptn distributor. For each tool it creates a sample GitOps repository and
 // app, sends `sh.keptn.event.deployment.triggered` the way Keptn's control plane does (on NATS), and prints the
 // `.started` and `.finished` that come back. Logs of every part stay under the printed directory.
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment } from '../test/env/environment.js';
 import { answerTo, keptnEvent, type KeptnCloudEvent } from '../test/env/keptn.js';
-import { waitUntil } from '../test/env/process.js';
-import {
-  appFiles,
-  IMAGE,
-  imageInCluster,
-  keptnSecret,
-  settingsYaml,
-  toolObjects,
-  type TestApp,
-  type Tool,
-} from '../test/env/sample-app.js';
+import { deployedApp, IMAGE, settingsYaml, type Tool } from '../test/env/sample-app.js';
 
 const image = process.argv[2] ?? `${IMAGE}:0.2.0`;
 const t0 = Date.now();
@@ -33,20 +22,9 @@ let failed = false;
 try {
   for (const tool of ['flux', 'argocd'] as Tool[]) {
     const name = `podtato-${tool}`;
-    const { url, commit } = await env.git.createRepo(name, appFiles(name));
-    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `helloservice-${tool}` };
-    await env.cluster.apply([
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
-      keptnSecret(app, env),
-      ...toolObjects(tool, app, env, { automated: tool === 'argocd' }),
-    ]);
-    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tool, app));
-    console.log(
-      `== ${tool === 'flux' ? 'Flux Kustomization' : 'Argo CD Application'} ${name}: repository ${url}, settings:\n${settingsYaml(tool, app)}`,
-    );
-    await waitUntil(`${name} first deployed by ${tool}`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
-      timeoutMs: 120_000,
-    });
+    console.log(`== ${tool === 'flux' ? 'Flux Kustomization' : 'Argo CD Application'} ${name}: first deployment of 0.1.0...`);
+    const app = await deployedApp(env, tool, name, { automated: tool === 'argocd', service: `helloservice-${tool}` });
+    console.log(`repository ${app.repoUrl}, settings:\n${settingsYaml(tool, app)}`);
 
     const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
       project: 'podtato',

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, IMAGE, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import { appFiles, deployedApp, IMAGE, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
 import { imageInCluster as imageOf } from '../env/sample-app.js';
 
 let env: Environment;
@@ -115,20 +115,7 @@ describe('exactly once under load', () => {
     // Once, a resume round relaunched a deployment from a list taken before the runner marked it done: two
     // .finished, 65 ms apart. Records are now claimed (compare-and-swap) before anyone acts on them.
     await replica('r-burst', { RESUME_INTERVAL: '50ms' });
-    const name = `burst-${++counter}`;
-    const { url, commit } = await env.git.createRepo(name, appFiles(name));
-    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-    await env.cluster.apply([
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
-      keptnSecret(app, env),
-      ...toolObjects('flux', app, env),
-    ]);
-    env.resources.put(
-      { project: 'podtato', stage: 'dev', service: app.service },
-      'gitops/config.yaml',
-      settingsYaml('flux', app, { timeout: '240s' }),
-    );
-    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+    const app = await deployedApp(env, 'flux', `burst-${++counter}`, { timeout: '240s' });
     const t0 = Date.now();
     const burst = Array.from({ length: 20 }, (_, i) => trigger(app, `${IMAGE}:0.3.${i + 1}`));
     await Promise.all(burst.map((t) => env.controlPlane.publish(t)));
@@ -329,20 +316,7 @@ describe('faults', () => {
 describe('faults of Argo CD', () => {
   it('the application controller is stopped: the deadline ends the deployment with a clear message', async () => {
     await replica('r-noargo');
-    const name = `fault-argo-${++counter}`;
-    const { url, commit } = await env.git.createRepo(name, appFiles(name));
-    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-    await env.cluster.apply([
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
-      keptnSecret(app, env),
-      ...toolObjects('argocd', app, env, { automated: true }),
-    ]);
-    env.resources.put(
-      { project: 'podtato', stage: 'dev', service: app.service },
-      'gitops/config.yaml',
-      settingsYaml('argocd', app, { timeout: '15s' }),
-    );
-    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
+    const app = await deployedApp(env, 'argocd', `fault-argo-${++counter}`, { automated: true, timeout: '15s' });
     await env.argocd!.peers.find((p) => p.name === 'argocd-application-controller')!.stop();
     const t = trigger(app);
     await env.controlPlane.publish(t);

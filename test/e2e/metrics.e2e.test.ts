@@ -1,11 +1,10 @@
 // Prometheus metrics end to end (issue 9): one real deployment through the real distributor, Git server and Flux,
 // then `/metrics` scraped on the service's health port as Prometheus would, and its series read from the text.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import { deployedApp, IMAGE } from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
@@ -44,18 +43,7 @@ const FLUX_PASS = 'task="deployment",tool="flux",result="pass"';
 
 describe('GET /metrics', () => {
   it('counts a real deployment through Flux: outcome by task, tool and result, its duration, the tool wait, in-flight back at 0', async () => {
-    const name = 'metrics-app';
-    const { url, commit } = await env.git.createRepo(name, appFiles(name));
-    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-    await env.cluster.apply([
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
-      keptnSecret(app, env),
-      ...toolObjects('flux', app, env),
-    ]);
-    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('flux', app));
-    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
-      timeoutMs: 120_000,
-    });
+    const app = await deployedApp(env, 'flux', 'metrics-app');
 
     const before = await scrape();
     expect(before.status).toBe(200);

@@ -3,11 +3,9 @@
 // Flux deployment into a listed namespace passes; one whose workloads live in a namespace outside the list ends at
 // at once with a failed `.finished` that names the setting, instead of waiting for the deadline.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream } from '../env/keptn.js';
-import { waitUntil } from '../env/process.js';
-import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import { deployedApp, IMAGE, imageInCluster, type TestApp } from '../env/sample-app.js';
 
 const WATCHED = ['flux-system', 'ns-listed'];
 
@@ -27,25 +25,6 @@ afterAll(async () => {
   await env?.stop();
 }, 60_000);
 
-async function fluxApp(name: string, timeout = '90s'): Promise<TestApp> {
-  const { url, commit } = await env.git.createRepo(name, appFiles(name));
-  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-  await env.cluster.apply([
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
-    keptnSecret(app, env),
-    ...toolObjects('flux', app, env),
-  ]);
-  env.resources.put(
-    { project: 'podtato', stage: 'dev', service: app.service },
-    'gitops/config.yaml',
-    settingsYaml('flux', app, { timeout }),
-  );
-  await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
-    timeoutMs: 120_000,
-  });
-  return app;
-}
-
 async function deploy(app: TestApp, tag: string) {
   const triggered = keptnEvent(
     'sh.keptn.event.deployment.triggered',
@@ -62,7 +41,7 @@ describe('namespaced mode (rbac.namespaces)', () => {
   });
 
   it('deploys through Flux when the target and its workloads are in listed namespaces', async () => {
-    const app = await fluxApp('ns-listed');
+    const app = await deployedApp(env, 'flux', 'ns-listed');
     const finished = await deploy(app, '0.2.0');
     expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
     expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
@@ -70,7 +49,7 @@ describe('namespaced mode (rbac.namespaces)', () => {
 
   it('ends at once, naming the setting, when the workloads are in a namespace it does not watch', async () => {
     // A deadline far beyond the 120 s this test waits for `.finished`: only a refusal at once can answer in time.
-    const app = await fluxApp('ns-unlisted', '30m');
+    const app = await deployedApp(env, 'flux', 'ns-unlisted', { timeout: '30m' });
     const finished = await deploy(app, '0.2.0');
     expect(finished.data.result).toBe('fail');
     expect(String(finished.data.message)).toMatch(

@@ -131,7 +131,15 @@ export async function installChartIdentity(
     );
   const sa = objects.find((o) => o.kind === 'ServiceAccount');
   if (!sa?.metadata?.name) throw new Error('the chart rendered no ServiceAccount');
-  const namespaces = [...new Set([opts.namespace, stateNamespace, secretNamespace])];
+  // Namespaced mode's Roles go into the namespaces the values list; a platform team installs into existing ones.
+  const namespaces = [
+    ...new Set([
+      opts.namespace,
+      stateNamespace,
+      secretNamespace,
+      ...objects.flatMap((o) => (o.metadata?.namespace ? [o.metadata.namespace] : [])),
+    ]),
+  ];
   await cluster.apply(namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }) as KubernetesObject));
   await cluster.apply(objects);
   const kc = await serviceAccountKubeConfig(cluster.kc, opts.namespace, sa.metadata.name);

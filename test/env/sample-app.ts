@@ -2,6 +2,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Environment } from './environment.js';
 import type { TestCluster } from './cluster.js';
+import { waitUntil } from './process.js';
 
 export const IMAGE = 'ghcr.io/podtato/head';
 /** The Keptn project every sample deployment is triggered in. */
@@ -234,5 +235,49 @@ export async function imageInCluster(cluster: TestCluster, app: Pick<TestApp, 'n
     return d.spec.template.spec.containers[0]?.image;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Where most tests start: the sample app in a repository of its own, its namespace, its Keptn Secret, its Flux or
+ * Argo CD objects and its Keptn settings (project podtato, stage dev), first deployed by the tool at 0.1.0.
+ */
+export async function deployedApp(
+  env: Environment,
+  tool: Tool,
+  name: string,
+  opts: AppOptions & { files?: Record<string, string>; service?: string } = {},
+): Promise<TestApp> {
+  const { url, commit } = await env.git.createRepo(name, { ...appFiles(name), ...opts.files });
+  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: opts.service ?? `svc-${name}` };
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+    keptnSecret(app, env),
+    ...toolObjects(tool, app, env, opts),
+  ]);
+  env.resources.put({ project: PROJECT, stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tool, app, opts));
+  try {
+    await waitUntil(`${name} first deployed by ${tool}`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
+      timeoutMs: 120_000,
+    });
+  } catch (err: unknown) {
+    // Say what the tool itself reports, so a slow or failed first deployment explains itself.
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tool} says: ${await toolStatus(env, tool, name)}`, {
+      cause: err,
+    });
+  }
+  return app;
+}
+
+async function toolStatus(env: Environment, tool: Tool, name: string): Promise<string> {
+  const [apiVersion, kind, namespace] =
+    tool === 'flux'
+      ? ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system']
+      : ['argoproj.io/v1alpha1', 'Application', 'argocd'];
+  try {
+    const obj = await env.cluster.read<KubernetesObject & { status?: unknown }>(apiVersion, kind, namespace, name);
+    return JSON.stringify(obj.status ?? 'no status yet');
+  } catch (err: unknown) {
+    return `could not read ${kind} ${namespace}/${name}: ${err instanceof Error ? err.message : String(err)}`;
   }
 }
