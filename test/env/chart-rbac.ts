@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { AuthorizationV1Api, CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { TestCluster } from './cluster.js';
 import type { Helm } from './helm.js';
+import { grantToScope, scopeOf } from './keptn-secrets.js';
 import { waitUntil } from './process.js';
 
 export interface ChartRbacValues {
@@ -167,5 +168,34 @@ export async function installChartIdentity(
     secretNamespace,
     ...(env['WATCH_NAMESPACES'] ? { watchNamespaces: env['WATCH_NAMESPACES'] } : {}),
     objects,
+  };
+}
+
+/**
+ * Plays Keptn's secret-service for the Secrets a test applies with its labels (`keptn create secret` made them): each
+ * name joins its scope's Role, as upstream does. Then waits until the authorizer lets the chart's ServiceAccount read
+ * it, so a test never races RBAC propagation.
+ */
+export function secretServiceFor(cluster: TestCluster, identity: ChartIdentity): (objects: KubernetesObject[]) => Promise<void> {
+  const user = `system:serviceaccount:${identity.serviceAccount.namespace}:${identity.serviceAccount.name}`;
+  const reviews = cluster.kc.makeApiClient(AuthorizationV1Api);
+  return async (objects) => {
+    for (const secret of objects) {
+      const scope = scopeOf(secret);
+      const { name, namespace } = secret.metadata ?? {};
+      if (!scope || !name || !namespace) continue;
+      await grantToScope(cluster.kc, { namespace, name, scope });
+      if (namespace !== identity.secretNamespace) continue;
+      await waitUntil(
+        `the chart ServiceAccount may read Secret ${namespace}/${name}`,
+        async () =>
+          (
+            await reviews.createSubjectAccessReview({
+              body: { spec: { user, resourceAttributes: { namespace, verb: 'get', resource: 'secrets', name } } },
+            })
+          ).status?.allowed === true,
+        { timeoutMs: 20_000 },
+      );
+    }
   };
 }

@@ -15,6 +15,9 @@ export class TestCluster {
     return new TestCluster(kc);
   }
 
+  /** Runs after every apply with what was applied: the environment plays Keptn's secret-service there. */
+  afterApply?: (objects: KubernetesObject[]) => Promise<void>;
+
   /** Server-side applies every document of a YAML stream (or the given objects). */
   async apply(manifests: string | KubernetesObject[]): Promise<void> {
     const docs =
@@ -26,6 +29,7 @@ export class TestCluster {
     for (const doc of docs) {
       await this.objects.patch(doc, undefined, undefined, 'keptn-gitops-e2e', true, PatchStrategy.ServerSideApply);
     }
+    await this.afterApply?.(docs);
   }
 
   /** A JSON merge patch: change a few fields of an object someone else manages. */

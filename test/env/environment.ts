@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { startService } from '../../src/main.js';
 import { startArgoCD, type ArgoCD } from './argocd.js';
-import { installChartIdentity, type ChartIdentity, type ChartIdentityOptions } from './chart-rbac.js';
+import { installChartIdentity, secretServiceFor, type ChartIdentity, type ChartIdentityOptions } from './chart-rbac.js';
 import { TestCluster } from './cluster.js';
 import { startFlux, type Flux } from './flux.js';
 import { startGitServer, type GitServer } from './gitserver.js';
@@ -38,11 +38,13 @@ export interface EnvironmentOptions {
   /** false: no service and no distributor; the test starts its own with startServiceProcess. */
   service?: boolean;
   /**
-   * Run the service (in-process and startServiceProcess) as the chart's ServiceAccount instead of admin: the chart's
+   * The service (in-process and startServiceProcess) runs as the chart's ServiceAccount, never as admin: the chart's
    * RBAC rendered with helm for these values and installed, a TokenRequest token, and the chart's STATE_NAMESPACE
-   * and SECRET_NAMESPACE. Default: admin, state and Secrets in `keptn`.
+   * and SECRET_NAMESPACE, so every test proves the chart's permissions suffice. Default: release `gitops-service` in
+   * `keptn` with the chart's default values (Keptn's `keptn-default` secret scope). `false`: admin (tests of the
+   * test environment itself).
    */
-  chartIdentity?: ChartIdentityOptions;
+  chartIdentity?: ChartIdentityOptions | false;
 }
 
 export interface Environment {
@@ -87,6 +89,9 @@ export function serviceEnvironment(
   };
 }
 
+/** The chart as the README installs it: in Keptn's namespace, default values. */
+const DEFAULT_IDENTITY: ChartIdentityOptions = { release: 'gitops-service', namespace: 'keptn' };
+
 export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<Environment> {
   const workDir = opts.workDir ?? join(tmpdir(), `keptn-gitops-env-${process.pid}-${Date.now()}`);
   const logDir = join(workDir, 'logs');
@@ -121,9 +126,11 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     await cluster.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keptn' } }]);
     const controlPlane = await connectControlPlane(nats.url);
     stops.push(() => controlPlane.close());
-    const identity = opts.chartIdentity
-      ? await installChartIdentity(cluster, await setupHelm(workDir), workDir, opts.chartIdentity)
-      : undefined;
+    const identity =
+      opts.chartIdentity === false
+        ? undefined
+        : await installChartIdentity(cluster, await setupHelm(workDir), workDir, opts.chartIdentity ?? DEFAULT_IDENTITY);
+    if (identity) cluster.afterApply = secretServiceFor(cluster, identity);
     const base = {
       workDir,
       logDir,

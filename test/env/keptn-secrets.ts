@@ -4,7 +4,7 @@
 // capability, `verbs` = its permissions on `secrets` with `resourceNames` = [NAME], or the existing Role's first rule
 // with NAME appended; one RoleBinding `S-rolebinding` from the first Role to the ServiceAccount S, no namespace given)
 // and installer/manifests/keptn/templates/secret-service.yaml (the scopes.yaml every installation ships).
-import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1Role } from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig, type KubernetesObject, type V1Role } from '@kubernetes/client-node';
 
 /** Keptn 1.4.5's default scopes.yaml: scope → capability (the Role's name) → permissions (its verbs). */
 export const KEPTN_SCOPES: Record<string, Record<string, string[]>> = {
@@ -20,21 +20,39 @@ function status(err: unknown): number | undefined {
   return (err as { code?: number } | undefined)?.code;
 }
 
+/** The labels secret-service puts on a Secret of a scope. */
+export const scopeLabels = (scope: string) => ({ 'app.kubernetes.io/managed-by': MANAGED_BY, 'app.kubernetes.io/scope': scope });
+
+/** The scope of a Secret as secret-service made it, or undefined for any other Secret. */
+export function scopeOf(secret: KubernetesObject): string | undefined {
+  const labels = secret.metadata?.labels ?? {};
+  const scope = labels['app.kubernetes.io/scope'];
+  return secret.kind === 'Secret' && labels['app.kubernetes.io/managed-by'] === MANAGED_BY && scope && KEPTN_SCOPES[scope]
+    ? scope
+    : undefined;
+}
+
 /** Creates the Secret, Role(s) and RoleBinding exactly as secret-service does for `keptn create secret`. */
 export async function keptnCreateSecret(
   kc: KubeConfig,
   opts: { namespace: string; name: string; scope: string; data: Record<string, string> },
 ): Promise<void> {
+  if (!KEPTN_SCOPES[opts.scope]) throw new Error(`scope ${opts.scope} is not in Keptn's scopes.yaml`);
+  const { namespace } = opts;
+  await kc.makeApiClient(CoreV1Api).createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: opts.name, namespace, labels: scopeLabels(opts.scope) }, stringData: opts.data, type: 'Opaque' },
+  });
+  await grantToScope(kc, opts);
+}
+
+/** The Role(s) and RoleBinding secret-service writes for a new Secret of a scope: its name joins the scope's Roles. */
+export async function grantToScope(kc: KubeConfig, opts: { namespace: string; name: string; scope: string }): Promise<void> {
   const capabilities = KEPTN_SCOPES[opts.scope];
   if (!capabilities) throw new Error(`scope ${opts.scope} is not in Keptn's scopes.yaml`);
-  const core = kc.makeApiClient(CoreV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-  const labels = { 'app.kubernetes.io/managed-by': MANAGED_BY, 'app.kubernetes.io/scope': opts.scope };
+  const labels = scopeLabels(opts.scope);
   const { namespace } = opts;
-  await core.createNamespacedSecret({
-    namespace,
-    body: { metadata: { name: opts.name, namespace, labels }, stringData: opts.data, type: 'Opaque' },
-  });
   const roles = Object.entries(capabilities).map(([capability, verbs]): V1Role => ({
     metadata: { name: capability, namespace, labels },
     rules: [{ verbs, apiGroups: [''], resources: ['secrets'], resourceNames: [opts.name] }],
@@ -45,7 +63,9 @@ export async function keptnCreateSecret(
     } catch (err: unknown) {
       if (status(err) !== 409) throw err;
       const existing = await rbac.readNamespacedRole({ namespace, name: role.metadata!.name! });
-      existing.rules![0]!.resourceNames = [...(existing.rules![0]!.resourceNames ?? []), opts.name];
+      const names = existing.rules![0]!.resourceNames ?? [];
+      if (names.includes(opts.name)) continue;
+      existing.rules![0]!.resourceNames = [...names, opts.name];
       await rbac.replaceNamespacedRole({ namespace, name: role.metadata!.name!, body: existing });
     }
   }
