@@ -133,7 +133,7 @@ export function hostEntryAdmits(entry: string, e: GitEndpoint): boolean {
   return parsed.host === e.host && (parsed.port === -1 || parsed.port === e.port);
 }
 
-function describe(s: Pick<GrantSubject, 'kind' | 'namespace' | 'name'>): string {
+function subjectName(s: Pick<GrantSubject, 'kind' | 'namespace' | 'name'>): string {
   return `${s.kind} ${s.namespace}/${s.name}`;
 }
 
@@ -158,7 +158,7 @@ function projectGrant(s: GrantSubject, project: string, reason: string): GrantDe
   return {
     granted: false,
     missing: {
-      object: describe(s),
+      object: subjectName(s),
       annotation: PROJECTS_ANNOTATION,
       expected: project,
       reason,
@@ -180,7 +180,7 @@ export function secretGrant(secret: GrantSubject, project: string, gitUrl: strin
     return {
       granted: false,
       missing: {
-        object: describe(secret),
+        object: subjectName(secret),
         annotation: GIT_HOSTS_ANNOTATION,
         expected: 'the host of git.url',
         reason: `git.url ${endpoint.problem}, so its host cannot be matched against the hosts the Secret's credentials may go to; write it as https://host[:port]/path`,
@@ -193,7 +193,7 @@ export function secretGrant(secret: GrantSubject, project: string, gitUrl: strin
   return {
     granted: false,
     missing: {
-      object: describe(secret),
+      object: subjectName(secret),
       annotation: GIT_HOSTS_ANNOTATION,
       expected: shown,
       reason: `its credentials go only to the Git hosts it lists, and git.url is on ${shown}`,
