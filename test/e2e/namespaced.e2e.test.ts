@@ -45,7 +45,7 @@ describe('namespaced mode (rbac.namespaces)', () => {
     const finished = await deploy(app, '0.2.0');
     expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
     expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
-  });
+  }, 300_000);
 
   it('ends at once, naming the setting, when the workloads are in a namespace it does not watch', async () => {
     // A deadline far beyond the 120 s this test waits for `.finished`: only a refusal at once can answer in time.
@@ -55,5 +55,5 @@ describe('namespaced mode (rbac.namespaces)', () => {
     expect(String(finished.data.message)).toMatch(
       /namespace ns-unlisted: the service watches only flux-system, ns-listed \(WATCH_NAMESPACES/,
     );
-  });
+  }, 300_000);
 });
