@@ -1,5 +1,5 @@
 // Progressive delivery with Argo Rollouts end to end, against real peers: the real Rollouts controller (v1.10.1)
-// runs the Rollout that real Argo CD applies from Git; kwok makes the Pods ready. This test plays Keptn's control
+// runs the Rollout that real Argo CD or Flux applies from Git; kwok makes the Pods ready. This test plays Keptn's control
 // plane: deployment (the new version waits as preview or canary), then release (promote) or, after a failed quality
 // gate, rollback (abort, and the stable version serves again). Keptn sees the same events as for a direct deployment.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -7,14 +7,14 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp } from '../env/sample-app.js';
+import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
 let counter = 0;
 
 beforeAll(async () => {
-  env = await startEnvironment({ argocd: true, rollouts: true });
+  env = await startEnvironment({ argocd: true, flux: true, rollouts: true });
   events = env.controlPlane.subscribe('sh.keptn.event.>');
 }, 400_000);
 
@@ -78,7 +78,11 @@ ${strategyYaml}
   };
 }
 
-function settings(app: TestApp): string {
+function settings(app: TestApp, tool: Tool): string {
+  const target =
+    tool === 'argocd'
+      ? `{ kind: Application, name: ${app.name}, namespace: argocd }`
+      : `{ kind: Kustomization, name: ${app.name}, namespace: flux-system }`;
   return `git:
   url: ${app.repoUrl}
   branch: main
@@ -86,7 +90,7 @@ function settings(app: TestApp): string {
 images:
   - file: apps/${app.name}/rollout.yaml
     yamlPath: spec.template.spec.containers[0].image
-target: { kind: Application, name: ${app.name}, namespace: argocd }
+target: ${target}
 progressive:
   rollout: { name: web, namespace: ${app.namespace} }
   strategies: [blue_green_service, canary]
@@ -98,33 +102,44 @@ async function readRollout(app: TestApp): Promise<RolloutState> {
   return env.cluster.read<KubernetesObject & RolloutState>('argoproj.io/v1alpha1', 'Rollout', app.namespace, 'web');
 }
 
-async function newApp(strategy: Strategy): Promise<TestApp> {
-  const name = `ro-${strategy.toLowerCase()}-${++counter}`;
+async function newApp(strategy: Strategy, tool: Tool = 'argocd'): Promise<TestApp> {
+  const name = `ro-${tool}-${strategy.toLowerCase()}-${++counter}`;
   const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
-  const [repoSecret] = toolObjects('argocd', app, env);
+  const [repoSecret] = toolObjects(tool, app, env);
+  const objects =
+    tool === 'flux'
+      ? toolObjects('flux', app, env).map((o) =>
+          // Flux's own health check (kstatus) cannot read a Rollout's string observedGeneration
+          // (fluxcd/cli-utils pkg/kstatus/status/generic.go); the service follows the Rollout itself.
+          o.kind === 'Kustomization' ? ({ ...o, spec: { ...(o as { spec: object }).spec, wait: false } } as KubernetesObject) : o,
+        )
+      : [
+          repoSecret!,
+          {
+            apiVersion: 'argoproj.io/v1alpha1',
+            kind: 'Application',
+            metadata: { name, namespace: 'argocd', annotations: grantAnnotations() },
+            spec: {
+              project: 'default',
+              source: { repoURL: url, path: `apps/${name}`, targetRevision: 'main' },
+              destination: { server: 'https://kubernetes.default.svc', namespace: name },
+            },
+          } as KubernetesObject,
+        ];
   await env.cluster.apply([
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
     keptnSecret(app, env),
-    repoSecret!,
-    {
+    ...objects,
+  ]);
+  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settings(app, tool));
+  if (tool === 'argocd')
+    await env.cluster.mergePatch({
       apiVersion: 'argoproj.io/v1alpha1',
       kind: 'Application',
-      metadata: { name, namespace: 'argocd', annotations: grantAnnotations() },
-      spec: {
-        project: 'default',
-        source: { repoURL: url, path: `apps/${name}`, targetRevision: 'main' },
-        destination: { server: 'https://kubernetes.default.svc', namespace: name },
-      },
-    } as KubernetesObject,
-  ]);
-  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settings(app));
-  await env.cluster.mergePatch({
-    apiVersion: 'argoproj.io/v1alpha1',
-    kind: 'Application',
-    metadata: { name, namespace: 'argocd' },
-    operation: { sync: { revision: commit } },
-  });
+      metadata: { name, namespace: 'argocd' },
+      operation: { sync: { revision: commit } },
+    });
   // The first version has nothing to wait beside: it becomes stable at once.
   await waitUntil(
     `${name}: first version stable`,
@@ -189,9 +204,13 @@ async function deployNewVersion(app: TestApp, strategy: Strategy) {
   return { input, deployment, stableBefore };
 }
 
-describe.each<Strategy>(['blueGreen', 'canary'])('Argo Rollouts %s through Argo CD', (strategy) => {
+describe.each<[Strategy, Tool]>([
+  ['blueGreen', 'argocd'],
+  ['canary', 'argocd'],
+  ['blueGreen', 'flux'],
+])('Argo Rollouts %s through %s', (strategy, tool) => {
   it('deployment leaves the new version paused beside the stable one; release promotes it to stable', async () => {
-    const app = await newApp(strategy);
+    const app = await newApp(strategy, tool);
     const { input, deployment } = await deployNewVersion(app, strategy);
 
     const rel = await runTask('release', afterDeployment(input, deployment, 'pass'), deployment.triggered.shkeptncontext);
@@ -207,7 +226,7 @@ describe.each<Strategy>(['blueGreen', 'canary'])('Argo Rollouts %s through Argo 
   }, 400_000);
 
   it('after a failed quality gate, rollback aborts it and the stable version serves again', async () => {
-    const app = await newApp(strategy);
+    const app = await newApp(strategy, tool);
     const { input, deployment, stableBefore } = await deployNewVersion(app, strategy);
 
     const rb = await runTask('rollback', afterDeployment(input, deployment, 'fail'), deployment.triggered.shkeptncontext);
