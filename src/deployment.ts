@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { codeOf, messageOf, ServiceError } from './errors.js';
-import { missingGrantMessage, secretGrant, TARGET_API_VERSIONS, targetGrant, type GrantDecision } from './grants.js';
+import { missingGrantMessage, secretGrant, TARGET_API_VERSIONS, targetGrant, workloadGrant, type GrantDecision } from './grants.js';
 import { credentialsFromSecretData, type GitCredentials } from './git/credentials.js';
 import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
@@ -14,13 +14,16 @@ import { isRecord } from './json.js';
 import { parseDuration } from './duration.js';
 import type { GitOpsSettings, ImageWriteSetting } from './settings/schema.js';
 import type { SettingsSource } from './settings/source.js';
-import type { DeliveryTool } from './tool.js';
+import type { DeliveryRequest, DeliveryTool } from './tool.js';
 import type { HandlerContext } from './runner.js';
 import type { Progress } from './state/record.js';
 import type { FinalVerdict } from './wait.js';
 import type { ObjectMetadata, ObjectRef } from './k8s/cluster.js';
 import { retry } from './retry.js';
 import { toolOf, type Metrics } from './metrics.js';
+import { strategyPlan, type StrategyPlan } from './progressive.js';
+import type { RolloutGoal } from './rollouts/evaluate.js';
+import { ROLLOUT_API_VERSION, type RolloutRef, type RolloutsDriver } from './rollouts/driver.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;
@@ -30,6 +33,8 @@ export interface DeploymentDeps {
   secretData?(namespace: string, name: string): Promise<Record<string, string>>;
   /** Reads the labels and annotations grants live in (see grants.ts); absent when the service runs without a cluster. */
   objectMetadata?(ref: ObjectRef): Promise<ObjectMetadata>;
+  /** Argo Rollouts: absent when the service runs without a cluster. */
+  rollouts?: Pick<RolloutsDriver, 'wait' | 'promote' | 'abort'>;
   secretNamespace: string;
   defaultTimeoutMs: number;
   author: { name: string; email: string };
@@ -41,7 +46,7 @@ export interface DeploymentDeps {
 export class DeploymentError extends ServiceError {}
 
 /** What a deployment and a rollback of one service both need: its settings, tool, repository and report. */
-interface Prepared {
+export interface Prepared {
   settings: GitOpsSettings;
   tool: DeliveryTool;
   repo: RepoRef;
@@ -49,7 +54,7 @@ interface Prepared {
   report: Omit<DeploymentOutcome, 'status' | 'result' | 'message' | 'gitCommit'>;
 }
 
-async function prepare(
+export async function prepare(
   event: TriggeredEvent<DeploymentTriggeredData>,
   deps: DeploymentDeps,
   log: Logger,
@@ -82,7 +87,7 @@ async function prepare(
  * Makes the change once (or takes the recorded one when resuming), then waits for the tool. `change` returns the
  * commit to wait for, or undefined when there is nothing to change at all.
  */
-async function changeAndWait(
+export async function changeAndWait(
   event: TriggeredEvent,
   deps: DeploymentDeps,
   log: Logger,
@@ -90,6 +95,8 @@ async function changeAndWait(
   p: Prepared,
   change: () => Promise<{ commit: string; created: boolean; reused: boolean } | undefined>,
   written: { images: string[]; files: string[] } = { images: [], files: [] },
+  /** More of the request, e.g. `verifyOnly` for a release that must not apply anything. */
+  request: Pick<DeliveryRequest, 'verifyOnly' | 'argocd'> = {},
 ): Promise<{ progress: Progress; verdict: FinalVerdict } | undefined> {
   let progress = context.progress;
   if (progress) {
@@ -125,6 +132,7 @@ async function changeAndWait(
     log,
     onProgress: (reason) => log.debug({ reason }, 'waiting'),
     ...(p.settings.argocd ? { argocd: p.settings.argocd } : {}),
+    ...request,
   });
   // A verdict, pass or fail; a wait that throws (its watch refused) makes the deployment errored and is not a wait.
   const tool = toolOf(p.settings.target.kind);
@@ -149,6 +157,7 @@ export async function deploy(
 ): Promise<DeploymentOutcome> {
   const { project, stage, service } = event.data;
   const p = await prepare(event, deps, log, context);
+  const plan = await progressivePlan(event, p, deps, log);
   const edits = p.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
   const done = await changeAndWait(
@@ -166,8 +175,22 @@ export async function deploy(
         message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
       }),
     { images: edits.map((e) => formatImageRef(e.image)), files: [...new Set(edits.map((e) => e.file))] },
+    // A Rollout paused for promotion is what a progressive deployment wants: its Suspended health is no failure.
+    plan.kind === 'rollout' ? { argocd: { ...p.settings.argocd, suspended: 'pass' } } : {},
   );
-  const { progress, verdict } = done!;
+  const { progress } = done!;
+  let { verdict } = done!;
+  if (plan.kind === 'rollout' && verdict.state === 'passed') {
+    const held = await followRollout(
+      deps,
+      plan.rollout,
+      'preview',
+      edits.map((e) => formatImageRef(e.image)),
+      progress,
+      log,
+    );
+    verdict = held.state === 'passed' ? { ...held, message: `${verdict.message}; ${held.message}` } : held;
+  }
   const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
     ? {
@@ -198,7 +221,13 @@ export async function rollback(
 ): Promise<DeploymentOutcome> {
   const { stage, service } = event.data;
   const p = await prepare(event, deps, log, context);
-  const done = await changeAndWait(event, deps, log, context, p, () =>
+  // A revert in Git is always possible: a strategy the settings cannot do (its deployment errored, so there is
+  // nothing of it to undo) is rolled back as written.
+  const plan = await progressivePlan(event, p, deps, log).catch((err: unknown) => {
+    if (codeOf(err) !== 'STRATEGY_UNSUPPORTED') throw err;
+    return { kind: 'direct' as const };
+  });
+  const revert = () =>
     deps.git.revertDeployment({
       repo: p.repo,
       author: p.settings.git.author ?? deps.author,
@@ -207,8 +236,13 @@ export async function rollback(
       // Not `Keptn-Context`: a later roll-back in the same sequence must find the deployment, not this revert.
       message: (reverted: string) =>
         `keptn: roll back ${service} in ${stage} (revert ${reverted.slice(0, 12)})\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Rollback-Context:')}`,
-    }),
-  );
+    });
+  const done = await changeAndWait(event, deps, log, context, p, async () => {
+    const made = await revert();
+    // The stable version serves again at once; the revert then brings the Rollout's template back to it.
+    if (made && plan.kind === 'rollout') await rolloutsOf(deps).abort(plan.rollout, log);
+    return made;
+  });
   if (!done) {
     return {
       status: 'succeeded',
@@ -217,7 +251,19 @@ export async function rollback(
       ...p.report,
     };
   }
-  const { progress, verdict } = done;
+  const { progress } = done;
+  let { verdict } = done;
+  if (plan.kind === 'rollout' && verdict.state === 'passed') {
+    const images = p.settings.images.flatMap((w) => {
+      try {
+        return [formatImageRef(imageFrom(event.data, w))];
+      } catch {
+        return [];
+      }
+    });
+    const back = await followRollout(deps, plan.rollout, 'rolled-back', images, progress, log);
+    verdict = back.state === 'passed' ? { ...back, message: `${verdict.message}; ${back.message}` } : back;
+  }
   return verdict.state === 'passed'
     ? {
         status: 'succeeded',
@@ -235,7 +281,65 @@ export async function rollback(
       };
 }
 
-function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRef {
+/**
+ * What the event's strategy means for this service (see progressive.ts); a strategy the settings cannot do, or a
+ * Rollout not granted to the project, ends errored before anything is written.
+ */
+export async function progressivePlan(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  p: Prepared,
+  deps: DeploymentDeps,
+  log: Logger,
+): Promise<Exclude<StrategyPlan, { problem: string }>> {
+  const plan = strategyPlan(requestedStrategy(event.data), p.settings);
+  if ('problem' in plan) throw new DeploymentError('STRATEGY_UNSUPPORTED', plan.problem);
+  if (plan.kind === 'rollout') {
+    rolloutsOf(deps);
+    const ref = { apiVersion: ROLLOUT_API_VERSION, kind: 'Rollout', ...plan.rollout };
+    const metadata = await metadataOf(ref, deps, 'progressive.rollout').catch((err: unknown) => {
+      if (err instanceof DeploymentError) throw err;
+      if (codeOf(err) === 'NOT_FOUND')
+        throw new DeploymentError(
+          'NOT_FOUND',
+          `Rollout ${ref.namespace}/${ref.name} not found; check progressive.rollout in the settings`,
+          {
+            cause: err,
+          },
+        );
+      throw new DeploymentError('API_ERROR', `cannot read the grant on Rollout ${ref.namespace}/${ref.name}: ${messageOf(err)}`, {
+        cause: err,
+      });
+    });
+    refuseUnlessGranted(workloadGrant({ kind: 'Rollout', ...plan.rollout, metadata }, event.data.project), event.data.project, log);
+  }
+  return plan;
+}
+
+export function rolloutsOf(deps: DeploymentDeps): NonNullable<DeploymentDeps['rollouts']> {
+  if (!deps.rollouts)
+    throw new DeploymentError('NO_CLUSTER', 'progressive.rollout names a Rollout, but the service has no Kubernetes access to drive it');
+  return deps.rollouts;
+}
+
+/** Waits, until the task's deadline, for the Rollout to reach `goal`. */
+export function followRollout(
+  deps: DeploymentDeps,
+  ref: RolloutRef,
+  goal: RolloutGoal,
+  images: string[],
+  progress: Pick<Progress, 'commit' | 'deadline'>,
+  log: Logger,
+): Promise<FinalVerdict> {
+  return rolloutsOf(deps).wait(ref, {
+    expectation: { goal, images },
+    deadline: progress.deadline,
+    commit: progress.commit,
+    log,
+    onProgress: (reason) => log.debug({ reason }, 'waiting for the rollout'),
+  });
+}
+
+export function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRef {
   const key = w.value ?? 'image';
   const values = data.configurationChange?.values;
   const value = isRecord(values) ? values[key] : undefined;
@@ -254,7 +358,7 @@ function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRe
   }
 }
 
-function fileEdit(w: ImageWriteSetting, image: ImageRef): FileEdit {
+export function fileEdit(w: ImageWriteSetting, image: ImageRef): FileEdit {
   const write: ImageWrite = w.kustomizeImage
     ? { kind: 'kustomizeImage', name: w.kustomizeImage }
     : w.yamlPath

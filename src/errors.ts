@@ -18,6 +18,9 @@ export const ERROR_CODES = [
   'MISSING_IMAGE',
   'NO_TOOL',
   'NO_CLUSTER',
+  // What a release needs from the sequence, and what the target can do.
+  'MISSING_REVISION',
+  'STRATEGY_UNSUPPORTED',
   // Grants: what a project may use.
   'GRANT_MISSING',
   // Credentials.

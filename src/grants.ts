@@ -143,6 +143,7 @@ const KUBECTL_RESOURCES: Record<string, string> = {
   Kustomization: 'kustomizations.kustomize.toolkit.fluxcd.io',
   HelmRelease: 'helmreleases.helm.toolkit.fluxcd.io',
   Application: 'applications.argoproj.io',
+  Rollout: 'rollouts.argoproj.io',
 };
 
 function annotateCommand(s: Pick<GrantSubject, 'kind' | 'namespace' | 'name'>, annotation: string, current: string[], add: string): string {
@@ -205,6 +206,15 @@ export function secretGrant(secret: GrantSubject, project: string, gitUrl: strin
 /** May `project` drive this Flux or Argo CD object (write what it applies, ask it to reconcile or sync)? */
 export function targetGrant(target: GrantSubject, project: string): GrantDecision {
   return projectGrant(target, project, 'the settings name it as target, and only the projects it lists may deploy through it');
+}
+
+/** May `project` promote and abort this progressive workload (an Argo Rollouts Rollout)? */
+export function workloadGrant(workload: GrantSubject, project: string): GrantDecision {
+  return projectGrant(
+    workload,
+    project,
+    'the settings name it as progressive.rollout, and only the projects it lists may promote or abort it',
+  );
 }
 
 /** The message of an errored `.finished`: the object, the annotation, the value it must list, and how to add it. */

@@ -13,6 +13,8 @@ import { GitWorkspace, safeUrl } from './git/workspace.js';
 import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
 import { HttpEventSink } from './keptn/sender.js';
 import { PrometheusMetrics } from './metrics.js';
+import { release } from './release.js';
+import { RolloutsDriver } from './rollouts/driver.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
@@ -49,6 +51,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       onPushRetry: () => metrics.pushRetried(),
     }),
     tools: [new FluxTool(cluster), new ArgoCDTool(cluster)],
+    rollouts: new RolloutsDriver(cluster),
     secretData: (ns, name) => cluster.secretData(ns, name),
     objectMetadata: (ref) => cluster.objectMetadata(ref),
     secretNamespace: config.secretNamespace,
@@ -59,7 +62,12 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   const runner = new DeploymentRunner({
     sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
     handle: (event, eventLog, context) =>
-      (event.task === 'rollback' ? rollback : deploy)(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, context),
+      (event.task === 'rollback' ? rollback : event.task === 'release' ? release : deploy)(
+        event as TriggeredEvent<DeploymentTriggeredData>,
+        deps,
+        eventLog,
+        context,
+      ),
     log,
     source: config.serviceName,
     store: new ConfigMapStore(kc, config.stateNamespace),

@@ -18,6 +18,12 @@ export interface DeliveryRequest {
   images: string[];
   /** The repository files we edited, to name when what runs is not what we wrote. */
   files: string[];
+  /**
+   * Confirm only, apply nothing: the commit may be older than what the branch holds now (a release checks what a
+   * deployment applied earlier), so starting a sync of it would take back later commits. Drivers still ask the tool
+   * to look at the branch (a refresh, a reconcile request), which changes nothing the branch does not already say.
+   */
+  verifyOnly?: boolean;
   /** The settings' Argo CD block; only the Argo CD driver reads it. */
   argocd?: ArgoCDSettings;
   /** Epoch milliseconds. */

@@ -144,4 +144,14 @@ container and makes server-side apply refuse the object (duplicate entries for k
   resources: [appprojects]
   verbs: [get]
 {{- end }}
+{{- if .Values.rbac.rollouts }}
+# Progressive strategies: follow the settings' Rollout, promote it (release) and abort it (rollback), as the
+# kubectl argo rollouts plugin does, on the status subresource.
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, list, watch, patch]
+- apiGroups: [argoproj.io]
+  resources: [rollouts/status]
+  verbs: [patch]
+{{- end }}
 {{- end }}

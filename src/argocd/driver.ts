@@ -99,7 +99,8 @@ export class ArgoCDTool implements DeliveryTool {
     const retryRefresh = new RefreshRequest();
     await this.cluster.mergePatch(ref, { metadata: { annotations: { [REFRESH]: 'hard' } } });
     hardRefresh.requested(app.metadata.resourceVersion);
-    const mustSync = !isAutomated(app);
+    // A release (verifyOnly) never syncs: its commit may be older than the branch, and a sync of it would undo later ones.
+    const mustSync = !isAutomated(app) && !req.verifyOnly;
     let syncStarted = false;
     let syncFailure: string | undefined;
     const log = req.log.child({ application: `${namespace}/${name}` });

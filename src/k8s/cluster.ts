@@ -18,6 +18,8 @@ export interface Cluster {
    * the API server rejects it with 409 when anyone wrote in between (STATE_CONFLICT, retryable: read again).
    */
   mergePatchAt(kind: ResourceKind, namespace: string, name: string, resourceVersion: string, patch: Record<string, unknown>): Promise<void>;
+  /** A JSON merge patch of a custom object's status subresource (e.g. what `kubectl argo rollouts promote` writes). */
+  mergePatchStatus(kind: ResourceKind, namespace: string, name: string, patch: Record<string, unknown>): Promise<void>;
   /**
    * Labels and annotations of one object (a Secret, a Flux or Argo CD object): where grants are read. A plain GET,
    * so RBAC that names single Secrets (`resourceNames`) suffices; the rest of the object is dropped.
@@ -135,6 +137,17 @@ export class KubeCluster implements Cluster {
       );
     } catch (err: unknown) {
       throw writeError(err, `${kind.plural}.${kind.group} ${namespace}/${name}`);
+    }
+  }
+
+  async mergePatchStatus(kind: ResourceKind, namespace: string, name: string, patch: Record<string, unknown>): Promise<void> {
+    try {
+      await this.custom.patchNamespacedCustomObjectStatus(
+        { ...kind, namespace, name, body: patch, fieldManager: 'keptn-gitops-service' },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err: unknown) {
+      throw writeError(err, `${kind.plural}.${kind.group} ${namespace}/${name} status`);
     }
   }
 

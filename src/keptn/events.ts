@@ -46,6 +46,16 @@ export interface DeploymentTriggeredData extends KeptnEventData {
   };
 }
 
+/**
+ * `release.triggered` carries what the earlier tasks of the sequence reported: shipyard-controller merges the data of
+ * every `.finished` of the sequence's earlier tasks into the next `.triggered` (keptn/keptn 1.4.5,
+ * shipyard-controller/models/sequence_execution.go GetNextTriggeredEventData), so our `deployment.finished` arrives
+ * here as `deployment`, with the commit it deployed in `gitCommit`.
+ */
+export interface ReleaseTriggeredData extends DeploymentTriggeredData {
+  deployment?: DeploymentTriggeredData['deployment'] & { gitCommit?: unknown; deploymentNames?: unknown };
+}
+
 /** A `.triggered` event of a task we handle, already validated. */
 export interface TriggeredEvent<D extends KeptnEventData = KeptnEventData> extends KeptnEnvelope {
   task: string;

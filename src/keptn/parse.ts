@@ -18,7 +18,7 @@ export type ParseOutcome =
   | { kind: 'too-large'; reason: string };
 
 /** Tasks this service answers. Anything else that is a valid CloudEvent is acknowledged and ignored. */
-export const HANDLED_TASKS = ['deployment', 'rollback'] as const;
+export const HANDLED_TASKS = ['deployment', 'rollback', 'release'] as const;
 export type HandledTask = (typeof HANDLED_TASKS)[number];
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

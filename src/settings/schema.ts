@@ -42,6 +42,22 @@ export interface GitOpsSettings {
   report?: { deploymentNames?: string[]; deploymentURIsLocal?: string[]; deploymentURIsPublic?: string[] };
   /** How Argo CD states that do not end on their own are judged; only for target.kind Application. */
   argocd?: ArgoCDSettings;
+  /** The progressive workload of the service, and the Keptn deployment strategies that deploy through it. */
+  progressive?: ProgressiveSettings;
+}
+
+/** Keptn's strategies that never go through a progressive workload: they deploy and release as written. */
+export const DIRECT_STRATEGIES = ['direct', 'user_managed'] as const;
+export const DEFAULT_PROGRESSIVE_STRATEGIES = ['blue_green_service'] as const;
+
+export interface ProgressiveSettings {
+  /**
+   * The Argo Rollouts Rollout our image goes into (applied by the target from the files in `images`): a deployment
+   * leaves the new version paused as preview or canary, `release` promotes it, `rollback` aborts it.
+   */
+  rollout: { name: string; namespace: string };
+  /** The `deploymentstrategy` names (shipyard task properties) that deploy through it; default [blue_green_service]. */
+  strategies?: string[];
 }
 
 export const SUSPENDED_VERDICTS = ['fail', 'pass', 'wait'] as const;
@@ -153,6 +169,27 @@ export const settingsSchema = {
         },
       },
     },
+    progressive: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['rollout'],
+      description: 'the Argo Rollouts Rollout of the service and the Keptn deployment strategies that go through it',
+      properties: {
+        rollout: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'namespace'],
+          properties: { name: { type: 'string', pattern: K8S_NAME }, namespace: { type: 'string', pattern: K8S_NAME } },
+        },
+        strategies: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 20,
+          items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' },
+          description: 'deploymentstrategy names that deploy progressively; default [blue_green_service]',
+        },
+      },
+    },
     report: {
       type: 'object',
       additionalProperties: false,
@@ -227,6 +264,9 @@ function semanticProblems(s: GitOpsSettings): string[] {
   });
   if (s.timeout !== undefined && parseDuration(s.timeout) > 24 * 3600_000) problems.push('timeout: at most 24h');
   if (s.argocd && s.target.kind !== 'Application') problems.push('argocd: only for target.kind Application');
+  for (const strategy of s.progressive?.strategies ?? [])
+    if ((DIRECT_STRATEGIES as readonly string[]).includes(strategy))
+      problems.push(`progressive.strategies: ${strategy} deploys as written and cannot be progressive`);
   return problems;
 }
 

@@ -27,10 +27,20 @@ import { freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startResourceService, type ResourceService } from './resourceservice.js';
+import { startRollouts, type Rollouts } from './rollouts.js';
+
+/** The `.triggered` events the service answers: the chart's `distributor.topics`. */
+export const SERVICE_TOPICS = [
+  'sh.keptn.event.deployment.triggered',
+  'sh.keptn.event.rollback.triggered',
+  'sh.keptn.event.release.triggered',
+];
 
 export interface EnvironmentOptions {
   flux?: boolean;
   argocd?: boolean;
+  /** The Argo Rollouts controller (built on first use: about 3 minutes cold on 2 cores). */
+  rollouts?: boolean;
   /** Default: a fresh directory under the OS temp dir. Logs go to `<workDir>/logs`. */
   workDir?: string;
   /** Service settings from the environment, e.g. DEFAULT_TIMEOUT. */
@@ -55,6 +65,7 @@ export interface Environment {
   git: GitServer;
   flux?: Flux;
   argocd?: ArgoCD;
+  rollouts?: Rollouts;
   nats: Nats;
   distributor?: Distributor;
   resources: ResourceService;
@@ -117,6 +128,10 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     ]);
     if (flux) stops.push(() => flux.stop());
     if (argocd) stops.push(() => argocd.stop());
+    const rollouts = opts.rollouts
+      ? await startRollouts({ kubeconfigPath: kube.kubeconfigPath, workDir: join(workDir, 'rollouts'), logDir })
+      : undefined;
+    if (rollouts) stops.push(() => rollouts.stop());
 
     const nats = await startNats({ workDir: join(workDir, 'nats'), logDir });
     stops.push(() => nats.stop());
@@ -139,6 +154,7 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       git,
       ...(flux ? { flux } : {}),
       ...(argocd ? { argocd } : {}),
+      ...(rollouts ? { rollouts } : {}),
       nats,
       resources,
       controlPlane,
@@ -152,7 +168,7 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     const distributor = await startDistributor({
       natsUrl: nats.url,
       recipientPort: servicePort,
-      topics: ['sh.keptn.event.deployment.triggered', 'sh.keptn.event.rollback.triggered'],
+      topics: SERVICE_TOPICS,
       resourceServiceUrl: resources.url,
       logDir,
     });
@@ -233,7 +249,7 @@ export async function startServiceProcess(
     startDistributor({
       natsUrl: env.nats.url,
       recipientPort: port,
-      topics: ['sh.keptn.event.deployment.triggered', 'sh.keptn.event.rollback.triggered'],
+      topics: SERVICE_TOPICS,
       resourceServiceUrl: env.resources.url,
       logDir: env.logDir,
       name: `distributor-${opts.replicaId}`,

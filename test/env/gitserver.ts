@@ -18,6 +18,11 @@ export interface GitServer {
   createRepo(name: string, files: Record<string, string>): Promise<{ url: string; commit: string }>;
   /** Commits `files` to `branch` as someone else would (a foreign push); returns the new commit. */
   commitAsOther(name: string, files: Record<string, string>, message: string, branch?: string): Promise<string>;
+  /**
+   * Rewrites `branch` as someone else would with a force-push: resets it to `onto`, commits `files` there, and
+   * pushes over whatever the branch held. Returns the new head.
+   */
+  rewriteAsOther(name: string, onto: string, files: Record<string, string>, message: string, branch?: string): Promise<string>;
   /** `git log` of a branch in the bare repository: newest first, `%H %s`. */
   log(name: string, branch?: string): Promise<Array<{ sha: string; subject: string; body: string }>>;
   readFile(name: string, path: string, branch?: string): Promise<string>;
@@ -118,6 +123,15 @@ export async function startGitServer(opts: { root: string; username?: string; pa
       await git(dir, ['add', '-A']);
       await git(dir, ['commit', '-q', '--allow-empty', '-m', message]);
       await git(dir, ['push', '-q', 'origin', branch]);
+      return (await git(dir, ['rev-parse', 'HEAD'])).trim();
+    },
+    async rewriteAsOther(name, onto, files, message, branch = 'main') {
+      const dir = await worktree(name, branch);
+      await git(dir, ['reset', '-q', '--hard', onto]);
+      await writeFiles(dir, files);
+      await git(dir, ['add', '-A']);
+      await git(dir, ['commit', '-q', '--allow-empty', '-m', message]);
+      await git(dir, ['push', '-q', '--force', 'origin', branch]);
       return (await git(dir, ['rev-parse', 'HEAD'])).trim();
     },
     async log(name, branch = 'main') {

@@ -1,0 +1,187 @@
+/**
+ * When is an Argo Rollouts `Rollout` where a Keptn task wants it? Pure rules over the Rollout's own status (Argo
+ * Rollouts v1.10), never the health summary alone: the phase and message the controller computes
+ * (utils/rollout/rolloututil.go GetRolloutPhase, CalculateRolloutPhase), its pause conditions
+ * (pkg/apis/rollouts/v1alpha1/types.go PauseReason), and the pod-template hashes: `currentPodHash` is the version the
+ * spec asks for, `stableRS` the version promoted last; the two are equal once a version is fully promoted
+ * (rolloututil.go IsFullyPromoted). The rule table is in docs/verdicts.md (Argo Rollouts).
+ *
+ * Goals:
+ * - `preview` (deployment): our version runs beside the stable one, healthy and held back: paused for promotion
+ *   (blue-green: `BlueGreenPause` with the preview Service on our hash; canary: a `CanaryPauseStep`).
+ * - `stable` (release): our version is promoted: current = stable, phase Healthy.
+ * - `rolled-back` (rollback): the stable version serves again: current = stable, phase Healthy, and it is not ours.
+ */
+import type { Verdict } from '../readiness.js';
+
+/**
+ * Whether the template carries the image we wrote: the manifest holds what our commit wrote, so the reference is
+ * compared as written, Docker Hub's implicit `docker.io/` and `library/` aside; a tag-only write matches any digest.
+ */
+export function carriesImage(written: string, inTemplate: string): boolean {
+  const norm = (ref: string) =>
+    ref
+      .trim()
+      .replace(/^(index\.)?docker\.io\//, '')
+      .replace(/^library\//, '');
+  const w = norm(written);
+  const t = norm(inTemplate);
+  return t === w || (!w.includes('@') && t.startsWith(`${w}@`));
+}
+
+export interface RolloutObject {
+  metadata: { name: string; namespace?: string; generation?: number };
+  spec?: {
+    paused?: boolean;
+    template?: { spec?: { containers?: Array<{ name?: string; image?: string }> } };
+    strategy?: { blueGreen?: { activeService?: string; previewService?: string }; canary?: { steps?: unknown[] } };
+  };
+  status?: {
+    /** A string in Rollouts (a number since v0.10, a hash before). */
+    observedGeneration?: string | number;
+    phase?: string;
+    message?: string;
+    pauseConditions?: Array<{ reason?: string; startTime?: string }> | null;
+    controllerPause?: boolean;
+    abort?: boolean;
+    promoteFull?: boolean;
+    currentPodHash?: string;
+    stableRS?: string;
+    currentStepIndex?: number;
+    blueGreen?: { activeSelector?: string; previewSelector?: string };
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+  };
+}
+
+export type RolloutGoal = 'preview' | 'stable' | 'rolled-back';
+
+export interface RolloutExpectation {
+  goal: RolloutGoal;
+  /** The images we wrote; the Rollout's template must carry them (preview, stable) or no longer carry them (rolled-back). */
+  images: readonly string[];
+}
+
+export function rolloutName(ro: RolloutObject): string {
+  return `Rollout ${ro.metadata.namespace ?? ''}/${ro.metadata.name}`;
+}
+
+/** The strategy the Rollout's spec names. */
+export function rolloutStrategy(ro: RolloutObject): 'blueGreen' | 'canary' | undefined {
+  if (ro.spec?.strategy?.blueGreen) return 'blueGreen';
+  if (ro.spec?.strategy?.canary) return 'canary';
+  return undefined;
+}
+
+/** rolloututil.go isGenerationObserved: a numeric observedGeneration must equal metadata.generation. */
+function generationObserved(ro: RolloutObject): boolean {
+  const observed = Number(ro.status?.observedGeneration);
+  if (!Number.isInteger(observed) || ro.metadata.generation === undefined) return true;
+  return observed >= ro.metadata.generation;
+}
+
+function templateImages(ro: RolloutObject): string[] {
+  return (ro.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? '').filter(Boolean);
+}
+
+const DEGRADING_REASONS = new Set(['RolloutAborted', 'ProgressDeadlineExceeded']);
+
+/** A failure the controller reports about the version the spec asks for (CalculateRolloutPhase's Degraded cases). */
+function degradedBy(ro: RolloutObject): string | undefined {
+  for (const c of ro.status?.conditions ?? []) {
+    if (c.type === 'InvalidSpec' && c.status === 'True') return `InvalidSpec: ${c.message ?? ''}`;
+    if (c.reason && DEGRADING_REASONS.has(c.reason)) return `${c.reason}: ${c.message ?? ''}`;
+  }
+  if (ro.status?.phase === 'Degraded') return ro.status.message || 'Degraded';
+  return undefined;
+}
+
+export function evaluateRollout(ro: RolloutObject, expected: RolloutExpectation): Verdict {
+  const name = rolloutName(ro);
+  const status = ro.status ?? {};
+  const images = templateImages(ro);
+  const hash = status.currentPodHash;
+  const revision = hash ?? '';
+  if (!generationObserved(ro))
+    return { state: 'pending', reason: `${name}: the controller has not yet observed generation ${ro.metadata.generation}` };
+  // rolloututil.go IsUnpausing: pause conditions cleared, the controller has not reacted yet.
+  if (status.controllerPause && !status.pauseConditions?.length) return { state: 'pending', reason: `${name} is unpausing` };
+  const ours = expected.images.length > 0 && expected.images.every((w) => images.some((i) => carriesImage(w, i)));
+  const phase = `${status.phase ?? 'no phase'}${status.message ? ` (${status.message})` : ''}`;
+  const promoted = Boolean(hash) && hash === status.stableRS;
+
+  if (expected.goal === 'rolled-back') {
+    if (promoted && status.phase === 'Healthy' && !ours)
+      return { state: 'passed', message: `${name} serves its stable version ${hash} (${images.join(', ')}) again`, revision };
+    if (status.abort && !ours)
+      return { state: 'pending', reason: `${name} is aborted; waiting for the reverted template to become stable: ${phase}` };
+    if (status.abort)
+      return {
+        state: 'pending',
+        reason: `${name} is aborted and serves its stable version ${status.stableRS ?? ''}; waiting for the revert in Git`,
+      };
+    return { state: 'pending', reason: `${name}: ${phase}` };
+  }
+
+  if (expected.images.length > 0 && !ours)
+    return {
+      state: 'failed',
+      message: `${name} runs ${images.join(', ') || 'no image'}, not ${expected.images.join(', ')}: the file we wrote is not what deploys it; check progressive.rollout in the settings`,
+    };
+  if (status.abort)
+    return { state: 'failed', message: `${name} was aborted: ${phase}; its stable version ${status.stableRS ?? ''} serves`, revision };
+  const degraded = degradedBy(ro);
+  if (degraded) return { state: 'failed', message: `${name} is Degraded at ${hash ?? 'our version'}: ${degraded}`, revision };
+
+  if (expected.goal === 'stable') {
+    if (promoted && status.phase === 'Healthy')
+      return { state: 'passed', message: `${name} promoted ${hash} (${images.join(', ')}) to stable and it is Healthy`, revision };
+    return { state: 'pending', reason: `${name} is not stable at ${hash ?? 'our version'} yet: ${phase}` };
+  }
+
+  // preview
+  if (promoted && status.phase === 'Healthy')
+    return {
+      state: 'passed',
+      message: `${name} runs ${hash} as its stable version already (first version, or nothing held it back), Healthy`,
+      revision,
+    };
+  const reasons = (status.pauseConditions ?? []).map((p) => p.reason);
+  if (status.phase === 'Paused' && !promoted) {
+    const strategy = rolloutStrategy(ro);
+    if (strategy === 'blueGreen' && reasons.includes('BlueGreenPause')) {
+      // bluegreen.go reconcileBlueGreenPause: the pause is only added once the new ReplicaSet is ready (ReadyForPause).
+      if (status.blueGreen?.previewSelector !== hash)
+        return { state: 'pending', reason: `${name} is paused; the preview Service does not select ${hash} yet` };
+      return {
+        state: 'passed',
+        message: `${name} runs ${hash} (${images.join(', ')}) as preview, Healthy and paused for promotion; stable is ${status.stableRS ?? 'none'}`,
+        revision,
+      };
+    }
+    if (strategy === 'canary' && reasons.includes('CanaryPauseStep'))
+      return {
+        state: 'passed',
+        message: `${name} runs ${hash} (${images.join(', ')}) as canary at step ${status.currentStepIndex ?? '?'}, paused for promotion; stable is ${status.stableRS ?? 'none'}`,
+        revision,
+      };
+    if (reasons.some((r) => r === 'InconclusiveAnalysisRun' || r === 'InconclusiveExperiment'))
+      return { state: 'failed', message: `${name} paused on an inconclusive analysis: ${reasons.join(', ')}`, revision };
+  }
+  return { state: 'pending', reason: `${name} at ${hash ?? 'our version'}: ${phase}` };
+}
+
+/**
+ * The patches `kubectl argo rollouts promote --full` makes (pkg/kubectl-argo-rollouts/cmd/promote/promote.go,
+ * getPatches, case full): unpause the spec if it is paused, and ask the controller, on the status subresource, to
+ * promote fully, skipping the remaining steps, pauses and analysis. Keptn's quality gate is the decision: once the
+ * release is triggered, nothing more should hold the version back.
+ */
+export function promotePatches(ro: RolloutObject): { spec?: Record<string, unknown>; status?: Record<string, unknown> } {
+  return {
+    ...(ro.spec?.paused ? { spec: { spec: { paused: false } } } : {}),
+    ...(ro.status?.currentPodHash !== ro.status?.stableRS ? { status: { status: { promoteFull: true } } } : {}),
+  };
+}
+
+/** The patch `kubectl argo rollouts abort` makes, on the status subresource (cmd/abort/abort.go). */
+export const ABORT_PATCH = { status: { abort: true } } as const;

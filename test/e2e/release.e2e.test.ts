@@ -1,0 +1,243 @@
+// Keptn's `release` task end to end, against real peers: this test plays Keptn's control plane on NATS through a
+// delivery sequence (deployment, then release), building each `.triggered` the way shipyard-controller does; the real
+// distributor hands the events to the service; real Flux or Argo CD applied the deployment. A `direct` release writes
+// nothing to Git: it confirms that what runs is still the deployed commit, or a later one that contains it.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { startEnvironment, type Environment } from '../env/environment.js';
+import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
+import { waitUntil } from '../env/process.js';
+import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
+
+let env: Environment;
+let events: EventStream;
+let counter = 0;
+const tools = (process.env['E2E_TOOLS'] ?? 'flux,argocd').split(',').filter((t): t is Tool => t === 'flux' || t === 'argocd');
+
+beforeAll(async () => {
+  env = await startEnvironment({ flux: tools.includes('flux'), argocd: tools.includes('argocd') });
+  events = env.controlPlane.subscribe('sh.keptn.event.>');
+}, 300_000);
+
+afterAll(async () => {
+  events?.close();
+  await env?.stop();
+}, 60_000);
+
+async function newApp(tool: Tool): Promise<TestApp> {
+  const name = `rel-${tool}-${++counter}`;
+  const { url, commit } = await env.git.createRepo(name, appFiles(name));
+  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+    keptnSecret(app, env),
+    ...toolObjects(tool, app, env),
+  ]);
+  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml(tool, app));
+  if (tool === 'argocd') {
+    await env.cluster.mergePatch({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Application',
+      metadata: { name, namespace: 'argocd' },
+      operation: { sync: { revision: commit } },
+    });
+  }
+  await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
+    timeoutMs: 120_000,
+  });
+  return app;
+}
+
+type Status = { status?: Record<string, unknown> & { sync?: { revision?: string }; operationState?: { phase?: string } } };
+
+/** The team's tool applies `commit` (a later one on the branch), the way the team would make it, before the release. */
+async function toolApplies(tool: Tool, app: TestApp, commit: string): Promise<void> {
+  const now = new Date().toISOString();
+  if (tool === 'flux') {
+    for (const [apiVersion, kind] of [
+      ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
+      ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
+    ] as const)
+      await env.cluster.mergePatch({
+        apiVersion,
+        kind,
+        metadata: { name: app.name, namespace: 'flux-system', annotations: { 'reconcile.fluxcd.io/requestedAt': now } },
+      });
+  } else {
+    await env.cluster.mergePatch({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Application',
+      metadata: { name: app.name, namespace: 'argocd' },
+      operation: { sync: { revision: commit } },
+    });
+  }
+  await waitUntil(
+    `${tool} applied ${commit}`,
+    async () => {
+      const obj =
+        tool === 'flux'
+          ? await env.cluster.read<KubernetesObject & Status>('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', app.name)
+          : await env.cluster.read<KubernetesObject & Status>('argoproj.io/v1alpha1', 'Application', 'argocd', app.name);
+      return tool === 'flux'
+        ? obj.status?.['lastAppliedRevision'] === `main@sha1:${commit}`
+        : obj.status?.sync?.revision === commit && obj.status.operationState?.phase === 'Succeeded';
+    },
+    { timeoutMs: 120_000 },
+  );
+}
+
+/**
+ * shipyard-controller's merge of task data (keptn/keptn 1.4.5 shipyard-controller/internal/common/utils.go Merge):
+ * maps merge key by key, a later scalar wins, a later list goes first.
+ */
+function merge(a: unknown, b: unknown): unknown {
+  if (Array.isArray(a)) return Array.isArray(b) ? [...b, ...a] : (b ?? a);
+  if (a && typeof a === 'object' && b && typeof b === 'object' && !Array.isArray(b)) {
+    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(b)) out[k] = out[k] === undefined || out[k] === null ? v : merge(out[k], v);
+    return out;
+  }
+  return b ?? a;
+}
+
+/**
+ * The next task's `.triggered` data as shipyard-controller builds it (models/sequence_execution.go
+ * GetNextTriggeredEventData): the sequence's input, then every earlier task's `.finished` data, the last task's
+ * result and status, the task's shipyard properties, and no message.
+ */
+function nextTriggeredData(input: Record<string, unknown>, finished: KeptnCloudEvent[], task: string, properties = {}) {
+  let data = merge({}, input) as Record<string, unknown>;
+  for (const f of finished) data = merge(data, f.data) as Record<string, unknown>;
+  const last = finished.at(-1)?.data as { result?: string; status?: string } | undefined;
+  return { ...data, result: last?.result, status: last?.status, [task]: merge(data[task], properties), message: '' };
+}
+
+interface TaskRun {
+  triggered: KeptnCloudEvent;
+  started: KeptnCloudEvent;
+  finished: KeptnCloudEvent;
+}
+
+async function runTask(task: string, data: Record<string, unknown>, shkeptncontext?: string): Promise<TaskRun> {
+  const triggered = keptnEvent(`sh.keptn.event.${task}.triggered`, data, {
+    gitcommitid: env.resources.version()!,
+    ...(shkeptncontext ? { shkeptncontext } : {}),
+  });
+  await env.controlPlane.publish(triggered);
+  const started = await events.waitFor(answerTo(triggered.id, 'started', task), { timeoutMs: 10_000, what: `${task}.started` });
+  const finished = await events.waitFor(answerTo(triggered.id, 'finished', task), { timeoutMs: 180_000, what: `${task}.finished` });
+  return { triggered, started, finished };
+}
+
+/** The delivery sequence's input, as `keptn trigger delivery --image=...` makes it. */
+const deliveryInput = (app: TestApp, tag = '0.2.0') => ({
+  project: 'podtato',
+  stage: 'dev',
+  service: app.service,
+  configurationChange: { values: { image: `${IMAGE}:${tag}` } },
+});
+
+async function deploy(app: TestApp): Promise<{ input: Record<string, unknown>; deployment: TaskRun }> {
+  const input = deliveryInput(app);
+  const deployment = await runTask('deployment', nextTriggeredData(input, [], 'deployment', { deploymentstrategy: 'direct' }));
+  expect(deployment.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+  return { input, deployment };
+}
+
+/** What the sequence ran before release: the deployment, then a passed quality gate (nobody here answers test/evaluation). */
+function releaseData(input: Record<string, unknown>, deployment: TaskRun) {
+  const evaluation = keptnEvent('sh.keptn.event.evaluation.finished', {
+    ...(input as object),
+    status: 'succeeded',
+    result: 'pass',
+    evaluation: { score: 100, result: 'pass' },
+  });
+  return nextTriggeredData(input, [deployment.finished, evaluation], 'release');
+}
+
+function expectExactlyOneStartedAndFinished(run: TaskRun, task: string): void {
+  expect(
+    events.received
+      .filter((e) => e.triggeredid === run.triggered.id)
+      .map((e) => e.type)
+      .sort(),
+  ).toEqual([`sh.keptn.event.${task}.finished`, `sh.keptn.event.${task}.started`]);
+  for (const e of [run.started, run.finished]) {
+    expect(e).toMatchObject({ shkeptncontext: run.triggered.shkeptncontext, triggeredid: run.triggered.id, source: 'gitops-service' });
+    expect(e.data).toMatchObject({ project: 'podtato', stage: 'dev', service: run.triggered.data.service });
+  }
+}
+
+describe.each(tools)('release through %s', (tool) => {
+  it('deployment then release: the release confirms the deployed commit runs, writes nothing, one .started/.finished each', async () => {
+    const app = await newApp(tool);
+    const { input, deployment } = await deploy(app);
+    const deployed = String(deployment.finished.data.deployment.gitCommit);
+    const commitsBefore = await env.git.log(app.repo);
+
+    const rel = await runTask('release', releaseData(input, deployment), deployment.triggered.shkeptncontext);
+    expect(rel.triggered.data).toMatchObject({ deployment: { gitCommit: deployed, deploymentstrategy: 'direct' }, result: 'pass' });
+    expectExactlyOneStartedAndFinished(deployment, 'deployment');
+    expectExactlyOneStartedAndFinished(rel, 'release');
+    expect(rel.finished.data).toMatchObject({
+      status: 'succeeded',
+      result: 'pass',
+      release: { gitCommit: deployed, deploymentstrategy: 'direct', deploymentNames: [app.service] },
+    });
+    expect(rel.finished.data.message).toMatch(new RegExp(`^released: commit ${deployed}, deployed by this sequence, still runs`));
+    expect(await env.git.log(app.repo)).toEqual(commitsBefore);
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+  }, 300_000);
+
+  it("passes after someone else's unrelated later commit: it contains the deployed one", async () => {
+    const app = await newApp(tool);
+    const { input, deployment } = await deploy(app);
+    const foreign = await env.git.commitAsOther(app.repo, { 'docs/NOTES.md': 'unrelated change\n' }, 'docs: notes');
+    await toolApplies(tool, app, foreign);
+
+    const rel = await runTask('release', releaseData(input, deployment), deployment.triggered.shkeptncontext);
+    expectExactlyOneStartedAndFinished(rel, 'release');
+    expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+    expect((await env.git.log(app.repo))[0]!.sha).toBe(foreign);
+    // The tool's own words name the later commit it applied, which contains the deployed one.
+    expect(rel.finished.data.message).toContain(foreign);
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+  }, 300_000);
+
+  it('fails, saying why, when the deployed commit is no longer on the branch', async () => {
+    const app = await newApp(tool);
+    const { input, deployment } = await deploy(app);
+    const deployed = String(deployment.finished.data.deployment.gitCommit);
+    await env.git.rewriteAsOther(app.repo, app.initialCommit, { 'docs/NOTES.md': 'history rewritten\n' }, 'rewrite');
+
+    const rel = await runTask('release', releaseData(input, deployment), deployment.triggered.shkeptncontext);
+    expectExactlyOneStartedAndFinished(rel, 'release');
+    expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'fail', release: { gitCommit: deployed } });
+    expect(rel.finished.data.message).toMatch(
+      new RegExp(`the deployed commit ${deployed} is no longer on branch main: its history was rewritten after the deployment`),
+    );
+  }, 300_000);
+});
+
+describe('a release that cannot be done ends in .started then an errored .finished that says what to fix', () => {
+  it('without a deployed revision (no deployment task answered by this service before release)', async () => {
+    const app = await newApp(tools[0]!);
+    const rel = await runTask('release', nextTriggeredData(deliveryInput(app), [], 'release', {}));
+    expectExactlyOneStartedAndFinished(rel, 'release');
+    expect(rel.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+    expect(rel.finished.data.message).toMatch(/carries no deployment.gitCommit.*deployment task answered by keptn-gitops-service/);
+  }, 300_000);
+
+  it('with a strategy the target cannot promote', async () => {
+    const app = await newApp(tools[0]!);
+    const { input, deployment } = await deploy(app);
+    const data = releaseData(input, deployment);
+    const rel = await runTask('release', {
+      ...data,
+      deployment: { ...(data['deployment'] as object), deploymentstrategy: 'blue_green_service' },
+    });
+    expectExactlyOneStartedAndFinished(rel, 'release');
+    expect(rel.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+    expect(rel.finished.data.message).toMatch(/"blue_green_service" needs a progressive workload.*alone cannot do/);
+  }, 300_000);
+});

@@ -1,0 +1,256 @@
+// Progressive delivery with Argo Rollouts end to end, against real peers: the real Rollouts controller (v1.10.1)
+// runs the Rollout that real Argo CD or Flux applies from Git; kwok makes the Pods ready. This test plays Keptn's control
+// plane: deployment (the new version waits as preview or canary), then release (promote) or, after a failed quality
+// gate, rollback (abort, and the stable version serves again). Keptn sees the same events as for a direct deployment.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { startEnvironment, type Environment } from '../env/environment.js';
+import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
+import { waitUntil } from '../env/process.js';
+import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
+
+let env: Environment;
+let events: EventStream;
+let counter = 0;
+
+beforeAll(async () => {
+  env = await startEnvironment({ argocd: true, flux: true, rollouts: true });
+  events = env.controlPlane.subscribe('sh.keptn.event.>');
+}, 400_000);
+
+afterAll(async () => {
+  events?.close();
+  await env?.stop();
+}, 60_000);
+
+type Strategy = 'blueGreen' | 'canary';
+/** The Keptn strategy name each Rollout strategy answers to in these settings. */
+const KEPTN_STRATEGY: Record<Strategy, string> = { blueGreen: 'blue_green_service', canary: 'canary' };
+
+interface RolloutState {
+  spec: { template: { spec: { containers: Array<{ image: string }> } } };
+  status?: { phase?: string; currentPodHash?: string; stableRS?: string; abort?: boolean; blueGreen?: { activeSelector?: string } };
+}
+
+function rolloutFiles(name: string, strategy: Strategy): Record<string, string> {
+  const strategyYaml =
+    strategy === 'blueGreen'
+      ? `  strategy:
+    blueGreen:
+      activeService: web
+      previewService: web-preview
+      autoPromotionEnabled: false`
+      : `  strategy:
+    canary:
+      steps:
+        - setWeight: 50
+        - pause: {}`;
+  const service = (svc: string) => `apiVersion: v1
+kind: Service
+metadata: { name: ${svc} }
+spec:
+  selector: { app: web }
+  ports: [{ port: 80, targetPort: 8080 }]
+`;
+  return {
+    [`apps/${name}/rollout.yaml`]: `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+  annotations:
+    gitops.keptn.sh/projects: podtato
+spec:
+  replicas: 2
+  revisionHistoryLimit: 3
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: web
+          image: ${IMAGE}:0.1.0
+${strategyYaml}
+`,
+    [`apps/${name}/service.yaml`]: service('web'),
+    ...(strategy === 'blueGreen' ? { [`apps/${name}/preview.yaml`]: service('web-preview') } : {}),
+  };
+}
+
+function settings(app: TestApp, tool: Tool): string {
+  const target =
+    tool === 'argocd'
+      ? `{ kind: Application, name: ${app.name}, namespace: argocd }`
+      : `{ kind: Kustomization, name: ${app.name}, namespace: flux-system }`;
+  return `git:
+  url: ${app.repoUrl}
+  branch: main
+  secretRef: { name: ${app.name}-git }
+images:
+  - file: apps/${app.name}/rollout.yaml
+    yamlPath: spec.template.spec.containers[0].image
+target: ${target}
+progressive:
+  rollout: { name: web, namespace: ${app.namespace} }
+  strategies: [blue_green_service, canary]
+timeout: 120s
+`;
+}
+
+async function readRollout(app: TestApp): Promise<RolloutState> {
+  return env.cluster.read<KubernetesObject & RolloutState>('argoproj.io/v1alpha1', 'Rollout', app.namespace, 'web');
+}
+
+async function newApp(strategy: Strategy, tool: Tool = 'argocd'): Promise<TestApp> {
+  const name = `ro-${tool}-${strategy.toLowerCase()}-${++counter}`;
+  const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy));
+  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+  const [repoSecret] = toolObjects(tool, app, env);
+  const objects =
+    tool === 'flux'
+      ? toolObjects('flux', app, env).map((o) =>
+          // Flux's own health check (kstatus) cannot read a Rollout's string observedGeneration
+          // (fluxcd/cli-utils pkg/kstatus/status/generic.go); the service follows the Rollout itself.
+          o.kind === 'Kustomization' ? ({ ...o, spec: { ...(o as { spec: object }).spec, wait: false } } as KubernetesObject) : o,
+        )
+      : [
+          repoSecret!,
+          {
+            apiVersion: 'argoproj.io/v1alpha1',
+            kind: 'Application',
+            metadata: { name, namespace: 'argocd', annotations: grantAnnotations() },
+            spec: {
+              project: 'default',
+              source: { repoURL: url, path: `apps/${name}`, targetRevision: 'main' },
+              destination: { server: 'https://kubernetes.default.svc', namespace: name },
+            },
+          } as KubernetesObject,
+        ];
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+    keptnSecret(app, env),
+    ...objects,
+  ]);
+  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settings(app, tool));
+  if (tool === 'argocd')
+    await env.cluster.mergePatch({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Application',
+      metadata: { name, namespace: 'argocd' },
+      operation: { sync: { revision: commit } },
+    });
+  // The first version has nothing to wait beside: it becomes stable at once.
+  await waitUntil(
+    `${name}: first version stable`,
+    async () => {
+      const ro = await readRollout(app).catch(() => undefined);
+      return ro?.status?.phase === 'Healthy' && ro.status.currentPodHash === ro.status.stableRS;
+    },
+    { timeoutMs: 120_000 },
+  );
+  return app;
+}
+
+interface TaskRun {
+  triggered: KeptnCloudEvent;
+  started: KeptnCloudEvent;
+  finished: KeptnCloudEvent;
+}
+
+async function runTask(task: string, data: Record<string, unknown>, shkeptncontext?: string): Promise<TaskRun> {
+  const triggered = keptnEvent(`sh.keptn.event.${task}.triggered`, data, {
+    gitcommitid: env.resources.version()!,
+    ...(shkeptncontext ? { shkeptncontext } : {}),
+  });
+  await env.controlPlane.publish(triggered);
+  const started = await events.waitFor(answerTo(triggered.id, 'started', task), { timeoutMs: 10_000, what: `${task}.started` });
+  const finished = await events.waitFor(answerTo(triggered.id, 'finished', task), { timeoutMs: 200_000, what: `${task}.finished` });
+  expect(
+    events.received
+      .filter((e) => e.triggeredid === triggered.id)
+      .map((e) => e.type)
+      .sort(),
+  ).toEqual([`sh.keptn.event.${task}.finished`, `sh.keptn.event.${task}.started`]);
+  return { triggered, started, finished };
+}
+
+/** The sequence's data after the deployment, as shipyard-controller merges it into the next task (see release.e2e). */
+function afterDeployment(input: Record<string, unknown>, deployment: TaskRun, result: 'pass' | 'fail') {
+  const d = deployment.finished.data as Record<string, unknown>;
+  return { ...input, ...d, deployment: { ...(input['deployment'] as object), ...(d['deployment'] as object) }, result, message: '' };
+}
+
+async function deployNewVersion(app: TestApp, strategy: Strategy) {
+  const stableBefore = (await readRollout(app)).status?.stableRS;
+  const input = {
+    project: 'podtato',
+    stage: 'dev',
+    service: app.service,
+    configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+    deployment: { deploymentstrategy: KEPTN_STRATEGY[strategy] },
+  };
+  const deployment = await runTask('deployment', input);
+  expect(deployment.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+  // Held back: the new version runs beside the stable one, which still serves.
+  const ro = await readRollout(app);
+  expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.2.0`);
+  expect(ro.status).toMatchObject({ phase: 'Paused', stableRS: stableBefore });
+  expect(ro.status?.currentPodHash).not.toBe(stableBefore);
+  if (strategy === 'blueGreen') expect(ro.status?.blueGreen?.activeSelector).toBe(stableBefore);
+  expect(deployment.finished.data.message).toMatch(
+    strategy === 'blueGreen' ? /as preview, Healthy and paused for promotion/ : /as canary at step \d+, paused/,
+  );
+  return { input, deployment, stableBefore };
+}
+
+describe.each<[Strategy, Tool]>([
+  ['blueGreen', 'argocd'],
+  ['canary', 'argocd'],
+  ['blueGreen', 'flux'],
+])('Argo Rollouts %s through %s', (strategy, tool) => {
+  it('deployment leaves the new version paused beside the stable one; release promotes it to stable', async () => {
+    const app = await newApp(strategy, tool);
+    const { input, deployment } = await deployNewVersion(app, strategy);
+
+    const rel = await runTask('release', afterDeployment(input, deployment, 'pass'), deployment.triggered.shkeptncontext);
+    expect(rel.finished.data).toMatchObject({
+      status: 'succeeded',
+      result: 'pass',
+      release: { gitCommit: deployment.finished.data.deployment.gitCommit },
+    });
+    expect(rel.finished.data.message).toMatch(/promoted .* to stable and it is Healthy/);
+    const ro = await readRollout(app);
+    expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
+    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.2.0`);
+  }, 400_000);
+
+  it('after a failed quality gate, rollback aborts it and the stable version serves again', async () => {
+    const app = await newApp(strategy, tool);
+    const { input, deployment, stableBefore } = await deployNewVersion(app, strategy);
+
+    const rb = await runTask('rollback', afterDeployment(input, deployment, 'fail'), deployment.triggered.shkeptncontext);
+    expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+    expect(rb.finished.data.message).toMatch(/serves its stable version .* again/);
+    const ro = await readRollout(app);
+    expect(ro.status).toMatchObject({ phase: 'Healthy', currentPodHash: stableBefore, stableRS: stableBefore });
+    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.1.0`);
+    expect(await env.git.readFile(app.repo, `apps/${app.name}/rollout.yaml`)).toContain(`image: ${IMAGE}:0.1.0`);
+  }, 400_000);
+});
+
+describe('a progressive strategy the settings do not map', () => {
+  it('ends errored, saying so, and writes nothing', async () => {
+    const app = await newApp('blueGreen');
+    const run = await runTask('deployment', {
+      project: 'podtato',
+      stage: 'dev',
+      service: app.service,
+      configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+      deployment: { deploymentstrategy: 'ab_test' },
+    });
+    expect(run.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+    expect(run.finished.data.message).toMatch(/"ab_test" is not one the settings deploy progressively/);
+    expect(await env.git.log(app.repo)).toHaveLength(1);
+  }, 400_000);
+});

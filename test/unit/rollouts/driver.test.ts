@@ -1,0 +1,62 @@
+import { describe, expect, it } from '@jest/globals';
+import type { Cluster } from '../../../src/k8s/cluster.js';
+import { ROLLOUTS, RolloutsDriver } from '../../../src/rollouts/driver.js';
+import type { RolloutObject } from '../../../src/rollouts/evaluate.js';
+import { silentLog } from '../helpers.js';
+
+/** Records the writes the driver makes; reads answer with `ro`. */
+function clusterWith(ro: RolloutObject) {
+  const writes: Array<{ to: 'status' | 'object'; patch: Record<string, unknown> }> = [];
+  const cluster = {
+    readFresh: (kind: unknown, namespace: string, name: string) => {
+      expect([kind, namespace, name]).toEqual([ROLLOUTS, 'app', 'web']);
+      return Promise.resolve(ro);
+    },
+    mergePatchStatus: (_kind: unknown, _ns: string, _name: string, patch: Record<string, unknown>) => {
+      writes.push({ to: 'status', patch });
+      return Promise.resolve();
+    },
+    mergePatch: (_ref: unknown, patch: Record<string, unknown>) => {
+      writes.push({ to: 'object', patch });
+      return Promise.resolve();
+    },
+  } as unknown as Cluster;
+  return { driver: new RolloutsDriver(cluster), writes };
+}
+
+const paused: RolloutObject = {
+  metadata: { name: 'web', namespace: 'app' },
+  spec: { paused: true },
+  status: { currentPodHash: 'new', stableRS: 'old', pauseConditions: [{ reason: 'BlueGreenPause' }] },
+};
+const stable: RolloutObject = { metadata: { name: 'web', namespace: 'app' }, status: { currentPodHash: 'old', stableRS: 'old' } };
+const ref = { namespace: 'app', name: 'web' };
+
+describe('RolloutsDriver writes what the kubectl plugin writes, where it writes it', () => {
+  it('promote: promoteFull on the status subresource, unpause on the object', async () => {
+    const { driver, writes } = clusterWith(paused);
+    await driver.promote(ref, silentLog);
+    expect(writes).toEqual([
+      { to: 'status', patch: { status: { promoteFull: true } } },
+      { to: 'object', patch: { spec: { paused: false } } },
+    ]);
+  });
+
+  it('promote of a stable Rollout writes nothing (a resumed release promotes again harmlessly)', async () => {
+    const { driver, writes } = clusterWith(stable);
+    await driver.promote(ref, silentLog);
+    expect(writes).toEqual([]);
+  });
+
+  it('abort: abort on the status subresource while a new version is in progress', async () => {
+    const { driver, writes } = clusterWith(paused);
+    expect(await driver.abort(ref, silentLog)).toBe(true);
+    expect(writes).toEqual([{ to: 'status', patch: { status: { abort: true } } }]);
+  });
+
+  it('abort of a Rollout whose current version is stable writes nothing', async () => {
+    const { driver, writes } = clusterWith(stable);
+    expect(await driver.abort(ref, silentLog)).toBe(false);
+    expect(writes).toEqual([]);
+  });
+});

@@ -1,0 +1,219 @@
+import { describe, expect, it } from '@jest/globals';
+import { carriesImage, evaluateRollout, promotePatches, type RolloutGoal, type RolloutObject } from '../../../src/rollouts/evaluate.js';
+
+const NEW = 'ghcr.io/podtato/head:0.2.0';
+const OLD = 'ghcr.io/podtato/head:0.1.0';
+
+/** A Rollout as the v1.10 controller writes it; `status` overrides the blue-green preview pause. */
+function rollout(strategy: 'blueGreen' | 'canary', image: string, status: RolloutObject['status'] = {}, generation = 2): RolloutObject {
+  return {
+    metadata: { name: 'web', namespace: 'app', generation },
+    spec: {
+      template: { spec: { containers: [{ name: 'web', image }] } },
+      strategy:
+        strategy === 'blueGreen' ? { blueGreen: { activeService: 'web', previewService: 'web-preview' } } : { canary: { steps: [] } },
+    },
+    status: { observedGeneration: String(generation), ...status },
+  };
+}
+
+const bgPaused = {
+  phase: 'Paused',
+  message: 'BlueGreenPause',
+  pauseConditions: [{ reason: 'BlueGreenPause', startTime: '2026-11-24T15:00:00Z' }],
+  controllerPause: true,
+  currentPodHash: 'new',
+  stableRS: 'old',
+  blueGreen: { previewSelector: 'new', activeSelector: 'old' },
+};
+const canaryPaused = {
+  phase: 'Paused',
+  message: 'CanaryPauseStep',
+  pauseConditions: [{ reason: 'CanaryPauseStep', startTime: '2026-11-24T15:00:00Z' }],
+  controllerPause: true,
+  currentPodHash: 'new',
+  stableRS: 'old',
+  currentStepIndex: 1,
+};
+const stable = (hash: string) => ({ phase: 'Healthy', currentPodHash: hash, stableRS: hash, blueGreen: { activeSelector: hash } });
+const aborted = {
+  phase: 'Degraded',
+  message: 'RolloutAborted: Rollout aborted update to revision 2',
+  abort: true,
+  currentPodHash: 'new',
+  stableRS: 'old',
+  conditions: [{ type: 'Progressing', status: 'False', reason: 'RolloutAborted', message: 'Rollout aborted update to revision 2' }],
+};
+
+describe('evaluateRollout (Argo Rollouts v1.10 status)', () => {
+  it.each<[string, RolloutGoal, RolloutObject, 'passed' | 'failed' | 'pending', RegExp]>([
+    // deployment: preview / canary held back
+    [
+      'blue-green paused with the preview on our version',
+      'preview',
+      rollout('blueGreen', NEW, bgPaused),
+      'passed',
+      /runs new .* as preview, Healthy and paused for promotion; stable is old/,
+    ],
+    [
+      'blue-green paused, preview Service not switched yet',
+      'preview',
+      rollout('blueGreen', NEW, { ...bgPaused, blueGreen: { previewSelector: 'old' } }),
+      'pending',
+      /preview Service does not select new/,
+    ],
+    [
+      'canary paused at a pause step',
+      'preview',
+      rollout('canary', NEW, canaryPaused),
+      'passed',
+      /as canary at step 1, paused for promotion/,
+    ],
+    [
+      'still progressing to the pause',
+      'preview',
+      rollout('blueGreen', NEW, {
+        phase: 'Progressing',
+        message: 'more replicas need to be updated',
+        currentPodHash: 'new',
+        stableRS: 'old',
+      }),
+      'pending',
+      /Progressing \(more replicas need to be updated\)/,
+    ],
+    [
+      'the controller has not observed the new spec',
+      'preview',
+      rollout('blueGreen', NEW, { ...stable('old'), observedGeneration: '1' }),
+      'pending',
+      /not yet observed generation 2/,
+    ],
+    ['first version: nothing to hold back', 'preview', rollout('blueGreen', NEW, stable('new')), 'passed', /as its stable version already/],
+    [
+      'the template does not carry our image',
+      'preview',
+      rollout('blueGreen', OLD, stable('old')),
+      'failed',
+      /runs ghcr.io\/podtato\/head:0.1.0, not ghcr.io\/podtato\/head:0.2.0.*progressive.rollout/,
+    ],
+    ['aborted (someone, or an analysis)', 'preview', rollout('canary', NEW, aborted), 'failed', /was aborted: Degraded \(RolloutAborted/],
+    [
+      'progress deadline exceeded',
+      'preview',
+      rollout('canary', NEW, {
+        phase: 'Degraded',
+        message: 'ProgressDeadlineExceeded: ReplicaSet "web-new" has timed out progressing.',
+        currentPodHash: 'new',
+        stableRS: 'old',
+        conditions: [
+          {
+            type: 'Progressing',
+            status: 'False',
+            reason: 'ProgressDeadlineExceeded',
+            message: 'ReplicaSet "web-new" has timed out progressing.',
+          },
+        ],
+      }),
+      'failed',
+      /Degraded at new: ProgressDeadlineExceeded: ReplicaSet "web-new" has timed out/,
+    ],
+    [
+      'an invalid spec',
+      'preview',
+      rollout('canary', NEW, {
+        phase: 'Degraded',
+        conditions: [{ type: 'InvalidSpec', status: 'True', message: 'The Rollout "web" is invalid' }],
+      }),
+      'failed',
+      /InvalidSpec: The Rollout "web" is invalid/,
+    ],
+    [
+      'paused on an inconclusive analysis',
+      'preview',
+      rollout('canary', NEW, { ...canaryPaused, pauseConditions: [{ reason: 'InconclusiveAnalysisRun' }] }),
+      'failed',
+      /inconclusive analysis/,
+    ],
+    [
+      'unpausing (conditions cleared, controller not yet reacted)',
+      'preview',
+      rollout('canary', NEW, { ...canaryPaused, pauseConditions: [] }),
+      'pending',
+      /unpausing/,
+    ],
+    // release: promoted and stable
+    [
+      'promoted: current = stable, Healthy',
+      'stable',
+      rollout('blueGreen', NEW, stable('new')),
+      'passed',
+      /promoted new .* to stable and it is Healthy/,
+    ],
+    [
+      'promotion under way',
+      'stable',
+      rollout('blueGreen', NEW, {
+        phase: 'Progressing',
+        message: 'active service cutover pending',
+        currentPodHash: 'new',
+        stableRS: 'old',
+        promoteFull: true,
+      }),
+      'pending',
+      /not stable at new yet: Progressing \(active service cutover pending\)/,
+    ],
+    ['still paused (not promoted)', 'stable', rollout('canary', NEW, canaryPaused), 'pending', /not stable at new yet: Paused/],
+    ['aborted instead of promoted', 'stable', rollout('blueGreen', NEW, aborted), 'failed', /was aborted/],
+    // rollback: the stable version serves again
+    [
+      'aborted, template still ours (revert not applied yet)',
+      'rolled-back',
+      rollout('blueGreen', NEW, aborted),
+      'pending',
+      /aborted and serves its stable version old; waiting for the revert in Git/,
+    ],
+    [
+      'reverted: the old template is current and stable',
+      'rolled-back',
+      rollout('blueGreen', OLD, stable('old'), 3),
+      'passed',
+      /serves its stable version old \(ghcr.io\/podtato\/head:0.1.0\) again/,
+    ],
+    ['our version is stable: not rolled back', 'rolled-back', rollout('blueGreen', NEW, stable('new')), 'pending', /Healthy/],
+  ])('%s (%s)', (_name, goal, ro, state, text) => {
+    const verdict = evaluateRollout(ro, { goal, images: [NEW] });
+    expect(verdict.state).toBe(state);
+    expect(verdict.state === 'pending' ? verdict.reason : verdict.message).toMatch(text);
+  });
+});
+
+describe('promotePatches: what kubectl argo rollouts promote --full writes', () => {
+  it.each<[string, RolloutObject, object]>([
+    [
+      'paused at a new version: promoteFull on the status',
+      rollout('canary', NEW, canaryPaused),
+      { status: { status: { promoteFull: true } } },
+    ],
+    [
+      'also paused in the spec: unpause it too',
+      { ...rollout('canary', NEW, canaryPaused), spec: { ...rollout('canary', NEW).spec, paused: true } },
+      { spec: { spec: { paused: false } }, status: { status: { promoteFull: true } } },
+    ],
+    ['already stable: nothing to write', rollout('blueGreen', NEW, stable('new')), {}],
+  ])('%s', (_name, ro, patches) => {
+    expect(promotePatches(ro)).toEqual(patches);
+  });
+});
+
+describe('carriesImage', () => {
+  it.each([
+    [NEW, NEW, true],
+    [NEW, OLD, false],
+    ['nginx:1.27', 'docker.io/library/nginx:1.27', true],
+    [NEW, `${NEW}@sha256:${'a'.repeat(64)}`, true],
+    [`${NEW}@sha256:${'a'.repeat(64)}`, NEW, false],
+    ['ghcr.io/podtato/head:0.2', NEW, false],
+  ])('%s in %s: %s', (written, template, expected) => {
+    expect(carriesImage(written, template)).toBe(expected);
+  });
+});
