@@ -45,6 +45,11 @@ export interface ServiceConfig {
   leaseSeconds: number;
   /** How often unfinished deployments are looked for (resume, adopt, re-send `.finished`). */
   resumeIntervalMs: number;
+  /**
+   * The tools whose linked objects are observed for changes made in Git (src/observe/): `flux`, `argocd`. Empty (the
+   * default): nothing is observed, so installing or upgrading the service never starts sequences on its own.
+   */
+  observe: Array<'flux' | 'argocd'>;
 }
 
 export class ConfigError extends ServiceError {
@@ -103,6 +108,13 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
   const resumeInterval = env['RESUME_INTERVAL'] ?? '10s';
   if (!isDuration(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
+  const observe = (env['OBSERVE'] ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const tool of observe)
+    if (tool !== 'flux' && tool !== 'argocd')
+      problems.push(`OBSERVE must list flux and/or argocd (comma-separated), got ${JSON.stringify(tool)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host,
@@ -127,6 +139,7 @@ export function loadConfig(env: Env): ServiceConfig {
     replicaId: env['REPLICA_ID'] ?? env['POD_NAME'] ?? hostname(),
     leaseSeconds,
     resumeIntervalMs: parseDuration(resumeInterval),
+    observe: [...new Set(observe)] as Array<'flux' | 'argocd'>,
   };
 }
 

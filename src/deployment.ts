@@ -9,7 +9,13 @@ import { credentialsFromSecretData, type GitCredentials } from './git/credential
 import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
 import type { FileEdit, GitWorkspace, RepoRef } from './git/workspace.js';
-import { requestedStrategy, type DeploymentOutcome, type DeploymentTriggeredData, type TriggeredEvent } from './keptn/events.js';
+import {
+  REVISION_LABEL,
+  requestedStrategy,
+  type DeploymentOutcome,
+  type DeploymentTriggeredData,
+  type TriggeredEvent,
+} from './keptn/events.js';
 import { isRecord } from './json.js';
 import { parseDuration } from './duration.js';
 import type { GitOpsSettings, ImageWriteSetting } from './settings/schema.js';
@@ -136,6 +142,8 @@ export async function deploy(
 ): Promise<DeploymentOutcome> {
   const { project, stage, service } = event.data;
   const p = await prepare(event, deps, log);
+  const observed = observedRevision(event.data);
+  if (observed) return confirmObserved(event, deps, log, context, p, observed);
   const edits = p.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
   const done = await changeAndWait(
@@ -220,6 +228,69 @@ export async function rollback(
         gitCommit: progress.commit,
         ...p.report,
       };
+}
+
+/** The full commit a sequence started for a change made in Git names (its revision label), if any. */
+function observedRevision(data: DeploymentTriggeredData): string | undefined {
+  const label = data.labels?.[REVISION_LABEL];
+  if (label === undefined) return undefined;
+  if (!/^[0-9a-f]{40}$/.test(label))
+    throw new DeploymentError(
+      'INVALID_REVISION',
+      `label ${REVISION_LABEL} must be a full 40-digit commit hash, got ${JSON.stringify(label.slice(0, 80))}`,
+    );
+  return label;
+}
+
+/**
+ * A sequence started for a change made in Git (src/observe/): nothing is written; the deployment is that commit (or a
+ * later one containing it) applied and healthy, judged by the same driver and rules as a commit of our own.
+ */
+async function confirmObserved(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext>,
+  p: Prepared,
+  revision: string,
+): Promise<DeploymentOutcome> {
+  log.info({ revision }, 'confirming a change made in Git');
+  const done = await changeAndWait(event, deps, log, context, p, async () => ({ commit: revision, created: false, reused: false }));
+  const { progress, verdict } = done!;
+  return verdict.state === 'passed'
+    ? {
+        status: 'succeeded',
+        result: 'pass',
+        message: `commit ${progress.commit} (made in Git, not by Keptn) is deployed. ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      }
+    : {
+        status: 'succeeded',
+        result: 'fail',
+        message: `commit ${progress.commit} (made in Git, not by Keptn) is not deployed: ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      };
+}
+
+/**
+ * The repository (with its granted credentials) the settings of a Keptn service name: where the observer reads who
+ * made a commit. The settings are the latest ones (no sequence, so no configuration version, asks for another).
+ */
+export async function repositoryOf(
+  scope: { project: string; stage: string; service: string },
+  deps: DeploymentDeps,
+  log: Logger,
+): Promise<RepoRef> {
+  const { settings } = await deps.settings.load(scope, undefined);
+  const secret = await grantedSecret(settings, scope.project, deps, log);
+  return {
+    url: settings.git.url,
+    branch: settings.git.branch,
+    ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}),
+    ...(await credentials(secret, deps)),
+  };
 }
 
 function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRef {

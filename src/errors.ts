@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   // What the event asks for.
   'INVALID_IMAGE',
   'MISSING_IMAGE',
+  'INVALID_REVISION',
   'NO_TOOL',
   'NO_CLUSTER',
   // Grants: what a project may use.

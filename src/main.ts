@@ -6,12 +6,16 @@ import { pino, type DestinationStream } from 'pino';
 import { buildApp, buildProbeApp } from './app.js';
 import { ArgoCDTool } from './argocd/driver.js';
 import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
-import { deploy, rollback, type DeploymentDeps } from './deployment.js';
+import { deploy, repositoryOf, rollback, type DeploymentDeps } from './deployment.js';
 import { messageOf } from './errors.js';
 import { FluxTool } from './flux/driver.js';
 import { GitWorkspace, safeUrl } from './git/workspace.js';
 import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
 import { HttpEventSink } from './keptn/sender.js';
+import { DEPLOYMENT_TRAILER } from './git/workspace.js';
+import { KubeObserverLease } from './observe/lease.js';
+import { Observer } from './observe/observer.js';
+import { ConfigMapObservationStore } from './observe/records.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
@@ -46,25 +50,49 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     defaultTimeoutMs: config.defaultTimeoutMs,
     author: config.author,
   };
+  const sink = new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) });
+  const store = new ConfigMapStore(kc, config.stateNamespace);
   const runner = new DeploymentRunner({
-    sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
+    sink,
     handle: (event, eventLog, context) =>
       (event.task === 'rollback' ? rollback : deploy)(event as TriggeredEvent<DeploymentTriggeredData>, deps, eventLog, context),
     log,
     source: config.serviceName,
-    store: new ConfigMapStore(kc, config.stateNamespace),
+    store,
     replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
     resumeIntervalMs: config.resumeIntervalMs,
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
   });
+  const observer = config.observe.length
+    ? new Observer({
+        cluster,
+        tools: config.observe,
+        store: new ConfigMapObservationStore(kc, config.stateNamespace),
+        lease: new KubeObserverLease(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
+        sink,
+        source: config.serviceName,
+        log: log.child({ component: 'observer' }),
+        commit: async (link, revision) => {
+          const repo = await repositoryOf(link, deps, log.child({ component: 'observer', ...link }));
+          const facts = await deps.git.commitFacts(repo, revision);
+          if (!facts) return undefined;
+          const trailer = new RegExp(`^${DEPLOYMENT_TRAILER}: `, 'm');
+          return { revision: facts.commit, author: facts.author, subject: facts.subject, ownDeployment: trailer.test(facts.body) };
+        },
+        deployedByUs: async (revision) => (await store.list()).some((r) => r.progress?.ownCommit && r.progress.commit.startsWith(revision)),
+        renewIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
+      })
+    : undefined;
   const probes = buildProbeApp({ ready: () => cluster.ready() }, { loggerInstance: log });
   const app = buildApp({ accept: (e) => runner.accept(e) }, { loggerInstance: log });
   try {
     await probes.listen({ host: config.healthHost, port: config.healthPort });
     await runner.start();
+    observer?.start();
     await app.listen({ host: config.host, port: config.port });
   } catch (err: unknown) {
     runner.stop();
+    await observer?.stop();
     await Promise.allSettled([app.close(), probes.close()]);
     cluster.close();
     throw err;
@@ -76,6 +104,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       eventUrl: config.eventUrl,
       settings: config.configDir ?? config.resourceServiceUrl,
       replica: config.replicaId,
+      observe: config.observe,
     },
     'keptn-gitops-service listening',
   );
@@ -85,11 +114,12 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     (closing ??= (async () => {
       // Running deployments are recorded: a restart, or another replica, finishes them.
       runner.stop();
+      await observer?.stop();
       await app.close();
       await probes.close();
       cluster.close();
     })());
-  return { app, probes, runner, close, log };
+  return { app, probes, runner, observer, close, log };
 }
 
 const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/src/main.ts');

@@ -48,6 +48,8 @@ export class WatchError extends ServiceError {}
 export class SharedWatch<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   private readonly listeners = new Map<string, Set<Listener<T>>>();
+  /** Listeners of every object of the kind (the observer of changes made in Git); called with the object's key. */
+  private readonly kindListeners = new Set<(key: string, obj: T | undefined) => void>();
   private resourceVersion: string | undefined;
   private abort: AbortController | undefined;
   private stopped = false;
@@ -107,6 +109,21 @@ export class SharedWatch<T extends KubeObject> {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(k);
     };
+  }
+
+  /** Every cached object of the kind. */
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  /**
+   * Calls `listener` for every cached object now (if synced) and on every later change of any object of the kind,
+   * with its `namespace/name` key (`undefined`: deleted).
+   */
+  subscribeAll(listener: (key: string, obj: T | undefined) => void): () => void {
+    this.kindListeners.add(listener);
+    if (this.state !== 'starting') queueMicrotask(() => this.cache.forEach((obj, k) => listener(k, obj)));
+    return () => void this.kindListeners.delete(listener);
   }
 
   /** `kustomizations.kustomize.toolkit.fluxcd.io`, as RBAC rules and CRDs name it. */
@@ -232,6 +249,7 @@ export class SharedWatch<T extends KubeObject> {
     if (obj) this.cache.set(k, obj);
     else this.cache.delete(k);
     for (const listener of this.listeners.get(k) ?? []) listener(obj);
+    for (const listener of this.kindListeners) listener(k, obj);
   }
 }
 
