@@ -16,6 +16,7 @@ import { DEPLOYMENT_TRAILER } from './git/workspace.js';
 import { KubeObserverLease } from './observe/lease.js';
 import { Observer } from './observe/observer.js';
 import { ConfigMapObservationStore } from './observe/records.js';
+import { buildNotifyApp, notifyKeysFrom } from './observe/notify-app.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
@@ -63,37 +64,56 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     resumeIntervalMs: config.resumeIntervalMs,
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
   });
-  const observer = config.observe.length
-    ? new Observer({
-        cluster,
-        tools: config.observe,
-        store: new ConfigMapObservationStore(kc, config.stateNamespace),
-        lease: new KubeObserverLease(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
-        sink,
-        source: config.serviceName,
-        log: log.child({ component: 'observer' }),
-        commit: async (link, revision) => {
-          const repo = await repositoryOf(link, deps, log.child({ component: 'observer', ...link }));
-          const facts = await deps.git.commitFacts(repo, revision);
-          if (!facts) return undefined;
-          const trailer = new RegExp(`^${DEPLOYMENT_TRAILER}: `, 'm');
-          return { revision: facts.commit, author: facts.author, subject: facts.subject, ownDeployment: trailer.test(facts.body) };
-        },
-        deployedByUs: async (revision) => (await store.list()).some((r) => r.progress?.ownCommit && r.progress.commit.startsWith(revision)),
-        renewIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
-      })
-    : undefined;
+  const observer =
+    config.observe.length || config.notifyPort !== undefined
+      ? new Observer({
+          cluster,
+          tools: config.observe,
+          store: new ConfigMapObservationStore(kc, config.stateNamespace),
+          lease: new KubeObserverLease(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
+          sink,
+          source: config.serviceName,
+          log: log.child({ component: 'observer' }),
+          commit: async (link, revision) => {
+            const repo = await repositoryOf(link, deps, log.child({ component: 'observer', ...link }));
+            const facts = await deps.git.commitFacts(repo, revision);
+            if (!facts) return undefined;
+            const trailer = new RegExp(`^${DEPLOYMENT_TRAILER}: `, 'm');
+            return { revision: facts.commit, author: facts.author, subject: facts.subject, ownDeployment: trailer.test(facts.body) };
+          },
+          deployedByUs: async (revision) =>
+            (await store.list()).some((r) => r.progress?.ownCommit && r.progress.commit.startsWith(revision)),
+          renewIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
+        })
+      : undefined;
+  const notifySecret = config.notifySecret;
+  const notify =
+    observer && config.notifyPort !== undefined && notifySecret
+      ? buildNotifyApp(
+          {
+            keys: async () =>
+              notifyKeysFrom(
+                await cluster.secretData(config.secretNamespace, notifySecret),
+                (await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: config.secretNamespace, name: notifySecret }))
+                  .annotations,
+              ),
+            notified: (...args) => observer.notified(...args),
+          },
+          { loggerInstance: log.child({ component: 'notifications' }) },
+        )
+      : undefined;
   const probes = buildProbeApp({ ready: () => cluster.ready() }, { loggerInstance: log });
   const app = buildApp({ accept: (e) => runner.accept(e) }, { loggerInstance: log });
   try {
     await probes.listen({ host: config.healthHost, port: config.healthPort });
     await runner.start();
     observer?.start();
+    if (notify) await notify.listen({ host: config.notifyHost, port: config.notifyPort! });
     await app.listen({ host: config.host, port: config.port });
   } catch (err: unknown) {
     runner.stop();
     await observer?.stop();
-    await Promise.allSettled([app.close(), probes.close()]);
+    await Promise.allSettled([app.close(), probes.close(), notify?.close()]);
     cluster.close();
     throw err;
   }
@@ -115,6 +135,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       // Running deployments are recorded: a restart, or another replica, finishes them.
       runner.stop();
       await observer?.stop();
+      await notify?.close();
       await app.close();
       await probes.close();
       cluster.close();

@@ -211,6 +211,32 @@ export class Observer {
     this.handled.set(name, detection.revision);
   }
 
+  /**
+   * A deployment a notification reported (notifications.ts): announced like a watched one, under the same record, so
+   * a repeat of the notification, or the watch of the same object, announces nothing more. Any replica may take it:
+   * the record's creation decides who sends.
+   */
+  notified(
+    kind: ObservedKind,
+    namespace: string,
+    name: string,
+    link: Link,
+    detection: Extract<Detection, { state: 'final' }>,
+  ): Promise<void> {
+    const object = `${kind} ${namespace}/${name}`;
+    const run = (this.chains.get(object) ?? Promise.resolve()).then(async () => {
+      if (this.handled.get(object) === detection.revision) return;
+      await this.announce(kind, object, link, detection);
+      this.handled.set(object, detection.revision);
+    });
+    const settled = run.catch(() => undefined);
+    this.chains.set(object, settled);
+    void settled.finally(() => {
+      if (this.chains.get(object) === settled) this.chains.delete(object);
+    });
+    return run;
+  }
+
   private detect(kind: ObservedKind, name: string, obj: Obj, watch: SharedWatch<Obj>): Detection {
     const { cluster } = this.opts;
     const view: FluxView = {

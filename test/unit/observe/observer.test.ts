@@ -210,6 +210,23 @@ describe('the observer', () => {
     expect((await store.get('Kustomization flux-system/app', REV2))!.owner).toBe('r2');
   });
 
+  it('a notification repeated by its sender, and the watch of the same object, announce the revision once', async () => {
+    const { ks, sent, observer, store } = setup();
+    const link = { project: 'podtato', stage: 'dev', service: 'web', sequence: 'delivery' };
+    const detection = { state: 'final', revision: REV2, result: 'pass', message: 'Flux applied it' } as const;
+    await observer.notified('Kustomization', 'flux-system', 'app', link, detection);
+    await observer.notified('Kustomization', 'flux-system', 'app', link, detection);
+    expect(sent).toHaveLength(1);
+    // The watch reports the same object at the same revision once this replica observes it.
+    await store.create({ object: 'Kustomization flux-system/app', revision: REV1, phase: 'baseline', owner: 'x', at: 0 });
+    ks.put(kustomization(REV2, REV2, 'True'));
+    observer.start();
+    await waitFor(async () => observer.observing);
+    ks.put(kustomization(REV3, REV3, 'True'));
+    await waitFor(async () => sent.length === 2);
+    expect(sent.map((e) => e.data.labels?.['gitops.keptn.sh/revision'])).toEqual([REV2, REV3]);
+  });
+
   it('observes nothing while another replica holds the Lease', async () => {
     const { sent, store } = setup();
     const cluster = fakeCluster();
