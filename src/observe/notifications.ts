@@ -43,7 +43,11 @@ export interface NotifiedDeployment {
 
 export type NotificationOutcome = { kind: 'deployment'; deployment: NotifiedDeployment } | { kind: 'ignored'; reason: string };
 
-/** Metadata keys the Flux Alert adds to every event it forwards (`spec.eventMetadata`): the Keptn service. */
+/**
+ * Metadata keys naming the Keptn service: from the Alert's `spec.eventMetadata`, or from annotations
+ * `event.toolkit.fluxcd.io/<key>` on the object (notification-controller 1.9 internal/server/event_handlers.go,
+ * combineEventMetadata, which also strips the object's API group from `<group>/revision`).
+ */
 export const FLUX_METADATA = { project: 'keptn-project', stage: 'keptn-stage', service: 'keptn-service', sequence: 'keptn-sequence' };
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -190,17 +190,7 @@ export class Observer {
     this.problems.delete(name);
     const detection = this.detect(kind, name, obj, watch);
     if (detection.state === 'none') return;
-    if (!this.baselined.has(name)) {
-      const fresh = !(await this.opts.store.seen(name));
-      this.baselined.add(name);
-      if (fresh) {
-        // Linked just now (or never seen before): what it runs was deployed before anyone asked for a sequence.
-        await this.opts.store.create(this.record(name, detection.revision, 'baseline'));
-        this.handled.set(name, detection.revision);
-        this.opts.log.info({ object: name, revision: detection.revision }, 'observed object linked; its current revision is the baseline');
-        return;
-      }
-    }
+    if (await this.baseline(name, detection.revision)) return;
     if (detection.state === 'pending') {
       this.pending.set(name, { kind, key, watch });
       return;
@@ -213,8 +203,9 @@ export class Observer {
 
   /**
    * A deployment a notification reported (notifications.ts): announced like a watched one, under the same record, so
-   * a repeat of the notification, or the watch of the same object, announces nothing more. Any replica may take it:
-   * the record's creation decides who sends.
+   * a repeat of the notification, or the watch of the same object, announces nothing more; the first report of an
+   * object never seen is its baseline, as for the watches. Any replica may take it: the record's creation decides
+   * who sends.
    */
   notified(
     kind: ObservedKind,
@@ -226,6 +217,7 @@ export class Observer {
     const object = `${kind} ${namespace}/${name}`;
     const run = (this.chains.get(object) ?? Promise.resolve()).then(async () => {
       if (this.handled.get(object) === detection.revision) return;
+      if (await this.baseline(object, detection.revision)) return;
       await this.announce(kind, object, link, detection);
       this.handled.set(object, detection.revision);
     });
@@ -235,6 +227,21 @@ export class Observer {
       if (this.chains.get(object) === settled) this.chains.delete(object);
     });
     return run;
+  }
+
+  /**
+   * True when the object has never been seen (no record at all): its revision becomes the baseline, not announced,
+   * as it was deployed before anyone asked for a sequence (the object was linked, or its Alert made, just now).
+   */
+  private async baseline(name: string, revision: string): Promise<boolean> {
+    if (this.baselined.has(name)) return false;
+    const fresh = !(await this.opts.store.seen(name));
+    this.baselined.add(name);
+    if (!fresh) return false;
+    await this.opts.store.create(this.record(name, revision, 'baseline'));
+    this.handled.set(name, revision);
+    this.opts.log.info({ object: name, revision }, 'observed object seen for the first time; its current revision is the baseline');
+    return true;
   }
 
   private detect(kind: ObservedKind, name: string, obj: Obj, watch: SharedWatch<Obj>): Detection {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
-import { waitUntil } from '../env/process.js';
+import { freePort, waitUntil } from '../env/process.js';
 import {
   appFiles,
   IMAGE,
@@ -22,6 +22,9 @@ import {
 let env: Environment;
 let events: EventStream;
 let counter = 0;
+let notifyPort: number;
+/** The Flux Provider's HMAC key, and the Secret that grants it to the project on the service's side. */
+const NOTIFY_KEY = 'e2e-notify-key-5b1d';
 const replicas: ServiceReplica[] = [];
 /** Quick takeover for the tests; the production default Lease is 20 s. */
 const OBSERVING = { OBSERVE: 'flux,argocd', LEASE_SECONDS: '4', RESUME_INTERVAL: '1s' };
@@ -29,7 +32,21 @@ const OBSERVING = { OBSERVE: 'flux,argocd', LEASE_SECONDS: '4', RESUME_INTERVAL:
 beforeAll(async () => {
   env = await startEnvironment({ flux: true, argocd: true, service: false });
   events = env.controlPlane.subscribe('sh.keptn.event.>');
-  replicas.push(await startServiceProcess(env, { replicaId: 'obs-1', extraEnv: OBSERVING }));
+  notifyPort = await freePort();
+  await env.cluster.apply([
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'keptn-gitops-notify', namespace: 'keptn', annotations: { 'gitops.keptn.sh/projects': PROJECT } },
+      stringData: { 'flux-token': NOTIFY_KEY },
+    } as KubernetesObject,
+  ]);
+  replicas.push(
+    await startServiceProcess(env, {
+      replicaId: 'obs-1',
+      extraEnv: { ...OBSERVING, NOTIFY_PORT: String(notifyPort), NOTIFY_SECRET: 'keptn-gitops-notify' },
+    }),
+  );
 }, 300_000);
 
 afterAll(async () => {
@@ -44,7 +61,7 @@ const NS = { flux: 'flux-system', argocd: 'argocd' } as const;
 const objectOf = (tool: Tool, app: TestApp) => `${KINDS[tool]} ${NS[tool]}/${app.name}`;
 
 /** A team's app, deployed by the tool before anyone links it to Keptn; then linked with the annotations. */
-async function linkedApp(tool: Tool, extraFiles: Record<string, string> = {}): Promise<TestApp> {
+async function linkedApp(tool: Tool, extraFiles: Record<string, string> = {}, link = true): Promise<TestApp> {
   const name = `obs-${tool}-${++counter}`;
   const { url, commit } = await env.git.createRepo(name, { ...appFiles(name), ...extraFiles });
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
@@ -61,6 +78,7 @@ async function linkedApp(tool: Tool, extraFiles: Record<string, string> = {}): P
   await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
     timeoutMs: 120_000,
   });
+  if (!link) return app;
   await env.cluster.mergePatch({
     apiVersion: API[tool],
     kind: KINDS[tool],
@@ -241,6 +259,89 @@ describe('an unappliable change pushed to Git', () => {
       labels: { 'gitops.keptn.sh/verdict': 'fail', 'gitops.keptn.sh/revision': broken },
     });
     expect(sequence.data.message).toMatch(/missing-service\.yaml/);
+  }, 300_000);
+});
+
+describe('notifications from a cluster the service does not watch', () => {
+  it("the real notification-controller's signed events start one sequence; a forged one is refused", async () => {
+    // Not linked by annotations: only the notifications can announce it.
+    const app = await linkedApp('flux', {}, false);
+    await env.cluster.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `${app.name}-keptn`, namespace: 'flux-system' },
+        stringData: { token: NOTIFY_KEY },
+      } as KubernetesObject,
+      {
+        apiVersion: 'notification.toolkit.fluxcd.io/v1beta3',
+        kind: 'Provider',
+        metadata: { name: `${app.name}-keptn`, namespace: 'flux-system' },
+        spec: { type: 'generic-hmac', address: `http://127.0.0.1:${notifyPort}/flux`, secretRef: { name: `${app.name}-keptn` } },
+      } as KubernetesObject,
+      {
+        apiVersion: 'notification.toolkit.fluxcd.io/v1beta3',
+        kind: 'Alert',
+        metadata: { name: `${app.name}-keptn`, namespace: 'flux-system' },
+        spec: {
+          providerRef: { name: `${app.name}-keptn` },
+          eventSeverity: 'info',
+          eventSources: [{ kind: 'Kustomization', name: app.name }],
+          eventMetadata: { 'keptn-project': PROJECT, 'keptn-stage': 'dev', 'keptn-service': app.service },
+        },
+      } as KubernetesObject,
+    ]);
+    const object = `Kustomization flux-system/${app.name}`;
+    // The first event after the Alert exists names the revision deployed before: the baseline.
+    await waitUntil(
+      'the baseline notified',
+      async () => {
+        await notifyTool('flux', app);
+        return (await records(object)).some((r) => r.phase === 'baseline');
+      },
+      { timeoutMs: 60_000 },
+    );
+    const foreign = await pushNewTag(app, '0.2.0');
+    await notifyTool('flux', app);
+    const sequence = await announcementOf(app, foreign);
+    expect(sequence.data).toMatchObject({
+      project: PROJECT,
+      stage: 'dev',
+      service: app.service,
+      result: 'pass',
+      labels: {
+        'gitops.keptn.sh/tool': 'flux',
+        'gitops.keptn.sh/object': object,
+        'gitops.keptn.sh/author': 'Someone Else <else@example.test>',
+      },
+    });
+
+    // A forged notification (signed with a guessed key) for a revision nobody deployed: 401, nothing announced.
+    const forgedRevision = 'f'.repeat(40);
+    const forged = JSON.stringify({
+      involvedObject: { kind: 'Kustomization', namespace: 'flux-system', name: app.name },
+      severity: 'info',
+      reason: 'ReconciliationSucceeded',
+      message: 'forged',
+      metadata: { revision: `main@sha1:${forgedRevision}`, 'keptn-project': PROJECT, 'keptn-stage': 'dev', 'keptn-service': app.service },
+    });
+    const { createHmac } = await import('node:crypto');
+    const res = await fetch(`http://127.0.0.1:${notifyPort}/flux`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-signature': `sha256=${createHmac('sha256', 'guessed').update(forged).digest('hex')}`,
+      },
+      body: forged,
+    });
+    expect(res.status).toBe(401);
+    // Later changes still arrive, one sequence each, and the forged revision never does.
+    const later = await pushNewTag(app, '0.3.0');
+    await notifyTool('flux', app);
+    await announcementOf(app, later);
+    expect(announced(app, forgedRevision)).toHaveLength(0);
+    expect(announced(app, foreign)).toHaveLength(1);
+    expect((await records(object)).map((r) => r.revision)).not.toContain(forgedRevision);
   }, 300_000);
 });
 
