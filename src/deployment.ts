@@ -8,7 +8,7 @@ import { missingGrantMessage, secretGrant, TARGET_API_VERSIONS, targetGrant, typ
 import { credentialsFromSecretData, type GitCredentials } from './git/credentials.js';
 import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
-import type { FileEdit, GitWorkspace, RepoRef } from './git/workspace.js';
+import { DEPLOYMENT_TRAILER, type FileEdit, type GitWorkspace, type RepoRef } from './git/workspace.js';
 import {
   REVISION_LABEL,
   requestedStrategy,
@@ -172,13 +172,75 @@ export async function deploy(
         gitCommit: progress.commit,
         ...p.report,
       }
-    : {
-        status: 'succeeded',
-        result: 'fail',
-        message: `${images} not deployed (${change}): ${verdict.message}`,
-        gitCommit: progress.commit,
-        ...p.report,
-      };
+    : await failed(`${images} not deployed (${change}): ${verdict.message}`);
+
+  async function failed(message: string): Promise<DeploymentOutcome> {
+    const revert =
+      p.settings.onFailure === 'revert' && progress.ownCommit ? await revertFailed(event, deps, log, p, progress, images) : undefined;
+    return {
+      status: 'succeeded',
+      result: 'fail',
+      message: revert ? `${message} ${revert.note}` : message,
+      gitCommit: progress.commit,
+      ...(revert?.revertCommit ? { revertCommit: revert.revertCommit } : {}),
+      ...p.report,
+    };
+  }
+}
+
+/**
+ * Settings `onFailure: revert`: our commit failed to deploy, so it is reverted in Git (once: the revert carries its
+ * own deployment trailer), and the revert is waited for like any deployment. The outcome names both commits.
+ */
+async function revertFailed(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  p: Prepared,
+  progress: Progress,
+  images: string,
+): Promise<{ note: string; revertCommit?: string }> {
+  const { project, stage, service } = event.data;
+  const deploymentId = `${event.id}.revert`;
+  let made: Awaited<ReturnType<GitWorkspace['revertDeployment']>>;
+  try {
+    made = await deps.git.revertDeployment({
+      repo: p.repo,
+      author: p.settings.git.author ?? deps.author,
+      deploymentId,
+      match: [`${DEPLOYMENT_TRAILER}: ${event.id}`],
+      // Not `Keptn-Context`: a roll-back later in the sequence must find the deployment, not this revert.
+      message: (reverted: string) =>
+        `keptn: revert ${reverted.slice(0, 12)}, which failed to deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Revert-Context:')}`,
+    });
+  } catch (err: unknown) {
+    log.warn({ err }, 'failed deployment not reverted');
+    return { note: `Reverting commit ${progress.commit} in Git failed as well: ${messageOf(err)}; it is still on the branch.` };
+  }
+  if (!made) return { note: `Commit ${progress.commit} is no longer on the branch, so nothing was reverted.` };
+  log.info({ revert: made.commit, reverted: progress.commit }, 'failed deployment reverted in Git');
+  const revertCommit = made.commit;
+  const verdict = await p.tool.deliver({
+    target: p.settings.target,
+    commit: revertCommit,
+    repoUrl: p.settings.git.url,
+    branch: p.settings.git.branch,
+    images: [],
+    files: [],
+    deadline: Date.now() + p.timeoutMs,
+    deploymentId,
+    relation: (sha) => deps.git.relation(p.repo, revertCommit, sha),
+    onBranch: () => deps.git.onBranch(p.repo, revertCommit),
+    log,
+    ...(p.settings.argocd ? { argocd: p.settings.argocd } : {}),
+  });
+  return {
+    revertCommit,
+    note:
+      verdict.state === 'passed'
+        ? `Reverted with commit ${revertCommit}, which is deployed: ${verdict.message}`
+        : `Reverted with commit ${revertCommit}, which is not deployed either: ${verdict.message}`,
+  };
 }
 
 /**

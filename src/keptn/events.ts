@@ -83,6 +83,8 @@ export interface DeploymentOutcome {
   deploymentURIsPublic: string[];
   /** The GitOps repository commit that carries this deployment, when there is one. */
   gitCommit?: string;
+  /** The commit that reverted `gitCommit` after it failed (settings `onFailure: revert`). */
+  revertCommit?: string;
 }
 
 export interface BuildOptions {

@@ -42,6 +42,11 @@ export interface GitOpsSettings {
   report?: { deploymentNames?: string[]; deploymentURIsLocal?: string[]; deploymentURIsPublic?: string[] };
   /** How Argo CD states that do not end on their own are judged; only for target.kind Application. */
   argocd?: ArgoCDSettings;
+  /**
+   * What to do when our commit fails to deploy: `report` the failure (default), or `revert` our commit in Git, wait for
+   * the tool to apply the revert, and report the failure with both commits (issue 10, item 6).
+   */
+  onFailure?: 'report' | 'revert';
 }
 
 export const SUSPENDED_VERDICTS = ['fail', 'pass', 'wait'] as const;
@@ -135,6 +140,11 @@ export const settingsSchema = {
       },
     },
     timeout: { type: 'string', pattern: DURATION_PATTERN, description: 'default 10m' },
+    onFailure: {
+      enum: ['report', 'revert'],
+      description:
+        'when our commit fails to deploy: report it (default), or revert it in Git, wait for the revert to be applied, and report both',
+    },
     argocd: {
       type: 'object',
       additionalProperties: false,
