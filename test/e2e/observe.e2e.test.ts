@@ -345,6 +345,92 @@ describe('notifications from a cluster the service does not watch', () => {
   }, 300_000);
 });
 
+/** A chart in the repository that the API server refuses for tag 0.9.9 (a ConfigMap with an invalid name). */
+function brokenChartApp(name: string): Record<string, string> {
+  return {
+    'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
+    'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0\n`,
+    'charts/web/templates/broken.yaml': `{{- if eq .Values.image.tag "0.9.9" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n{{- end }}\n`,
+    'charts/web/templates/deployment.yaml': `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: web
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+`,
+    [`apps/${name}/release.yaml`]: `apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: ${name}
+  annotations: { gitops.keptn.sh/projects: ${PROJECT} }
+spec:
+  interval: 1h
+  targetNamespace: ${name}
+  chart:
+    spec:
+      chart: ./charts/web
+      reconcileStrategy: Revision
+      sourceRef: { kind: GitRepository, name: ${name}, namespace: flux-system }
+  values:
+    image:
+      tag: 0.1.0 # set by Keptn
+`,
+  };
+}
+
+describe('revert on failure (settings onFailure: revert)', () => {
+  it('reverts our failed commit: Git and the cluster are back on the previous image, and .finished names both commits', async () => {
+    const name = `obs-revert-${++counter}`;
+    const { url, commit } = await env.git.createRepo(name, brokenChartApp(name));
+    const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+      keptnSecret(app, env),
+      ...toolObjects('flux', app, env),
+    ]);
+    env.resources.put(
+      { project: PROJECT, stage: 'dev', service: app.service },
+      'gitops/config.yaml',
+      `git:\n  url: ${url}\n  branch: main\n  secretRef: { name: ${name}-git }\nimages:\n  - file: apps/${name}/release.yaml\n    yamlPath: spec.values.image.tag\n    part: tag\ntarget:\n  kind: HelmRelease\n  name: ${name}\n  namespace: ${name}\ntimeout: 120s\nonFailure: revert\n`,
+    );
+    await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
+      timeoutMs: 120_000,
+    });
+    const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
+      project: PROJECT,
+      stage: 'dev',
+      service: app.service,
+      configurationChange: { values: { image: `${IMAGE}:0.9.9` } },
+    });
+    await env.controlPlane.publish(triggered);
+    const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 280_000, what: '.finished' });
+    const log = await env.git.log(app.repo);
+    const [revert, ours] = log;
+    expect(log).toHaveLength(3);
+    expect(ours!.body).toContain(`Keptn-Deployment-Id: ${triggered.id}`);
+    expect(revert!.subject).toMatch(new RegExp(`^keptn: revert ${ours!.sha.slice(0, 12)}`));
+    expect(finished.data).toMatchObject({
+      status: 'succeeded',
+      result: 'fail',
+      deployment: { gitCommit: ours!.sha, revertCommit: revert!.sha },
+    });
+    expect(finished.data.message).toMatch(/ConfigMap "Bad_Name" is invalid|status: 'Failed'/);
+    expect(finished.data.message).toContain(`Reverted with commit ${revert!.sha}, which is deployed`);
+    expect(await env.git.readFile(app.repo, `apps/${name}/release.yaml`)).toContain('tag: 0.1.0 # set by Keptn');
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.1.0`);
+    expect(events.received.filter((e) => e.triggeredid === triggered.id && e.type.endsWith('.finished'))).toHaveLength(1);
+  }, 320_000);
+});
+
 describe('two replicas', () => {
   it('the observing replica is killed mid-way: the other takes over and announces the change exactly once', async () => {
     replicas.push(await startServiceProcess(env, { replicaId: 'obs-2', extraEnv: OBSERVING }));
