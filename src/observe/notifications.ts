@@ -110,7 +110,8 @@ export function fluxNotification(body: unknown): NotificationOutcome {
 
 /**
  * The body an Argo CD notification template posts (README "Keptn for changes made in Git" gives the template):
- * the Application's name, namespace, annotations (for the link), compared revision, sync phase and health.
+ * the Application's name, namespace, annotations (for the link), compared revision and sync status, the last
+ * operation's phase, revision and message, and the health.
  */
 export function argoNotification(body: unknown): NotificationOutcome {
   if (!isRecord(body)) return { kind: 'ignored', reason: 'not a JSON object' };
@@ -129,6 +130,10 @@ export function argoNotification(body: unknown): NotificationOutcome {
   if (!revision) return { kind: 'ignored', reason: 'the notification names no Git revision' };
   const phase = body['phase'];
   const health = body['health'];
+  // Right after a refresh the compared revision moves on while the last operation (of the previous revision) still
+  // says Succeeded: only Synced, with the operation's revision the compared one, is that revision deployed.
+  const synced =
+    body['sync'] === 'Synced' && (body['syncedRevision'] === undefined || commitOf(String(body['syncedRevision'])) === revision);
   const message = typeof body['message'] === 'string' ? body['message'].slice(0, 4096) : '';
   const what = `Application ${namespace}/${name}`;
   let detection: NotifiedDeployment['detection'];
@@ -139,9 +144,9 @@ export function argoNotification(body: unknown): NotificationOutcome {
       result: 'fail',
       message: `Argo CD sync of ${what} at ${revision} ${phase === 'Error' ? 'errored' : 'failed'}: ${message}`,
     };
-  else if (health === 'Degraded')
+  else if (health === 'Degraded' && synced)
     detection = { state: 'final', revision, result: 'fail', message: `${what} is Degraded at ${revision}${message ? `: ${message}` : ''}` };
-  else if (phase === 'Succeeded' && health === 'Healthy')
+  else if (phase === 'Succeeded' && health === 'Healthy' && synced)
     detection = { state: 'final', revision, result: 'pass', message: `Argo CD synced ${what} to ${revision} and it is Healthy` };
   else return { kind: 'ignored', reason: `sync ${String(phase)} and health ${String(health)} do not end a deployment` };
   return { kind: 'deployment', deployment: { kind: 'Application', namespace, name, link, detection } };

@@ -25,6 +25,8 @@ let counter = 0;
 let notifyPort: number;
 /** The Flux Provider's HMAC key, and the Secret that grants it to the project on the service's side. */
 const NOTIFY_KEY = 'e2e-notify-key-5b1d';
+/** The Argo CD webhook's shared secret. */
+const ARGO_TOKEN = 'e2e-argo-token-9c2e';
 const replicas: ServiceReplica[] = [];
 /** Quick takeover for the tests; the production default Lease is 20 s. */
 const OBSERVING = { OBSERVE: 'flux,argocd', LEASE_SECONDS: '4', RESUME_INTERVAL: '1s' };
@@ -38,7 +40,7 @@ beforeAll(async () => {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'keptn-gitops-notify', namespace: 'keptn', annotations: { 'gitops.keptn.sh/projects': PROJECT } },
-      stringData: { 'flux-token': NOTIFY_KEY },
+      stringData: { 'flux-token': NOTIFY_KEY, 'argocd-token': ARGO_TOKEN },
     } as KubernetesObject,
   ]);
   replicas.push(
@@ -386,6 +388,75 @@ spec:
 `,
   };
 }
+
+describe('Argo CD notifications', () => {
+  it("argocd-notifications' webhook with the shared secret starts one sequence", async () => {
+    const app = await linkedApp('argocd', {}, false);
+    // The README's webhook service, template and trigger, as a team would put them into argocd-notifications-cm.
+    await env.cluster.mergePatch({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'argocd-notifications-cm', namespace: 'argocd' },
+      data: {
+        'service.webhook.keptn': `url: http://127.0.0.1:${notifyPort}/argocd\nheaders:\n  - { name: Authorization, value: "Bearer $keptn-token" }\n`,
+        'template.keptn': `webhook:
+  keptn:
+    method: POST
+    body: |
+      {"namespace": "{{.app.metadata.namespace}}", "name": "{{.app.metadata.name}}",
+       "annotations": {{toJson .app.metadata.annotations}},
+       "revision": "{{.app.status.sync.revision}}", "sync": "{{.app.status.sync.status}}",
+       "syncedRevision": "{{.app.status.operationState.syncResult.revision}}",
+       "phase": "{{.app.status.operationState.phase}}", "health": "{{.app.status.health.status}}",
+       "message": {{toJson .app.status.operationState.message}}}
+`,
+        'trigger.on-keptn': `- when: app.status.operationState.phase in ['Failed', 'Error'] or (app.status.sync.status == 'Synced' and app.status.health.status in ['Healthy', 'Degraded'])
+  oncePer: app.status.sync.revision
+  send: [keptn]
+`,
+      },
+    } as KubernetesObject & Record<string, unknown>);
+    await env.cluster.mergePatch({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'argocd-notifications-secret', namespace: 'argocd' },
+      data: { 'keptn-token': Buffer.from(ARGO_TOKEN).toString('base64') },
+    } as KubernetesObject & Record<string, unknown>);
+    // Linked, but without the object's own grant: the watch leaves it alone, so only the webhook can announce it (the
+    // webhook's grant is its key's Secret).
+    await env.cluster.mergePatch({
+      apiVersion: API.argocd,
+      kind: 'Application',
+      metadata: {
+        name: app.name,
+        namespace: 'argocd',
+        annotations: {
+          'gitops.keptn.sh/projects': null,
+          'gitops.keptn.sh/observe-project': PROJECT,
+          'gitops.keptn.sh/observe-stage': 'dev',
+          'gitops.keptn.sh/observe-service': app.service,
+          'notifications.argoproj.io/subscribe.on-keptn.keptn': '',
+        },
+      },
+    } as unknown as KubernetesObject & Record<string, unknown>);
+    const object = objectOf('argocd', app);
+    await waitUntil('the baseline notified', async () => (await records(object)).some((r) => r.phase === 'baseline'), {
+      timeoutMs: 90_000,
+    });
+    const foreign = await pushNewTag(app, '0.2.0', 'bump web to 0.2.0');
+    await notifyTool('argocd', app);
+    const sequence = await announcementOf(app, foreign);
+    expect(sequence.data).toMatchObject({
+      project: PROJECT,
+      stage: 'dev',
+      service: app.service,
+      result: 'pass',
+      labels: { 'gitops.keptn.sh/tool': 'argocd', 'gitops.keptn.sh/object': object, 'gitops.keptn.sh/subject': 'bump web to 0.2.0' },
+    });
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+    expect(announced(app)).toHaveLength(1);
+  }, 300_000);
+});
 
 describe('revert on failure (settings onFailure: revert)', () => {
   it('reverts our failed commit: Git and the cluster are back on the previous image, and .finished names both commits', async () => {

@@ -76,6 +76,8 @@ describe('Argo CD webhook bodies as finished deployments', () => {
     namespace: 'argocd',
     name: 'app',
     revision: 'a'.repeat(40),
+    sync: 'Synced',
+    syncedRevision: 'a'.repeat(40),
     annotations: {
       'gitops.keptn.sh/observe-project': 'podtato',
       'gitops.keptn.sh/observe-stage': 'dev',
@@ -87,6 +89,9 @@ describe('Argo CD webhook bodies as finished deployments', () => {
     ['sync failed', { phase: 'Failed', health: 'Healthy', message: 'one or more objects failed to apply' }, 'fail'],
     ['Degraded', { phase: 'Succeeded', health: 'Degraded' }, 'fail'],
     ['still Progressing', { phase: 'Succeeded', health: 'Progressing' }, undefined],
+    // A refresh moved the compared revision on; the Succeeded operation is the previous revision's.
+    ['compared, not yet synced', { phase: 'Succeeded', health: 'Healthy', sync: 'OutOfSync', syncedRevision: 'b'.repeat(40) }, undefined],
+    ['synced to another revision', { phase: 'Succeeded', health: 'Healthy', syncedRevision: 'b'.repeat(40) }, undefined],
   ])('%s', (_, fields, result) => {
     const outcome = argoNotification({ ...base, ...fields });
     if (result) expect(outcome).toMatchObject({ kind: 'deployment', deployment: { kind: 'Application', detection: { result } } });
@@ -160,6 +165,7 @@ describe('the notification endpoint', () => {
       namespace: 'argocd',
       name: 'app',
       revision: 'b'.repeat(40),
+      sync: 'Synced',
       phase: 'Succeeded',
       health: 'Healthy',
       annotations: {
