@@ -188,7 +188,7 @@ export class Observer {
       return;
     }
     this.problems.delete(name);
-    const detection = this.detect(kind, name, obj, watch);
+    const detection = this.detect(kind, key, obj, watch);
     if (detection.state === 'none') return;
     if (await this.baseline(name, detection.revision)) return;
     if (detection.state === 'pending') {
@@ -244,7 +244,8 @@ export class Observer {
     return true;
   }
 
-  private detect(kind: ObservedKind, name: string, obj: Obj, watch: SharedWatch<Obj>): Detection {
+  private detect(kind: ObservedKind, key: string, obj: Obj, watch: SharedWatch<Obj>): Detection {
+    const name = `${kind} ${key}`;
     const { cluster } = this.opts;
     const view: FluxView = {
       kustomization: (ns, n) => cluster.watch<Obj>(KUSTOMIZATIONS).get(ns, n),
@@ -259,6 +260,7 @@ export class Observer {
     const status = (obj as { status?: { health?: { status?: string }; sync?: { revision?: string } } }).status;
     let degradedForMs: number | undefined;
     if (kind === 'Application') {
+      // The sync status names the revision: a new one starts the count again.
       const spell = JSON.stringify(status?.sync ?? null);
       const current = this.degraded.get(name);
       if (status?.health?.status === 'Degraded') {
@@ -266,10 +268,7 @@ export class Observer {
         else {
           if (current) clearTimeout(current.timer);
           // Nothing else may change on the Application when the grace period ends: look again then.
-          const timer = setTimeout(
-            () => this.enqueue(kind, name.slice(kind.length + 1), watch.get(...split(name.slice(kind.length + 1))), watch),
-            DEFAULT_DEGRADED_GRACE_MS + 50,
-          );
+          const timer = setTimeout(() => this.enqueue(kind, key, watch.get(...split(key)), watch), DEFAULT_DEGRADED_GRACE_MS + 50);
           timer.unref();
           this.degraded.set(name, { revision: spell, since: now, timer });
           degradedForMs = 0;
