@@ -12,7 +12,7 @@ import { HELMCHARTS, HELMRELEASES, KUSTOMIZATIONS, WORKLOADS } from '../flux/dri
 import type { Clock, FluxObject, FluxView } from '../flux/evaluate.js';
 import type { WorkloadKind } from '../flux/inventory.js';
 import type { Cluster } from '../k8s/cluster.js';
-import type { KubeObject, ResourceKind, SharedWatch } from '../k8s/watch.js';
+import type { KubeObject, ResourceKind } from '../k8s/watch.js';
 import { REVISION_LABEL, sequenceTriggeredEvent } from '../keptn/events.js';
 import type { SequenceSink } from '../keptn/sender.js';
 import { StoreConflictError } from '../state/record.js';
@@ -77,6 +77,12 @@ const OBSERVED: Record<ObservedTool, Kind[]> = {
 
 type Obj = KubeObject & FluxObject;
 
+/** What the observer reads of a shared watch (k8s/watch.ts): the cache, and every change of the kind. */
+interface KindWatch<T> {
+  get(namespace: string, name: string): T | undefined;
+  subscribeAll(listener: (key: string, obj: T | undefined) => void): () => void;
+}
+
 export class Observer {
   private active = false;
   private timer: NodeJS.Timeout | undefined;
@@ -89,7 +95,7 @@ export class Observer {
   /** The last revision handled per object: a controller reporting it again changes nothing. */
   private readonly handled = new Map<string, string>();
   /** Linked objects whose revision is still pending: looked at again when a workload or chart they read changes. */
-  private readonly pending = new Map<string, { kind: ObservedKind; key: string; watch: SharedWatch<Obj> }>();
+  private readonly pending = new Map<string, { kind: ObservedKind; key: string; watch: KindWatch<Obj> }>();
   private readonly inflight = new Set<string>();
   private readonly problems = new Map<string, string>();
   private readonly firstSeen = new Map<string, number>();
@@ -160,7 +166,7 @@ export class Observer {
     for (const { kind, key, watch } of this.pending.values()) this.enqueue(kind, key, watch.get(...split(key)), watch);
   }
 
-  private enqueue(kind: ObservedKind, key: string, obj: Obj | undefined, watch: SharedWatch<Obj>): void {
+  private enqueue(kind: ObservedKind, key: string, obj: Obj | undefined, watch: KindWatch<Obj>): void {
     if (!this.active) return;
     const name = `${kind} ${key}`;
     const next = (this.chains.get(name) ?? Promise.resolve())
@@ -172,7 +178,7 @@ export class Observer {
     this.chains.set(name, next);
   }
 
-  private async consider(kind: ObservedKind, key: string, obj: Obj | undefined, watch: SharedWatch<Obj>): Promise<void> {
+  private async consider(kind: ObservedKind, key: string, obj: Obj | undefined, watch: KindWatch<Obj>): Promise<void> {
     const name = `${kind} ${key}`;
     if (!this.active) return;
     if (!obj) {
@@ -244,7 +250,7 @@ export class Observer {
     return true;
   }
 
-  private detect(kind: ObservedKind, key: string, obj: Obj, watch: SharedWatch<Obj>): Detection {
+  private detect(kind: ObservedKind, key: string, obj: Obj, watch: KindWatch<Obj>): Detection {
     const name = `${kind} ${key}`;
     const { cluster } = this.opts;
     const view: FluxView = {

@@ -39,7 +39,13 @@ beforeAll(async () => {
     {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: 'keptn-gitops-notify', namespace: 'keptn', annotations: { 'gitops.keptn.sh/projects': PROJECT } },
+      // Made like a Keptn secret (keptn create secret, scope keptn-default), so the service may read it as any other.
+      metadata: {
+        name: 'keptn-gitops-notify',
+        namespace: 'keptn',
+        labels: { 'app.kubernetes.io/managed-by': 'keptn-secret-service', 'app.kubernetes.io/scope': 'keptn-default' },
+        annotations: { 'gitops.keptn.sh/projects': PROJECT },
+      },
       stringData: { 'flux-token': NOTIFY_KEY, 'argocd-token': ARGO_TOKEN },
     } as KubernetesObject,
   ]);
