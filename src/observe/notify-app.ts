@@ -42,7 +42,8 @@ export function notifyKeysFrom(data: Record<string, string>, annotations: Record
 }
 
 export function buildNotifyApp(deps: NotifyDeps, options: FastifyServerOptions = {}): FastifyInstance {
-  const app = Fastify({ bodyLimit: 256 * 1024, ...options });
+  // Senders post every event of every watched object: requests are not logged one by one, refusals and failures are.
+  const app = Fastify({ bodyLimit: 256 * 1024, disableRequestLogging: true, ...options });
   // The signature is over the bytes as sent: keep them.
   app.removeContentTypeParser('application/json');
   app.removeContentTypeParser('text/plain');
