@@ -111,11 +111,6 @@ export class SharedWatch<T extends KubeObject> {
     };
   }
 
-  /** Every cached object of the kind. */
-  list(): T[] {
-    return [...this.cache.values()];
-  }
-
   /**
    * Calls `listener` for every cached object now (if synced) and on every later change of any object of the kind,
    * with its `namespace/name` key (`undefined`: deleted).
