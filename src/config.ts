@@ -55,6 +55,16 @@ export interface ServiceConfig {
    * watch each, with RBAC in those namespaces only). Empty: the whole cluster.
    */
   watchNamespaces: string[];
+  /**
+   * The tools whose linked objects are observed for changes made in Git (src/observe/): `flux`, `argocd`. Empty (the
+   * default): nothing is observed, so installing or upgrading the service never starts sequences on its own.
+   */
+  observe: Array<'flux' | 'argocd'>;
+  /** Where Flux and Argo CD notifications are taken (src/observe/notify-app.ts); unset: not at all. */
+  notifyPort?: number;
+  notifyHost: string;
+  /** The Secret (in `secretNamespace`) holding the notification keys and their project grant. */
+  notifySecret?: string;
 }
 
 export class ConfigError extends ServiceError {
@@ -122,6 +132,20 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push(`WATCH_NAMESPACES must be a comma-separated list of namespace names, got ${JSON.stringify(badNamespace.slice(0, 80))}`);
   const drain = env['DRAIN_TIMEOUT'] ?? '8s';
   if (!isDuration(drain)) problems.push(`DRAIN_TIMEOUT must be a duration like 8s, got ${JSON.stringify(drain)}`);
+  const observe = (env['OBSERVE'] ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const tool of observe)
+    if (tool !== 'flux' && tool !== 'argocd')
+      problems.push(`OBSERVE must list flux and/or argocd (comma-separated), got ${JSON.stringify(tool)}`);
+  const notifyPort = env['NOTIFY_PORT'] === undefined ? undefined : portSetting('NOTIFY_PORT', 0);
+  if (notifyPort !== undefined && (notifyPort === port || notifyPort === healthPort))
+    problems.push(`NOTIFY_PORT must differ from PORT and HEALTH_PORT, got ${notifyPort}`);
+  if (notifyPort !== undefined && !env['NOTIFY_SECRET'])
+    problems.push('NOTIFY_SECRET must name the Secret holding the notification keys when NOTIFY_PORT is set');
+  const notifyHost = env['NOTIFY_HOST'] ?? '0.0.0.0';
+  if (isIP(notifyHost) === 0) problems.push(`NOTIFY_HOST must be an IP address, got ${JSON.stringify(notifyHost)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host,
@@ -148,6 +172,10 @@ export function loadConfig(env: Env): ServiceConfig {
     resumeIntervalMs: parseDuration(resumeInterval),
     drainMs: parseDuration(drain),
     watchNamespaces: [...new Set(watchNamespaces)],
+    observe: [...new Set(observe)] as Array<'flux' | 'argocd'>,
+    ...(notifyPort !== undefined ? { notifyPort } : {}),
+    notifyHost,
+    ...(env['NOTIFY_SECRET'] ? { notifySecret: env['NOTIFY_SECRET'] } : {}),
   };
 }
 

@@ -8,8 +8,14 @@ import { missingGrantMessage, secretGrant, TARGET_API_VERSIONS, targetGrant, wor
 import { credentialsFromSecretData, type GitCredentials } from './git/credentials.js';
 import { formatImageRef, parseImageRef, type ImageRef } from './git/image.js';
 import type { ImageWrite } from './git/editors.js';
-import type { FileEdit, GitWorkspace, RepoRef } from './git/workspace.js';
-import { requestedStrategy, type DeploymentOutcome, type DeploymentTriggeredData, type TriggeredEvent } from './keptn/events.js';
+import { DEPLOYMENT_TRAILER, type FileEdit, type GitWorkspace, type RepoRef } from './git/workspace.js';
+import {
+  REVISION_LABEL,
+  requestedStrategy,
+  type DeploymentOutcome,
+  type DeploymentTriggeredData,
+  type TriggeredEvent,
+} from './keptn/events.js';
 import { isRecord } from './json.js';
 import { parseDuration } from './duration.js';
 import type { GitOpsSettings, ImageWriteSetting } from './settings/schema.js';
@@ -157,6 +163,8 @@ export async function deploy(
 ): Promise<DeploymentOutcome> {
   const { project, stage, service } = event.data;
   const p = await prepare(event, deps, log, context);
+  const observed = observedRevision(event.data);
+  if (observed) return confirmObserved(event, deps, log, context, p, observed);
   const plan = await progressivePlan(event, p, deps, log);
   const edits = p.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
@@ -200,13 +208,75 @@ export async function deploy(
         gitCommit: progress.commit,
         ...p.report,
       }
-    : {
-        status: 'succeeded',
-        result: 'fail',
-        message: `${images} not deployed (${change}): ${verdict.message}`,
-        gitCommit: progress.commit,
-        ...p.report,
-      };
+    : await failed(`${images} not deployed (${change}): ${verdict.message}`);
+
+  async function failed(message: string): Promise<DeploymentOutcome> {
+    const revert =
+      p.settings.onFailure === 'revert' && progress.ownCommit ? await revertFailed(event, deps, log, p, progress, images) : undefined;
+    return {
+      status: 'succeeded',
+      result: 'fail',
+      message: revert ? `${message} ${revert.note}` : message,
+      gitCommit: progress.commit,
+      ...(revert?.revertCommit ? { revertCommit: revert.revertCommit } : {}),
+      ...p.report,
+    };
+  }
+}
+
+/**
+ * Settings `onFailure: revert`: our commit failed to deploy, so it is reverted in Git (once: the revert carries its
+ * own deployment trailer), and the revert is waited for like any deployment. The outcome names both commits.
+ */
+async function revertFailed(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  p: Prepared,
+  progress: Progress,
+  images: string,
+): Promise<{ note: string; revertCommit?: string }> {
+  const { project, stage, service } = event.data;
+  const deploymentId = `${event.id}.revert`;
+  let made: Awaited<ReturnType<GitWorkspace['revertDeployment']>>;
+  try {
+    made = await deps.git.revertDeployment({
+      repo: p.repo,
+      author: p.settings.git.author ?? deps.author,
+      deploymentId,
+      match: [`${DEPLOYMENT_TRAILER}: ${event.id}`],
+      // Not `Keptn-Context`: a roll-back later in the sequence must find the deployment, not this revert.
+      message: (reverted: string) =>
+        `keptn: revert ${reverted.slice(0, 12)}, which failed to deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Revert-Context:')}`,
+    });
+  } catch (err: unknown) {
+    log.warn({ err }, 'failed deployment not reverted');
+    return { note: `Reverting commit ${progress.commit} in Git failed as well: ${messageOf(err)}; it is still on the branch.` };
+  }
+  if (!made) return { note: `Commit ${progress.commit} is no longer on the branch, so nothing was reverted.` };
+  log.info({ revert: made.commit, reverted: progress.commit }, 'failed deployment reverted in Git');
+  const revertCommit = made.commit;
+  const verdict = await p.tool.deliver({
+    target: p.settings.target,
+    commit: revertCommit,
+    repoUrl: p.settings.git.url,
+    branch: p.settings.git.branch,
+    images: [],
+    files: [],
+    deadline: Date.now() + p.timeoutMs,
+    deploymentId,
+    relation: (sha) => deps.git.relation(p.repo, revertCommit, sha),
+    onBranch: () => deps.git.onBranch(p.repo, revertCommit),
+    log,
+    ...(p.settings.argocd ? { argocd: p.settings.argocd } : {}),
+  });
+  return {
+    revertCommit,
+    note:
+      verdict.state === 'passed'
+        ? `Reverted with commit ${revertCommit}, which is deployed: ${verdict.message}`
+        : `Reverted with commit ${revertCommit}, which is not deployed either: ${verdict.message}`,
+  };
 }
 
 /**
@@ -337,6 +407,69 @@ export function followRollout(
     log,
     onProgress: (reason) => log.debug({ reason }, 'waiting for the rollout'),
   });
+}
+
+/** The full commit a sequence started for a change made in Git names (its revision label), if any. */
+function observedRevision(data: DeploymentTriggeredData): string | undefined {
+  const label = data.labels?.[REVISION_LABEL];
+  if (label === undefined) return undefined;
+  if (!/^[0-9a-f]{40}$/.test(label))
+    throw new DeploymentError(
+      'INVALID_REVISION',
+      `label ${REVISION_LABEL} must be a full 40-digit commit hash, got ${JSON.stringify(label.slice(0, 80))}`,
+    );
+  return label;
+}
+
+/**
+ * A sequence started for a change made in Git (src/observe/): nothing is written; the deployment is that commit (or a
+ * later one containing it) applied and healthy, judged by the same driver and rules as a commit of our own.
+ */
+async function confirmObserved(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext>,
+  p: Prepared,
+  revision: string,
+): Promise<DeploymentOutcome> {
+  log.info({ revision }, 'confirming a change made in Git');
+  const done = await changeAndWait(event, deps, log, context, p, async () => ({ commit: revision, created: false, reused: false }));
+  const { progress, verdict } = done!;
+  return verdict.state === 'passed'
+    ? {
+        status: 'succeeded',
+        result: 'pass',
+        message: `commit ${progress.commit} (made in Git, not by Keptn) is deployed. ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      }
+    : {
+        status: 'succeeded',
+        result: 'fail',
+        message: `commit ${progress.commit} (made in Git, not by Keptn) is not deployed: ${verdict.message}`,
+        gitCommit: progress.commit,
+        ...p.report,
+      };
+}
+
+/**
+ * The repository (with its granted credentials) the settings of a Keptn service name: where the observer reads who
+ * made a commit. The settings are the latest ones (no sequence, so no configuration version, asks for another).
+ */
+export async function repositoryOf(
+  scope: { project: string; stage: string; service: string },
+  deps: DeploymentDeps,
+  log: Logger,
+): Promise<RepoRef> {
+  const { settings } = await deps.settings.load(scope, undefined);
+  const secret = await grantedSecret(settings, scope.project, deps, log);
+  return {
+    url: settings.git.url,
+    branch: settings.git.branch,
+    ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}),
+    ...(await credentials(secret, deps)),
+  };
 }
 
 export function imageFrom(data: DeploymentTriggeredData, w: ImageWriteSetting): ImageRef {

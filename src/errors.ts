@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   // What the event asks for.
   'INVALID_IMAGE',
   'MISSING_IMAGE',
+  'INVALID_REVISION',
   'NO_TOOL',
   'NO_CLUSTER',
   // What a release needs from the sequence, and what the target can do.

@@ -6,7 +6,7 @@ import { pino, type DestinationStream } from 'pino';
 import { buildApp, buildProbeApp } from './app.js';
 import { ArgoCDTool } from './argocd/driver.js';
 import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
-import { deploy, rollback, type DeploymentDeps } from './deployment.js';
+import { deploy, repositoryOf, rollback, type DeploymentDeps } from './deployment.js';
 import { messageOf } from './errors.js';
 import { FluxTool } from './flux/driver.js';
 import { GitWorkspace, safeUrl } from './git/workspace.js';
@@ -15,6 +15,11 @@ import { HttpEventSink } from './keptn/sender.js';
 import { PrometheusMetrics } from './metrics.js';
 import { release } from './release.js';
 import { RolloutsDriver } from './rollouts/driver.js';
+import { DEPLOYMENT_TRAILER } from './git/workspace.js';
+import { KubeObserverLease } from './observe/lease.js';
+import { Observer } from './observe/observer.js';
+import { ConfigMapObservationStore } from './observe/records.js';
+import { buildNotifyApp, notifyKeysFrom } from './observe/notify-app.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
@@ -59,8 +64,10 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     author: config.author,
     metrics,
   };
+  const sink = new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) });
+  const store = new ConfigMapStore(kc, config.stateNamespace);
   const runner = new DeploymentRunner({
-    sink: new HttpEventSink({ url: config.eventUrl, ...(config.apiToken ? { apiToken: config.apiToken } : {}) }),
+    sink,
     handle: (event, eventLog, context) =>
       (event.task === 'rollback' ? rollback : event.task === 'release' ? release : deploy)(
         event as TriggeredEvent<DeploymentTriggeredData>,
@@ -70,21 +77,62 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       ),
     log,
     source: config.serviceName,
-    store: new ConfigMapStore(kc, config.stateNamespace),
+    store,
     replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
     resumeIntervalMs: config.resumeIntervalMs,
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
     metrics,
   });
+  const observer =
+    config.observe.length || config.notifyPort !== undefined
+      ? new Observer({
+          cluster,
+          tools: config.observe,
+          store: new ConfigMapObservationStore(kc, config.stateNamespace),
+          lease: new KubeObserverLease(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
+          sink,
+          source: config.serviceName,
+          log: log.child({ component: 'observer' }),
+          commit: async (link, revision) => {
+            const repo = await repositoryOf(link, deps, log.child({ component: 'observer', ...link }));
+            const facts = await deps.git.commitFacts(repo, revision);
+            if (!facts) return undefined;
+            const trailer = new RegExp(`^${DEPLOYMENT_TRAILER}: `, 'm');
+            return { revision: facts.commit, author: facts.author, subject: facts.subject, ownDeployment: trailer.test(facts.body) };
+          },
+          deployedByUs: async (revision) =>
+            (await store.list()).some((r) => r.progress?.ownCommit && r.progress.commit.startsWith(revision)),
+          renewIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
+        })
+      : undefined;
+  const notifySecret = config.notifySecret;
+  const notify =
+    observer && config.notifyPort !== undefined && notifySecret
+      ? buildNotifyApp(
+          {
+            keys: async () =>
+              notifyKeysFrom(
+                await cluster.secretData(config.secretNamespace, notifySecret),
+                (await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: config.secretNamespace, name: notifySecret }))
+                  .annotations,
+              ),
+            notified: (...args) => observer.notified(...args),
+          },
+          { loggerInstance: log.child({ component: 'notifications' }) },
+        )
+      : undefined;
   const probes = buildProbeApp({ ready: () => cluster.ready(), metrics }, { loggerInstance: log });
   const app = buildApp({ accept: (e) => runner.accept(e) }, { loggerInstance: log });
   try {
     await probes.listen({ host: config.healthHost, port: config.healthPort });
     await runner.start();
+    observer?.start();
+    if (notify) await notify.listen({ host: config.notifyHost, port: config.notifyPort! });
     await app.listen({ host: config.host, port: config.port });
   } catch (err: unknown) {
     runner.stop();
-    await Promise.allSettled([app.close(), probes.close()]);
+    await observer?.stop();
+    await Promise.allSettled([app.close(), probes.close(), notify?.close()]);
     cluster.close();
     throw err;
   }
@@ -95,6 +143,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       eventUrl: config.eventUrl,
       settings: config.configDir ?? config.resourceServiceUrl,
       replica: config.replicaId,
+      observe: config.observe,
     },
     'keptn-gitops-service listening',
   );
@@ -102,13 +151,16 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      // No new events, then a bounded wait for the running ones; what is left is recorded, and resumed elsewhere.
+      // No new events or announcements, then a bounded wait for the running deployments; what is left is recorded,
+      // and resumed elsewhere.
+      await observer?.stop();
+      await notify?.close();
       await app.close();
       await runner.shutdown(config.drainMs);
       await probes.close();
       cluster.close();
     })());
-  return { app, probes, runner, close, log };
+  return { app, probes, runner, observer, close, log };
 }
 
 const isMain = import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/src/main.ts');

@@ -35,6 +35,16 @@ export interface RevertRequest {
   deploymentId: string;
 }
 
+export interface CommitFacts {
+  /** The full hash. */
+  commit: string;
+  /** `Name <email>`. */
+  author: string;
+  subject: string;
+  /** The whole message, trailers included. */
+  body: string;
+}
+
 export interface WorkspaceOptions {
   /** The directory this process owns for its clones and short-lived key files. */
   root: string;
@@ -113,6 +123,25 @@ export class GitWorkspace {
       const fetched = await this.fetched(repo).catch(() => undefined);
       full = fetched && (await resolveCommit(fetched, sha));
       return fetched && full ? relationOf(fetched, ours, full, files) : 'unknown';
+    });
+  }
+
+  /**
+   * Who made a commit and what it says (fetched first when unknown), for announcing a change made in Git; undefined
+   * when the repository does not have it. `sha` may be abbreviated (a Helm chart revision carries 12 digits).
+   */
+  commitFacts(repo: RepoRef, sha: string): Promise<CommitFacts | undefined> {
+    return this.locked(repo, async () => {
+      let clone = await this.clones.open(repo.url);
+      let full = await resolveCommit(clone, sha);
+      if (!full) {
+        clone = await this.fetched(repo);
+        full = await resolveCommit(clone, sha);
+      }
+      if (!full) return undefined;
+      const out = await clone.git.raw(['show', '-s', '--format=%H%x00%an <%ae>%x00%s%x00%B', full, '--']);
+      const [commit = full, author = '', subject = '', body = ''] = out.split('\0');
+      return { commit: commit.trim(), author, subject, body };
     });
   }
 

@@ -46,6 +46,8 @@ export interface ObjectWatch<T extends KubeObject> {
   readonly synced: Promise<void>;
   get(namespace: string, name: string): T | undefined;
   subscribe(namespace: string, name: string, listener: Listener<T>): () => void;
+  /** Calls `listener` with every cached object now (if synced) and on every later change of any object of the kind. */
+  subscribeAll(listener: (key: string, obj: T | undefined) => void): () => void;
 }
 
 export const WATCH_BACKOFF: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'> = { baseDelayMs: 500, maxDelayMs: 30_000 };
@@ -58,6 +60,8 @@ export class WatchError extends ServiceError {}
 export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
   private readonly cache = new Map<string, T>();
   private readonly listeners = new Map<string, Set<Listener<T>>>();
+  /** Listeners of every object of the kind (the observer of changes made in Git); called with the object's key. */
+  private readonly kindListeners = new Set<(key: string, obj: T | undefined) => void>();
   private resourceVersion: string | undefined;
   private abort: AbortController | undefined;
   private stopped = false;
@@ -119,6 +123,16 @@ export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(k);
     };
+  }
+
+  /**
+   * Calls `listener` for every cached object now (if synced) and on every later change of any object of the kind,
+   * with its `namespace/name` key (`undefined`: deleted).
+   */
+  subscribeAll(listener: (key: string, obj: T | undefined) => void): () => void {
+    this.kindListeners.add(listener);
+    if (this.state !== 'starting') queueMicrotask(() => this.cache.forEach((obj, k) => listener(k, obj)));
+    return () => void this.kindListeners.delete(listener);
   }
 
   /** `kustomizations.kustomize.toolkit.fluxcd.io`, as RBAC rules and CRDs name it. */
@@ -250,6 +264,7 @@ export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
     if (obj) this.cache.set(k, obj);
     else this.cache.delete(k);
     for (const listener of this.listeners.get(k) ?? []) listener(obj);
+    for (const listener of this.kindListeners) listener(k, obj);
   }
 }
 
@@ -346,6 +361,11 @@ export class NamespacedWatches<T extends KubeObject> implements ObjectWatch<T> {
 
   subscribe(namespace: string, name: string, listener: Listener<T>): () => void {
     return this.in(namespace).subscribe(namespace, name, listener);
+  }
+
+  subscribeAll(listener: (key: string, obj: T | undefined) => void): () => void {
+    const unsubscribes = [...this.watches.values()].map((w) => w.subscribeAll(listener));
+    return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
   }
 
   private in(namespace: string): SharedWatch<T> {

@@ -25,6 +25,12 @@ export interface KeptnEnvelope {
   gitcommitid?: string;
 }
 
+/**
+ * The label naming the GitOps commit of a change made in Git (src/observe/): a sequence started for it carries the
+ * label to its tasks, and a `deployment.triggered` with it is answered by confirming that commit, without writing.
+ */
+export const REVISION_LABEL = 'gitops.keptn.sh/revision';
+
 /** The common data block of every Keptn event. */
 export interface KeptnEventData {
   project: string;
@@ -87,6 +93,8 @@ export interface DeploymentOutcome {
   deploymentURIsPublic: string[];
   /** The GitOps repository commit that carries this deployment, when there is one. */
   gitCommit?: string;
+  /** The commit that reverted `gitCommit` after it failed (settings `onFailure: revert`). */
+  revertCommit?: string;
 }
 
 export interface BuildOptions {
@@ -151,4 +159,34 @@ export function errored(triggered: TriggeredEvent, message: string): DeploymentO
 /** What the shipyard asked for; helm-service's default when absent is `direct`. */
 export function requestedStrategy(data: DeploymentTriggeredData): string {
   return data.deployment?.deploymentstrategy || 'direct';
+}
+
+/**
+ * `sh.keptn.event.<stage>.<sequence>.triggered`: starts a shipyard sequence. No `triggeredid` (nothing triggered it in
+ * Keptn); shipyard-controller hands its data, labels included, to every task of the sequence (keptn/keptn 1.4.5
+ * shipyard-controller, GetMergedPayloadForSequenceTriggeredEvent).
+ */
+export type SequenceTriggeredEvent = Omit<OutgoingEvent, 'triggeredid' | 'gitcommitid'>;
+
+export interface SequenceTrigger {
+  /** The event id and Keptn context: the same for every send of one announcement, so a re-send is recognisable. */
+  id: string;
+  shkeptncontext: string;
+  stage: string;
+  sequence: string;
+  data: KeptnEventData;
+}
+
+export function sequenceTriggeredEvent(trigger: SequenceTrigger, opts: BuildOptions): SequenceTriggeredEvent {
+  return {
+    specversion: '1.0',
+    id: trigger.id,
+    source: opts.source,
+    type: `${EVENT_PREFIX}${trigger.stage}.${trigger.sequence}.triggered`,
+    time: (opts.now ?? new Date()).toISOString(),
+    datacontenttype: 'application/json',
+    shkeptncontext: trigger.shkeptncontext,
+    shkeptnspecversion: SPEC_VERSION,
+    data: trigger.data,
+  };
 }

@@ -4,12 +4,17 @@
  * check, retried under one policy (retry.ts).
  */
 import axios, { type AxiosInstance } from 'axios';
-import type { OutgoingEvent } from './events.js';
+import type { OutgoingEvent, SequenceTriggeredEvent } from './events.js';
 import { ServiceError, type ServiceErrorOptions } from '../errors.js';
 import { isRetryableError, realSleep, retry, type RetryPolicy, type Sleep } from '../retry.js';
 
 export interface EventSink {
   send(event: OutgoingEvent): Promise<void>;
+}
+
+/** Where the observer announces sequences (HttpEventSink is one). */
+export interface SequenceSink {
+  send(event: SequenceTriggeredEvent): Promise<void>;
 }
 
 /**
@@ -34,7 +39,7 @@ export class EventDeliveryError extends ServiceError {
   }
 }
 
-export class HttpEventSink implements EventSink {
+export class HttpEventSink implements EventSink, SequenceSink {
   private readonly http: AxiosInstance;
 
   constructor(private readonly opts: HttpEventSinkOptions) {
@@ -52,11 +57,11 @@ export class HttpEventSink implements EventSink {
     });
   }
 
-  async send(event: OutgoingEvent): Promise<void> {
+  async send(event: OutgoingEvent | SequenceTriggeredEvent): Promise<void> {
     await retry(this.opts.policy ?? DELIVERY_POLICY, () => this.post(event), this.opts.sleep ?? realSleep);
   }
 
-  private async post(event: OutgoingEvent): Promise<void> {
+  private async post(event: OutgoingEvent | SequenceTriggeredEvent): Promise<void> {
     const what = `could not deliver ${event.type} (${event.id}) to ${this.opts.url}`;
     let status: number;
     let location: unknown;

@@ -44,6 +44,11 @@ export interface GitOpsSettings {
   argocd?: ArgoCDSettings;
   /** The progressive workload of the service, and the Keptn deployment strategies that deploy through it. */
   progressive?: ProgressiveSettings;
+  /**
+   * What to do when our commit fails to deploy: `report` the failure (default), or `revert` our commit in Git, wait for
+   * the tool to apply the revert, and report the failure with both commits (issue 10, item 6).
+   */
+  onFailure?: 'report' | 'revert';
 }
 
 /** Keptn's strategies that never go through a progressive workload: they deploy and release as written. */
@@ -151,6 +156,11 @@ export const settingsSchema = {
       },
     },
     timeout: { type: 'string', pattern: DURATION_PATTERN, description: 'default 10m' },
+    onFailure: {
+      enum: ['report', 'revert'],
+      description:
+        'when our commit fails to deploy: report it (default), or revert it in Git, wait for the revert to be applied, and report both',
+    },
     argocd: {
       type: 'object',
       additionalProperties: false,

@@ -1,0 +1,32 @@
+// The settings of the observer and of the notification port (src/config.ts).
+import { describe, expect, it } from '@jest/globals';
+import { loadConfig } from '../../../src/config.js';
+
+describe('OBSERVE and NOTIFY_* settings', () => {
+  it('observe nothing and take no notifications by default', () => {
+    const config = loadConfig({});
+    expect(config.observe).toEqual([]);
+    expect(config.notifyPort).toBeUndefined();
+  });
+
+  it.each<[Record<string, string>, Partial<ReturnType<typeof loadConfig>>]>([
+    [{ OBSERVE: 'flux' }, { observe: ['flux'] }],
+    [{ OBSERVE: ' flux , argocd,flux' }, { observe: ['flux', 'argocd'] }],
+    [
+      { NOTIFY_PORT: '8083', NOTIFY_SECRET: 'keys' },
+      { notifyPort: 8083, notifyHost: '0.0.0.0', notifySecret: 'keys' },
+    ],
+  ])('reads %j', (env, want) => {
+    expect(loadConfig(env)).toMatchObject(want);
+  });
+
+  it.each<[Record<string, string>, RegExp]>([
+    [{ OBSERVE: 'flux,jenkins' }, /OBSERVE must list flux and\/or argocd/],
+    [{ NOTIFY_PORT: '8083' }, /NOTIFY_SECRET must name the Secret/],
+    [{ NOTIFY_PORT: '8080', NOTIFY_SECRET: 'keys' }, /NOTIFY_PORT must differ/],
+    [{ NOTIFY_PORT: 'x', NOTIFY_SECRET: 'keys' }, /NOTIFY_PORT must be a port number/],
+    [{ NOTIFY_PORT: '8083', NOTIFY_SECRET: 'keys', NOTIFY_HOST: 'anywhere' }, /NOTIFY_HOST must be an IP address/],
+  ])('refuses %j', (env, problem) => {
+    expect(() => loadConfig(env)).toThrow(problem);
+  });
+});
