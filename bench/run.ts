@@ -6,13 +6,21 @@
 // The npm script holds the shared e2e lock (flock /tmp/e2e.lock) so that no test runs beside it.
 import { Watch, type KubernetesObject } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { cpus, totalmem, type } from 'node:os';
 import { join } from 'node:path';
-import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../test/env/environment.js';
-import { keptnEvent, type KeptnCloudEvent } from '../test/env/keptn.js';
-import { waitUntil } from '../test/env/process.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  serviceEnvironment,
+  startEnvironment,
+  startServiceProcess,
+  type Environment,
+  type ServiceReplica,
+} from '../test/env/environment.js';
+import { keptnEvent, startDistributor, type KeptnCloudEvent } from '../test/env/keptn.js';
+import { freePort, spawnPeer, waitUntil } from '../test/env/process.js';
 import {
   appFiles,
   grantAnnotations,
@@ -43,6 +51,8 @@ const SIZES = {
   rateSeconds: num('BENCH_RATE_SECONDS', 10),
   steadySeconds: num('BENCH_STEADY_SECONDS', 60),
 };
+/** A commit whose service is measured beside this one in the acknowledgement round (before/after a change). */
+const BEFORE = process.env['BENCH_BEFORE'];
 const OUT = process.env['BENCH_OUT'] ?? 'docs/benchmarks.md';
 const PROJECT = 'podtato';
 const rows: Row[] = [];
@@ -570,35 +580,102 @@ function summarise(r: LoadResult): string {
   return `p50 ${ms(median(r.latencies))}, p99 ${ms(percentile(r.latencies, 99))}, max ${ms(Math.max(...r.latencies))} (${codes}${r.errors ? `, ${r.errors} errors` : ''})`;
 }
 
-async function acknowledgement(env: Environment, events: ReturnType<typeof observeEvents>, replica: ServiceReplica) {
+interface AckTarget {
+  label: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The service as it was at `commit` (git archive of src/ and package.json, this checkout's node_modules), in its own
+ * process with its own distributor, which forwards no topic: it only takes the POSTs of the acknowledgement round.
+ */
+async function serviceAt(env: Environment, commit: string): Promise<AckTarget> {
+  const dir = join(env.workDir, `service-at-${commit.slice(0, 12)}`);
+  await mkdir(dir, { recursive: true });
+  await promisify(execFile)('sh', ['-c', `git archive "$1" src package.json | tar -x -C "$2"`, 'sh', commit, dir]);
+  await symlink(join(process.cwd(), 'node_modules'), join(dir, 'node_modules'));
+  const port = await freePort();
+  const healthPort = await freePort();
+  const apiProxyPort = await freePort();
+  const distributor = await startDistributor({
+    natsUrl: env.nats.url,
+    recipientPort: port,
+    topics: ['sh.keptn.event.benchnone.triggered'],
+    resourceServiceUrl: env.resources.url,
+    logDir: env.logDir,
+    name: 'distributor-before',
+    apiProxyPort,
+  });
+  const apiUrl = `http://127.0.0.1:${apiProxyPort}`;
+  const child = await spawnPeer({
+    name: 'service-before',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(dir, 'src', 'main.ts')],
+    cwd: dir,
+    env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, {
+      REPLICA_ID: 'before',
+      HEALTH_PORT: String(healthPort),
+      LOG_LEVEL: 'info',
+    }),
+    logDir: env.logDir,
+  });
+  await waitUntil('service before healthy', async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, {
+    timeoutMs: 60_000,
+    peer: child,
+  });
+  return {
+    label: `at ${commit.slice(0, 8)} (before)`,
+    port,
+    async stop() {
+      await distributor.stop();
+      await child.stop();
+    },
+  };
+}
+
+async function acknowledgement(env: Environment, events: ReturnType<typeof observeEvents>, targets: AckTarget[]) {
   // A service with settings that point at the burst repository's first app: the deployments do real work (settings,
   // Secret, Git, the tool) under the load.
   env.resources.put({ project: PROJECT, stage: 'dev', service: 'ack' }, 'gitops/config.yaml', burstSettings('burst-0'));
   for (const rate of SIZES.rates) {
-    const ids: string[] = [];
-    const body = (i: number) => {
-      const e = triggered('ack', `1.${rate}.${i}`);
-      ids.push(e.id);
-      return { headers: { 'content-type': 'application/cloudevents+json' }, text: JSON.stringify(e) };
-    };
-    const [post, health] = await Promise.all([
-      runLoad({ url: `http://127.0.0.1:${replica.port}/`, method: 'POST', ratePerSecond: rate, seconds: SIZES.rateSeconds, body }),
-      runLoad({ url: `http://127.0.0.1:${replica.port}/health`, method: 'GET', ratePerSecond: 20, seconds: SIZES.rateSeconds }),
-    ]);
-    const p99 = percentile(post.latencies, 99);
-    const max = Math.max(...post.latencies);
-    rows.push({
-      measure: `Acknowledgement: POST / at ${rate} events/s for ${SIZES.rateSeconds} s (record written before the answer)`,
-      value: summarise(post),
-      baseline: `GET /health on the same port meanwhile: ${summarise(health)}`,
-      target: rate === 200 ? 'p99 ≤ 50 ms' : rate >= 500 ? 'no answer > 1 s' : '–',
-      met: rate === 200 ? p99 <= 50 : rate >= 500 ? max <= 1000 && post.errors === 0 : undefined,
-    });
-    // Let this round's deployments end before the next rate, so each rate is measured on its own.
-    const accepted = ids.length;
-    await every(`the ${accepted} deployments at ${rate}/s finished`, 1_000, 180_000, async () =>
-      ids.every((id) => events.arrivals.get(id)?.finished.length),
-    ).catch(() => details.push(`at ${rate}/s not every accepted deployment finished within 3 min after the load`));
+    for (const target of targets) {
+      const ids: string[] = [];
+      const body = (i: number) => {
+        const e = triggered('ack', `1.${rate}.${i}`);
+        ids.push(e.id);
+        return { headers: { 'content-type': 'application/cloudevents+json' }, text: JSON.stringify(e) };
+      };
+      const [post, health] = await Promise.all([
+        runLoad({ url: `http://127.0.0.1:${target.port}/`, method: 'POST', ratePerSecond: rate, seconds: SIZES.rateSeconds, body }),
+        runLoad({ url: `http://127.0.0.1:${target.port}/health`, method: 'GET', ratePerSecond: 20, seconds: SIZES.rateSeconds }),
+      ]);
+      const p99 = percentile(post.latencies, 99);
+      const max = Math.max(...post.latencies);
+      rows.push({
+        measure: `Acknowledgement${targets.length > 1 ? `, service ${target.label}` : ''}: POST / at ${rate} events/s for ${SIZES.rateSeconds} s (record written before the answer)`,
+        value: summarise(post),
+        baseline: `GET /health on the same port meanwhile: ${summarise(health)}`,
+        target: rate === 200 ? 'p99 ≤ 50 ms' : rate >= 500 ? 'no answer > 1 s' : '–',
+        met: rate === 200 ? p99 <= 50 : rate >= 500 ? max <= 1000 && post.errors === 0 : undefined,
+      });
+      // Let this round's deployments end before the next one, so each is measured on its own.
+      const accepted = ids.length;
+      const started = now();
+      await every(`the ${accepted} deployments at ${rate}/s finished`, 1_000, 180_000, async () =>
+        ids.every((id) => events.arrivals.get(id)?.finished.length),
+      )
+        .then(() =>
+          details.push(
+            `${target.label}: the ${accepted} deployments posted at ${rate}/s all finished ${ms(now() - started)} after the load ended`,
+          ),
+        )
+        .catch(() =>
+          details.push(
+            `${target.label}: at ${rate}/s, ${ids.filter((id) => events.arrivals.get(id)?.finished.length).length} of ${accepted} deployments finished within 3 min after the load`,
+          ),
+        );
+    }
   }
 }
 
@@ -687,7 +764,12 @@ try {
   console.log(`bench: burst of ${SIZES.burst} with ${SIZES.objects} watched objects`);
   await burst(env, events, replica);
   console.log(`bench: acknowledgement at ${SIZES.rates.join(', ')} events/s`);
-  await acknowledgement(env, events, replica);
+  const before = BEFORE ? await serviceAt(env, BEFORE) : undefined;
+  try {
+    await acknowledgement(env, events, [{ label: 'now', port: replica.port, stop: async () => undefined }, ...(before ? [before] : [])]);
+  } finally {
+    await before?.stop();
+  }
   console.log(`bench: steady state, 2 × ${SIZES.steadySeconds} s`);
   await steadyState(env, replica);
 } catch (err: unknown) {
@@ -722,7 +804,7 @@ baseline measured in the same run, because the machine is shared and noisy.
   .join(' ')}\`
 - Machine: ${cpus().length} cores (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${type()}, Node ${process.version}; shared with other work
 - Date: ${started.toISOString()} (took ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min)
-- Sizes: ${JSON.stringify(SIZES)}
+- Sizes: ${JSON.stringify(SIZES)}${BEFORE ? `; acknowledgement also measured for the service at ${BEFORE}` : ''}
 ${failure ? `- **The run failed before it ended**: ${failure instanceof Error ? failure.message.split('\n')[0] : String(failure)}\n` : ''}
 ${table(rows)}
 
