@@ -16,6 +16,9 @@ import {
 import { RecordTooLargeError, StoreConflictError, StoreUnavailableError, type DeploymentRecord, type StateStore } from './record.js';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' };
+const PHASE_LABEL = 'keptn-gitops-service/phase';
+/** How often the list includes finished records (for the retention sweep). */
+export const DONE_SWEEP_MS = 5 * 60_000;
 const SELECTOR = Object.entries(MANAGED_BY)
   .map(([k, v]) => `${k}=${v}`)
   .join(',');
@@ -79,9 +82,13 @@ export class ConfigMapStore implements StateStore {
   private readonly acknowledge: CoreV1Api;
   private readonly api: CoreV1Api;
 
+  private lastFullList = -Infinity;
+
   constructor(
     kc: KubeConfig,
     private readonly namespace: string,
+    private readonly doneSweepMs = DONE_SWEEP_MS,
+    private readonly now: () => number = Date.now,
   ) {
     this.acknowledge = pooledCoreApi(kc);
     this.api = pooledCoreApi(kc);
@@ -120,9 +127,16 @@ export class ConfigMapStore implements StateStore {
     }
   }
 
+  /**
+   * The records to look at. Finished ones matter only to the retention sweep, so they are listed at most once per
+   * `doneSweepMs`; every other call lists the unfinished ones only, and the scan does not grow with history.
+   */
   async list(): Promise<DeploymentRecord[]> {
+    const full = this.now() - this.lastFullList >= this.doneSweepMs;
+    const labelSelector = full ? SELECTOR : `${SELECTOR},${PHASE_LABEL}!=done`;
     try {
-      const list = await this.api.listNamespacedConfigMap({ namespace: this.namespace, labelSelector: SELECTOR });
+      const list = await this.api.listNamespacedConfigMap({ namespace: this.namespace, labelSelector });
+      if (full) this.lastFullList = this.now();
       return list.items.flatMap((cm) => fromConfigMap(cm) ?? []);
     } catch (err: unknown) {
       throw storeError('list deployments', err);
@@ -149,7 +163,7 @@ export class ConfigMapStore implements StateStore {
       metadata: {
         name: recordName(record.event.id),
         namespace: this.namespace,
-        labels: { ...MANAGED_BY, 'keptn-gitops-service/phase': record.phase },
+        labels: { ...MANAGED_BY, [PHASE_LABEL]: record.phase },
         annotations: { 'keptn-gitops-service/triggeredid': record.event.id, 'keptn-gitops-service/owner': record.owner },
         ...(version ? { resourceVersion: version } : {}),
       },
