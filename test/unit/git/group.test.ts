@@ -84,6 +84,25 @@ describe('group commit', () => {
     expect(await server.log(name)).toHaveLength(2);
   });
 
+  it('after a restart (new process, new clone), asking again finds the group commit and commits nothing', async () => {
+    const { name, ws, request } = await setup();
+    const outs = await Promise.all(SERVICES.map((s) => ws.commitImage(request(s, `d-${s}`))));
+    const restarted = new GitWorkspace({ root: join(dir, `ws-restarted-${counter}`) });
+    const again = await Promise.all(SERVICES.map((s) => restarted.commitImage(request(s, `d-${s}`))));
+    for (const out of again) expect(out).toEqual({ commit: outs[0]!.commit, created: false, reused: true });
+    expect(await server.log(name)).toHaveLength(2);
+  });
+
+  it('a group made after someone else pushed lands on top of their commit, losing neither', async () => {
+    const { name, ws, request } = await setup();
+    await ws.commitImage(request('a', 'warm-up', '0.1.0')); // a clone now, so the group starts from a stale head
+    const foreign = await server.commitAsOther(name, { 'README.md': 'someone else\n' }, 'docs: readme');
+    const outs = await Promise.all(['b', 'c'].map((s) => ws.commitImage(request(s, `d-${s}`))));
+    const log = await server.log(name);
+    expect(log.map((c) => c.sha).slice(0, 2)).toEqual([outs[0]!.commit, foreign]);
+    expect(outs[1]!.commit).toBe(outs[0]!.commit);
+  });
+
   it('puts two changes of the same file in two commits, in arrival order', async () => {
     const { name, ws, request } = await setup();
     const [x, y] = await Promise.all([ws.commitImage(request('a', 'd-1', '0.3.0')), ws.commitImage(request('a', 'd-2', '0.4.0'))]);
