@@ -52,7 +52,17 @@ export interface RunnerOptions {
   /** Waits between save attempts; tests pass one that does not sleep. */
   sleep?: Sleep;
   metrics?: Metrics;
+  /** How many deployments may be starting at once (default MAX_STARTING). */
+  maxStarting?: number;
 }
+
+/**
+ * Deployments that may be starting at once: from launch until their first checkpoint (the commit is pushed) or their
+ * end. Starting is the busy part (.started, settings, Secrets, Git); waiting for the tool costs almost nothing. The
+ * others wait their turn, recorded and acknowledged already, so a burst of events does not starve the answers to
+ * new ones (issue 11).
+ */
+export const MAX_STARTING = 64;
 
 /**
  * Saving a record: the API server may be restarting, so a few quick attempts. A conflict is final (someone else
@@ -80,6 +90,8 @@ export class DeploymentRunner {
   private readonly timers: NodeJS.Timeout[] = [];
   private resuming: Promise<void> | undefined;
   private readonly metrics: Metrics;
+  private starting = 0;
+  private readonly startQueue: Array<() => void> = [];
 
   constructor(private readonly opts: RunnerOptions) {
     this.metrics = opts.metrics ?? noMetrics;
@@ -213,11 +225,27 @@ export class DeploymentRunner {
 
   private launch(record: DeploymentRecord): void {
     this.metrics.deploymentBegan();
-    const run = this.drive(record).finally(() => {
-      this.running.delete(record.event.id);
-      this.metrics.deploymentEnded();
-    });
+    const run = this.startSlot()
+      .then((started) => this.drive(record, started).finally(started))
+      .finally(() => {
+        this.running.delete(record.event.id);
+        this.metrics.deploymentEnded();
+      });
     this.running.set(record.event.id, run);
+  }
+
+  /** A turn among the starting deployments; the function it gives ends the turn (once), handing it to the next. */
+  private async startSlot(): Promise<() => void> {
+    if (this.starting < (this.opts.maxStarting ?? MAX_STARTING)) this.starting++;
+    else await new Promise<void>((resolve) => this.startQueue.push(resolve));
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const next = this.startQueue.shift();
+      if (next) next();
+      else this.starting--;
+    };
   }
 
   private logFor(event: TriggeredEvent): Logger {
@@ -230,7 +258,7 @@ export class DeploymentRunner {
     });
   }
 
-  private async drive(initial: DeploymentRecord): Promise<void> {
+  private async drive(initial: DeploymentRecord, started: () => void = () => undefined): Promise<void> {
     const { event } = initial;
     const log = this.logFor(event);
     const source = this.opts.source;
@@ -270,6 +298,7 @@ export class DeploymentRunner {
           } catch (err: unknown) {
             log.warn({ err }, 'could not record progress');
           }
+          started();
         };
         try {
           outcome = await this.opts.handle(event, log, {

@@ -80,6 +80,74 @@ export async function findCommitWithLines(clone: Clone, ref: string, lines: stri
   return undefined;
 }
 
+/** One deployment's change in a group commit. */
+export interface GroupMember {
+  deploymentId: string;
+  edits: FileEdit[];
+  /** The message this change would have alone (subject and its Keptn trailers). */
+  message: string;
+}
+
+/** What became of one member of a group: the commit that carries its change, or why it could not be staged. */
+export type MemberOutcome = { ok: CommitOutcome } | { error: unknown };
+
+/** Names, within one deployment's block of a group commit, a file that deployment changed (what its roll-back undoes). */
+export const CHANGED_FILE_TRAILER = 'Keptn-Changed-File';
+
+/**
+ * The message of a commit that carries several deployments' changes: a subject that says so, then each deployment's
+ * own message as a block, closed by the files it changed and its `Keptn-Deployment-Id` trailer. Each block's lines are
+ * whole lines, so a trailer lookup (resume, reuse, roll-back) finds the commit as it would a commit of its own.
+ */
+export function groupMessage(members: ReadonlyArray<{ deploymentId: string; message: string; files: readonly string[] }>): string {
+  const blocks = members.map((m) => {
+    for (const f of m.files) checkTrailerLine(f, 'a changed file');
+    return [m.message.trim(), ...m.files.map((f) => `${CHANGED_FILE_TRAILER}: ${f}`), `${DEPLOYMENT_TRAILER}: ${m.deploymentId}`].join(
+      '\n',
+    );
+  });
+  return `keptn: ${members.length} deployments in one commit\n\n${blocks.join('\n\n')}`;
+}
+
+export interface MessageBlock {
+  deploymentId: string;
+  lines: string[];
+  files: string[];
+}
+
+/** The deployments' blocks of a commit message: each ends at its `Keptn-Deployment-Id` line. */
+export function messageBlocks(body: string): MessageBlock[] {
+  const blocks: MessageBlock[] = [];
+  let lines: string[] = [];
+  for (const line of body.split('\n')) {
+    lines.push(line);
+    if (!line.startsWith(`${DEPLOYMENT_TRAILER}: `)) continue;
+    const files = lines.filter((l) => l.startsWith(`${CHANGED_FILE_TRAILER}: `)).map((l) => l.slice(CHANGED_FILE_TRAILER.length + 2));
+    blocks.push({ deploymentId: line.slice(DEPLOYMENT_TRAILER.length + 2), lines, files });
+    lines = [];
+  }
+  return blocks;
+}
+
+/**
+ * For each line, the newest commit reachable from `ref` whose message holds it as a whole line. One `git log` for
+ * all of them (fixed strings, any of them), the exact comparison ours.
+ */
+export async function findCommitsWithLine(clone: Clone, ref: string, lines: string[]): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  if (!lines.length) return found;
+  for (const line of lines) checkTrailerLine(line, 'a trailer line');
+  const wanted = new Set(lines);
+  const grep = lines.map((l) => `--grep=${l}`);
+  const out = await clone.git.raw(['log', '-z', '--fixed-strings', ...grep, '--format=%H%n%B', ref, '--']);
+  for (const record of out.split('\0')) {
+    const [sha = '', ...body] = record.replace(/^\n/, '').split('\n');
+    if (!/^[0-9a-f]{40,64}$/.test(sha)) continue;
+    for (const line of body) if (wanted.has(line) && !found.has(line)) found.set(line, sha);
+  }
+  return found;
+}
+
 export class CommitProtocol {
   constructor(
     private readonly clones: CloneCache,
@@ -133,6 +201,90 @@ export class CommitProtocol {
             throw new PushRejected(rejection);
           }
           return { commit, created: true, reused: false };
+        },
+        this.opts.sleep ?? realSleep,
+      );
+    } catch (err: unknown) {
+      if (err instanceof PushRejected) {
+        throw new GitError(
+          'GIT_PUSH_FAILED',
+          `push to ${repo.branch} was rejected ${rejections} times (the branch kept moving): ${err.message}`,
+          { retryable: true },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Runs the protocol once for several deployments to the same branch (call it under the tree's lock): one checkout,
+   * each member's change staged in turn, ONE commit and ONE push for all that changed something. A member whose
+   * commit is already on the branch reuses it; a member whose change is there already gets the head; a member that
+   * cannot be staged gets its error and the others go on. Members must edit disjoint files. A rejected push starts the
+   * whole group over on the new head.
+   */
+  async runGroup(repo: RepoRef, author: Author, members: readonly GroupMember[]): Promise<MemberOutcome[]> {
+    for (const m of members) checkTrailerLine(m.deploymentId, 'the deployment id');
+    const trailerOf = (m: GroupMember) => `${DEPLOYMENT_TRAILER}: ${m.deploymentId}`;
+    let rejections = 0;
+    const attempts = Math.max(1, this.opts.pushAttempts);
+    try {
+      return await retry(
+        { attempts, baseDelayMs: 250, maxDelayMs: 4_000, retryable: (err) => err instanceof PushRejected },
+        async () => {
+          const clone = await this.checkout(repo);
+          const results: MemberOutcome[] = new Array(members.length);
+          const earlier = await findCommitsWithLine(clone, `refs/remotes/origin/${repo.branch}`, members.map(trailerOf));
+          const before = (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
+          const carried: Array<{ index: number; files: string[] }> = [];
+          for (const [index, m] of members.entries()) {
+            const sha = earlier.get(trailerOf(m));
+            if (sha) {
+              results[index] = { ok: { commit: sha, created: false, reused: true } };
+              continue;
+            }
+            try {
+              const staged = await stageEdits(clone, m.edits, m.message);
+              const files = [...new Set(m.edits.map((e) => e.file))];
+              // What git would commit decides, per member (members' files are disjoint).
+              const changed =
+                staged !== 'unchanged' && staged !== 'absent'
+                  ? (await clone.git.raw(['diff', '--cached', '--name-only', '--', ...files])).split('\n').filter(Boolean)
+                  : [];
+              if (changed.length) carried.push({ index, files: changed });
+              else results[index] = { ok: { commit: before, created: false, reused: false } };
+            } catch (err: unknown) {
+              results[index] = { error: err };
+            }
+          }
+          if (!carried.length) return results;
+          const only = carried.length === 1 ? members[carried[0]!.index]! : undefined;
+          const message = only
+            ? `${only.message}\n\n${trailerOf(only)}`
+            : groupMessage(
+                carried.map(({ index, files }) => ({
+                  deploymentId: members[index]!.deploymentId,
+                  message: members[index]!.message,
+                  files,
+                })),
+              );
+          await gitIn(clone.dir, localGitEnv(author), this.opts.timeoutMs).raw([
+            'commit',
+            '-q',
+            '--no-verify',
+            '--no-gpg-sign',
+            '--cleanup=verbatim',
+            '-m',
+            message,
+          ]);
+          const commit = (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
+          const rejection = await this.transport.push(clone, repo);
+          if (rejection) {
+            if (++rejections < attempts) this.opts.onPushRetry?.();
+            throw new PushRejected(rejection);
+          }
+          for (const { index } of carried) results[index] = { ok: { commit, created: true, reused: false } };
+          return results;
         },
         this.opts.sleep ?? realSleep,
       );
@@ -213,8 +365,23 @@ export async function stageRevert(
 ): Promise<Staged> {
   const target = await findCommitWithLines(clone, `refs/remotes/origin/${branch}`, match);
   if (!target) return 'absent';
+  // A group commit carries other deployments' changes too: only this deployment's files are undone.
+  const blocks = messageBlocks(await clone.git.raw(['log', '-1', '--format=%B', target]));
+  let keep: string[] = [];
+  if (blocks.length > 1) {
+    const own = blocks.find((b) => match.every((line) => b.lines.includes(line)));
+    if (!own || !own.files.length) {
+      throw new GitError(
+        'GIT_REVERT_CONFLICT',
+        `commit ${target} carries several deployments and none of them alone matches this roll-back; roll back by hand`,
+      );
+    }
+    const touched = (await clone.git.raw(['diff-tree', '--no-commit-id', '--name-only', '-r', target])).split('\n').filter(Boolean);
+    keep = touched.filter((f) => !own.files.includes(f));
+  }
   try {
     await gitIn(clone.dir, localGitEnv(author), timeoutMs).raw(['revert', '--no-commit', target]);
+    if (keep.length) await clone.git.raw(['checkout', '-q', 'HEAD', '--', ...keep]);
   } catch (err: unknown) {
     await clone.git.raw(['revert', '--abort']).catch(() => undefined);
     throw new GitError(

@@ -8,7 +8,7 @@
 import { CloneCache, type Clone } from './clones.js';
 import { TreeLock } from './lock.js';
 import { Transport, isLocalDamage, scratchDirOf, type RepoRef } from './transport.js';
-import { CommitProtocol, checkTrailerLine, stageEdits, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
+import { CommitProtocol, checkTrailerLine, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
 import { isAncestor, relationOf, resolveCommit } from './ancestry.js';
 import type { Relation } from '../readiness.js';
 import type { Sleep } from '../retry.js';
@@ -62,7 +62,18 @@ export interface WorkspaceOptions {
   sleep?: Sleep;
 }
 
+/** How many deployments one commit carries at most: the message, and what one rejected push makes redo, stay bounded. */
+export const MAX_GROUP = 200;
+
+interface Queued {
+  req: CommitRequest;
+  resolve(outcome: CommitOutcome): void;
+  reject(err: unknown): void;
+}
+
 export class GitWorkspace {
+  /** Changes waiting for the next commit, per working tree, branch and author (group commit). */
+  private readonly waiting = new Map<string, Queued[]>();
   private readonly clones: CloneCache;
   private readonly lock = new TreeLock();
   private readonly transport: Transport;
@@ -89,12 +100,67 @@ export class GitWorkspace {
     });
   }
 
-  /** Writes the image, commits and pushes; starts over on a moved remote by re-applying the edits on the new head. */
+  /**
+   * Writes the image, commits and pushes; starts over on a moved remote by re-applying the edits on the new head.
+   *
+   * Group commit: changes for the same branch that arrive while a commit is under way (or waiting for the tree's
+   * lock) wait together and go out in the next one commit and one push, each with its own `Keptn-Deployment-Id`
+   * trailer; each caller gets the commit that carries its change. Changes to the same file, or a second change of the
+   * same deployment, go in a later commit, so a commit never carries a change another one in it overwrote.
+   */
   async commitImage(req: CommitRequest): Promise<CommitOutcome> {
-    const outcome = await this.locked(req.repo, () =>
-      this.protocol.run(req.repo, req.author, req.deploymentId, (clone) => stageEdits(clone, req.edits, req.message)),
-    );
-    return outcome!;
+    checkTrailerLine(req.deploymentId, 'the deployment id');
+    const key = [this.clones.dirFor(req.repo.url), req.repo.branch, req.author.name, req.author.email].join('\0');
+    return new Promise<CommitOutcome>((resolve, reject) => {
+      const queued = this.waiting.get(key);
+      if (queued) {
+        queued.push({ req, resolve, reject });
+        return;
+      }
+      const group: Queued[] = [{ req, resolve, reject }];
+      this.waiting.set(key, group);
+      void this.locked(req.repo, async () => {
+        // From here on, new arrivals wait for the next commit.
+        if (this.waiting.get(key) === group) this.waiting.delete(key);
+        await this.commitGroups(group);
+      }).catch((err: unknown) => {
+        for (const q of group) q.reject(err);
+      });
+    });
+  }
+
+  /** Commits the queued changes in as few commits as their files allow (under the tree's lock). */
+  private async commitGroups(queue: Queued[]): Promise<void> {
+    let rest = queue;
+    while (rest.length) {
+      const round: Queued[] = [];
+      const later: Queued[] = [];
+      const taken = new Set<string>();
+      for (const q of rest) {
+        const keys = [`id\0${q.req.deploymentId}`, ...q.req.edits.map((e) => `file\0${e.file}`)];
+        if (round.length >= MAX_GROUP || keys.some((k) => taken.has(k))) later.push(q);
+        else {
+          round.push(q);
+          for (const k of keys) taken.add(k);
+        }
+      }
+      const { repo, author } = round[0]!.req;
+      try {
+        const outcomes = await this.protocol.runGroup(
+          repo,
+          author,
+          round.map((q) => ({ deploymentId: q.req.deploymentId, edits: q.req.edits, message: q.req.message })),
+        );
+        round.forEach((q, i) => {
+          const o = outcomes[i]!;
+          if ('ok' in o) q.resolve(o.ok);
+          else q.reject(o.error);
+        });
+      } catch (err: unknown) {
+        for (const q of round) q.reject(err);
+      }
+      rest = later;
+    }
   }
 
   /**

@@ -529,3 +529,53 @@ describe('claims: nothing acts on a record it has not claimed', () => {
     }
   });
 });
+
+describe('start turns (issue 11)', () => {
+  it('lets at most maxStarting deployments start at once; the next starts when one has pushed its commit', async () => {
+    const progress = {
+      commit: 'c0ffee',
+      ownCommit: true,
+      deadline: Date.now() + 60_000,
+      target: { kind: 'Kustomization', name: 'app', namespace: 'flux-system' },
+      repoUrl: 'http://git/fleet.git',
+    };
+    const began: string[] = [];
+    const pushed = new Map(['a', 'b', 'c'].map((id) => [id, gate()]));
+    const finish = gate();
+    const { runner, sink } = setup(
+      async (e, _l, context) => {
+        began.push(e.id);
+        await pushed.get(e.id)!.promise;
+        await context.checkpoint(progress);
+        await finish.promise;
+        return pass;
+      },
+      { runner: { maxStarting: 2 } },
+    );
+    for (const id of ['a', 'b', 'c']) expect(await runner.accept({ ...event, id })).toBe('accepted');
+    await until('two started', () => began.length === 2);
+    expect(began).toEqual(['a', 'b']);
+    pushed.get('b')!.open();
+    await until('the third started', () => began.length === 3);
+    expect(began).toEqual(['a', 'b', 'c']);
+    pushed.get('a')!.open();
+    pushed.get('c')!.open();
+    finish.open();
+    await runner.drain();
+    expect(sink.types().filter((t) => t === 'finished')).toHaveLength(3);
+  });
+
+  it('gives the turn back when a deployment ends before any checkpoint', async () => {
+    const began: string[] = [];
+    const { runner } = setup(
+      async (e) => {
+        began.push(e.id);
+        throw new Error('no settings');
+      },
+      { runner: { maxStarting: 1 } },
+    );
+    for (const id of ['a', 'b', 'c']) await runner.accept({ ...event, id });
+    await runner.drain();
+    expect(began).toEqual(['a', 'b', 'c']);
+  });
+});

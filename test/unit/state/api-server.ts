@@ -119,14 +119,16 @@ export class FakeApiServer {
         return send(200, status(200, 'Success'));
       }
       case 'GET all': {
-        const selector = Object.fromEntries(
-          (url.searchParams.get('labelSelector') ?? '')
-            .split(',')
-            .filter(Boolean)
-            .map((kv) => kv.split('=') as [string, string]),
-        );
+        const terms = (url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean);
+        const selector = Object.fromEntries(terms.filter((t) => !t.includes('!=')).map((kv) => kv.split('=') as [string, string]));
+        const excluded = terms.filter((t) => t.includes('!=')).map((kv) => kv.split('!=') as [string, string]);
         const items = [...this.objects.entries()]
-          .filter(([k, o]) => k.startsWith(`${kind}/`) && Object.entries(selector).every(([l, v]) => o.metadata.labels?.[l] === v))
+          .filter(
+            ([k, o]) =>
+              k.startsWith(`${kind}/`) &&
+              Object.entries(selector).every(([l, v]) => o.metadata.labels?.[l] === v) &&
+              excluded.every(([l, v]) => o.metadata.labels?.[l] !== v),
+          )
           .map(([, o]) => o);
         return send(200, {
           kind: kind === 'configmaps' ? 'ConfigMapList' : 'LeaseList',

@@ -85,6 +85,19 @@ describe('ConfigMapStore', () => {
     expect((await store.list()).map((r) => r.event.id)).toEqual([event.id]);
   });
 
+  it('lists finished records only once per sweep period, so the scan does not grow with history', async () => {
+    let t = 0;
+    const swept = new ConfigMapStore(api.kubeConfig(), 'keptn', 60_000, () => t);
+    await swept.create({ ...record, phase: 'done', event: { ...event, id: 'done-1' } });
+    await swept.create(record);
+    const ids = async () => (await swept.list()).map((r) => r.event.id).sort();
+    expect(await ids()).toEqual([event.id, 'done-1'].sort());
+    t = 59_999;
+    expect(await ids()).toEqual([event.id]);
+    t = 60_000;
+    expect(await ids()).toEqual([event.id, 'done-1'].sort());
+  });
+
   it('reads progress written before `created` was named `ownCommit`', async () => {
     const progress = {
       commit: 'c0ffee',
