@@ -98,7 +98,7 @@ export async function changeAndWait(
   deps: DeploymentDeps,
   log: Logger,
   context: Partial<HandlerContext>,
-  p: Prepared,
+  prepared: Prepared,
   change: () => Promise<{ commit: string; created: boolean; reused: boolean } | undefined>,
   written: { images: string[]; files: string[] } = { images: [], files: [] },
   /** More of the request, e.g. `verifyOnly` for a release that must not apply anything. */
@@ -117,31 +117,31 @@ export async function changeAndWait(
     progress = {
       commit: made.commit,
       ownCommit: made.created || made.reused,
-      deadline: (context.acceptedAt ?? Date.now()) + p.timeoutMs,
-      target: p.settings.target,
-      repoUrl: p.settings.git.url,
+      deadline: (context.acceptedAt ?? Date.now()) + prepared.timeoutMs,
+      target: prepared.settings.target,
+      repoUrl: prepared.settings.git.url,
     };
     await context.checkpoint?.(progress);
   }
   const commit = progress.commit;
   const waitStart = performance.now();
-  const verdict = await p.tool.deliver({
-    target: p.settings.target,
+  const verdict = await prepared.tool.deliver({
+    target: prepared.settings.target,
     commit,
-    repoUrl: p.settings.git.url,
-    branch: p.settings.git.branch,
+    repoUrl: prepared.settings.git.url,
+    branch: prepared.settings.git.branch,
     ...written,
     deadline: progress.deadline,
     deploymentId: event.id,
-    relation: (sha) => deps.git.relation(p.repo, commit, sha, written.files),
-    onBranch: () => deps.git.onBranch(p.repo, commit),
+    relation: (sha) => deps.git.relation(prepared.repo, commit, sha, written.files),
+    onBranch: () => deps.git.onBranch(prepared.repo, commit),
     log,
     onProgress: (reason) => log.debug({ reason }, 'waiting'),
-    ...(p.settings.argocd ? { argocd: p.settings.argocd } : {}),
+    ...(prepared.settings.argocd ? { argocd: prepared.settings.argocd } : {}),
     ...request,
   });
   // A verdict, pass or fail; a wait that throws (its watch refused) makes the deployment errored and is not a wait.
-  const tool = toolOf(p.settings.target.kind);
+  const tool = toolOf(prepared.settings.target.kind);
   if (tool !== 'none') deps.metrics?.toolWaited(tool, (performance.now() - waitStart) / 1000);
   return { progress, verdict };
 }
@@ -162,29 +162,29 @@ export async function deploy(
   context: Partial<HandlerContext> = {},
 ): Promise<DeploymentOutcome> {
   const { project, stage, service } = event.data;
-  const p = await prepare(event, deps, log, context);
+  const prepared = await prepare(event, deps, log, context);
   const observed = observedRevision(event.data);
-  if (observed) return confirmObserved(event, deps, log, context, p, observed);
-  const plan = await progressivePlan(event, p, deps, log);
-  const edits = p.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
+  if (observed) return confirmObserved(event, deps, log, context, prepared, observed);
+  const plan = await progressivePlan(event, prepared, deps, log);
+  const edits = prepared.settings.images.map((w) => fileEdit(w, imageFrom(event.data, w)));
   const images = [...new Set(edits.map((e) => formatImageRef(e.image)))].join(', ');
   const done = await changeAndWait(
     event,
     deps,
     log,
     context,
-    p,
+    prepared,
     () =>
       deps.git.commitImage({
-        repo: p.repo,
+        repo: prepared.repo,
         edits,
-        author: p.settings.git.author ?? deps.author,
+        author: prepared.settings.git.author ?? deps.author,
         deploymentId: event.id,
         message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
       }),
     { images: edits.map((e) => formatImageRef(e.image)), files: [...new Set(edits.map((e) => e.file))] },
     // A Rollout paused for promotion is what a progressive deployment wants: its Suspended health is no failure.
-    plan.kind === 'rollout' ? { argocd: { ...p.settings.argocd, suspended: 'pass' } } : {},
+    plan.kind === 'rollout' ? { argocd: { ...prepared.settings.argocd, suspended: 'pass' } } : {},
   );
   const { progress } = done!;
   let { verdict } = done!;
@@ -206,20 +206,22 @@ export async function deploy(
         result: 'pass',
         message: `${images} deployed with ${change}. ${verdict.message}`,
         gitCommit: progress.commit,
-        ...p.report,
+        ...prepared.report,
       }
     : await failed(`${images} not deployed (${change}): ${verdict.message}`);
 
   async function failed(message: string): Promise<DeploymentOutcome> {
     const revert =
-      p.settings.onFailure === 'revert' && progress.ownCommit ? await revertFailed(event, deps, log, p, progress, images) : undefined;
+      prepared.settings.onFailure === 'revert' && progress.ownCommit
+        ? await revertFailed(event, deps, log, prepared, progress, images)
+        : undefined;
     return {
       status: 'succeeded',
       result: 'fail',
       message: revert ? `${message} ${revert.note}` : message,
       gitCommit: progress.commit,
       ...(revert?.revertCommit ? { revertCommit: revert.revertCommit } : {}),
-      ...p.report,
+      ...prepared.report,
     };
   }
 }
@@ -232,7 +234,7 @@ async function revertFailed(
   event: TriggeredEvent<DeploymentTriggeredData>,
   deps: DeploymentDeps,
   log: Logger,
-  p: Prepared,
+  prepared: Prepared,
   progress: Progress,
   images: string,
 ): Promise<{ note: string; revertCommit?: string }> {
@@ -241,8 +243,8 @@ async function revertFailed(
   let made: Awaited<ReturnType<GitWorkspace['revertDeployment']>>;
   try {
     made = await deps.git.revertDeployment({
-      repo: p.repo,
-      author: p.settings.git.author ?? deps.author,
+      repo: prepared.repo,
+      author: prepared.settings.git.author ?? deps.author,
       deploymentId,
       match: [`${DEPLOYMENT_TRAILER}: ${event.id}`],
       // Not `Keptn-Context`: a roll-back later in the sequence must find the deployment, not this revert.
@@ -256,19 +258,19 @@ async function revertFailed(
   if (!made) return { note: `Commit ${progress.commit} is no longer on the branch, so nothing was reverted.` };
   log.info({ revert: made.commit, reverted: progress.commit }, 'failed deployment reverted in Git');
   const revertCommit = made.commit;
-  const verdict = await p.tool.deliver({
-    target: p.settings.target,
+  const verdict = await prepared.tool.deliver({
+    target: prepared.settings.target,
     commit: revertCommit,
-    repoUrl: p.settings.git.url,
-    branch: p.settings.git.branch,
+    repoUrl: prepared.settings.git.url,
+    branch: prepared.settings.git.branch,
     images: [],
     files: [],
-    deadline: Date.now() + p.timeoutMs,
+    deadline: Date.now() + prepared.timeoutMs,
     deploymentId,
-    relation: (sha) => deps.git.relation(p.repo, revertCommit, sha),
-    onBranch: () => deps.git.onBranch(p.repo, revertCommit),
+    relation: (sha) => deps.git.relation(prepared.repo, revertCommit, sha),
+    onBranch: () => deps.git.onBranch(prepared.repo, revertCommit),
     log,
-    ...(p.settings.argocd ? { argocd: p.settings.argocd } : {}),
+    ...(prepared.settings.argocd ? { argocd: prepared.settings.argocd } : {}),
   });
   return {
     revertCommit,
@@ -290,24 +292,24 @@ export async function rollback(
   context: Partial<HandlerContext> = {},
 ): Promise<DeploymentOutcome> {
   const { stage, service } = event.data;
-  const p = await prepare(event, deps, log, context);
+  const prepared = await prepare(event, deps, log, context);
   // A revert in Git is always possible: a strategy the settings cannot do (its deployment errored, so there is
   // nothing of it to undo) is rolled back as written.
-  const plan = await progressivePlan(event, p, deps, log).catch((err: unknown) => {
+  const plan = await progressivePlan(event, prepared, deps, log).catch((err: unknown) => {
     if (codeOf(err) !== 'STRATEGY_UNSUPPORTED') throw err;
     return { kind: 'direct' as const };
   });
   const revert = () =>
     deps.git.revertDeployment({
-      repo: p.repo,
-      author: p.settings.git.author ?? deps.author,
+      repo: prepared.repo,
+      author: prepared.settings.git.author ?? deps.author,
       deploymentId: event.id,
       match: [`Keptn-Context: ${event.shkeptncontext}`, `Keptn-Stage: ${stage}`, `Keptn-Service: ${service}`],
       // Not `Keptn-Context`: a later roll-back in the same sequence must find the deployment, not this revert.
       message: (reverted: string) =>
         `keptn: roll back ${service} in ${stage} (revert ${reverted.slice(0, 12)})\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Rollback-Context:')}`,
     });
-  const done = await changeAndWait(event, deps, log, context, p, async () => {
+  const done = await changeAndWait(event, deps, log, context, prepared, async () => {
     const made = await revert();
     // The stable version serves again at once; the revert then brings the Rollout's template back to it.
     if (made && plan.kind === 'rollout') await rolloutsOf(deps).abort(plan.rollout, log);
@@ -318,13 +320,13 @@ export async function rollback(
       status: 'succeeded',
       result: 'pass',
       message: `nothing to roll back: this sequence (${event.shkeptncontext}) made no commit for ${service} in ${stage}`,
-      ...p.report,
+      ...prepared.report,
     };
   }
   const { progress } = done;
   let { verdict } = done;
   if (plan.kind === 'rollout' && verdict.state === 'passed') {
-    const images = p.settings.images.flatMap((w) => {
+    const images = prepared.settings.images.flatMap((w) => {
       try {
         return [formatImageRef(imageFrom(event.data, w))];
       } catch {
@@ -340,14 +342,14 @@ export async function rollback(
         result: 'pass',
         message: `rolled back with commit ${progress.commit}. ${verdict.message}`,
         gitCommit: progress.commit,
-        ...p.report,
+        ...prepared.report,
       }
     : {
         status: 'succeeded',
         result: 'fail',
         message: `roll-back commit ${progress.commit} not applied: ${verdict.message}`,
         gitCommit: progress.commit,
-        ...p.report,
+        ...prepared.report,
       };
 }
 
@@ -357,11 +359,11 @@ export async function rollback(
  */
 export async function progressivePlan(
   event: TriggeredEvent<DeploymentTriggeredData>,
-  p: Prepared,
+  prepared: Prepared,
   deps: DeploymentDeps,
   log: Logger,
 ): Promise<Exclude<StrategyPlan, { problem: string }>> {
-  const plan = strategyPlan(requestedStrategy(event.data), p.settings);
+  const plan = strategyPlan(requestedStrategy(event.data), prepared.settings);
   if ('problem' in plan) throw new DeploymentError('STRATEGY_UNSUPPORTED', plan.problem);
   if (plan.kind === 'rollout') {
     rolloutsOf(deps);
@@ -430,11 +432,11 @@ async function confirmObserved(
   deps: DeploymentDeps,
   log: Logger,
   context: Partial<HandlerContext>,
-  p: Prepared,
+  prepared: Prepared,
   revision: string,
 ): Promise<DeploymentOutcome> {
   log.info({ revision }, 'confirming a change made in Git');
-  const done = await changeAndWait(event, deps, log, context, p, async () => ({ commit: revision, created: false, reused: false }));
+  const done = await changeAndWait(event, deps, log, context, prepared, async () => ({ commit: revision, created: false, reused: false }));
   const { progress, verdict } = done!;
   return verdict.state === 'passed'
     ? {
@@ -442,14 +444,14 @@ async function confirmObserved(
         result: 'pass',
         message: `commit ${progress.commit} (made in Git, not by Keptn) is deployed. ${verdict.message}`,
         gitCommit: progress.commit,
-        ...p.report,
+        ...prepared.report,
       }
     : {
         status: 'succeeded',
         result: 'fail',
         message: `commit ${progress.commit} (made in Git, not by Keptn) is not deployed: ${verdict.message}`,
         gitCommit: progress.commit,
-        ...p.report,
+        ...prepared.report,
       };
 }
 

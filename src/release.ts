@@ -80,32 +80,32 @@ export async function release(
 ): Promise<DeploymentOutcome> {
   const revision = context.progress ? { commit: context.progress.commit } : releaseRevision(event.data);
   if ('problem' in revision) throw new DeploymentError('MISSING_REVISION', revision.problem);
-  const p = await prepare(event, deps, log, context);
+  const prepared = await prepare(event, deps, log, context);
   const strategy = requestedStrategy(event.data);
-  const plan = await progressivePlan(event, p, deps, log);
+  const plan = await progressivePlan(event, prepared, deps, log);
   const { commit } = revision;
-  const report = { ...p.report, gitCommit: commit };
+  const report = { ...prepared.report, gitCommit: commit };
 
-  if (!context.progress && !(await deps.git.onBranch(p.repo, commit))) {
+  if (!context.progress && !(await deps.git.onBranch(prepared.repo, commit))) {
     return {
       status: 'succeeded',
       result: 'fail',
       message:
-        `the deployed commit ${commit} is no longer on branch ${p.settings.git.branch}: its history was rewritten after the ` +
+        `the deployed commit ${commit} is no longer on branch ${prepared.settings.git.branch}: its history was rewritten after the ` +
         'deployment, so what runs is not the revision this sequence tested; trigger the delivery again',
       ...report,
     };
   }
-  const written = expectedImages(event, p.settings);
+  const written = expectedImages(event, prepared.settings);
   if (plan.kind === 'rollout') {
     // Keptn's quality gate passed this version: promote it fully, then wait for it to be stable. Promoting again
     // after a restart is harmless: a Rollout whose version is stable gets no patch.
     const progress: Progress = context.progress ?? {
       commit,
       ownCommit: false,
-      deadline: (context.acceptedAt ?? Date.now()) + p.timeoutMs,
-      target: p.settings.target,
-      repoUrl: p.settings.git.url,
+      deadline: (context.acceptedAt ?? Date.now()) + prepared.timeoutMs,
+      target: prepared.settings.target,
+      repoUrl: prepared.settings.git.url,
     };
     if (!context.progress) await context.checkpoint?.(progress);
     await rolloutsOf(deps).promote(plan.rollout, log);
@@ -119,7 +119,7 @@ export async function release(
     deps,
     log,
     context,
-    p,
+    prepared,
     () => Promise.resolve({ commit, created: false, reused: false }),
     written,
     { verifyOnly: true },

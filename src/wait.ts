@@ -28,7 +28,7 @@ export interface WaitSpec {
    * Side effects a fresh observation may call for (e.g. starting an Argo CD sync once the way is clear). Called
    * before every evaluation, so it must be idempotent; after a failure it is called again after a backoff.
    */
-  react?(): Promise<void>;
+  nudge?(): Promise<void>;
   /** Looks up in Git how `sha` relates to our commit. */
   relation(sha: string): Promise<Relation>;
   /**
@@ -127,9 +127,9 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
         return false;
       };
 
-      if (spec.react) {
+      if (spec.nudge) {
         try {
-          await spec.react();
+          await spec.nudge();
         } catch (err: unknown) {
           if (failed('acting on the tool', err)) return;
         }

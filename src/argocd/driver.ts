@@ -124,7 +124,7 @@ export class ArgoCDTool implements DeliveryTool {
           degraded.stop();
         };
       },
-      react: async () => {
+      nudge: async () => {
         const current = apps.get(namespace, name);
         if (!current) return;
         observeRefreshes(current);

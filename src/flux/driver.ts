@@ -173,7 +173,7 @@ export class FluxTool implements DeliveryTool {
           followedObjects.clear();
         };
       },
-      react: async () => {
+      nudge: async () => {
         if (!managerApplied || requestedAfterApply) return;
         const afterApply = new Date().toISOString();
         await request(API_VERSION[kind], kind, { namespace, name }, afterApply);
@@ -208,7 +208,7 @@ export class FluxTool implements DeliveryTool {
           evaluateKustomization(currentManager, expected, { ...ctx, images: [], manager: undefined }).state === 'passed'
         ) {
           managerApplied = true;
-          // react() writes the request; run the waiter once more so it does.
+          // nudge() writes the request; run the waiter once more so it does.
           if (onChange) queueMicrotask(onChange);
         }
         const verdict = kind === 'HelmRelease' ? evaluateHelmRelease(now, expected, ctx) : evaluateKustomization(now, expected, ctx);

@@ -228,11 +228,11 @@ describe('transient failures are retried, never taken for answers', () => {
 
   it('a failed side effect is retried with growing delays, and its error stays in the reason until it succeeds', async () => {
     let calls = 0;
-    const react = async () => {
+    const nudge = async () => {
       calls++;
       if (calls <= 3) throw new ServiceError('API_ERROR', 'Kubernetes API error on Application argocd/podtato: HTTP 500');
     };
-    const h = start({ react, deadline: Date.now() + 250 }, { revision: OLD });
+    const h = start({ nudge, deadline: Date.now() + 250 }, { revision: OLD });
     await elapse();
     expect(calls).toBe(1);
     // A change in between does not wipe the error out of the reason.
@@ -251,11 +251,11 @@ describe('transient failures are retried, never taken for answers', () => {
 
   it('retries a failed side effect until it works, then waits quietly', async () => {
     let calls = 0;
-    const react = async () => {
+    const nudge = async () => {
       calls++;
       if (calls <= 2) throw new Error('socket hang up');
     };
-    const h = start({ react }, { revision: OLD });
+    const h = start({ nudge }, { revision: OLD });
     await elapse();
     await elapse(100);
     expect(calls).toBe(2);
@@ -267,7 +267,7 @@ describe('transient failures are retried, never taken for answers', () => {
   });
 
   it('a side effect that fails still lets the rule decide (someone else may have applied our commit)', async () => {
-    const h = start({ react: async () => Promise.reject(new Error('socket hang up')), relation: async () => 'same' }, { revision: OURS });
+    const h = start({ nudge: async () => Promise.reject(new Error('socket hang up')), relation: async () => 'same' }, { revision: OURS });
     await elapse();
     expect(h.settled()).toMatchObject({ state: 'passed' });
   });
@@ -275,7 +275,7 @@ describe('transient failures are retried, never taken for answers', () => {
 
 describe('refusals end the wait at once', () => {
   it('a side effect refused with 403 fails with the permission the API server names', async () => {
-    const h = start({ react: async () => Promise.reject(forbidden()) }, { revision: OLD });
+    const h = start({ nudge: async () => Promise.reject(forbidden()) }, { revision: OLD });
     await elapse();
     const v = h.settled();
     expect(v?.state).toBe('failed');
@@ -287,7 +287,7 @@ describe('refusals end the wait at once', () => {
 
   it('a NOT_FOUND from a side effect fails at once too', async () => {
     const h = start(
-      { react: async () => Promise.reject(new ServiceError('NOT_FOUND', 'Application argocd/podtato not found')) },
+      { nudge: async () => Promise.reject(new ServiceError('NOT_FOUND', 'Application argocd/podtato not found')) },
       { revision: OLD },
     );
     await elapse();
