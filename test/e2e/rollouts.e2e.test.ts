@@ -14,7 +14,13 @@ let events: EventStream;
 let counter = 0;
 
 beforeAll(async () => {
-  env = await startEnvironment({ argocd: true, flux: true, rollouts: true });
+  // The chart's RBAC with its Rollouts rules on (rbac.rollouts), as a team using progressive strategies installs it.
+  env = await startEnvironment({
+    argocd: true,
+    flux: true,
+    rollouts: true,
+    chartIdentity: { release: 'gitops-service', namespace: 'keptn', values: { rbac: { rollouts: true } } },
+  });
   events = env.controlPlane.subscribe('sh.keptn.event.>');
 }, 400_000);
 
