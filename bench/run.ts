@@ -796,6 +796,7 @@ baseline measured in the same run, because the machine is shared and noisy.
 
 - Command: \`${[
   'BENCH_TOOLS',
+  'BENCH_BEFORE',
   'BENCH_DEPLOYMENTS',
   'BENCH_BASELINE_SAMPLES',
   'BENCH_BURST',
