@@ -436,6 +436,11 @@ let burstSettings: (service: string) => string = () => '';
 
 async function burst(env: Environment, events: ReturnType<typeof observeEvents>, replica: ServiceReplica) {
   const size = SIZES.burst;
+  // test/env's one kwok node offers 110 pods (test/env/kube.ts): more sample apps than that never all become ready.
+  if (size + 2 * SIZES.tools.length > 105)
+    throw new Error(
+      `a burst of ${size} needs more than the 110 pods of test/env's kwok node; raise its capacity or use BENCH_BURST <= 100`,
+    );
   const repo = 'burst';
   const idleRss = await rssMb(replica.process.pid);
   const files: Record<string, string> = {};
