@@ -9,6 +9,7 @@ import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '..
 import { freePort, waitUntil } from '../env/process.js';
 import {
   appFiles,
+  helmAppFiles,
   IMAGE,
   imageInCluster,
   keptnSecret,
@@ -356,42 +357,8 @@ describe('notifications from a cluster the service does not watch', () => {
 /** A chart in the repository that the API server refuses for tag 0.9.9 (a ConfigMap with an invalid name). */
 function brokenChartApp(name: string): Record<string, string> {
   return {
-    'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
-    'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0\n`,
+    ...helmAppFiles(name),
     'charts/web/templates/broken.yaml': `{{- if eq .Values.image.tag "0.9.9" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n{{- end }}\n`,
-    'charts/web/templates/deployment.yaml': `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: { app: web }
-  template:
-    metadata:
-      labels: { app: web }
-    spec:
-      containers:
-        - name: web
-          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
-`,
-    [`apps/${name}/release.yaml`]: `apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: ${name}
-  annotations: { gitops.keptn.sh/projects: ${PROJECT} }
-spec:
-  interval: 1h
-  targetNamespace: ${name}
-  chart:
-    spec:
-      chart: ./charts/web
-      reconcileStrategy: Revision
-      sourceRef: { kind: GitRepository, name: ${name}, namespace: flux-system }
-  values:
-    image:
-      tag: 0.1.0 # set by Keptn
-`,
   };
 }
 
