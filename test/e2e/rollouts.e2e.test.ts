@@ -207,7 +207,6 @@ async function deployNewVersion(app: TestApp, strategy: Strategy) {
 describe.each<[Strategy, Tool]>([
   ['blueGreen', 'argocd'],
   ['canary', 'argocd'],
-  ['blueGreen', 'flux'],
 ])('Argo Rollouts %s through %s', (strategy, tool) => {
   it('deployment leaves the new version paused beside the stable one; release promotes it to stable', async () => {
     const app = await newApp(strategy, tool);
