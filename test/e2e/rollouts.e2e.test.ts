@@ -32,7 +32,7 @@ interface RolloutState {
   status?: { phase?: string; currentPodHash?: string; stableRS?: string; abort?: boolean; blueGreen?: { activeSelector?: string } };
 }
 
-function rolloutFiles(name: string, strategy: Strategy): Record<string, string> {
+function rolloutFiles(name: string, strategy: Strategy, tool: Tool): Record<string, string> {
   const strategyYaml =
     strategy === 'blueGreen'
       ? `  strategy:
@@ -47,7 +47,14 @@ function rolloutFiles(name: string, strategy: Strategy): Record<string, string> 
         - pause: {}`;
   const service = (svc: string) => `apiVersion: v1
 kind: Service
-metadata: { name: ${svc} }
+metadata:
+  name: ${svc}${
+    tool === 'flux'
+      ? `
+  # The Rollouts controller owns the selector's pod-template-hash key: Flux creates the Service and leaves it alone.
+  annotations: { kustomize.toolkit.fluxcd.io/ssa: IfNotPresent }`
+      : ''
+  }
 spec:
   selector: { app: web }
   ports: [{ port: 80, targetPort: 8080 }]
@@ -104,7 +111,7 @@ async function readRollout(app: TestApp): Promise<RolloutState> {
 
 async function newApp(strategy: Strategy, tool: Tool = 'argocd'): Promise<TestApp> {
   const name = `ro-${tool}-${strategy.toLowerCase()}-${++counter}`;
-  const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy));
+  const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy, tool));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
   const [repoSecret] = toolObjects(tool, app, env);
   const objects =
@@ -207,6 +214,7 @@ async function deployNewVersion(app: TestApp, strategy: Strategy) {
 describe.each<[Strategy, Tool]>([
   ['blueGreen', 'argocd'],
   ['canary', 'argocd'],
+  ['blueGreen', 'flux'],
 ])('Argo Rollouts %s through %s', (strategy, tool) => {
   it('deployment leaves the new version paused beside the stable one; release promotes it to stable', async () => {
     const app = await newApp(strategy, tool);
