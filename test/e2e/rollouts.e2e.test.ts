@@ -38,7 +38,7 @@ interface RolloutState {
   status?: { phase?: string; currentPodHash?: string; stableRS?: string; abort?: boolean; blueGreen?: { activeSelector?: string } };
 }
 
-function rolloutFiles(name: string, strategy: Strategy): Record<string, string> {
+function rolloutFiles(name: string, strategy: Strategy, tool: Tool): Record<string, string> {
   const strategyYaml =
     strategy === 'blueGreen'
       ? `  strategy:
@@ -53,7 +53,14 @@ function rolloutFiles(name: string, strategy: Strategy): Record<string, string> 
         - pause: {}`;
   const service = (svc: string) => `apiVersion: v1
 kind: Service
-metadata: { name: ${svc} }
+metadata:
+  name: ${svc}${
+    tool === 'flux'
+      ? `
+  # The Rollouts controller owns the selector's pod-template-hash key: Flux creates the Service and leaves it alone.
+  annotations: { kustomize.toolkit.fluxcd.io/ssa: IfNotPresent }`
+      : ''
+  }
 spec:
   selector: { app: web }
   ports: [{ port: 80, targetPort: 8080 }]
@@ -110,7 +117,7 @@ async function readRollout(app: TestApp): Promise<RolloutState> {
 
 async function newApp(strategy: Strategy, tool: Tool = 'argocd'): Promise<TestApp> {
   const name = `ro-${tool}-${strategy.toLowerCase()}-${++counter}`;
-  const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy));
+  const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy, tool));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
   const [repoSecret] = toolObjects(tool, app, env);
   const objects =
