@@ -26,6 +26,7 @@ import {
   grantAnnotations,
   IMAGE,
   keptnSecret,
+  requestFluxReconcile,
   settingsYaml,
   toolObjects,
   type TestApp,
@@ -317,17 +318,8 @@ async function usersToday(env: Environment, tool: Tool, app: TestApp, watch: { h
   const commitTag = (tag: string) =>
     env.git.commitAsOther(app.repo, { [file]: appFiles(app.name)[file]!.replace('newTag: 0.1.0', `newTag: ${tag}`) }, `by hand: ${tag}`);
   const annotate = async () => {
-    const at = new Date().toISOString();
     if (tool === 'flux') {
-      for (const [apiVersion, kind] of [
-        ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
-        ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
-      ] as const)
-        await env.cluster.mergePatch({
-          apiVersion,
-          kind,
-          metadata: { name: app.name, namespace: 'flux-system', annotations: { 'reconcile.fluxcd.io/requestedAt': at } },
-        });
+      await requestFluxReconcile(env.cluster, app.name);
     } else {
       await env.cluster.mergePatch({
         apiVersion: 'argoproj.io/v1alpha1',

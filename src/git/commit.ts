@@ -164,56 +164,19 @@ export class CommitProtocol {
   ): Promise<CommitOutcome | undefined> {
     checkTrailerLine(deploymentId, 'the deployment id');
     const trailer = `${DEPLOYMENT_TRAILER}: ${deploymentId}`;
-    let rejections = 0;
-    const attempts = Math.max(1, this.opts.pushAttempts);
-    try {
-      return await retry(
-        // Replicas of the service contend for a branch only through rejected pushes; the jitter spreads them out.
-        {
-          attempts,
-          baseDelayMs: 250,
-          maxDelayMs: 4_000,
-          retryable: (err) => err instanceof PushRejected,
-        },
-        async () => {
-          const clone = await this.checkout(repo);
-          const earlier = await findCommitWithLines(clone, `refs/remotes/origin/${repo.branch}`, [trailer]);
-          if (earlier) return { commit: earlier, created: false, reused: true };
-          const staged = await stage(clone);
-          if (staged === 'absent') return undefined;
-          const head = async () => (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
-          // Writing bytes is not making a change: what git would commit decides (line-end rules, equal content).
-          if (staged === 'unchanged' || !(await clone.git.raw(['diff', '--cached', '--name-only'])).trim())
-            return { commit: await head(), created: false, reused: false };
-          await gitIn(clone.dir, localGitEnv(author), this.opts.timeoutMs).raw([
-            'commit',
-            '-q',
-            '--no-verify',
-            '--no-gpg-sign',
-            '--cleanup=verbatim',
-            '-m',
-            `${staged.message}\n\n${trailer}`,
-          ]);
-          const commit = await head();
-          const rejection = await this.transport.push(clone, repo);
-          if (rejection) {
-            if (++rejections < attempts) this.opts.onPushRetry?.();
-            throw new PushRejected(rejection);
-          }
-          return { commit, created: true, reused: false };
-        },
-        this.opts.sleep ?? realSleep,
-      );
-    } catch (err: unknown) {
-      if (err instanceof PushRejected) {
-        throw new GitError(
-          'GIT_PUSH_FAILED',
-          `push to ${repo.branch} was rejected ${rejections} times (the branch kept moving): ${err.message}`,
-          { retryable: true },
-        );
-      }
-      throw err;
-    }
+    return this.untilPushed(repo, async () => {
+      const clone = await this.checkout(repo);
+      const earlier = await findCommitWithLines(clone, `refs/remotes/origin/${repo.branch}`, [trailer]);
+      if (earlier) return { commit: earlier, created: false, reused: true };
+      const staged = await stage(clone);
+      if (staged === 'absent') return undefined;
+      const head = async () => (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
+      // Writing bytes is not making a change: what git would commit decides (line-end rules, equal content).
+      if (staged === 'unchanged' || !(await clone.git.raw(['diff', '--cached', '--name-only'])).trim())
+        return { commit: await head(), created: false, reused: false };
+      const commit = await this.commitAndPush(clone, repo, author, `${staged.message}\n\n${trailer}`);
+      return { commit, created: true, reused: false };
+    });
   }
 
   /**
@@ -226,66 +189,72 @@ export class CommitProtocol {
   async runGroup(repo: RepoRef, author: Author, members: readonly GroupMember[]): Promise<MemberOutcome[]> {
     for (const m of members) checkTrailerLine(m.deploymentId, 'the deployment id');
     const trailerOf = (m: GroupMember) => `${DEPLOYMENT_TRAILER}: ${m.deploymentId}`;
-    let rejections = 0;
+    return this.untilPushed(repo, async () => {
+      const clone = await this.checkout(repo);
+      const results: MemberOutcome[] = new Array(members.length);
+      const earlier = await findCommitsWithLine(clone, `refs/remotes/origin/${repo.branch}`, members.map(trailerOf));
+      const before = (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
+      const carried: Array<{ index: number; files: string[] }> = [];
+      for (const [index, m] of members.entries()) {
+        const sha = earlier.get(trailerOf(m));
+        if (sha) {
+          results[index] = { ok: { commit: sha, created: false, reused: true } };
+          continue;
+        }
+        try {
+          const staged = await stageEdits(clone, m.edits, m.message);
+          const files = [...new Set(m.edits.map((e) => e.file))];
+          // What git would commit decides, per member (members' files are disjoint).
+          const changed =
+            staged !== 'unchanged' && staged !== 'absent'
+              ? (await clone.git.raw(['diff', '--cached', '--name-only', '--', ...files])).split('\n').filter(Boolean)
+              : [];
+          if (changed.length) carried.push({ index, files: changed });
+          else results[index] = { ok: { commit: before, created: false, reused: false } };
+        } catch (err: unknown) {
+          results[index] = { error: err };
+        }
+      }
+      if (!carried.length) return results;
+      const only = carried.length === 1 ? members[carried[0]!.index]! : undefined;
+      const message = only
+        ? `${only.message}\n\n${trailerOf(only)}`
+        : groupMessage(
+            carried.map(({ index, files }) => ({
+              deploymentId: members[index]!.deploymentId,
+              message: members[index]!.message,
+              files,
+            })),
+          );
+      const commit = await this.commitAndPush(clone, repo, author, message);
+      for (const { index } of carried) results[index] = { ok: { commit, created: true, reused: false } };
+      return results;
+    });
+  }
+
+  /**
+   * The clone of the repository with the branch checked out exactly at the remote head, nothing else in the tree.
+   * A clone that fails its checks, or whose local steps fail, is made anew once; a failing server is not a reason.
+   */
+  /**
+   * Runs `attempt` (checkout, stage, commitAndPush) until its push goes through. Replicas of the service contend for
+   * a branch only through rejected pushes: each rejection starts over on the moved branch after a jittered backoff.
+   */
+  private async untilPushed<T>(repo: RepoRef, attempt: () => Promise<T>): Promise<T> {
     const attempts = Math.max(1, this.opts.pushAttempts);
+    let rejections = 0;
+    const counted = async () => {
+      try {
+        return await attempt();
+      } catch (err: unknown) {
+        if (err instanceof PushRejected && ++rejections < attempts) this.opts.onPushRetry?.();
+        throw err;
+      }
+    };
     try {
       return await retry(
         { attempts, baseDelayMs: 250, maxDelayMs: 4_000, retryable: (err) => err instanceof PushRejected },
-        async () => {
-          const clone = await this.checkout(repo);
-          const results: MemberOutcome[] = new Array(members.length);
-          const earlier = await findCommitsWithLine(clone, `refs/remotes/origin/${repo.branch}`, members.map(trailerOf));
-          const before = (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
-          const carried: Array<{ index: number; files: string[] }> = [];
-          for (const [index, m] of members.entries()) {
-            const sha = earlier.get(trailerOf(m));
-            if (sha) {
-              results[index] = { ok: { commit: sha, created: false, reused: true } };
-              continue;
-            }
-            try {
-              const staged = await stageEdits(clone, m.edits, m.message);
-              const files = [...new Set(m.edits.map((e) => e.file))];
-              // What git would commit decides, per member (members' files are disjoint).
-              const changed =
-                staged !== 'unchanged' && staged !== 'absent'
-                  ? (await clone.git.raw(['diff', '--cached', '--name-only', '--', ...files])).split('\n').filter(Boolean)
-                  : [];
-              if (changed.length) carried.push({ index, files: changed });
-              else results[index] = { ok: { commit: before, created: false, reused: false } };
-            } catch (err: unknown) {
-              results[index] = { error: err };
-            }
-          }
-          if (!carried.length) return results;
-          const only = carried.length === 1 ? members[carried[0]!.index]! : undefined;
-          const message = only
-            ? `${only.message}\n\n${trailerOf(only)}`
-            : groupMessage(
-                carried.map(({ index, files }) => ({
-                  deploymentId: members[index]!.deploymentId,
-                  message: members[index]!.message,
-                  files,
-                })),
-              );
-          await gitIn(clone.dir, localGitEnv(author), this.opts.timeoutMs).raw([
-            'commit',
-            '-q',
-            '--no-verify',
-            '--no-gpg-sign',
-            '--cleanup=verbatim',
-            '-m',
-            message,
-          ]);
-          const commit = (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
-          const rejection = await this.transport.push(clone, repo);
-          if (rejection) {
-            if (++rejections < attempts) this.opts.onPushRetry?.();
-            throw new PushRejected(rejection);
-          }
-          for (const { index } of carried) results[index] = { ok: { commit, created: true, reused: false } };
-          return results;
-        },
+        counted,
         this.opts.sleep ?? realSleep,
       );
     } catch (err: unknown) {
@@ -300,10 +269,23 @@ export class CommitProtocol {
     }
   }
 
-  /**
-   * The clone of the repository with the branch checked out exactly at the remote head, nothing else in the tree.
-   * A clone that fails its checks, or whose local steps fail, is made anew once; a failing server is not a reason.
-   */
+  /** Commits what is staged and pushes it; a push the remote rejects (the branch moved) throws PushRejected. */
+  private async commitAndPush(clone: Clone, repo: RepoRef, author: Author, message: string): Promise<string> {
+    await gitIn(clone.dir, localGitEnv(author), this.opts.timeoutMs).raw([
+      'commit',
+      '-q',
+      '--no-verify',
+      '--no-gpg-sign',
+      '--cleanup=verbatim',
+      '-m',
+      message,
+    ]);
+    const commit = (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
+    const rejection = await this.transport.push(clone, repo);
+    if (rejection) throw new PushRejected(rejection);
+    return commit;
+  }
+
   private async checkout(repo: RepoRef): Promise<Clone> {
     const onDiscard = (problem: string) => this.opts.onDiscard?.(repo.url, problem);
     const clone = await this.clones.open(repo.url, onDiscard);

@@ -5,9 +5,19 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
-import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
+import { keptnEvent, runTask as runTaskOf, type EventStream, type KeptnCloudEvent, type TaskRun } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
+import {
+  appFiles,
+  IMAGE,
+  imageInCluster,
+  keptnSecret,
+  requestFluxReconcile,
+  settingsYaml,
+  toolObjects,
+  type TestApp,
+  type Tool,
+} from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
@@ -52,17 +62,8 @@ type Status = { status?: Record<string, unknown> & { sync?: { revision?: string 
 
 /** The team's tool applies `commit` (a later one on the branch), the way the team would make it, before the release. */
 async function toolApplies(tool: Tool, app: TestApp, commit: string): Promise<void> {
-  const now = new Date().toISOString();
   if (tool === 'flux') {
-    for (const [apiVersion, kind] of [
-      ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
-      ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
-    ] as const)
-      await env.cluster.mergePatch({
-        apiVersion,
-        kind,
-        metadata: { name: app.name, namespace: 'flux-system', annotations: { 'reconcile.fluxcd.io/requestedAt': now } },
-      });
+    await requestFluxReconcile(env.cluster, app.name);
   } else {
     await env.cluster.mergePatch({
       apiVersion: 'argoproj.io/v1alpha1',
@@ -112,21 +113,9 @@ function nextTriggeredData(input: Record<string, unknown>, finished: KeptnCloudE
   return { ...data, result: last?.result, status: last?.status, [task]: merge(data[task], properties), message: '' };
 }
 
-interface TaskRun {
-  triggered: KeptnCloudEvent;
-  started: KeptnCloudEvent;
-  finished: KeptnCloudEvent;
-}
-
-async function runTask(task: string, data: Record<string, unknown>, shkeptncontext?: string): Promise<TaskRun> {
-  const triggered = keptnEvent(`sh.keptn.event.${task}.triggered`, data, {
-    gitcommitid: env.resources.version()!,
-    ...(shkeptncontext ? { shkeptncontext } : {}),
-  });
-  await env.controlPlane.publish(triggered);
-  const started = await events.waitFor(answerTo(triggered.id, 'started', task), { timeoutMs: 10_000, what: `${task}.started` });
-  const finished = await events.waitFor(answerTo(triggered.id, 'finished', task), { timeoutMs: 180_000, what: `${task}.finished` });
-  return { triggered, started, finished };
+function runTask(task: string, data: Record<string, unknown>, shkeptncontext?: string): Promise<TaskRun> {
+  const keptn = { controlPlane: env.controlPlane, events, configVersion: env.resources.version() };
+  return runTaskOf(keptn, task, data, shkeptncontext ? { shkeptncontext } : {});
 }
 
 /** The delivery sequence's input, as `keptn trigger delivery --image=...` makes it. */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
-import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
+import { runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
 import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
 
@@ -165,27 +165,19 @@ async function newApp(strategy: Strategy, tool: Tool = 'argocd'): Promise<TestAp
   return app;
 }
 
-interface TaskRun {
-  triggered: KeptnCloudEvent;
-  started: KeptnCloudEvent;
-  finished: KeptnCloudEvent;
-}
-
+/** One task through the real distributor: exactly one `.started` and one `.finished`, nothing else. */
 async function runTask(task: string, data: Record<string, unknown>, shkeptncontext?: string): Promise<TaskRun> {
-  const triggered = keptnEvent(`sh.keptn.event.${task}.triggered`, data, {
-    gitcommitid: env.resources.version()!,
+  const run = await runTaskOf({ controlPlane: env.controlPlane, events, configVersion: env.resources.version() }, task, data, {
+    timeoutMs: 200_000,
     ...(shkeptncontext ? { shkeptncontext } : {}),
   });
-  await env.controlPlane.publish(triggered);
-  const started = await events.waitFor(answerTo(triggered.id, 'started', task), { timeoutMs: 10_000, what: `${task}.started` });
-  const finished = await events.waitFor(answerTo(triggered.id, 'finished', task), { timeoutMs: 200_000, what: `${task}.finished` });
   expect(
     events.received
-      .filter((e) => e.triggeredid === triggered.id)
+      .filter((e) => e.triggeredid === run.triggered.id)
       .map((e) => e.type)
       .sort(),
   ).toEqual([`sh.keptn.event.${task}.finished`, `sh.keptn.event.${task}.started`]);
-  return { triggered, started, finished };
+  return run;
 }
 
 /** The sequence's data after the deployment, as shipyard-controller merges it into the next task (see release.e2e). */

@@ -472,3 +472,32 @@ export async function connectControlPlane(natsUrl: string): Promise<ControlPlane
     },
   };
 }
+
+export interface TaskRun {
+  triggered: KeptnCloudEvent;
+  started: KeptnCloudEvent;
+  finished: KeptnCloudEvent;
+}
+
+/**
+ * Plays shipyard-controller for one task of a sequence: publishes `<task>.triggered` (pinned to the configuration
+ * version, as Keptn pins a sequence's) and waits for the service's `.started` and `.finished`.
+ */
+export async function runTask(
+  keptn: { controlPlane: ControlPlane; events: EventStream; configVersion: string | undefined },
+  task: string,
+  data: Record<string, unknown>,
+  opts: { shkeptncontext?: string; timeoutMs?: number } = {},
+): Promise<TaskRun> {
+  const triggered = keptnEvent(`sh.keptn.event.${task}.triggered`, data, {
+    ...(keptn.configVersion ? { gitcommitid: keptn.configVersion } : {}),
+    ...(opts.shkeptncontext ? { shkeptncontext: opts.shkeptncontext } : {}),
+  });
+  await keptn.controlPlane.publish(triggered);
+  const started = await keptn.events.waitFor(answerTo(triggered.id, 'started', task), { timeoutMs: 10_000, what: `${task}.started` });
+  const finished = await keptn.events.waitFor(answerTo(triggered.id, 'finished', task), {
+    timeoutMs: opts.timeoutMs ?? 180_000,
+    what: `${task}.finished`,
+  });
+  return { triggered, started, finished };
+}

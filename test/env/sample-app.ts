@@ -281,3 +281,17 @@ async function toolStatus(env: Environment, tool: Tool, name: string): Promise<s
     return `could not read ${kind} ${namespace}/${name}: ${err instanceof Error ? err.message : String(err)}`;
   }
 }
+
+/** `flux reconcile kustomization <name> --with-source`: what a team does to make Flux look at Git now. */
+export async function requestFluxReconcile(cluster: TestCluster, name: string): Promise<void> {
+  const at = new Date().toISOString();
+  for (const [apiVersion, kind] of [
+    ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
+    ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
+  ] as const)
+    await cluster.mergePatch({
+      apiVersion,
+      kind,
+      metadata: { name, namespace: 'flux-system', annotations: { 'reconcile.fluxcd.io/requestedAt': at } },
+    });
+}
