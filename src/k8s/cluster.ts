@@ -5,6 +5,7 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ServiceError } from '../errors.js';
+import { pooledApiClient } from './pool.js';
 import { NamespacedWatches, SharedWatch, type KubeObject, type ObjectWatch, type ResourceKind, type WatchOptions } from './watch.js';
 
 export interface Cluster {
@@ -64,9 +65,9 @@ export class KubeCluster implements Cluster {
     /** Namespaced mode: watch only these namespaces (one list and watch each); default: the whole cluster. */
     private readonly namespaces: readonly string[] = [],
   ) {
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.objects = pooledApiClient(kc, KubernetesObjectApi);
+    this.core = pooledApiClient(kc, CoreV1Api);
+    this.custom = pooledApiClient(kc, CustomObjectsApi);
   }
 
   watch<T extends KubeObject>(kind: ResourceKind): ObjectWatch<T> {

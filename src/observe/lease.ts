@@ -4,6 +4,7 @@
  * resourceVersion, so two replicas never both win the same round.
  */
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { pooledApiClient } from '../k8s/pool.js';
 import { StoreUnavailableError } from '../state/record.js';
 
 export const OBSERVER_LEASE = 'keptn-gitops-observer';
@@ -31,7 +32,7 @@ export class KubeObserverLease implements ObserverLease {
     readonly identity: string,
     private readonly leaseSeconds: number,
   ) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = pooledApiClient(kc, CoordinationV1Api);
   }
 
   async acquire(): Promise<boolean> {

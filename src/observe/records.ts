@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { pooledApiClient } from '../k8s/pool.js';
 import type { SequenceTriggeredEvent } from '../keptn/events.js';
 import { StoreConflictError, StoreUnavailableError } from '../state/record.js';
 
@@ -61,7 +62,7 @@ export class ConfigMapObservationStore implements ObservationStore {
     kc: KubeConfig,
     private readonly namespace: string,
   ) {
-    this.api = kc.makeApiClient(CoreV1Api);
+    this.api = pooledApiClient(kc, CoreV1Api);
   }
 
   async create(record: ObservationRecord): Promise<ObservationRecord | undefined> {

@@ -4,15 +4,8 @@
  * replica, finds its record already there.
  */
 import { createHash } from 'node:crypto';
-import {
-  CoreV1Api,
-  createConfiguration,
-  ServerConfiguration,
-  type KubeConfig,
-  type RequestContext,
-  type SecurityAuthentication,
-  type V1ConfigMap,
-} from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { pooledApiClient } from '../k8s/pool.js';
 import { RecordTooLargeError, StoreConflictError, StoreUnavailableError, type DeploymentRecord, type StateStore } from './record.js';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' };
@@ -34,49 +27,6 @@ export function recordName(eventId: string): string {
   return `keptn-gitops-${createHash('sha256').update(eventId).digest('hex').slice(0, 32)}`;
 }
 
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
-
-/** How long one pool of connections serves before a new one is made (so rotated TLS material is picked up). */
-export const POOL_LIFETIME_MS = 5 * 60_000;
-
-/**
- * The kubeconfig's authentication, with ONE keep-alive connection pool for every request of a client.
- *
- * client-node (2.0, config.js applySecurityAuthentication → createDispatcher) makes a new undici Agent for every
- * request, so each request opens a new TLS connection: a handshake on both ends per record write, which under a burst
- * of events costs more CPU than the writes and makes `POST /` wait. Headers (tokens) are still applied per request by
- * the kubeconfig; only the connection pool is kept, and renewed every `lifetimeMs` (the old one closes once idle).
- */
-export function pooledAuthentication(kc: KubeConfig, lifetimeMs = POOL_LIFETIME_MS, now = Date.now): SecurityAuthentication {
-  let shared: { dispatcher: Dispatcher; since: number } | undefined;
-  return {
-    getName: () => 'kubeconfig authentication, pooled connections',
-    async applySecurityAuthentication(context: RequestContext) {
-      await kc.applySecurityAuthentication(context);
-      const fresh = context.getDispatcher();
-      // No dispatcher (plain HTTP without TLS material): the global pool, which keeps connections alive already.
-      if (!fresh) return;
-      if (!shared || now() - shared.since >= lifetimeMs) {
-        const old = shared;
-        shared = { dispatcher: fresh, since: now() };
-        void old?.dispatcher.close().catch(() => undefined);
-        return;
-      }
-      // The fresh agent never opened a connection: dropping it costs nothing.
-      context.setDispatcher(shared.dispatcher);
-    },
-  };
-}
-
-/** A CoreV1Api with its own connection pool (what makeApiClient builds, with pooledAuthentication). */
-export function pooledCoreApi(kc: KubeConfig): CoreV1Api {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the kubeconfig names no current cluster');
-  return new CoreV1Api(
-    createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: pooledAuthentication(kc) } }),
-  );
-}
-
 export class ConfigMapStore implements StateStore {
   /** Acknowledgements only (create): its own connections, never queued behind the deployments' saves and scans. */
   private readonly acknowledge: CoreV1Api;
@@ -90,8 +40,8 @@ export class ConfigMapStore implements StateStore {
     private readonly doneSweepMs = DONE_SWEEP_MS,
     private readonly now: () => number = Date.now,
   ) {
-    this.acknowledge = pooledCoreApi(kc);
-    this.api = pooledCoreApi(kc);
+    this.acknowledge = pooledApiClient(kc, CoreV1Api);
+    this.api = pooledApiClient(kc, CoreV1Api);
   }
 
   async create(record: DeploymentRecord): Promise<DeploymentRecord | undefined> {

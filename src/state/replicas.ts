@@ -3,6 +3,7 @@
  * adopted by another replica. (Leases, not leader election: every replica works, ownership is per deployment.)
  */
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { pooledApiClient } from '../k8s/pool.js';
 import { ConfigMapStore } from './configmaps.js';
 import { StoreUnavailableError, type StateStore } from './record.js';
 
@@ -57,7 +58,7 @@ export class LeaseRegistry implements ReplicaRegistry {
     private readonly leaseSeconds = 20,
     opts: LeaseRegistryOptions = {},
   ) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = pooledApiClient(kc, CoordinationV1Api);
     this.records = opts.records ?? new ConfigMapStore(kc, namespace);
     this.now = opts.now ?? Date.now;
     this.sweepIntervalMs = opts.sweepIntervalMs ?? Math.max(60_000, leaseSeconds * 3_000);

@@ -1,7 +1,7 @@
 // pooledAuthentication: one connection pool per client instead of a new one (a new TLS connection) per request.
 import { describe, expect, it } from '@jest/globals';
 import { RequestContext, type KubeConfig } from '@kubernetes/client-node';
-import { pooledAuthentication } from '../../../src/state/configmaps.js';
+import { pooledAuthentication } from '../../../src/k8s/pool.js';
 
 /** What client-node's KubeConfig does per request: headers, and a new dispatcher every time (config.js createDispatcher). */
 function kubeConfigMakingAgents() {
