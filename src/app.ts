@@ -9,6 +9,7 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { isLoopbackAddress } from './config.js';
 import { ServiceError } from './errors.js';
+import { GATE_PATH, GATES, type Gate } from './flagger/evaluate.js';
 import { parseRequest } from './keptn/parse.js';
 import type { Acceptance } from './runner.js';
 import type { TriggeredEvent } from './keptn/events.js';
@@ -22,7 +23,12 @@ export interface ProbeDeps {
   ready(): boolean;
   /** The Prometheus exposition (src/metrics.ts); without it there is no `/metrics`. */
   metrics?: { readonly contentType: string; render(): Promise<string> };
+  /** Flagger's gates (src/flagger): whether the gate is open for the Canary now. Without it there are no gate routes. */
+  gate?(gate: Gate, namespace: string, name: string): Promise<{ open: boolean; reason: string }>;
 }
+
+/** Flagger's webhook payload (pkg/apis/flagger/v1beta1 CanaryWebhookPayload): the Canary is all the gate reads. */
+const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** CloudEvents bodies are small; a megabyte is generous and keeps a hostile client from costing memory. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -91,6 +97,25 @@ export function buildProbeApp(deps: ProbeDeps, options: FastifyServerOptions = {
   app.get('/ready', async (_req, reply) => (deps.ready() ? { status: 'ready' } : reply.status(503).send({ status: 'not ready' })));
   const metrics = deps.metrics;
   if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+  const gate = deps.gate;
+  if (gate)
+    for (const which of GATES)
+      // Read-only: the answer comes from the Canary's annotations, which only Keptn's tasks (or an operator) write, so
+      // a caller learns whether a gate is open and can change nothing.
+      app.post(GATE_PATH[which], { bodyLimit: 64 * 1024 }, async (req, reply) => {
+        const body = req.body as { name?: unknown; namespace?: unknown } | null;
+        const { name, namespace } = body ?? {};
+        if (typeof name !== 'string' || typeof namespace !== 'string' || !K8S_NAME.test(name) || !K8S_NAME.test(namespace))
+          return reply.status(400).send({ error: "the body must be Flagger's webhook payload, with the Canary's name and namespace" });
+        try {
+          const answer = await gate(which, namespace, name);
+          req.log.debug({ gate: which, canary: `${namespace}/${name}`, ...answer }, 'flagger gate asked');
+          return reply.status(answer.open ? 200 : 403).send(answer);
+        } catch (err: unknown) {
+          req.log.warn({ err, gate: which, canary: `${namespace}/${name}` }, 'flagger gate could not be decided');
+          return reply.status(503).send({ open: false, reason: `cannot read Canary ${namespace}/${name} now` });
+        }
+      });
   return app;
 }
 

@@ -27,9 +27,15 @@ import type { FinalVerdict } from './wait.js';
 import type { ObjectMetadata, ObjectRef } from './k8s/cluster.js';
 import { retry } from './retry.js';
 import { toolOf, type Metrics } from './metrics.js';
-import { strategyPlan, type StrategyPlan } from './progressive.js';
-import type { RolloutGoal } from './rollouts/evaluate.js';
-import { ROLLOUT_API_VERSION, type RolloutRef, type RolloutsDriver } from './rollouts/driver.js';
+import {
+  settingOf,
+  strategyPlan,
+  type ProgressiveDriver,
+  type ProgressiveGoal,
+  type ProgressiveKind,
+  type ProgressiveRef,
+  type StrategyPlan,
+} from './progressive.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;
@@ -39,8 +45,8 @@ export interface DeploymentDeps {
   secretData?(namespace: string, name: string): Promise<Record<string, string>>;
   /** Reads the labels and annotations grants live in (see grants.ts); absent when the service runs without a cluster. */
   objectMetadata?(ref: ObjectRef): Promise<ObjectMetadata>;
-  /** Argo Rollouts: absent when the service runs without a cluster. */
-  rollouts?: Pick<RolloutsDriver, 'wait' | 'promote' | 'abort'>;
+  /** Argo Rollouts and Flagger, by the kind of their workload: absent when the service runs without a cluster. */
+  progressive?: Partial<Record<ProgressiveKind, ProgressiveDriver>>;
   secretNamespace: string;
   defaultTimeoutMs: number;
   author: { name: string; email: string };
@@ -99,7 +105,7 @@ export async function changeAndWait(
   log: Logger,
   context: Partial<HandlerContext>,
   prepared: Prepared,
-  change: () => Promise<{ commit: string; created: boolean; reused: boolean } | undefined>,
+  change: () => Promise<{ commit: string; created: boolean; reused: boolean; mark?: string } | undefined>,
   written: { images: string[]; files: string[] } = { images: [], files: [] },
   /** More of the request, e.g. `verifyOnly` for a release that must not apply anything. */
   request: Pick<DeliveryRequest, 'verifyOnly' | 'argocd'> = {},
@@ -120,6 +126,7 @@ export async function changeAndWait(
       deadline: (context.acceptedAt ?? Date.now()) + prepared.timeoutMs,
       target: prepared.settings.target,
       repoUrl: prepared.settings.git.url,
+      ...(made.mark !== undefined ? { mark: made.mark } : {}),
     };
     await context.checkpoint?.(progress);
   }
@@ -174,30 +181,37 @@ export async function deploy(
     log,
     context,
     prepared,
-    () =>
-      deps.git.commitImage({
+    async () => {
+      // What the progressive workload holds before our commit can reach it: a version it held then is not ours.
+      const mark = plan.kind === 'progressive' ? await progressiveOf(deps, plan.workload).mark(plan.workload) : undefined;
+      const made = await deps.git.commitImage({
         repo: prepared.repo,
         edits,
         author: prepared.settings.git.author ?? deps.author,
         deploymentId: event.id,
         message: `keptn: deploy ${images} to ${project}/${stage}/${service}\n\n${trailers(event)}`,
-      }),
+      });
+      // A commit made before (found by its trailer) or none at all: the mark may already be our version.
+      return made?.created && mark !== undefined ? { ...made, mark } : made;
+    },
     { images: edits.map((e) => formatImageRef(e.image)), files: [...new Set(edits.map((e) => e.file))] },
     // A Rollout paused for promotion is what a progressive deployment wants: its Suspended health is no failure.
-    plan.kind === 'rollout' ? { argocd: { ...prepared.settings.argocd, suspended: 'pass' } } : {},
+    plan.kind === 'progressive' ? { argocd: { ...prepared.settings.argocd, suspended: 'pass' } } : {},
   );
   const { progress } = done!;
   let { verdict } = done!;
-  if (plan.kind === 'rollout' && verdict.state === 'passed') {
-    const held = await followRollout(
+  let report = prepared.report;
+  if (plan.kind === 'progressive' && verdict.state === 'passed') {
+    const held = await followProgressive(
       deps,
-      plan.rollout,
+      plan.workload,
       'preview',
       edits.map((e) => formatImageRef(e.image)),
       progress,
       log,
     );
     verdict = held.state === 'passed' ? { ...held, message: `${verdict.message}; ${held.message}` } : held;
+    report = await progressiveReport(deps, plan.workload, report, 'preview', log);
   }
   const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
@@ -206,7 +220,7 @@ export async function deploy(
         result: 'pass',
         message: `${images} deployed with ${change}. ${verdict.message}`,
         gitCommit: progress.commit,
-        ...prepared.report,
+        ...report,
       }
     : await failed(`${images} not deployed (${change}): ${verdict.message}`);
 
@@ -311,8 +325,8 @@ export async function rollback(
     });
   const done = await changeAndWait(event, deps, log, context, prepared, async () => {
     const made = await revert();
-    // The stable version serves again at once; the revert then brings the Rollout's template back to it.
-    if (made && plan.kind === 'rollout') await rolloutsOf(deps).abort(plan.rollout, log);
+    // The stable version serves again at once; the revert then brings the workload's template back to it.
+    if (made && plan.kind === 'progressive') await progressiveOf(deps, plan.workload).abort(plan.workload, log);
     return made;
   });
   if (!done) {
@@ -325,7 +339,7 @@ export async function rollback(
   }
   const { progress } = done;
   let { verdict } = done;
-  if (plan.kind === 'rollout' && verdict.state === 'passed') {
+  if (plan.kind === 'progressive' && verdict.state === 'passed') {
     const images = prepared.settings.images.flatMap((w) => {
       try {
         return [formatImageRef(imageFrom(event.data, w))];
@@ -333,7 +347,7 @@ export async function rollback(
         return [];
       }
     });
-    const back = await followRollout(deps, plan.rollout, 'rolled-back', images, progress, log);
+    const back = await followProgressive(deps, plan.workload, 'rolled-back', images, progress, log);
     verdict = back.state === 'passed' ? { ...back, message: `${verdict.message}; ${back.message}` } : back;
   }
   return verdict.state === 'passed'
@@ -354,8 +368,8 @@ export async function rollback(
 }
 
 /**
- * What the event's strategy means for this service (see progressive.ts); a strategy the settings cannot do, or a
- * Rollout not granted to the project, ends errored before anything is written.
+ * What the event's strategy means for this service (see progressive.ts); a strategy the settings cannot do, a
+ * workload not granted to the project, or one unfit for Keptn's gate, ends errored before anything is written.
  */
 export async function progressivePlan(
   event: TriggeredEvent<DeploymentTriggeredData>,
@@ -365,50 +379,79 @@ export async function progressivePlan(
 ): Promise<Exclude<StrategyPlan, { problem: string }>> {
   const plan = strategyPlan(requestedStrategy(event.data), prepared.settings);
   if ('problem' in plan) throw new DeploymentError('STRATEGY_UNSUPPORTED', plan.problem);
-  if (plan.kind === 'rollout') {
-    rolloutsOf(deps);
-    const ref = { apiVersion: ROLLOUT_API_VERSION, kind: 'Rollout', ...plan.rollout };
-    const metadata = await metadataOf(ref, deps, 'progressive.rollout').catch((err: unknown) => {
+  if (plan.kind === 'progressive') {
+    const workload = plan.workload;
+    const driver = progressiveOf(deps, workload);
+    const shown = `${workload.kind} ${workload.namespace}/${workload.name}`;
+    const ref = { apiVersion: PROGRESSIVE_API_VERSIONS[workload.kind], ...workload };
+    const metadata = await metadataOf(ref, deps, settingOf(workload)).catch((err: unknown) => {
       if (err instanceof DeploymentError) throw err;
       if (codeOf(err) === 'NOT_FOUND')
-        throw new DeploymentError(
-          'NOT_FOUND',
-          `Rollout ${ref.namespace}/${ref.name} not found; check progressive.rollout in the settings`,
-          {
-            cause: err,
-          },
-        );
-      throw new DeploymentError('API_ERROR', `cannot read the grant on Rollout ${ref.namespace}/${ref.name}: ${messageOf(err)}`, {
-        cause: err,
-      });
+        throw new DeploymentError('NOT_FOUND', `${shown} not found; check ${settingOf(workload)} in the settings`, { cause: err });
+      throw new DeploymentError('API_ERROR', `cannot read the grant on ${shown}: ${messageOf(err)}`, { cause: err });
     });
-    refuseUnlessGranted(workloadGrant({ kind: 'Rollout', ...plan.rollout, metadata }, event.data.project), event.data.project, log);
+    refuseUnlessGranted(workloadGrant({ ...workload, metadata }, event.data.project), event.data.project, log);
+    const problem = await driver.problem(workload);
+    if (problem) throw new DeploymentError('STRATEGY_UNSUPPORTED', problem);
   }
   return plan;
 }
 
-export function rolloutsOf(deps: DeploymentDeps): NonNullable<DeploymentDeps['rollouts']> {
-  if (!deps.rollouts)
-    throw new DeploymentError('NO_CLUSTER', 'progressive.rollout names a Rollout, but the service has no Kubernetes access to drive it');
-  return deps.rollouts;
+const PROGRESSIVE_API_VERSIONS: Record<ProgressiveKind, string> = { Rollout: 'argoproj.io/v1alpha1', Canary: 'flagger.app/v1beta1' };
+
+export function progressiveOf(deps: DeploymentDeps, workload: ProgressiveRef): ProgressiveDriver {
+  const driver = deps.progressive?.[workload.kind];
+  if (!driver)
+    throw new DeploymentError(
+      'NO_CLUSTER',
+      `${settingOf(workload)} names a ${workload.kind}, but the service has no Kubernetes access to drive it`,
+    );
+  return driver;
 }
 
-/** Waits, until the task's deadline, for the Rollout to reach `goal`. */
-export function followRollout(
+/** Waits, until the task's deadline, for the progressive workload to reach `goal`. */
+export function followProgressive(
   deps: DeploymentDeps,
-  ref: RolloutRef,
-  goal: RolloutGoal,
+  workload: ProgressiveRef,
+  goal: ProgressiveGoal,
   images: string[],
-  progress: Pick<Progress, 'commit' | 'deadline'>,
+  progress: Pick<Progress, 'commit' | 'deadline' | 'mark'>,
   log: Logger,
 ): Promise<FinalVerdict> {
-  return rolloutsOf(deps).wait(ref, {
-    expectation: { goal, images },
+  return progressiveOf(deps, workload).wait(workload, {
+    expectation: { goal, images, ...(goal === 'preview' && progress.mark !== undefined ? { since: progress.mark } : {}) },
     deadline: progress.deadline,
     commit: progress.commit,
     log,
-    onProgress: (reason) => log.debug({ reason }, 'waiting for the rollout'),
+    onProgress: (reason) => log.debug({ reason }, 'waiting for the progressive workload'),
   });
+}
+
+/**
+ * The report of a progressive task names the workload and where each version is reached; Keptn's tests go to
+ * `deploymentURIsLocal`, so after a deployment those are the preview's (the stable version's after a release),
+ * unless the settings give their own.
+ */
+export async function progressiveReport(
+  deps: DeploymentDeps,
+  workload: ProgressiveRef,
+  report: Prepared['report'],
+  reached: 'preview' | 'stable',
+  log: Logger,
+): Promise<Prepared['report']> {
+  const uris = await progressiveOf(deps, workload)
+    .uris(workload)
+    .catch((err: unknown) => {
+      log.warn({ err }, 'the progressive workload could not be read for its URIs');
+      return undefined;
+    });
+  if (!uris) return report;
+  const local = reached === 'preview' ? uris.previewURIsLocal : uris.stableURIsLocal;
+  return {
+    ...report,
+    ...(report.deploymentURIsLocal.length === 0 ? { deploymentURIsLocal: local } : {}),
+    progressive: { workload: `${workload.kind} ${workload.namespace}/${workload.name}`, ...uris },
+  };
 }
 
 /** The full commit a sequence started for a change made in Git names (its revision label), if any. */

@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   // What a release needs from the sequence, and what the target can do.
   'MISSING_REVISION',
   'STRATEGY_UNSUPPORTED',
+  'VERSION_NOT_HELD',
   // Grants: what a project may use.
   'GRANT_MISSING',
   // Credentials.

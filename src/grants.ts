@@ -208,13 +208,10 @@ export function targetGrant(target: GrantSubject, project: string): GrantDecisio
   return projectGrant(target, project, 'the settings name it as target, and only the projects it lists may deploy through it');
 }
 
-/** May `project` promote and abort this progressive workload (an Argo Rollouts Rollout)? */
+/** May `project` promote and abort this progressive workload (an Argo Rollouts Rollout, a Flagger Canary)? */
 export function workloadGrant(workload: GrantSubject, project: string): GrantDecision {
-  return projectGrant(
-    workload,
-    project,
-    'the settings name it as progressive.rollout, and only the projects it lists may promote or abort it',
-  );
+  const setting = workload.kind === 'Canary' ? 'progressive.canary' : 'progressive.rollout';
+  return projectGrant(workload, project, `the settings name it as ${setting}, and only the projects it lists may promote or abort it`);
 }
 
 /** The message of an errored `.finished`: the object, the annotation, the value it must list, and how to add it. */

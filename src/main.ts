@@ -15,6 +15,7 @@ import { HttpEventSink } from './keptn/sender.js';
 import { PrometheusMetrics } from './metrics.js';
 import { release } from './release.js';
 import { RolloutsDriver } from './rollouts/driver.js';
+import { FlaggerDriver } from './flagger/driver.js';
 import { DEPLOYMENT_TRAILER } from './git/workspace.js';
 import { KubeObserverLease } from './observe/lease.js';
 import { Observer } from './observe/observer.js';
@@ -46,6 +47,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     { onRestart: (resource, reason) => metrics.watchRestarted(resource, reason) },
     config.watchNamespaces,
   );
+  const flagger = new FlaggerDriver(cluster);
   const deps: DeploymentDeps = {
     settings: config.configDir
       ? new DirectorySettings(config.configDir, config.configResource)
@@ -56,7 +58,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       onPushRetry: () => metrics.pushRetried(),
     }),
     tools: [new FluxTool(cluster), new ArgoCDTool(cluster)],
-    rollouts: new RolloutsDriver(cluster),
+    progressive: { Rollout: new RolloutsDriver(cluster), Canary: flagger },
     secretData: (ns, name) => cluster.secretData(ns, name),
     objectMetadata: (ref) => cluster.objectMetadata(ref),
     secretNamespace: config.secretNamespace,
@@ -121,7 +123,10 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
           { loggerInstance: log.child({ component: 'notifications' }) },
         )
       : undefined;
-  const probes = buildProbeApp({ ready: () => cluster.ready(), metrics }, { loggerInstance: log });
+  const probes = buildProbeApp(
+    { ready: () => cluster.ready(), metrics, gate: (...args) => flagger.gate(...args) },
+    { loggerInstance: log },
+  );
   const app = buildApp({ accept: (e) => runner.accept(e) }, { loggerInstance: log });
   try {
     await probes.listen({ host: config.healthHost, port: config.healthPort });

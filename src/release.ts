@@ -13,21 +13,23 @@
  * of our `deployment.finished` arrives here. Without it the release cannot know what was tested, and helm-service
  * offers no fallback (it looked at nothing), so it ends errored, saying what to fix.
  *
- * A progressive strategy (see progressive.ts) promotes the Rollout the settings name, as helm-service promoted its
- * blue/green deployment, and passes once the promoted version is stable.
+ * A progressive strategy (see progressive.ts) promotes the Rollout or Canary the settings name, as helm-service
+ * promoted its blue/green deployment, and passes once the promoted version is stable.
  */
 import type { Logger } from 'pino';
 import {
   changeAndWait,
   DeploymentError,
   fileEdit,
-  followRollout,
+  followProgressive,
   imageFrom,
   prepare,
+  progressiveOf,
   progressivePlan,
-  rolloutsOf,
+  progressiveReport,
   type DeploymentDeps,
 } from './deployment.js';
+import { codeOf, messageOf } from './errors.js';
 import { formatImageRef } from './git/image.js';
 import { isRecord } from './json.js';
 import { requestedStrategy, type DeploymentOutcome, type ReleaseTriggeredData, type TriggeredEvent } from './keptn/events.js';
@@ -97,9 +99,9 @@ export async function release(
     };
   }
   const written = expectedImages(event, prepared.settings);
-  if (plan.kind === 'rollout') {
+  if (plan.kind === 'progressive') {
     // Keptn's quality gate passed this version: promote it fully, then wait for it to be stable. Promoting again
-    // after a restart is harmless: a Rollout whose version is stable gets no patch.
+    // after a restart is harmless: a version already stable gets no write.
     const progress: Progress = context.progress ?? {
       commit,
       ownCommit: false,
@@ -108,11 +110,18 @@ export async function release(
       repoUrl: prepared.settings.git.url,
     };
     if (!context.progress) await context.checkpoint?.(progress);
-    await rolloutsOf(deps).promote(plan.rollout, log);
-    const stable = await followRollout(deps, plan.rollout, 'stable', written.images, progress, log);
+    try {
+      await progressiveOf(deps, plan.workload).promote(plan.workload, written.images, log);
+    } catch (err: unknown) {
+      // A newer version than the one this sequence tested waits now: it did not pass this quality gate.
+      if (codeOf(err) !== 'VERSION_NOT_HELD') throw err;
+      return { status: 'succeeded', result: 'fail', message: `not released: ${messageOf(err)}`, ...report };
+    }
+    const stable = await followProgressive(deps, plan.workload, 'stable', written.images, progress, log);
+    const released = { ...(await progressiveReport(deps, plan.workload, prepared.report, 'stable', log)), gitCommit: commit };
     return stable.state === 'passed'
-      ? { status: 'succeeded', result: 'pass', message: `released: commit ${commit} promoted. ${stable.message}`, ...report }
-      : { status: 'succeeded', result: 'fail', message: `not released: commit ${commit} promoted, but ${stable.message}`, ...report };
+      ? { status: 'succeeded', result: 'pass', message: `released: commit ${commit} promoted. ${stable.message}`, ...released }
+      : { status: 'succeeded', result: 'fail', message: `not released: commit ${commit} promoted, but ${stable.message}`, ...released };
   }
   const done = await changeAndWait(
     event,

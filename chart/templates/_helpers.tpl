@@ -154,4 +154,15 @@ container and makes server-side apply refuse the object (duplicate entries for k
   resources: [rollouts/status]
   verbs: [patch]
 {{- end }}
+{{- if .Values.rbac.flagger }}
+# Progressive strategies with Flagger: follow the settings' Canary and its Deployments (the target and
+# <target>-primary), and open its gates by annotating it (release: promote, rollback: roll back). Flagger itself
+# promotes and rolls back, when it asks the gate webhooks on the probe port.
+- apiGroups: [flagger.app]
+  resources: [canaries]
+  verbs: [get, list, watch, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch]
+{{- end }}
 {{- end }}

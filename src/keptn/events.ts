@@ -95,6 +95,8 @@ export interface DeploymentOutcome {
   gitCommit?: string;
   /** The commit that reverted `gitCommit` after it failed (settings `onFailure: revert`). */
   revertCommit?: string;
+  /** A progressive deployment or release: the workload, and where the preview and the stable version are reached. */
+  progressive?: { workload: string; previewURIsLocal: string[]; stableURIsLocal: string[] };
 }
 
 export interface BuildOptions {

@@ -5,10 +5,12 @@
  */
 import type { Logger } from 'pino';
 import type { Cluster } from '../k8s/cluster.js';
+import { ServiceError } from '../errors.js';
 import { untilSynced, type KubeObject } from '../k8s/watch.js';
+import type { ProgressiveDriver, ProgressiveRef, ProgressiveURIs, ProgressiveWait } from '../progressive.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
-import { ABORT_PATCH, evaluateRollout, promotePatches, type RolloutExpectation, type RolloutObject } from './evaluate.js';
+import { ABORT_PATCH, carriesImage, evaluateRollout, promotePatches, rolloutName, type RolloutObject } from './evaluate.js';
 
 export const ROLLOUTS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'rollouts' };
 export const ROLLOUT_API_VERSION = 'argoproj.io/v1alpha1';
@@ -18,25 +20,33 @@ const PATCH_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 4_
 
 type Obj = RolloutObject & KubeObject;
 
-export interface RolloutRef {
-  namespace: string;
-  name: string;
-}
+type RolloutRef = Pick<ProgressiveRef, 'namespace' | 'name'>;
 
-export interface RolloutWait {
-  expectation: RolloutExpectation;
-  /** Epoch ms. */
-  deadline: number;
-  /** The GitOps commit the version came with, for messages. */
-  commit: string;
-  log: Logger;
-  onProgress?(reason: string): void;
-}
-
-export class RolloutsDriver {
+export class RolloutsDriver implements ProgressiveDriver {
   constructor(private readonly cluster: Cluster) {}
 
-  async wait(ref: RolloutRef, w: RolloutWait): Promise<FinalVerdict> {
+  /** A Rollout's status names the version it holds (its pod-template hash): nothing to note beforehand. */
+  mark(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  problem(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  /** The Services the strategy names: blue-green's preview and active, canary's canary and stable. */
+  async uris(ref: RolloutRef): Promise<ProgressiveURIs | undefined> {
+    const ro = await retry(PATCH_RETRY, () => this.cluster.readFresh<Obj>(ROLLOUTS, ref.namespace, ref.name));
+    const { blueGreen, canary } = ro.spec?.strategy ?? {};
+    const [preview, stable] = blueGreen
+      ? [blueGreen.previewService, blueGreen.activeService]
+      : [canary?.canaryService, canary?.stableService];
+    if (!preview && !stable) return undefined;
+    const uri = (svc: string | undefined) => (svc ? [`http://${svc}.${ref.namespace}`] : []);
+    return { previewURIsLocal: uri(preview), stableURIsLocal: uri(stable) };
+  }
+
+  async wait(ref: RolloutRef, w: ProgressiveWait): Promise<FinalVerdict> {
     const rollouts = this.cluster.watch<Obj>(ROLLOUTS);
     await untilSynced(rollouts.synced, w.deadline, 'Argo Rollouts Rollouts');
     const what = `Rollout ${ref.namespace}/${ref.name}`;
@@ -57,9 +67,18 @@ export class RolloutsDriver {
     });
   }
 
-  /** Promotes fully, on a fresh read (the patches depend on the Rollout's current state). */
-  async promote(ref: RolloutRef, log: Logger): Promise<void> {
+  /**
+   * Promotes fully, on a fresh read (the patches depend on the Rollout's current state), and only the version with
+   * our images: a newer version in the template did not pass this sequence's quality gate.
+   */
+  async promote(ref: RolloutRef, images: readonly string[], log: Logger): Promise<void> {
     const ro = await retry(PATCH_RETRY, () => this.cluster.readFresh<Obj>(ROLLOUTS, ref.namespace, ref.name));
+    const held = (ro.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? '');
+    if (!images.every((i) => held.some((h) => carriesImage(i, h))))
+      throw new ServiceError(
+        'VERSION_NOT_HELD',
+        `${rolloutName(ro)} holds ${held.join(', ') || 'no image'}, not ${images.join(', ')} that this sequence deployed; nothing promoted`,
+      );
     const patches = promotePatches(ro);
     if (patches.status) await retry(PATCH_RETRY, () => this.cluster.mergePatchStatus(ROLLOUTS, ref.namespace, ref.name, patches.status!));
     if (patches.spec)

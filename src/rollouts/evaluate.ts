@@ -12,6 +12,7 @@
  * - `stable` (release): our version is promoted: current = stable, phase Healthy.
  * - `rolled-back` (rollback): the stable version serves again: current = stable, phase Healthy, and it is not ours.
  */
+import type { ProgressiveExpectation } from '../progressive.js';
 import type { Verdict } from '../readiness.js';
 
 /**
@@ -34,7 +35,10 @@ export interface RolloutObject {
   spec?: {
     paused?: boolean;
     template?: { spec?: { containers?: Array<{ name?: string; image?: string }> } };
-    strategy?: { blueGreen?: { activeService?: string; previewService?: string }; canary?: { steps?: unknown[] } };
+    strategy?: {
+      blueGreen?: { activeService?: string; previewService?: string };
+      canary?: { steps?: unknown[]; canaryService?: string; stableService?: string };
+    };
   };
   status?: {
     /** A string in Rollouts (a number since v0.10, a hash before). */
@@ -51,14 +55,6 @@ export interface RolloutObject {
     blueGreen?: { activeSelector?: string; previewSelector?: string };
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
   };
-}
-
-export type RolloutGoal = 'preview' | 'stable' | 'rolled-back';
-
-export interface RolloutExpectation {
-  goal: RolloutGoal;
-  /** The images we wrote; the Rollout's template must carry them (preview, stable) or no longer carry them (rolled-back). */
-  images: readonly string[];
 }
 
 export function rolloutName(ro: RolloutObject): string {
@@ -95,7 +91,7 @@ function degradedBy(ro: RolloutObject): string | undefined {
   return undefined;
 }
 
-export function evaluateRollout(ro: RolloutObject, expected: RolloutExpectation): Verdict {
+export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectation): Verdict {
   const name = rolloutName(ro);
   const status = ro.status ?? {};
   const images = templateImages(ro);

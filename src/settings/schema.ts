@@ -55,12 +55,19 @@ export interface GitOpsSettings {
 export const DIRECT_STRATEGIES = ['direct', 'user_managed'] as const;
 export const DEFAULT_PROGRESSIVE_STRATEGIES = ['blue_green_service'] as const;
 
+/** Exactly one of `rollout` and `canary`. */
 export interface ProgressiveSettings {
   /**
    * The Argo Rollouts Rollout our image goes into (applied by the target from the files in `images`): a deployment
    * leaves the new version paused as preview or canary, `release` promotes it, `rollback` aborts it.
    */
-  rollout: { name: string; namespace: string };
+  rollout?: { name: string; namespace: string };
+  /**
+   * The Flagger Canary whose target Deployment our image goes into: a deployment leaves the new version analysed and
+   * waiting at Flagger's confirm-promotion gate, `release` opens that gate, `rollback` opens the rollback gate. The
+   * Canary's webhooks point at the service (docs: README, "Progressive delivery").
+   */
+  canary?: { name: string; namespace: string };
   /** The `deploymentstrategy` names (shipyard task properties) that deploy through it; default [blue_green_service]. */
   strategies?: string[];
 }
@@ -78,6 +85,12 @@ export interface ArgoCDSettings {
 }
 
 const K8S_NAME = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
+const OBJECT_REF = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'namespace'],
+  properties: { name: { type: 'string', pattern: K8S_NAME }, namespace: { type: 'string', pattern: K8S_NAME } },
+} as const;
 
 export const settingsSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -182,15 +195,11 @@ export const settingsSchema = {
     progressive: {
       type: 'object',
       additionalProperties: false,
-      required: ['rollout'],
-      description: 'the Argo Rollouts Rollout of the service and the Keptn deployment strategies that go through it',
+      description:
+        'the progressive workload of the service (an Argo Rollouts Rollout or a Flagger Canary) and the Keptn deployment strategies that go through it',
       properties: {
-        rollout: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['name', 'namespace'],
-          properties: { name: { type: 'string', pattern: K8S_NAME }, namespace: { type: 'string', pattern: K8S_NAME } },
-        },
+        rollout: OBJECT_REF,
+        canary: OBJECT_REF,
         strategies: {
           type: 'array',
           minItems: 1,
@@ -274,6 +283,8 @@ function semanticProblems(s: GitOpsSettings): string[] {
   });
   if (s.timeout !== undefined && parseDuration(s.timeout) > 24 * 3600_000) problems.push('timeout: at most 24h');
   if (s.argocd && s.target.kind !== 'Application') problems.push('argocd: only for target.kind Application');
+  if (s.progressive && Boolean(s.progressive.rollout) === Boolean(s.progressive.canary))
+    problems.push('progressive: name exactly one workload, rollout (Argo Rollouts) or canary (Flagger)');
   for (const strategy of s.progressive?.strategies ?? [])
     if ((DIRECT_STRATEGIES as readonly string[]).includes(strategy))
       problems.push(`progressive.strategies: ${strategy} deploys as written and cannot be progressive`);

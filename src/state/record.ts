@@ -19,6 +19,8 @@ export interface Progress {
   deadline: number;
   target: { kind: string; name: string; namespace: string };
   repoUrl: string;
+  /** What the progressive workload held before our commit (ProgressiveDriver.mark), when it says something. */
+  mark?: string;
 }
 
 export interface DeploymentRecord {

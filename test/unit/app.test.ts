@@ -242,3 +242,46 @@ describe('GET /metrics', () => {
     expect((await app.inject({ method: 'GET', url: '/metrics', remoteAddress: '127.0.0.1' })).statusCode).toBe(404);
   });
 });
+
+describe('Flagger gates on the probe port', () => {
+  function gatesWith(answer: (gate: string, ns: string, name: string) => Promise<{ open: boolean; reason: string }>) {
+    const asked: string[] = [];
+    const app = buildProbeApp({
+      ready: () => true,
+      gate: (gate, ns, name) => {
+        asked.push(`${gate} ${ns}/${name}`);
+        return answer(gate, ns, name);
+      },
+    });
+    return { app, asked };
+  }
+  // What Flagger posts (pkg/controller/webhook.go CallWebhook: CanaryWebhookPayload).
+  const payload = { name: 'web', namespace: 'app', phase: 'Progressing', checksum: '7f6c9d', metadata: {} };
+
+  it('answers 2xx only when the gate is open: Flagger proceeds on 2xx and waits on anything else', async () => {
+    const { app, asked } = gatesWith((gate) =>
+      Promise.resolve(gate === 'promote' ? { open: true, reason: 'approved' } : { open: false, reason: 'not approved' }),
+    );
+    const promote = await app.inject({ method: 'POST', url: '/flagger/gates/promote', payload, remoteAddress: '10.244.1.7' });
+    expect([promote.statusCode, promote.json()]).toEqual([200, { open: true, reason: 'approved' }]);
+    const rollback = await app.inject({ method: 'POST', url: '/flagger/gates/rollback', payload });
+    expect([rollback.statusCode, rollback.json()]).toEqual([403, { open: false, reason: 'not approved' }]);
+    expect(asked).toEqual(['promote app/web', 'rollback app/web']);
+  });
+
+  it('refuses a body that names no Canary, and asks nothing', async () => {
+    const { app, asked } = gatesWith(() => Promise.resolve({ open: true, reason: '' }));
+    for (const bad of [{}, { name: 'web' }, { name: '../x', namespace: 'app' }, { name: 'web', namespace: 7 }]) {
+      const res = await app.inject({ method: 'POST', url: '/flagger/gates/promote', payload: bad });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toMatch(/Flagger's webhook payload/);
+    }
+    expect(asked).toEqual([]);
+  });
+
+  it('keeps the gate closed (503) when the Canary cannot be read', async () => {
+    const { app } = gatesWith(() => Promise.reject(new Error('connect ECONNREFUSED')));
+    const res = await app.inject({ method: 'POST', url: '/flagger/gates/promote', payload });
+    expect([res.statusCode, res.json()]).toEqual([503, { open: false, reason: 'cannot read Canary app/web now' }]);
+  });
+});

@@ -48,13 +48,29 @@ describe('strategyPlan: which way a strategy goes for a service', () => {
     ['direct goes as written', 'direct', undefined, { kind: 'direct' }],
     ['user_managed goes as written (helm-service promoted nothing for it)', 'user_managed', undefined, { kind: 'direct' }],
     ['direct stays direct beside a Rollout', 'direct', { rollout }, { kind: 'direct' }],
-    ['blue_green_service through the Rollout by default', 'blue_green_service', { rollout }, { kind: 'rollout', rollout }],
-    ['a canary strategy the settings map', 'canary', { rollout, strategies: ['canary'] }, { kind: 'rollout', rollout }],
+    [
+      'blue_green_service through the Rollout by default',
+      'blue_green_service',
+      { rollout },
+      { kind: 'progressive', workload: { kind: 'Rollout', ...rollout } },
+    ],
+    [
+      'a canary strategy the settings map',
+      'canary',
+      { rollout, strategies: ['canary'] },
+      { kind: 'progressive', workload: { kind: 'Rollout', ...rollout } },
+    ],
+    [
+      'blue_green_service through a Flagger Canary',
+      'blue_green_service',
+      { canary: rollout },
+      { kind: 'progressive', workload: { kind: 'Canary', ...rollout } },
+    ],
     [
       'blue_green_service without a progressive workload',
       'blue_green_service',
       undefined,
-      /"blue_green_service" needs a progressive workload.*Kustomization flux-system\/web alone cannot do.*progressive.rollout.*direct or user_managed/,
+      /"blue_green_service" needs a progressive workload.*Kustomization flux-system\/web alone cannot do.*progressive.rollout.*progressive.canary.*direct or user_managed/,
     ],
     [
       'a strategy the settings do not map',

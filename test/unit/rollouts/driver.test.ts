@@ -35,7 +35,7 @@ const ref = { namespace: 'app', name: 'web' };
 describe('RolloutsDriver writes what the kubectl plugin writes, where it writes it', () => {
   it('promote: promoteFull on the status subresource, unpause on the object', async () => {
     const { driver, writes } = clusterWith(paused);
-    await driver.promote(ref, silentLog);
+    await driver.promote(ref, [], silentLog);
     expect(writes).toEqual([
       { to: 'status', patch: { status: { promoteFull: true } } },
       { to: 'object', patch: { spec: { paused: false } } },
@@ -44,7 +44,17 @@ describe('RolloutsDriver writes what the kubectl plugin writes, where it writes 
 
   it('promote of a stable Rollout writes nothing (a resumed release promotes again harmlessly)', async () => {
     const { driver, writes } = clusterWith(stable);
-    await driver.promote(ref, silentLog);
+    await driver.promote(ref, [], silentLog);
+    expect(writes).toEqual([]);
+  });
+
+  it('promote refuses a Rollout whose template holds another image than the sequence deployed, and writes nothing', async () => {
+    const newer = { ...paused, spec: { paused: true, template: { spec: { containers: [{ image: 'web:3.0' }] } } } };
+    const { driver, writes } = clusterWith(newer);
+    await expect(driver.promote(ref, ['web:2.0'], silentLog)).rejects.toMatchObject({
+      code: 'VERSION_NOT_HELD',
+      message: expect.stringMatching(/holds web:3\.0, not web:2\.0 that this sequence deployed; nothing promoted/),
+    });
     expect(writes).toEqual([]);
   });
 

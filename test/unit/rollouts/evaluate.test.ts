@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { carriesImage, evaluateRollout, promotePatches, type RolloutGoal, type RolloutObject } from '../../../src/rollouts/evaluate.js';
+import type { ProgressiveGoal } from '../../../src/progressive.js';
+import { carriesImage, evaluateRollout, promotePatches, type RolloutObject } from '../../../src/rollouts/evaluate.js';
 
 const NEW = 'ghcr.io/podtato/head:0.2.0';
 const OLD = 'ghcr.io/podtato/head:0.1.0';
@@ -46,7 +47,7 @@ const aborted = {
 };
 
 describe('evaluateRollout (Argo Rollouts v1.10 status)', () => {
-  it.each<[string, RolloutGoal, RolloutObject, 'passed' | 'failed' | 'pending', RegExp]>([
+  it.each<[string, ProgressiveGoal, RolloutObject, 'passed' | 'failed' | 'pending', RegExp]>([
     // deployment: preview / canary held back
     [
       'blue-green paused with the preview on our version',

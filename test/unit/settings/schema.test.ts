@@ -65,6 +65,15 @@ describe('settings validation', () => {
     expect(() => parseSettingsText(bomb, 'bomb.yaml')).toThrow(/bomb.yaml is not valid: not valid YAML/);
   });
 
+  it('names exactly one progressive workload: a Rollout or a Canary', () => {
+    const ref = { name: 'web', namespace: 'app' };
+    expect(problems({ ...valid, progressive: { canary: ref } })).toEqual([]);
+    expect(problems({ ...valid, progressive: { rollout: ref } })).toEqual([]);
+    const one = 'progressive: name exactly one workload, rollout (Argo Rollouts) or canary (Flagger)';
+    expect(problems({ ...valid, progressive: { rollout: ref, canary: ref } })).toEqual([one]);
+    expect(problems({ ...valid, progressive: { strategies: ['canary'] } })).toEqual([one]);
+  });
+
   it('the published schema is the one the service enforces', async () => {
     const published = JSON.parse(await readFile(new URL('../../../docs/gitops-config.schema.json', import.meta.url), 'utf8'));
     expect(published).toEqual(JSON.parse(JSON.stringify(settingsSchema)));
