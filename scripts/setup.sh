@@ -29,7 +29,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
 fi
 
 command -v go >/dev/null || { say "Go is needed to build the peers (https://go.dev/dl)"; exit 1; }
-for family in kube keptn argocd kustomize flux-source flux-helm helm rollouts; do
+for family in kube keptn argocd kustomize flux-source flux-helm helm rollouts flagger; do
   t0=$SECONDS
   bash test/env/peers/build.sh "$family" >/dev/null
   [ $((SECONDS - t0)) -gt 2 ] && say "peers $family built in $((SECONDS - t0)) s"

@@ -10,6 +10,7 @@ import { startService } from '../../src/main.js';
 import { startArgoCD, type ArgoCD } from './argocd.js';
 import { installChartIdentity, secretServiceFor, type ChartIdentity, type ChartIdentityOptions } from './chart-rbac.js';
 import { TestCluster } from './cluster.js';
+import { startFlagger, type Flagger } from './flagger.js';
 import { startFlux, type Flux } from './flux.js';
 import { startGitServer, type GitServer } from './gitserver.js';
 import { setupHelm } from './helm.js';
@@ -41,6 +42,8 @@ export interface EnvironmentOptions {
   argocd?: boolean;
   /** The Argo Rollouts controller (built on first use: about 3 minutes cold on 2 cores). */
   rollouts?: boolean;
+  /** The Flagger controller, Kubernetes provider (built on first use: about 2.5 minutes cold on 2 cores). */
+  flagger?: boolean;
   /** Default: a fresh directory under the OS temp dir. Logs go to `<workDir>/logs`. */
   workDir?: string;
   /** Service settings from the environment, e.g. DEFAULT_TIMEOUT. */
@@ -66,6 +69,7 @@ export interface Environment {
   flux?: Flux;
   argocd?: ArgoCD;
   rollouts?: Rollouts;
+  flagger?: Flagger;
   nats: Nats;
   distributor?: Distributor;
   resources: ResourceService;
@@ -132,6 +136,10 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       ? await startRollouts({ kubeconfigPath: kube.kubeconfigPath, workDir: join(workDir, 'rollouts'), logDir })
       : undefined;
     if (rollouts) stops.push(() => rollouts.stop());
+    const flagger = opts.flagger
+      ? await startFlagger({ kubeconfigPath: kube.kubeconfigPath, workDir: join(workDir, 'flagger'), logDir })
+      : undefined;
+    if (flagger) stops.push(() => flagger.stop());
 
     const nats = await startNats({ workDir: join(workDir, 'nats'), logDir });
     stops.push(() => nats.stop());
@@ -155,6 +163,7 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
       ...(flux ? { flux } : {}),
       ...(argocd ? { argocd } : {}),
       ...(rollouts ? { rollouts } : {}),
+      ...(flagger ? { flagger } : {}),
       nats,
       resources,
       controlPlane,
