@@ -10,7 +10,7 @@ import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import type { ProgressiveDriver, ProgressiveRef, ProgressiveURIs, ProgressiveWait } from '../progressive.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
-import { ABORT_PATCH, carriesImage, evaluateRollout, promotePatches, rolloutName, type RolloutObject } from './evaluate.js';
+import { ABORT_PATCH, carriesImage, evaluateRollout, promotePatches, rolloutName, rolloutProblem, type RolloutObject } from './evaluate.js';
 
 export const ROLLOUTS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'rollouts' };
 export const ROLLOUT_API_VERSION = 'argoproj.io/v1alpha1';
@@ -30,8 +30,8 @@ export class RolloutsDriver implements ProgressiveDriver {
     return Promise.resolve(undefined);
   }
 
-  problem(): Promise<undefined> {
-    return Promise.resolve(undefined);
+  async problem(ref: RolloutRef): Promise<string | undefined> {
+    return rolloutProblem(await retry(PATCH_RETRY, () => this.cluster.readFresh<Obj>(ROLLOUTS, ref.namespace, ref.name)));
   }
 
   /** The Services the strategy names: blue-green's preview and active, canary's canary and stable. */

@@ -36,8 +36,8 @@ export interface RolloutObject {
     paused?: boolean;
     template?: { spec?: { containers?: Array<{ name?: string; image?: string }> } };
     strategy?: {
-      blueGreen?: { activeService?: string; previewService?: string };
-      canary?: { steps?: unknown[]; canaryService?: string; stableService?: string };
+      blueGreen?: { activeService?: string; previewService?: string; autoPromotionEnabled?: boolean };
+      canary?: { steps?: Array<{ pause?: { duration?: unknown } }>; canaryService?: string; stableService?: string };
     };
   };
   status?: {
@@ -164,6 +164,22 @@ export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectat
       return { state: 'failed', message: `${name} paused on an inconclusive analysis: ${reasons.join(', ')}`, revision };
   }
   return { state: 'pending', reason: `${name} at ${hash ?? 'our version'}: ${phase}` };
+}
+
+/**
+ * What makes a Rollout unfit for Keptn's gate: it would promote the new version on its own, before the release. A
+ * blue-green Rollout promotes at once unless `autoPromotionEnabled: false` (the default is true: types.go
+ * BlueGreenStrategy); a canary one needs a `pause: {}` step without a duration (a timed pause ends by itself).
+ */
+export function rolloutProblem(ro: RolloutObject): string | undefined {
+  const name = rolloutName(ro);
+  const { blueGreen, canary } = ro.spec?.strategy ?? {};
+  if (blueGreen && blueGreen.autoPromotionEnabled !== false)
+    return `${name} promotes a new version at once (blueGreen.autoPromotionEnabled is not false), without Keptn's quality gate: set spec.strategy.blueGreen.autoPromotionEnabled: false`;
+  if (canary && !(canary.steps ?? []).some((step) => step.pause && step.pause.duration === undefined))
+    return `${name} has no indefinite pause step, so it promotes without Keptn's quality gate: add a step "pause: {}" where the release should take over`;
+  if (!blueGreen && !canary) return `${name} names no blueGreen or canary strategy`;
+  return undefined;
 }
 
 /**

@@ -213,6 +213,7 @@ describe.each<[Strategy, Tool]>([
   ['blueGreen', 'argocd'],
   ['canary', 'argocd'],
   ['blueGreen', 'flux'],
+  ['canary', 'flux'],
 ])('Argo Rollouts %s through %s', (strategy, tool) => {
   it('deployment leaves the new version paused beside the stable one; release promotes it to stable', async () => {
     const app = await newApp(strategy, tool);

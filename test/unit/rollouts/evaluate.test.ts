@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { ProgressiveGoal } from '../../../src/progressive.js';
-import { carriesImage, evaluateRollout, promotePatches, type RolloutObject } from '../../../src/rollouts/evaluate.js';
+import { carriesImage, evaluateRollout, promotePatches, rolloutProblem, type RolloutObject } from '../../../src/rollouts/evaluate.js';
 
 const NEW = 'ghcr.io/podtato/head:0.2.0';
 const OLD = 'ghcr.io/podtato/head:0.1.0';
@@ -216,5 +216,27 @@ describe('carriesImage', () => {
     ['ghcr.io/podtato/head:0.2', NEW, false],
   ])('%s in %s: %s', (written, template, expected) => {
     expect(carriesImage(written, template)).toBe(expected);
+  });
+});
+
+describe('rolloutProblem: a Rollout that waits for Keptn\u2019s release', () => {
+  const ro = (strategy: NonNullable<RolloutObject['spec']>['strategy']): RolloutObject => ({
+    metadata: { name: 'web', namespace: 'app' },
+    spec: { strategy },
+  });
+  it.each<[string, NonNullable<RolloutObject['spec']>['strategy'], RegExp | undefined]>([
+    ['blue-green held for promotion', { blueGreen: { activeService: 'web', autoPromotionEnabled: false } }, undefined],
+    [
+      'blue-green with the default auto-promotion (types.go: true)',
+      { blueGreen: { activeService: 'web' } },
+      /promotes a new version at once.*autoPromotionEnabled: false/,
+    ],
+    ['canary with an indefinite pause', { canary: { steps: [{}, { pause: {} }] } }, undefined],
+    ['canary with timed pauses only', { canary: { steps: [{ pause: { duration: '1m' } }] } }, /no indefinite pause step.*pause: \{\}/],
+    ['canary without steps', { canary: {} }, /no indefinite pause step/],
+  ])('%s', (_name, strategy, expected) => {
+    const got = rolloutProblem(ro(strategy));
+    if (expected) expect(got).toMatch(expected);
+    else expect(got).toBeUndefined();
   });
 });
