@@ -22,6 +22,7 @@ import {
   gatePatch,
   primaryName,
   targetName,
+  underAnalysis,
   type CanaryObject,
   type Gate,
 } from './evaluate.js';
@@ -68,6 +69,8 @@ export class FlaggerDriver implements ProgressiveDriver {
       const primary = deployments.get(ref.namespace, primaryName(canary));
       return { canary, ...(target ? { target } : {}), ...(primary ? { primary } : {}) };
     };
+    // The version Flagger was seen working on: only its roll-back is a verdict (see evaluateCanary).
+    let analysed: string | undefined;
     return waitForVerdict({
       commit: w.commit,
       deadline: w.deadline,
@@ -88,7 +91,8 @@ export class FlaggerDriver implements ProgressiveDriver {
       evaluate: () => {
         const v = view();
         if (!v) return { state: 'failed', message: `${what} not found; check progressive.canary in the settings` };
-        return evaluateCanary(v, w.expectation);
+        analysed = underAnalysis(v.canary) ?? analysed;
+        return evaluateCanary(v, w.expectation, analysed);
       },
       timeoutMessage: (last) => `${what} did not get there in time: ${last}`,
     });

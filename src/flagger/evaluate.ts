@@ -66,6 +66,11 @@ export const GATE_PATH: Record<Gate, string> = { promote: '/flagger/gates/promot
 
 /** Phases in which Flagger is still working on a version (status.go CanaryPhase). */
 const IN_PROGRESS = new Set(['Progressing', 'Waiting', 'WaitingPromotion', 'Promoting', 'Finalising']);
+
+/** The hash of the version Flagger is working on now, if it is working on one. */
+export function underAnalysis(c: CanaryObject): string | undefined {
+  return IN_PROGRESS.has(c.status?.phase ?? '') ? c.status?.lastAppliedSpec || undefined : undefined;
+}
 /** Phases in which the primary is all there is: nothing is held back. */
 const SETTLED = new Set(['Initialized', 'Succeeded']);
 
@@ -153,7 +158,13 @@ function flaggerSays(c: CanaryObject): string {
   return promoted?.message ? `${phase}: ${promoted.message}` : phase;
 }
 
-export function evaluateCanary(view: CanaryView, expected: ProgressiveExpectation): Verdict {
+/**
+ * `analysed`: the hash the wait has seen Flagger work on (underAnalysis). A `Failed` phase counts only for that hash:
+ * a failed Canary syncs the new target's hash into its status a moment before it starts the analysis
+ * (scheduler.go shouldAdvance: "sync lastAppliedSpec even if the canary is in a failed state"), so `Failed` with a
+ * new hash alone is the old failure, not a verdict on our version.
+ */
+export function evaluateCanary(view: CanaryView, expected: ProgressiveExpectation, analysed?: string): Verdict {
   const { canary, target, primary } = view;
   const name = canaryName(canary);
   const status = canary.status ?? {};
@@ -187,12 +198,13 @@ export function evaluateCanary(view: CanaryView, expected: ProgressiveExpectatio
   if (expected.goal === 'stable') {
     if (SETTLED.has(phase) && carries(primary, images) && serving(primary))
       return { state: 'passed', message: `${name} promoted ${shown}: ${primaryName(canary)} runs it (${says})`, revision };
-    if (phase === 'Failed') return { state: 'failed', message: `${name} rolled back instead of promoting ${shown}: ${says}`, revision };
+    if (phase === 'Failed' && revision === analysed)
+      return { state: 'failed', message: `${name} rolled back instead of promoting ${shown}: ${says}`, revision };
     return { state: 'pending', reason: `${name} has not promoted ${shown} yet: ${says}` };
   }
 
   // preview
-  if (fresh && phase === 'Failed')
+  if (fresh && phase === 'Failed' && revision === analysed)
     return {
       state: 'failed',
       message: `${name} rolled back ${shown}: ${says}; ${primaryName(canary)} still runs ${primaryRuns}`,

@@ -192,9 +192,17 @@ describe('evaluateCanary: where a Keptn task wants the Canary', () => {
     ],
     ['rollback: ours was promoted already', 'rolled-back', 'succeeded', undefined, 'pending', /promoted before the roll-back/],
   ])('%s', (_name, goal, state, since, verdict, message) => {
-    const got = evaluateCanary(STATES[state]!, { goal, images: [NEW], ...(since !== undefined ? { since } : {}) });
+    // The wait saw Flagger analyse our version (h-new) before it got here.
+    const got = evaluateCanary(STATES[state]!, { goal, images: [NEW], ...(since !== undefined ? { since } : {}) }, 'h-new');
     expect(got.state).toBe(verdict);
     expect(got.state === 'pending' ? got.reason : got.message).toMatch(message);
+  });
+
+  it('a Failed phase with a new hash Flagger has not analysed is the old failure (shouldAdvance syncs the hash first)', () => {
+    // Seen in the real Flagger 1.44: a failed Canary writes Failed with the new target's hash ~25 ms before Progressing.
+    const got = evaluateCanary(STATES['failedOurs']!, { goal: 'preview', images: [NEW], since: 'h-prev' }, undefined);
+    expect(got).toMatchObject({ state: 'pending' });
+    expect(evaluateCanary(STATES['failedOurs']!, { goal: 'stable', images: [NEW] }, 'h-other')).toMatchObject({ state: 'pending' });
   });
 
   it('waits while the canary is not serving yet at WaitingPromotion', () => {
