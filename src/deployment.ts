@@ -211,7 +211,7 @@ export async function deploy(
       log,
     );
     verdict = held.state === 'passed' ? { ...held, message: `${verdict.message}; ${held.message}` } : held;
-    report = await progressiveReport(deps, plan.workload, report, 'preview', log);
+    report = await progressiveReport(deps, plan.workload, prepared, 'preview', log);
   }
   const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
@@ -435,7 +435,7 @@ export function followProgressive(
 export async function progressiveReport(
   deps: DeploymentDeps,
   workload: ProgressiveRef,
-  report: Prepared['report'],
+  prepared: Pick<Prepared, 'report' | 'settings'>,
   reached: 'preview' | 'stable',
   log: Logger,
 ): Promise<Prepared['report']> {
@@ -445,11 +445,12 @@ export async function progressiveReport(
       log.warn({ err }, 'the progressive workload could not be read for its URIs');
       return undefined;
     });
-  if (!uris) return report;
+  if (!uris) return prepared.report;
   const local = reached === 'preview' ? uris.previewURIsLocal : uris.stableURIsLocal;
   return {
-    ...report,
-    ...(report.deploymentURIsLocal.length === 0 ? { deploymentURIsLocal: local } : {}),
+    ...prepared.report,
+    // Not the URIs the event carried over from the deployment: after a release they are the stable version's.
+    ...(prepared.settings.report?.deploymentURIsLocal ? {} : { deploymentURIsLocal: local }),
     progressive: { workload: `${workload.kind} ${workload.namespace}/${workload.name}`, ...uris },
   };
 }

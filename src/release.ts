@@ -118,7 +118,7 @@ export async function release(
       return { status: 'succeeded', result: 'fail', message: `not released: ${messageOf(err)}`, ...report };
     }
     const stable = await followProgressive(deps, plan.workload, 'stable', written.images, progress, log);
-    const released = { ...(await progressiveReport(deps, plan.workload, prepared.report, 'stable', log)), gitCommit: commit };
+    const released = { ...(await progressiveReport(deps, plan.workload, prepared, 'stable', log)), gitCommit: commit };
     return stable.state === 'passed'
       ? { status: 'succeeded', result: 'pass', message: `released: commit ${commit} promoted. ${stable.message}`, ...released }
       : { status: 'succeeded', result: 'fail', message: `not released: commit ${commit} promoted, but ${stable.message}`, ...released };
