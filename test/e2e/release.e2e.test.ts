@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
-import { keptnEvent, runTask as runTaskOf, type EventStream, type KeptnCloudEvent, type TaskRun } from '../env/keptn.js';
+import { afterEvaluation, answersTo, nextTriggeredData, runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
 import {
   appFiles,
@@ -87,32 +87,6 @@ async function toolApplies(tool: Tool, app: TestApp, commit: string): Promise<vo
   );
 }
 
-/**
- * shipyard-controller's merge of task data (keptn/keptn 1.4.5 shipyard-controller/internal/common/utils.go Merge):
- * maps merge key by key, a later scalar wins, a later list goes first.
- */
-function merge(a: unknown, b: unknown): unknown {
-  if (Array.isArray(a)) return Array.isArray(b) ? [...b, ...a] : (b ?? a);
-  if (a && typeof a === 'object' && b && typeof b === 'object' && !Array.isArray(b)) {
-    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
-    for (const [k, v] of Object.entries(b)) out[k] = out[k] === undefined || out[k] === null ? v : merge(out[k], v);
-    return out;
-  }
-  return b ?? a;
-}
-
-/**
- * The next task's `.triggered` data as shipyard-controller builds it (models/sequence_execution.go
- * GetNextTriggeredEventData): the sequence's input, then every earlier task's `.finished` data, the last task's
- * result and status, the task's shipyard properties, and no message.
- */
-function nextTriggeredData(input: Record<string, unknown>, finished: KeptnCloudEvent[], task: string, properties = {}) {
-  let data = merge({}, input) as Record<string, unknown>;
-  for (const f of finished) data = merge(data, f.data) as Record<string, unknown>;
-  const last = finished.at(-1)?.data as { result?: string; status?: string } | undefined;
-  return { ...data, result: last?.result, status: last?.status, [task]: merge(data[task], properties), message: '' };
-}
-
 function runTask(task: string, data: Record<string, unknown>, shkeptncontext?: string): Promise<TaskRun> {
   const keptn = { controlPlane: env.controlPlane, events, configVersion: env.resources.version() };
   return runTaskOf(keptn, task, data, shkeptncontext ? { shkeptncontext } : {});
@@ -133,24 +107,8 @@ async function deploy(app: TestApp): Promise<{ input: Record<string, unknown>; d
   return { input, deployment };
 }
 
-/** What the sequence ran before release: the deployment, then a passed quality gate (nobody here answers test/evaluation). */
-function releaseData(input: Record<string, unknown>, deployment: TaskRun) {
-  const evaluation = keptnEvent('sh.keptn.event.evaluation.finished', {
-    ...(input as object),
-    status: 'succeeded',
-    result: 'pass',
-    evaluation: { score: 100, result: 'pass' },
-  });
-  return nextTriggeredData(input, [deployment.finished, evaluation], 'release');
-}
-
 function expectExactlyOneStartedAndFinished(run: TaskRun, task: string): void {
-  expect(
-    events.received
-      .filter((e) => e.triggeredid === run.triggered.id)
-      .map((e) => e.type)
-      .sort(),
-  ).toEqual([`sh.keptn.event.${task}.finished`, `sh.keptn.event.${task}.started`]);
+  expect(answersTo(events, run)).toEqual([`sh.keptn.event.${task}.finished`, `sh.keptn.event.${task}.started`]);
   for (const e of [run.started, run.finished]) {
     expect(e).toMatchObject({ shkeptncontext: run.triggered.shkeptncontext, triggeredid: run.triggered.id, source: 'gitops-service' });
     expect(e.data).toMatchObject({ project: 'podtato', stage: 'dev', service: run.triggered.data.service });
@@ -164,7 +122,7 @@ describe.each(tools)('release through %s', (tool) => {
     const deployed = String(deployment.finished.data.deployment.gitCommit);
     const commitsBefore = await env.git.log(app.repo);
 
-    const rel = await runTask('release', releaseData(input, deployment), deployment.triggered.shkeptncontext);
+    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
     expect(rel.triggered.data).toMatchObject({ deployment: { gitCommit: deployed, deploymentstrategy: 'direct' }, result: 'pass' });
     expectExactlyOneStartedAndFinished(deployment, 'deployment');
     expectExactlyOneStartedAndFinished(rel, 'release');
@@ -184,7 +142,7 @@ describe.each(tools)('release through %s', (tool) => {
     const foreign = await env.git.commitAsOther(app.repo, { 'docs/NOTES.md': 'unrelated change\n' }, 'docs: notes');
     await toolApplies(tool, app, foreign);
 
-    const rel = await runTask('release', releaseData(input, deployment), deployment.triggered.shkeptncontext);
+    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
     expectExactlyOneStartedAndFinished(rel, 'release');
     expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
     expect((await env.git.log(app.repo))[0]!.sha).toBe(foreign);
@@ -199,7 +157,7 @@ describe.each(tools)('release through %s', (tool) => {
     const deployed = String(deployment.finished.data.deployment.gitCommit);
     await env.git.rewriteAsOther(app.repo, app.initialCommit, { 'docs/NOTES.md': 'history rewritten\n' }, 'rewrite');
 
-    const rel = await runTask('release', releaseData(input, deployment), deployment.triggered.shkeptncontext);
+    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
     expectExactlyOneStartedAndFinished(rel, 'release');
     expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'fail', release: { gitCommit: deployed } });
     expect(rel.finished.data.message).toMatch(
@@ -220,7 +178,7 @@ describe('a release that cannot be done ends in .started then an errored .finish
   it('with a strategy the target cannot promote', async () => {
     const app = await newApp(tools[0]!);
     const { input, deployment } = await deploy(app);
-    const data = releaseData(input, deployment);
+    const data = afterEvaluation(input, deployment, 'pass', 'release');
     const rel = await runTask('release', {
       ...data,
       deployment: { ...(data['deployment'] as object), deploymentstrategy: 'blue_green_service' },

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
-import { runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
+import { afterEvaluation, answersTo, runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
 import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
 
@@ -171,19 +171,8 @@ async function runTask(task: string, data: Record<string, unknown>, shkeptnconte
     timeoutMs: 200_000,
     ...(shkeptncontext ? { shkeptncontext } : {}),
   });
-  expect(
-    events.received
-      .filter((e) => e.triggeredid === run.triggered.id)
-      .map((e) => e.type)
-      .sort(),
-  ).toEqual([`sh.keptn.event.${task}.finished`, `sh.keptn.event.${task}.started`]);
+  expect(answersTo(events, run)).toEqual([`sh.keptn.event.${task}.finished`, `sh.keptn.event.${task}.started`]);
   return run;
-}
-
-/** The sequence's data after the deployment, as shipyard-controller merges it into the next task (see release.e2e). */
-function afterDeployment(input: Record<string, unknown>, deployment: TaskRun, result: 'pass' | 'fail') {
-  const d = deployment.finished.data as Record<string, unknown>;
-  return { ...input, ...d, deployment: { ...(input['deployment'] as object), ...(d['deployment'] as object) }, result, message: '' };
 }
 
 async function deployNewVersion(app: TestApp, strategy: Strategy) {
@@ -219,7 +208,7 @@ describe.each<[Strategy, Tool]>([
     const app = await newApp(strategy, tool);
     const { input, deployment } = await deployNewVersion(app, strategy);
 
-    const rel = await runTask('release', afterDeployment(input, deployment, 'pass'), deployment.triggered.shkeptncontext);
+    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
     expect(rel.finished.data).toMatchObject({
       status: 'succeeded',
       result: 'pass',
@@ -235,7 +224,7 @@ describe.each<[Strategy, Tool]>([
     const app = await newApp(strategy, tool);
     const { input, deployment, stableBefore } = await deployNewVersion(app, strategy);
 
-    const rb = await runTask('rollback', afterDeployment(input, deployment, 'fail'), deployment.triggered.shkeptncontext);
+    const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
     expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
     expect(rb.finished.data.message).toMatch(/serves its stable version .* again/);
     const ro = await readRollout(app);

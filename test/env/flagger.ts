@@ -23,6 +23,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { installCrds } from './crds.js';
 import { buildPeers, freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
 
 export const FLAGGER_VERSION = 'v1.44.0';
@@ -74,38 +75,12 @@ function closesQuote(line: string, from: number): boolean {
   return false;
 }
 
-async function installCrds(kc: k8s.KubeConfig, cacheDir: string): Promise<void> {
-  const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-  const file = join(cacheDir, 'crds', 'crd.yaml');
-  const names: string[] = [];
-  for (const doc of k8s.loadAllYaml(indentQuotedContinuations(await readFile(file, 'utf8')))) {
-    const crd = doc as k8s.V1CustomResourceDefinition | null;
-    if (crd?.kind !== 'CustomResourceDefinition' || !crd.metadata?.name) continue;
-    await objects.patch(crd, undefined, undefined, 'keptn-gitops-test-env', true, k8s.PatchStrategy.ServerSideApply);
-    names.push(crd.metadata.name);
-  }
-  const missing = CRDS.filter((n) => !names.includes(n));
-  if (missing.length > 0) throw new Error(`no CRD ${missing.join(', ')} in ${file}`);
-  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  await Promise.all(
-    names.map((name) =>
-      waitUntil(
-        `CRD ${name} established`,
-        async () =>
-          (await ext.readCustomResourceDefinition({ name })).status?.conditions?.some(
-            (c) => c.type === 'Established' && c.status === 'True',
-          ),
-        { timeoutMs: 30_000 },
-      ),
-    ),
-  );
-}
-
 export async function startFlagger(opts: StartFlaggerOptions): Promise<Flagger> {
   const cacheDir = await buildPeers('flagger');
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(opts.kubeconfigPath);
-  await installCrds(kc, cacheDir);
+  const crdFile = join(cacheDir, 'crds', 'crd.yaml');
+  await installCrds(kc, k8s.loadAllYaml(indentQuotedContinuations(await readFile(crdFile, 'utf8'))), CRDS, crdFile);
   await mkdir(opts.workDir, { recursive: true });
   const port = await freePort();
   let noPrometheus = await freePort();

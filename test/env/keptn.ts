@@ -501,3 +501,48 @@ export async function runTask(
   });
   return { triggered, started, finished };
 }
+
+/**
+ * shipyard-controller's merge of task data (keptn/keptn 1.4.5 shipyard-controller/internal/common/utils.go Merge):
+ * maps merge key by key, a later scalar wins, a later list goes first.
+ */
+function merge(a: unknown, b: unknown): unknown {
+  if (Array.isArray(a)) return Array.isArray(b) ? [...b, ...a] : (b ?? a);
+  if (a && typeof a === 'object' && b && typeof b === 'object' && !Array.isArray(b)) {
+    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(b)) out[k] = out[k] === undefined || out[k] === null ? v : merge(out[k], v);
+    return out;
+  }
+  return b ?? a;
+}
+
+/**
+ * The next task's `.triggered` data as shipyard-controller builds it (models/sequence_execution.go
+ * GetNextTriggeredEventData): the sequence's input, then every earlier task's `.finished` data, the last task's
+ * result and status, the task's shipyard properties, and no message.
+ */
+export function nextTriggeredData(input: Record<string, unknown>, finished: KeptnCloudEvent[], task: string, properties = {}) {
+  let data = merge({}, input) as Record<string, unknown>;
+  for (const f of finished) data = merge(data, f.data) as Record<string, unknown>;
+  const last = finished.at(-1)?.data as { result?: string; status?: string } | undefined;
+  return { ...data, result: last?.result, status: last?.status, [task]: merge(data[task], properties), message: '' };
+}
+
+/** The data of a task that follows the deployment and a quality gate with `result` (nobody here answers evaluation). */
+export function afterEvaluation(input: Record<string, unknown>, deployment: TaskRun, result: 'pass' | 'fail', task: string) {
+  const evaluation = keptnEvent('sh.keptn.event.evaluation.finished', {
+    ...input,
+    status: 'succeeded',
+    result,
+    evaluation: { score: result === 'pass' ? 100 : 0, result },
+  });
+  return nextTriggeredData(input, [deployment.finished, evaluation], task);
+}
+
+/** The types of what the service sent in answer to one `.triggered`, sorted: the contract is one `.started`, one `.finished`. */
+export function answersTo(events: EventStream, run: TaskRun): string[] {
+  return events.received
+    .filter((e) => e.triggeredid === run.triggered.id)
+    .map((e) => e.type)
+    .sort();
+}

@@ -5,6 +5,7 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { installCrds } from './crds.js';
 import { buildPeers, freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
 
 export const ROLLOUTS_VERSION = 'v1.10.1';
@@ -21,39 +22,15 @@ export interface StartRolloutsOptions {
   timeoutMs?: number;
 }
 
-async function installCrds(kc: k8s.KubeConfig, cacheDir: string): Promise<void> {
-  const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-  const names: string[] = [];
-  const dir = join(cacheDir, 'crds');
-  for (const file of (await readdir(dir)).filter((f) => /-crd\.ya?ml$/.test(f)).sort()) {
-    for (const doc of k8s.loadAllYaml(await readFile(join(dir, file), 'utf8'))) {
-      const crd = doc as k8s.V1CustomResourceDefinition | null;
-      if (crd?.kind !== 'CustomResourceDefinition' || !crd.metadata?.name) continue;
-      await objects.patch(crd, undefined, undefined, 'keptn-gitops-test-env', true, k8s.PatchStrategy.ServerSideApply);
-      names.push(crd.metadata.name);
-    }
-  }
-  if (!names.includes('rollouts.argoproj.io')) throw new Error(`no Rollout CRD under ${dir}`);
-  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  await Promise.all(
-    names.map((name) =>
-      waitUntil(
-        `CRD ${name} established`,
-        async () =>
-          (await ext.readCustomResourceDefinition({ name })).status?.conditions?.some(
-            (c) => c.type === 'Established' && c.status === 'True',
-          ),
-        { timeoutMs: 30_000 },
-      ),
-    ),
-  );
-}
-
 export async function startRollouts(opts: StartRolloutsOptions): Promise<Rollouts> {
   const cacheDir = await buildPeers('rollouts');
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(opts.kubeconfigPath);
-  await installCrds(kc, cacheDir);
+  const crdDir = join(cacheDir, 'crds');
+  const docs: unknown[] = [];
+  for (const file of (await readdir(crdDir)).filter((f) => /-crd\.ya?ml$/.test(f)).sort())
+    docs.push(...k8s.loadAllYaml(await readFile(join(crdDir, file), 'utf8')));
+  await installCrds(kc, docs, ['rollouts.argoproj.io'], crdDir);
   await mkdir(opts.workDir, { recursive: true });
   const [metricsPort, healthzPort] = [await freePort(), await freePort()];
   const peer = await spawnPeer({
