@@ -169,9 +169,17 @@ export class DeploymentRunner {
   }
 
   private async resumeOnce(): Promise<void> {
+    // One Lease read per other replica per round, however many of its records are listed: the read was the largest
+    // share of the service's API requests under load (docs/benchmarks.md, GET leases).
+    const alive = new Map<string, Promise<boolean>>();
+    const isAlive = (owner: string) => {
+      let answer = alive.get(owner);
+      if (!answer) alive.set(owner, (answer = this.opts.replicas.isAlive(owner)));
+      return answer;
+    };
     for (const listed of await this.opts.store.list()) {
       try {
-        await this.reconsider(listed);
+        await this.reconsider(listed, isAlive);
       } catch (err: unknown) {
         // Someone saved the record after it was listed: it is theirs, or it moved on; the next round sees it anew.
         if (err instanceof StoreConflictError) continue;
@@ -181,7 +189,7 @@ export class DeploymentRunner {
   }
 
   /** What one listed record needs; `listed` may be stale, so every write goes with its version and may conflict. */
-  private async reconsider(listed: DeploymentRecord): Promise<void> {
+  private async reconsider(listed: DeploymentRecord, isAlive: (owner: string) => Promise<boolean>): Promise<void> {
     if (listed.phase === 'done') {
       if (Date.now() - (listed.doneAt ?? 0) > (this.opts.doneRetentionMs ?? 3_600_000)) await this.opts.store.remove(listed);
       return;
@@ -205,7 +213,7 @@ export class DeploymentRunner {
       log.info({ phase: claimed.phase }, 'resuming deployment');
       this.metrics.resumed();
       this.launch(claimed);
-    } else if (!(await this.opts.replicas.isAlive(listed.owner))) {
+    } else if (!(await isAlive(listed.owner))) {
       const claimed = await this.claim(listed);
       log.info({ phase: claimed.phase, from: listed.owner }, 'adopted deployment of a stopped replica');
       this.metrics.adopted();

@@ -316,6 +316,21 @@ describe('DeploymentRunner', () => {
   });
 });
 
+describe('resume rounds', () => {
+  it("read each other replica's Lease once per round, however many of its records are listed", async () => {
+    const store = new MemoryStore();
+    for (const [i, owner] of ['replica-c', 'replica-c', 'replica-c', 'replica-d'].entries())
+      await store.create({ event: { ...event, id: `e-${i}` }, acceptedAt: Date.now(), phase: 'started', owner });
+    const { runner, replicas } = setup(async () => pass, { store, identity: 'replica-b' });
+    const asked: string[] = [];
+    replicas.isAlive = async (id: string) => (asked.push(id), true);
+    await runner.resume();
+    expect(asked.sort()).toEqual(['replica-c', 'replica-d']);
+    await runner.resume();
+    expect(asked).toHaveLength(4);
+  });
+});
+
 describe('claims: nothing acts on a record it has not claimed', () => {
   it('a resume round working from a list taken before the deployment finished does not run it again', async () => {
     // The doubled .finished seen under load: the list was taken while the deployment ran, and read after it was done.
