@@ -814,6 +814,18 @@ describe('Flux GitRepository', () => {
       'failed',
     ],
     [
+      // Seen in faults.e2e: kube-apiserver went away between source-controller storing our artifact and its status
+      // write; the retried reconcile (Reconciling=True, ProgressingWithRetry: fluxcd/source-controller
+      // gitrepository_controller.go reconcile → ProgressiveStatus) showed our token beside the old artifact.
+      'says nothing while Reconciling is True, even with our token handled and an old artifact',
+      {
+        lastHandledReconcileAt: 't1',
+        artifact: { revision: `main@sha1:${OLD}` },
+        conditions: [...readyAt(OLD), { type: 'Reconciling', status: 'True', reason: 'ProgressingWithRetry' }],
+      },
+      undefined,
+    ],
+    [
       'says nothing when the artifact contains our commit',
       { lastHandledReconcileAt: 't1', artifact: { revision: `main@sha1:${LATER}` }, conditions: readyAt(LATER) },
       undefined,
