@@ -6,11 +6,11 @@
  */
 import type { Logger } from 'pino';
 import type { Cluster } from '../k8s/cluster.js';
-import type { WorkloadObject } from '../k8s/kstatus.js';
+import { imagesOf, type WorkloadObject } from '../k8s/kstatus.js';
 import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import type { ProgressiveDriver, ProgressiveRef, ProgressiveURIs, ProgressiveWait } from '../progressive.js';
 import { retry, type RetryPolicy } from '../retry.js';
-import { carriesImage } from '../rollouts/evaluate.js';
+import { carriesAll } from '../rollouts/evaluate.js';
 import { ServiceError } from '../errors.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
 import {
@@ -122,10 +122,8 @@ export class FlaggerDriver implements ProgressiveDriver {
       if (!GATED_PHASES.has(canary.status?.phase ?? '')) return false;
       if (images.length > 0) {
         const target = await this.cluster.readFresh<Deployment>(DEPLOYMENTS, ref.namespace, targetName(canary));
-        const held = ((target.spec?.['template'] as { spec?: { containers?: Array<{ image?: string }> } })?.spec?.containers ?? []).map(
-          (c) => c.image ?? '',
-        );
-        if (!images.every((i) => held.some((h) => carriesImage(i, h))))
+        const held = imagesOf(target);
+        if (!carriesAll(images, held))
           throw new ServiceError(
             'VERSION_NOT_HELD',
             `${canaryName(canary)} holds ${held.join(', ') || 'no image'}, not ${images.join(', ')} that this sequence deployed; nothing promoted`,

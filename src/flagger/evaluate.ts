@@ -19,8 +19,8 @@
  * restarts, binds to one version (a newer version is never promoted by an older approval), and an operator can open a
  * gate by hand with `kubectl annotate`.
  */
-import { carriesImage } from '../rollouts/evaluate.js';
-import { rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
+import { carriesAll } from '../rollouts/evaluate.js';
+import { imagesOf, rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
 import type { ProgressiveExpectation, ProgressiveURIs } from '../progressive.js';
 import type { Verdict } from '../readiness.js';
 
@@ -136,14 +136,8 @@ export function canaryURIs(c: CanaryObject): ProgressiveURIs {
   return { previewURIsLocal: [uri(`${apex}-canary`)], stableURIsLocal: [uri(`${apex}-primary`)] };
 }
 
-function imagesOf(w: WorkloadObject | undefined): string[] {
-  const pod = (w?.spec?.['template'] as { spec?: { containers?: Array<{ image?: string }> } } | undefined)?.spec;
-  return (pod?.containers ?? []).map((c) => c.image ?? '').filter(Boolean);
-}
-
 function carries(w: WorkloadObject | undefined, images: readonly string[]): boolean {
-  const held = imagesOf(w);
-  return images.length > 0 && images.every((i) => held.some((h) => carriesImage(i, h)));
+  return Boolean(w) && images.length > 0 && carriesAll(images, imagesOf(w!));
 }
 
 /** Rolled out at its current spec with at least one ready replica (kstatus rules, as for any Deployment). */
@@ -175,7 +169,7 @@ export function evaluateCanary(view: CanaryView, expected: ProgressiveExpectatio
   const shown = images.join(', ');
   // Flagger has read the target since our commit: its held version is new (or nothing was noted before).
   const fresh = expected.since === undefined || revision !== expected.since;
-  const primaryRuns = imagesOf(primary).join(', ') || 'nothing yet';
+  const primaryRuns = (primary ? imagesOf(primary) : []).join(', ') || 'nothing yet';
 
   if (expected.goal === 'rolled-back') {
     if (IN_PROGRESS.has(phase)) return { state: 'pending', reason: `${name} has not rolled back yet: ${says}` };

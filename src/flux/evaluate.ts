@@ -18,9 +18,9 @@
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#status
  * @see https://fluxcd.io/flux/components/helm/helmreleases/#status
  */
-import { rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
+import { imagesOf, rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
 import { commitOf, contains, findCondition, imagesExpectedAt, type Condition, type Expectation, type Verdict } from '../readiness.js';
-import { carriesOtherImages, imagesOf, inventoryRefs, isWorkload, sameImage, type Inventory, type InventoryRef } from './inventory.js';
+import { carriesOtherImages, inventoryRefs, isWorkload, sameImage, type Inventory, type InventoryRef } from './inventory.js';
 
 export interface FluxObject {
   apiVersion?: string;

@@ -3,7 +3,6 @@
  * Entry ids are `<namespace>_<name>_<group>_<Kind>` (kustomize-controller api/v1 inventory_types.go, the
  * ObjMetadata format of sigs.k8s.io/cli-utils); helm-controller 1.6 api/v2 uses the same type.
  */
-import type { WorkloadObject } from '../k8s/kstatus.js';
 
 export interface InventoryRef {
   namespace: string;
@@ -55,16 +54,6 @@ export function isWorkload(ref: InventoryRef): ref is InventoryRef & { kind: Wor
 
 export function carriesOtherImages(ref: InventoryRef): boolean {
   return OTHER_IMAGE_CARRIERS.has(`${ref.group}_${ref.kind}`);
-}
-
-interface PodTemplateHolder {
-  spec?: { template?: { spec?: { containers?: Array<{ image?: string }>; initContainers?: Array<{ image?: string }> } } };
-}
-
-/** The images of every container and init container in a workload's pod template. */
-export function imagesOf(workload: WorkloadObject): string[] {
-  const pod = (workload as PodTemplateHolder).spec?.template?.spec;
-  return [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])].map((c) => c.image ?? '').filter(Boolean);
 }
 
 /**

@@ -40,6 +40,16 @@ export interface WorkloadObject {
   };
 }
 
+interface PodTemplateHolder {
+  spec?: { template?: { spec?: { containers?: Array<{ image?: string }>; initContainers?: Array<{ image?: string }> } } };
+}
+
+/** The images of every container and init container in a workload's pod template. */
+export function imagesOf(workload: Pick<WorkloadObject, 'spec'>): string[] {
+  const pod = (workload as PodTemplateHolder).spec?.template?.spec;
+  return [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])].map((c) => c.image ?? '').filter(Boolean);
+}
+
 const MAX_INT32 = 2147483647;
 const inProgress = (message: string): Rollout => ({ status: 'InProgress', message });
 

@@ -10,7 +10,7 @@ import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import type { ProgressiveDriver, ProgressiveRef, ProgressiveURIs, ProgressiveWait } from '../progressive.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
-import { ABORT_PATCH, carriesImage, evaluateRollout, promotePatches, rolloutName, rolloutProblem, type RolloutObject } from './evaluate.js';
+import { ABORT_PATCH, carriesAll, evaluateRollout, promotePatches, rolloutName, rolloutProblem, type RolloutObject } from './evaluate.js';
 
 export const ROLLOUTS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'rollouts' };
 export const ROLLOUT_API_VERSION = 'argoproj.io/v1alpha1';
@@ -74,7 +74,7 @@ export class RolloutsDriver implements ProgressiveDriver {
   async promote(ref: RolloutRef, images: readonly string[], log: Logger): Promise<void> {
     const ro = await retry(PATCH_RETRY, () => this.cluster.readFresh<Obj>(ROLLOUTS, ref.namespace, ref.name));
     const held = (ro.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? '');
-    if (!images.every((i) => held.some((h) => carriesImage(i, h))))
+    if (!carriesAll(images, held))
       throw new ServiceError(
         'VERSION_NOT_HELD',
         `${rolloutName(ro)} holds ${held.join(', ') || 'no image'}, not ${images.join(', ')} that this sequence deployed; nothing promoted`,

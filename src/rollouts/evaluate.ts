@@ -30,6 +30,11 @@ export function carriesImage(written: string, inTemplate: string): boolean {
   return t === w || (!w.includes('@') && t.startsWith(`${w}@`));
 }
 
+/** Whether every image we wrote is among those a template holds (carriesImage); true for none written. */
+export function carriesAll(written: readonly string[], held: readonly string[]): boolean {
+  return written.every((w) => held.some((h) => carriesImage(w, h)));
+}
+
 export interface RolloutObject {
   metadata: { name: string; namespace?: string; generation?: number };
   spec?: {
@@ -101,7 +106,7 @@ export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectat
     return { state: 'pending', reason: `${name}: the controller has not yet observed generation ${ro.metadata.generation}` };
   // rolloututil.go IsUnpausing: pause conditions cleared, the controller has not reacted yet.
   if (status.controllerPause && !status.pauseConditions?.length) return { state: 'pending', reason: `${name} is unpausing` };
-  const ours = expected.images.length > 0 && expected.images.every((w) => images.some((i) => carriesImage(w, i)));
+  const ours = expected.images.length > 0 && carriesAll(expected.images, images);
   const phase = `${status.phase ?? 'no phase'}${status.message ? ` (${status.message})` : ''}`;
   const promoted = Boolean(hash) && hash === status.stableRS;
 
