@@ -3,8 +3,9 @@
 // docs/benchmarks.md. Sizes come from the environment so that a short run is possible:
 //   BENCH_TOOLS=flux,argocd  BENCH_DEPLOYMENTS=50  BENCH_BASELINE_SAMPLES=3  BENCH_BURST=200  BENCH_OBJECTS=1000
 //   BENCH_RATES=100,200,500  BENCH_RATE_SECONDS=10  BENCH_STEADY_SECONDS=60  BENCH_OUT=docs/benchmarks.md
+//   BENCH_FLUX_WORKERS=4  BENCH_PROFILE_DIR=/tmp/prof (a CPU profile of the service)
 // The npm script holds the shared e2e lock (flock /tmp/e2e.lock) so that no test runs beside it.
-import { Watch, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
@@ -20,6 +21,7 @@ import {
   type ServiceReplica,
 } from '../test/env/environment.js';
 import { keptnEvent, startDistributor, type KeptnCloudEvent } from '../test/env/keptn.js';
+import { NODE_PODS } from '../test/env/kube.js';
 import { freePort, spawnPeer, waitUntil } from '../test/env/process.js';
 import {
   appFiles,
@@ -51,10 +53,14 @@ const SIZES = {
     .filter((n) => n > 0),
   rateSeconds: num('BENCH_RATE_SECONDS', 10),
   steadySeconds: num('BENCH_STEADY_SECONDS', 60),
+  /** kustomize-controller's workers (`--concurrent`); Flux's default is 4, too few for a burst of 200 Kustomizations. */
+  fluxWorkers: num('BENCH_FLUX_WORKERS', 4),
 };
 /** A commit whose service is measured beside this one in the acknowledgement round (before/after a change). */
 const BEFORE = process.env['BENCH_BEFORE'];
 const OUT = process.env['BENCH_OUT'] ?? 'docs/benchmarks.md';
+/** Where the service writes a V8 CPU profile when it stops (open it in Chrome DevTools or speedscope); none if unset. */
+const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 const PROJECT = 'podtato';
 const rows: Row[] = [];
 const details: string[] = [];
@@ -428,10 +434,10 @@ let burstSettings: (service: string) => string = () => '';
 
 async function burst(env: Environment, events: ReturnType<typeof observeEvents>, replica: ServiceReplica) {
   const size = SIZES.burst;
-  // test/env's one kwok node offers 110 pods (test/env/kube.ts): more sample apps than that never all become ready.
-  if (size + 2 * SIZES.tools.length > 105)
+  // test/env's one kwok node offers NODE_PODS pods: more sample apps than that never all become ready.
+  if (size + 2 * SIZES.tools.length > NODE_PODS - 10)
     throw new Error(
-      `a burst of ${size} needs more than the 110 pods of test/env's kwok node; raise its capacity or use BENCH_BURST <= 100`,
+      `a burst of ${size} needs more than the ${NODE_PODS} pods of test/env's kwok node (test/env/kube.ts NODE_PODS); use a smaller BENCH_BURST`,
     );
   const repo = 'burst';
   const idleRss = await rssMb(replica.process.pid);
@@ -710,7 +716,17 @@ async function apiserverCounts(env: Environment): Promise<Map<string, number>> {
   return counts;
 }
 
-async function steadyState(env: Environment, replica: ServiceReplica) {
+/** The service's deployment records (ConfigMaps in its state namespace), finished ones included. */
+async function recordCount(env: Environment): Promise<number> {
+  const list = await env.cluster.kc.makeApiClient(CoreV1Api).listNamespacedConfigMap({
+    namespace: env.identity?.stateNamespace ?? 'keptn',
+    labelSelector: 'app.kubernetes.io/managed-by=keptn-gitops-service',
+  });
+  return list.items.length;
+}
+
+/** `when` says what the service has behind it: the scan must not grow with the records of finished deployments. */
+async function steadyState(env: Environment, replica: ServiceReplica, when: string) {
   const window = async () => {
     const before = await apiserverCounts(env);
     await new Promise((r) => setTimeout(r, SIZES.steadySeconds * 1000));
@@ -740,7 +756,7 @@ async function steadyState(env: Environment, replica: ServiceReplica) {
     .join(', ');
   const mine = perMinute(total(running) - total(paused));
   rows.push({
-    measure: `Footprint: API requests per minute in steady state (kube-apiserver's apiserver_request_total, ${SIZES.steadySeconds} s running vs ${SIZES.steadySeconds} s with the service paused)`,
+    measure: `Footprint: API requests per minute in steady state, ${when} (kube-apiserver's apiserver_request_total, ${SIZES.steadySeconds} s running vs ${SIZES.steadySeconds} s with the service paused)`,
     value: `${mine.toFixed(0)}/min attributable to the service (${parts || 'no difference by verb/resource'})`,
     baseline: `the rest of the cluster: ${perMinute(total(paused)).toFixed(0)}/min`,
     target: 'watches only; the record scan must not grow with history',
@@ -752,13 +768,25 @@ async function steadyState(env: Environment, replica: ServiceReplica) {
 
 const started = new Date();
 console.log(`bench: sizes ${JSON.stringify(SIZES)}`);
-const env = await startEnvironment({ flux: true, argocd: SIZES.tools.includes('argocd'), service: false });
+const env = await startEnvironment({
+  flux: true,
+  fluxWorkers: SIZES.fluxWorkers,
+  argocd: SIZES.tools.includes('argocd'),
+  service: false,
+});
 console.log(`bench: environment up, logs in ${env.logDir}`);
 let replica: ServiceReplica | undefined;
 let failure: unknown;
 const events = observeEvents(env);
 try {
-  replica = await startServiceProcess(env, { replicaId: 'bench', extraEnv: { LOG_LEVEL: 'info' } });
+  // The built service, as the image runs it (`npm run bench` builds it first).
+  replica = await startServiceProcess(env, {
+    replicaId: 'bench',
+    built: true,
+    // A profile is written when the process exits, so it must stop within the 5 s before test/env's SIGKILL.
+    extraEnv: { LOG_LEVEL: 'info', ...(PROFILE_DIR ? { DRAIN_TIMEOUT: '1s' } : {}) },
+    ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
+  });
   const floor = await transportFloor(env, replica, Math.max(20, SIZES.deployments));
   for (const tool of SIZES.tools) {
     console.log(`bench: ${tool}: ${SIZES.deployments} deployments, then ${SIZES.baselineSamples} of each baseline`);
@@ -775,6 +803,8 @@ try {
       met: false,
     }),
   );
+  console.log(`bench: steady state after the burst, 2 × ${SIZES.steadySeconds} s`);
+  await steadyState(env, replica, `after the burst (${await recordCount(env)} deployment records kept)`);
   console.log(`bench: acknowledgement at ${SIZES.rates.join(', ')} events/s`);
   const before = BEFORE ? await serviceAt(env, BEFORE) : undefined;
   try {
@@ -782,8 +812,8 @@ try {
   } finally {
     await before?.stop();
   }
-  console.log(`bench: steady state, 2 × ${SIZES.steadySeconds} s`);
-  await steadyState(env, replica);
+  console.log(`bench: steady state after the acknowledgement rounds, 2 × ${SIZES.steadySeconds} s`);
+  await steadyState(env, replica, `after the acknowledgement rounds (${await recordCount(env)} deployment records kept)`);
 } catch (err: unknown) {
   failure = err;
   console.error('bench failed:', err);
@@ -810,6 +840,7 @@ baseline measured in the same run, because the machine is shared and noisy.
   'BENCH_RATES',
   'BENCH_RATE_SECONDS',
   'BENCH_STEADY_SECONDS',
+  'BENCH_FLUX_WORKERS',
 ]
   .filter((k) => process.env[k])
   .map((k) => `${k}=${process.env[k]}`)

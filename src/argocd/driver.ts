@@ -6,6 +6,7 @@
  */
 import { messageOf } from '../errors.js';
 import type { Cluster } from '../k8s/cluster.js';
+import { Coalescer } from '../k8s/coalesce.js';
 import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import { parseDuration } from '../duration.js';
 import { isRetryableError, retry, type RetryPolicy } from '../retry.js';
@@ -80,6 +81,9 @@ export class RefreshRequest {
 export class ArgoCDTool implements DeliveryTool {
   readonly kinds = ['Application'] as const;
 
+  /** Hard refreshes, one per Application at a time however many deployments wait on it. */
+  private readonly refreshes = new Coalescer<string | undefined>();
+
   constructor(
     private readonly cluster: Cluster,
     private readonly clock: () => number = Date.now,
@@ -97,8 +101,13 @@ export class ArgoCDTool implements DeliveryTool {
     const ref = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', namespace, name };
     const hardRefresh = new RefreshRequest();
     const retryRefresh = new RefreshRequest();
-    await this.cluster.mergePatch(ref, { metadata: { annotations: { [REFRESH]: 'hard' } } });
-    hardRefresh.requested(app.metadata.resourceVersion);
+    // Shared with every deployment waiting on this Application (a refresh written after each of them asked).
+    const before = await this.refreshes.run(`${namespace}/${name}`, async () => {
+      const version = apps.get(namespace, name)?.metadata.resourceVersion;
+      await this.cluster.mergePatch(ref, { metadata: { annotations: { [REFRESH]: 'hard' } } });
+      return version;
+    });
+    hardRefresh.requested(before);
     // A release (verifyOnly) never syncs: its commit may be older than the branch, and a sync of it would undo later ones.
     const mustSync = !isAutomated(app) && !req.verifyOnly;
     let syncStarted = false;

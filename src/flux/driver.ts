@@ -4,6 +4,7 @@
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#reconciliation
  */
 import type { Cluster } from '../k8s/cluster.js';
+import { Coalescer } from '../k8s/coalesce.js';
 import type { WorkloadObject } from '../k8s/kstatus.js';
 import { untilSynced, type KubeObject, type ResourceKind, type ObjectWatch } from '../k8s/watch.js';
 import type { Verdict } from '../readiness.js';
@@ -55,7 +56,25 @@ interface Ref {
 export class FluxTool implements DeliveryTool {
   readonly kinds = ['Kustomization', 'HelmRelease'] as const;
 
+  /** Reconcile requests, one per object at a time however many deployments wait on it. */
+  private readonly requests = new Coalescer<string>();
+
   constructor(private readonly cluster: Cluster) {}
+
+  /**
+   * Asks Flux to reconcile an object now (`flux reconcile`'s annotation), with a request written after this call;
+   * resolves to the request's token, which the controller echoes in `status.lastHandledReconcileAt`.
+   */
+  private requestReconcile(kind: keyof typeof API_VERSION, ref: Ref): Promise<string> {
+    return this.requests.run(`${kind}/${refKey(ref)}`, async () => {
+      const token = new Date().toISOString();
+      await this.cluster.mergePatch(
+        { apiVersion: API_VERSION[kind], kind, ...ref },
+        { metadata: { annotations: { [REQUESTED_AT]: token } } },
+      );
+      return token;
+    });
+  }
 
   async deliver(req: DeliveryRequest): Promise<FinalVerdict> {
     const kind = req.target.kind === 'HelmRelease' ? 'HelmRelease' : 'Kustomization';
@@ -128,13 +147,12 @@ export class FluxTool implements DeliveryTool {
       if (wrong) return wrong as FinalVerdict;
     }
 
-    // One token for every first request: each controller echoes it in status.lastHandledReconcileAt.
-    const token = new Date().toISOString();
-    const request = (apiVersion: string, kindName: string, ref: Ref, value: string) =>
-      this.cluster.mergePatch({ apiVersion, kind: kindName, ...ref }, { metadata: { annotations: { [REQUESTED_AT]: value } } });
-    for (const ref of followed) await request(API_VERSION.GitRepository, 'GitRepository', ref, token);
-    if (managerRef) await request(API_VERSION.Kustomization, 'Kustomization', managerRef, token);
-    await request(API_VERSION[kind], kind, { namespace, name }, token);
+    // Sources first. Each controller echoes the request's token in status.lastHandledReconcileAt; the rules read the
+    // sources' tokens (the target's own is judged by what it applied).
+    const tokens = new Map<string, string>();
+    for (const ref of followed) tokens.set(refKey(ref), await this.requestReconcile('GitRepository', ref));
+    if (managerRef) await this.requestReconcile('Kustomization', managerRef);
+    const token = await this.requestReconcile(kind, { namespace, name });
     req.log.info({ token, sources: followed, manager: managerRef }, 'flux reconcile requested');
 
     // After the manager applied our commit, the target must reconcile once more to act on what it applied.
@@ -175,8 +193,7 @@ export class FluxTool implements DeliveryTool {
       },
       nudge: async () => {
         if (!managerApplied || requestedAfterApply) return;
-        const afterApply = new Date().toISOString();
-        await request(API_VERSION[kind], kind, { namespace, name }, afterApply);
+        const afterApply = await this.requestReconcile(kind, { namespace, name });
         requestedAfterApply = afterApply;
         req.log.info({ token: afterApply }, 'flux reconcile requested after the manager applied our commit');
       },
@@ -184,7 +201,7 @@ export class FluxTool implements DeliveryTool {
         for (const ref of followed) {
           const src = sources.get(ref.namespace, ref.name);
           if (!src) return { state: 'failed', message: `GitRepository ${ref.namespace}/${ref.name} was deleted` };
-          const verdict = evaluateGitRepository(src, token, expected);
+          const verdict = evaluateGitRepository(src, tokens.get(refKey(ref)), expected);
           if (verdict) return verdict;
         }
         const now = targets.get(namespace, name);
@@ -231,6 +248,10 @@ function managerOf(obj: Obj, kind: 'Kustomization' | 'HelmRelease'): Ref | undef
   const ref = { name, namespace: obj.metadata.labels?.[MANAGER_NAMESPACE] ?? obj.metadata.namespace ?? '' };
   if (kind === 'Kustomization' && ref.name === obj.metadata.name && ref.namespace === obj.metadata.namespace) return undefined;
   return ref;
+}
+
+function refKey(ref: Ref): string {
+  return `${ref.namespace}/${ref.name}`;
 }
 
 function addRef(refs: Ref[], ref: Ref): void {

@@ -30,6 +30,11 @@ export interface FileEdit {
   image: ImageRef;
 }
 
+/** The identity of a whole change: changes with equal keys write the same bytes to the same files. */
+export function editsKey(edits: readonly FileEdit[]): string {
+  return JSON.stringify(edits.map((e) => [e.file, e.write, e.image]));
+}
+
 export interface CommitOutcome {
   commit: string;
   /** True only when this call made a new commit and pushed it; otherwise `commit` is one already on the branch. */
@@ -183,8 +188,9 @@ export class CommitProtocol {
    * Runs the protocol once for several deployments to the same branch (call it under the tree's lock): one checkout,
    * each member's change staged in turn, ONE commit and ONE push for all that changed something. A member whose
    * commit is already on the branch reuses it; a member whose change is there already gets the head; a member that
-   * cannot be staged gets its error and the others go on. Members must edit disjoint files. A rejected push starts the
-   * whole group over on the new head.
+   * cannot be staged gets its error and the others go on. Members must edit disjoint files, or make the very same
+   * change (twins: the commit carries them all; see editsKey). A rejected push starts the whole group over on the new
+   * head.
    */
   async runGroup(repo: RepoRef, author: Author, members: readonly GroupMember[]): Promise<MemberOutcome[]> {
     for (const m of members) checkTrailerLine(m.deploymentId, 'the deployment id');
@@ -195,12 +201,23 @@ export class CommitProtocol {
       const earlier = await findCommitsWithLine(clone, `refs/remotes/origin/${repo.branch}`, members.map(trailerOf));
       const before = (await clone.git.raw(['rev-parse', 'HEAD'])).trim();
       const carried: Array<{ index: number; files: string[] }> = [];
+      /** The first member staged with each change: a later member with the same change (a twin) shares its fate. */
+      const firstWith = new Map<string, number>();
       for (const [index, m] of members.entries()) {
         const sha = earlier.get(trailerOf(m));
         if (sha) {
           results[index] = { ok: { commit: sha, created: false, reused: true } };
           continue;
         }
+        const change = editsKey(m.edits);
+        const twin = firstWith.get(change);
+        if (twin !== undefined) {
+          const carriedTwin = carried.find((c) => c.index === twin);
+          if (carriedTwin) carried.push({ index, files: carriedTwin.files });
+          else results[index] = results[twin]!;
+          continue;
+        }
+        firstWith.set(change, index);
         try {
           const staged = await stageEdits(clone, m.edits, m.message);
           const files = [...new Set(m.edits.map((e) => e.file))];

@@ -8,7 +8,7 @@
 import { CloneCache, type Clone } from './clones.js';
 import { TreeLock } from './lock.js';
 import { Transport, isLocalDamage, scratchDirOf, type RepoRef } from './transport.js';
-import { CommitProtocol, checkTrailerLine, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
+import { CommitProtocol, checkTrailerLine, editsKey, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
 import { isAncestor, relationOf, resolveCommit } from './ancestry.js';
 import type { Relation } from '../readiness.js';
 import type { Sleep } from '../retry.js';
@@ -105,8 +105,10 @@ export class GitWorkspace {
    *
    * Group commit: changes for the same branch that arrive while a commit is under way (or waiting for the tree's
    * lock) wait together and go out in the next one commit and one push, each with its own `Keptn-Deployment-Id`
-   * trailer; each caller gets the commit that carries its change. Changes to the same file, or a second change of the
-   * same deployment, go in a later commit, so a commit never carries a change another one in it overwrote.
+   * trailer; each caller gets the commit that carries its change. Different changes to the same file, or a second
+   * change of the same deployment, go in a later commit, so a commit never carries a change another one in it
+   * overwrote; the very same change asked by several deployments (a redelivered trigger, many sequences for one
+   * version) goes in one commit that names them all.
    */
   async commitImage(req: CommitRequest): Promise<CommitOutcome> {
     checkTrailerLine(req.deploymentId, 'the deployment id');
@@ -135,13 +137,18 @@ export class GitWorkspace {
     while (rest.length) {
       const round: Queued[] = [];
       const later: Queued[] = [];
-      const taken = new Set<string>();
+      const ids = new Set<string>();
+      /** Each file of the round, with the whole change of the member that took it. */
+      const files = new Map<string, string>();
       for (const q of rest) {
-        const keys = [`id\0${q.req.deploymentId}`, ...q.req.edits.map((e) => `file\0${e.file}`)];
-        if (round.length >= MAX_GROUP || keys.some((k) => taken.has(k))) later.push(q);
+        const change = editsKey(q.req.edits);
+        // A file may be in a round twice only as part of the very same change (twins: one commit carries both).
+        const clash = ids.has(q.req.deploymentId) || q.req.edits.some((e) => (files.get(e.file) ?? change) !== change);
+        if (round.length >= MAX_GROUP || clash) later.push(q);
         else {
           round.push(q);
-          for (const k of keys) taken.add(k);
+          ids.add(q.req.deploymentId);
+          for (const e of q.req.edits) files.set(e.file, change);
         }
       }
       const { repo, author } = round[0]!.req;

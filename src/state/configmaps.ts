@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { pooledApiClient } from '../k8s/pool.js';
+import { Limiter } from '../limit.js';
 import { RecordTooLargeError, StoreConflictError, StoreUnavailableError, type DeploymentRecord, type StateStore } from './record.js';
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'deployment' };
@@ -23,6 +24,9 @@ const SELECTOR = Object.entries(MANAGED_BY)
  */
 export const MAX_RECORD_BYTES = 1024 * 1024;
 
+/** How many of the deployments' record requests may be at the API server at once (see `background`). */
+export const MAX_BACKGROUND_REQUESTS = 16;
+
 export function recordName(eventId: string): string {
   return `keptn-gitops-${createHash('sha256').update(eventId).digest('hex').slice(0, 32)}`;
 }
@@ -31,6 +35,12 @@ export class ConfigMapStore implements StateStore {
   /** Acknowledgements only (create): its own connections, never queued behind the deployments' saves and scans. */
   private readonly acknowledge: CoreV1Api;
   private readonly api: CoreV1Api;
+  /**
+   * The deployments' saves, reads and scans, a bounded number at a time. Unbounded, thousands of deployments in flight
+   * fill the API server's queue for our ServiceAccount (one flow in API Priority and Fairness), and an acknowledgement
+   * waits behind them while the distributor's 5-s limit runs (issue 11). Creates never wait here.
+   */
+  private readonly background: Limiter;
 
   private lastFullList = -Infinity;
 
@@ -39,9 +49,11 @@ export class ConfigMapStore implements StateStore {
     private readonly namespace: string,
     private readonly doneSweepMs = DONE_SWEEP_MS,
     private readonly now: () => number = Date.now,
+    backgroundRequests = MAX_BACKGROUND_REQUESTS,
   ) {
     this.acknowledge = pooledApiClient(kc, CoreV1Api);
     this.api = pooledApiClient(kc, CoreV1Api);
+    this.background = new Limiter(backgroundRequests);
   }
 
   async create(record: DeploymentRecord): Promise<DeploymentRecord | undefined> {
@@ -58,7 +70,9 @@ export class ConfigMapStore implements StateStore {
   async update(record: DeploymentRecord): Promise<DeploymentRecord> {
     const body = this.toConfigMap(record);
     try {
-      const saved = await this.api.replaceNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id), body });
+      const saved = await this.background.run(() =>
+        this.api.replaceNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id), body }),
+      );
       return { ...record, version: saved.metadata?.resourceVersion ?? '' };
     } catch (err: unknown) {
       if (statusOf(err) === 409 || statusOf(err) === 404)
@@ -69,7 +83,9 @@ export class ConfigMapStore implements StateStore {
 
   async get(eventId: string): Promise<DeploymentRecord | undefined> {
     try {
-      const cm = await this.api.readNamespacedConfigMap({ namespace: this.namespace, name: recordName(eventId) });
+      const cm = await this.background.run(() =>
+        this.api.readNamespacedConfigMap({ namespace: this.namespace, name: recordName(eventId) }),
+      );
       return fromConfigMap(cm);
     } catch (err: unknown) {
       if (statusOf(err) === 404) return undefined;
@@ -85,7 +101,7 @@ export class ConfigMapStore implements StateStore {
     const full = this.now() - this.lastFullList >= this.doneSweepMs;
     const labelSelector = full ? SELECTOR : `${SELECTOR},${PHASE_LABEL}!=done`;
     try {
-      const list = await this.api.listNamespacedConfigMap({ namespace: this.namespace, labelSelector });
+      const list = await this.background.run(() => this.api.listNamespacedConfigMap({ namespace: this.namespace, labelSelector }));
       if (full) this.lastFullList = this.now();
       return list.items.flatMap((cm) => fromConfigMap(cm) ?? []);
     } catch (err: unknown) {
@@ -95,7 +111,7 @@ export class ConfigMapStore implements StateStore {
 
   async remove(record: DeploymentRecord): Promise<void> {
     try {
-      await this.api.deleteNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id) });
+      await this.background.run(() => this.api.deleteNamespacedConfigMap({ namespace: this.namespace, name: recordName(record.event.id) }));
     } catch (err: unknown) {
       if (statusOf(err) !== 404) throw storeError('remove a finished deployment', err);
     }

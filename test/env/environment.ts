@@ -39,6 +39,8 @@ export const SERVICE_TOPICS = [
 
 export interface EnvironmentOptions {
   flux?: boolean;
+  /** kustomize-controller's `--concurrent` (its default is 4 workers); the benchmark's burst of 200 apps needs more. */
+  fluxWorkers?: number;
   argocd?: boolean;
   /** The Argo Rollouts controller (built on first use: about 3 minutes cold on 2 cores). */
   rollouts?: boolean;
@@ -127,7 +129,14 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     stops.push(() => git.close());
 
     const [flux, argocd] = await Promise.all([
-      opts.flux ? startFlux({ kubeconfigPath: kube.kubeconfigPath, workDir: join(workDir, 'flux'), logDir }) : undefined,
+      opts.flux
+        ? startFlux({
+            kubeconfigPath: kube.kubeconfigPath,
+            workDir: join(workDir, 'flux'),
+            logDir,
+            ...(opts.fluxWorkers ? { kustomizeWorkers: opts.fluxWorkers } : {}),
+          })
+        : undefined,
       opts.argocd ? startArgoCD({ kubeconfigPath: kube.kubeconfigPath, workDir: join(workDir, 'argocd'), logDir }) : undefined,
     ]);
     if (flux) stops.push(() => flux.stop());
@@ -227,7 +236,17 @@ export interface ServiceReplica {
  */
 export async function startServiceProcess(
   env: Environment,
-  opts: { replicaId: string; extraEnv?: Record<string, string> },
+  opts: {
+    replicaId: string;
+    extraEnv?: Record<string, string>;
+    /**
+     * Run the built service (`node dist/src/main.js`, as the image does; `npm run build` first) instead of the
+     * sources through tsx, whose compiler would live in the process and count in its memory.
+     */
+    built?: boolean;
+    /** Flags for node itself (e.g. `--cpu-prof`), which NODE_OPTIONS does not allow. */
+    nodeArgs?: string[];
+  },
 ): Promise<ServiceReplica> {
   const port = await freePort();
   const healthPort = await anotherFreePort(port);
@@ -239,7 +258,10 @@ export async function startServiceProcess(
       name: `service-${opts.replicaId}`,
       // node itself with tsx as a loader, not the tsx CLI: the CLI runs node as a child that a SIGKILL would orphan.
       command: process.execPath,
-      args: ['--import', 'tsx', join(root, 'src', 'main.ts')],
+      args: [
+        ...(opts.nodeArgs ?? []),
+        ...(opts.built ? [join(root, 'dist', 'src', 'main.js')] : ['--import', 'tsx', join(root, 'src', 'main.ts')]),
+      ],
       cwd: root,
       env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, {
         REPLICA_ID: opts.replicaId,

@@ -47,6 +47,8 @@ export interface StartFluxOptions {
    * printed or its bin/ subdirectory. Missing families are built (or found in the cache) with buildPeers().
    */
   binDirs?: Record<string, string>;
+  /** kustomize-controller's `--concurrent`: Kustomizations reconciled at once (its default: 4). */
+  kustomizeWorkers?: number;
   /** Per-controller readiness timeout (default 60 s). */
   timeoutMs?: number;
 }
@@ -163,7 +165,7 @@ export async function startFlux(opts: StartFluxOptions): Promise<Flux> {
     {
       name: 'kustomize-controller',
       bin: join(sourceDir, 'bin', 'kustomize-controller'),
-      args: [`--events-addr=${eventsUrl}`],
+      args: [`--events-addr=${eventsUrl}`, ...(opts.kustomizeWorkers ? [`--concurrent=${opts.kustomizeWorkers}`] : [])],
     },
     {
       name: 'helm-controller',

@@ -43,6 +43,12 @@ const SERVICE_CIDR = '10.96.0.0/16';
 const POD_CIDR = '10.244.0.0/16';
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
+/**
+ * Pods the one kwok node takes. A real node's default is 110 (the kubelet's --max-pods); kwok runs no containers, so
+ * the fake node offers room for the benchmark's burst of 200 sample apps (bench/run.ts) besides the tests' own.
+ */
+export const NODE_PODS = 512;
+
 /** The kwok stages: node initialisation + lease heartbeat, pods ready/complete/delete (kwok's "fast" set). */
 const STAGE_FILES = [
   'node/fast/node-initialize.yaml',
@@ -373,8 +379,8 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
         },
         spec: {},
         status: {
-          allocatable: { cpu: '32', memory: '256Gi', pods: '110' },
-          capacity: { cpu: '32', memory: '256Gi', pods: '110' },
+          allocatable: { cpu: '32', memory: '256Gi', pods: String(NODE_PODS) },
+          capacity: { cpu: '32', memory: '256Gi', pods: String(NODE_PODS) },
         },
       },
     });

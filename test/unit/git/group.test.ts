@@ -113,6 +113,35 @@ describe('group commit', () => {
     expect(await server.readFile(name, 'apps/a/kustomization.yaml')).toBe(kustomization('0.4.0'));
   });
 
+  it('the very same change asked by several deployments goes in one commit that names each of them', async () => {
+    const { name, ws, request } = await setup();
+    const outs = await Promise.all([
+      ws.commitImage(request('a', 'd-1')),
+      ws.commitImage(request('a', 'd-2')),
+      ws.commitImage(request('b', 'd-3')),
+      ws.commitImage(request('a', 'd-4')),
+    ]);
+    const log = await server.log(name);
+    expect(log).toHaveLength(2);
+    for (const out of outs) expect(out).toEqual({ commit: log[0]!.sha, created: true, reused: false });
+    expect(messageBlocks(`${log[0]!.subject}\n\n${log[0]!.body}`).map((b) => [b.deploymentId, b.files])).toEqual([
+      ['d-1', ['apps/a/kustomization.yaml']],
+      ['d-2', ['apps/a/kustomization.yaml']],
+      ['d-3', ['apps/b/kustomization.yaml']],
+      ['d-4', ['apps/a/kustomization.yaml']],
+    ]);
+    // Asked again (a resume), each twin finds the commit by its own trailer.
+    for (const id of ['d-2', 'd-4']) expect(await ws.commitImage(request('a', id))).toEqual({ ...outs[0], created: false, reused: true });
+  });
+
+  it('twins whose change is in Git already make no commit and all get the head', async () => {
+    const { name, ws, request } = await setup();
+    const head = (await server.log(name))[0]!.sha;
+    const outs = await Promise.all(['d-1', 'd-2', 'd-3'].map((id) => ws.commitImage(request('a', id, '0.1.0'))));
+    expect(await server.log(name)).toHaveLength(1);
+    for (const out of outs) expect(out).toEqual({ commit: head, created: false, reused: false });
+  });
+
   it('a change that cannot be made fails alone; the others are committed', async () => {
     const { name, ws, request } = await setup();
     const bad = { ...request('a', 'd-bad'), edits: [{ ...request('a', 'd-bad').edits[0]!, file: 'apps/missing/kustomization.yaml' }] };
