@@ -24,6 +24,9 @@ const SELECTOR = Object.entries(MANAGED_BY)
  */
 export const MAX_RECORD_BYTES = 1024 * 1024;
 
+/** Records per page of the resume scan's list (see `list`). */
+export const LIST_PAGE = 250;
+
 /** How many of the deployments' record requests may be at the API server at once (see `background`). */
 export const MAX_BACKGROUND_REQUESTS = 16;
 
@@ -101,9 +104,27 @@ export class ConfigMapStore implements StateStore {
     const full = this.now() - this.lastFullList >= this.doneSweepMs;
     const labelSelector = full ? SELECTOR : `${SELECTOR},${PHASE_LABEL}!=done`;
     try {
-      const list = await this.background.run(() => this.api.listNamespacedConfigMap({ namespace: this.namespace, labelSelector }));
+      const records: DeploymentRecord[] = [];
+      // In pages: one answer for thousands of records in flight took 400 ms of the event loop to parse, and every
+      // acknowledgement waited behind it (issue 11). Between pages the loop serves requests.
+      let next: string | undefined;
+      do {
+        const page = await this.background.run(() =>
+          this.api.listNamespacedConfigMap({
+            namespace: this.namespace,
+            labelSelector,
+            limit: LIST_PAGE,
+            ...(next ? { _continue: next } : {}),
+          }),
+        );
+        for (const cm of page.items) {
+          const record = fromConfigMap(cm);
+          if (record) records.push(record);
+        }
+        next = page.metadata?._continue || undefined;
+      } while (next);
       if (full) this.lastFullList = this.now();
-      return list.items.flatMap((cm) => fromConfigMap(cm) ?? []);
+      return records;
     } catch (err: unknown) {
       throw storeError('list deployments', err);
     }

@@ -372,3 +372,35 @@ describe('namespaced mode', () => {
     expect(() => scoped.subscribe('other', 'a', () => {})).toThrow(WatchError);
   });
 });
+
+describe('what the cache keeps', () => {
+  it('drops managedFields and kubectl’s last-applied copy, and keeps every other field and annotation', async () => {
+    api.objects.set('a', {
+      metadata: {
+        name: 'a',
+        namespace: 'ns',
+        resourceVersion: '5',
+        managedFields: [{ manager: 'kustomize-controller', fieldsV1: { 'f:spec': {} } }],
+        annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"big":true}', 'gitops.keptn.sh/projects': 'podtato' },
+        labels: { app: 'a' },
+      },
+      spec: { n: 1 },
+    });
+    const w = startWatch();
+    await w.synced;
+    expect(w.get('ns', 'a')).toEqual({
+      metadata: {
+        name: 'a',
+        namespace: 'ns',
+        resourceVersion: '5',
+        annotations: { 'gitops.keptn.sh/projects': 'podtato' },
+        labels: { app: 'a' },
+      },
+      spec: { n: 1 },
+    });
+    const seen: unknown[] = [];
+    w.subscribe('ns', 'a', (o) => seen.push(o?.metadata['managedFields']));
+    await until('the subscriber got the cached object', () => seen.length === 1);
+    expect(seen).toEqual([undefined]);
+  });
+});

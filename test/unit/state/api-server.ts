@@ -23,6 +23,8 @@ const ROUTE = /^\/(?:api\/v1|apis\/coordination\.k8s\.io\/v1)\/namespaces\/([^/]
 
 export class FakeApiServer {
   readonly requests: ApiRequest[] = [];
+  /** The query of every list, in order. */
+  readonly lists: string[] = [];
   private readonly objects = new Map<string, StoredObject>();
   private revision = 100;
   private failures: number[] = [];
@@ -130,11 +132,17 @@ export class FakeApiServer {
               excluded.every(([l, v]) => o.metadata.labels?.[l] !== v),
           )
           .map(([, o]) => o);
+        // Pages as the API server cuts them (`limit`, and an opaque `continue` token for the rest).
+        this.lists.push(url.searchParams.toString());
+        const from = Number(url.searchParams.get('continue') ?? 0);
+        const limit = Number(url.searchParams.get('limit') ?? 0) || items.length;
+        const page = items.slice(from, from + limit);
+        const rest = from + limit < items.length ? String(from + limit) : undefined;
         return send(200, {
           kind: kind === 'configmaps' ? 'ConfigMapList' : 'LeaseList',
           apiVersion: 'v1',
-          metadata: { resourceVersion: String(this.revision) },
-          items,
+          metadata: { resourceVersion: String(this.revision), ...(rest ? { continue: rest } : {}) },
+          items: page,
         });
       }
       default:

@@ -1,7 +1,7 @@
 // ConfigMapStore through @kubernetes/client-node against an in-process API server (api-server.ts).
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { TriggeredEvent } from '../../../src/keptn/events.js';
-import { ConfigMapStore, MAX_RECORD_BYTES, recordName } from '../../../src/state/configmaps.js';
+import { ConfigMapStore, LIST_PAGE, MAX_RECORD_BYTES, recordName } from '../../../src/state/configmaps.js';
 import { RecordTooLargeError, StoreConflictError, StoreUnavailableError, type DeploymentRecord } from '../../../src/state/record.js';
 import { FakeApiServer } from './api-server.js';
 
@@ -96,6 +96,13 @@ describe('ConfigMapStore', () => {
     expect(await ids()).toEqual([event.id]);
     t = 60_000;
     expect(await ids()).toEqual([event.id, 'done-1'].sort());
+  });
+
+  it('lists in pages, so thousands of records in flight are never parsed in one piece', async () => {
+    const ids = Array.from({ length: 2 * LIST_PAGE + 3 }, (_, i) => `id-${i}`);
+    for (const id of ids) await store.create({ ...record, event: { ...event, id } });
+    expect((await store.list()).map((r) => r.event.id).sort()).toEqual([...ids].sort());
+    expect(api.lists.map((q) => new URLSearchParams(q).get('limit'))).toEqual([String(LIST_PAGE), String(LIST_PAGE), String(LIST_PAGE)]);
   });
 
   it('reads progress written before `created` was named `ownCommit`', async () => {
