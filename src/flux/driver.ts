@@ -150,7 +150,12 @@ export class FluxTool implements DeliveryTool {
     // Sources first. Each controller echoes the request's token in status.lastHandledReconcileAt; the rules read the
     // sources' tokens (the target's own is judged by what it applied).
     const tokens = new Map<string, string>();
-    for (const ref of followed) tokens.set(refKey(ref), await this.requestReconcile('GitRepository', ref));
+    /** Each source's artifact when we asked: a status still showing it after our request proves nothing. */
+    const artifactsBefore = new Map<string, string | undefined>();
+    for (const ref of followed) {
+      artifactsBefore.set(refKey(ref), sources.get(ref.namespace, ref.name)?.status?.artifact?.revision);
+      tokens.set(refKey(ref), await this.requestReconcile('GitRepository', ref));
+    }
     if (managerRef) await this.requestReconcile('Kustomization', managerRef);
     const token = await this.requestReconcile(kind, { namespace, name });
     req.log.info({ token, sources: followed, manager: managerRef }, 'flux reconcile requested');
@@ -201,7 +206,7 @@ export class FluxTool implements DeliveryTool {
         for (const ref of followed) {
           const src = sources.get(ref.namespace, ref.name);
           if (!src) return { state: 'failed', message: `GitRepository ${ref.namespace}/${ref.name} was deleted` };
-          const verdict = evaluateGitRepository(src, tokens.get(refKey(ref)), expected);
+          const verdict = evaluateGitRepository(src, tokens.get(refKey(ref)), expected, artifactsBefore.get(refKey(ref)));
           if (verdict) return verdict;
         }
         const now = targets.get(namespace, name);

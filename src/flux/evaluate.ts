@@ -542,9 +542,20 @@ function repositoryKey(url: string): string {
 
 /**
  * What the GitRepository says after our reconcile request (or a later one) was handled: a failed fetch or signature
- * verification, or an artifact that does not contain our commit, is final. Undefined while it says nothing decisive.
+ * verification, or a new artifact that does not contain our commit, is final. Undefined while it says nothing decisive.
+ *
+ * `artifactBefore` is the artifact's revision when we asked. Only an artifact made after our request is evidence of
+ * what the fetch found: the one from before may stand beside our handled token in a status written while kube-apiserver
+ * was away (seen twice in faults.e2e: source-controller stored our artifact, its status write failed, and a later write
+ * carried the token with the old artifact, Ready=True and no Reconciling). A branch rewritten without our commit is
+ * still found: the wait asks whether our commit is on the branch when the tool reports a revision without it.
  */
-export function evaluateGitRepository(obj: FluxObject, requestedAt: string | undefined, expected: Expectation): Verdict | undefined {
+export function evaluateGitRepository(
+  obj: FluxObject,
+  requestedAt: string | undefined,
+  expected: Expectation,
+  artifactBefore?: string,
+): Verdict | undefined {
   const stop = suspended(obj);
   if (stop) return stop;
   if (!handledSince(obj.status?.lastHandledReconcileAt, requestedAt)) return undefined;
@@ -561,7 +572,7 @@ export function evaluateGitRepository(obj: FluxObject, requestedAt: string | und
   // when kube-apiserver went away after source-controller stored our artifact but before its status write landed
   // (faults.e2e); the old Ready=True and artifact then stood beside our token until the retried reconcile finished.
   if (isTrue(obj, 'Reconciling')) return undefined;
-  if (current && ready?.status === 'True' && artifact) {
+  if (current && ready?.status === 'True' && artifact && obj.status?.artifact?.revision !== artifactBefore) {
     const ask = askAbout(expected, artifact);
     if (ask) return ask;
     if (!ours(expected, artifact)) {

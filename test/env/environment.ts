@@ -182,7 +182,7 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
     if (opts.service === false) return base;
 
     const servicePort = await freePort();
-    const healthPort = await anotherFreePort(servicePort);
+    const healthPort = await freePort();
     const distributor = await startDistributor({
       natsUrl: nats.url,
       recipientPort: servicePort,
@@ -204,14 +204,6 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
   } catch (err: unknown) {
     await stop();
     throw err;
-  }
-}
-
-/** A free port other than `taken` (freePort closes its probe socket, so two calls may return the same one). */
-async function anotherFreePort(taken: number): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port !== taken) return port;
   }
 }
 
@@ -249,7 +241,7 @@ export async function startServiceProcess(
   },
 ): Promise<ServiceReplica> {
   const port = await freePort();
-  const healthPort = await anotherFreePort(port);
+  const healthPort = await freePort();
   const apiProxyPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiProxyPort}`;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

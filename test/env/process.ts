@@ -139,7 +139,23 @@ export async function waitUntil<T>(
 }
 
 /** A TCP port that was free on 127.0.0.1 a moment ago. */
+/**
+ * Ports this process has handed out. The probe socket closes before the port is used, so the kernel may offer the same
+ * port to the next call: notification-controller once got one port for its receiver and its metrics and exited
+ * ("address already in use"). A port is handed out once per process.
+ */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await probePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

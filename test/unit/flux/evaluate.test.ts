@@ -826,6 +826,13 @@ describe('Flux GitRepository', () => {
       undefined,
     ],
     [
+      // Seen in faults.e2e (kube-apiserver away after source-controller stored our artifact): a later status write
+      // carried our token beside the artifact from before our request, Ready=True, no Reconciling.
+      'says nothing when the artifact is still the one from before our request, even with our token handled',
+      { lastHandledReconcileAt: 't1', artifact: { revision: `main@sha1:${OLD}` }, conditions: readyAt(OLD), before: `main@sha1:${OLD}` },
+      undefined,
+    ],
+    [
       'says nothing when the artifact contains our commit',
       { lastHandledReconcileAt: 't1', artifact: { revision: `main@sha1:${LATER}` }, conditions: readyAt(LATER) },
       undefined,
@@ -835,8 +842,11 @@ describe('Flux GitRepository', () => {
       { lastHandledReconcileAt: 't0', artifact: { revision: `main@sha1:${OLD}` }, conditions: readyAt(OLD) },
       undefined,
     ],
-  ] as const)('%s', (_name, status, verdict) => {
-    expect(evaluateGitRepository(repo({ ref: { branch: 'main' } }, cast(status)), 't1', expected())?.state).toBe(verdict);
+  ] as const)('%s', (_name, { before, ...status }: Record<string, unknown> & { before?: string }, verdict) => {
+    expect(
+      evaluateGitRepository(repo({ ref: { branch: 'main' } }, cast(status)), 't1', expected(), before ?? `main@sha1:${'9'.repeat(40)}`)
+        ?.state,
+    ).toBe(verdict);
   });
 
   it('asks the waiter about the artifact it cannot place', () => {
