@@ -336,7 +336,8 @@ const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 /**
  * What the cache keeps of an object: everything but `metadata.managedFields` and kubectl's last-applied copy, which no
  * rule reads and which are often the larger part of an object (as controller-runtime's TransformStripManagedFields
- * drops them from its informers' caches). With 1,000 watched objects this was most of the service's memory.
+ * drops them from its informers' caches): the cache holds every object of a watched kind, so they would be kept for
+ * each of them.
  */
 export function slim<T extends KubeObject>(obj: T): T {
   const metadata: Record<string, unknown> = { ...obj.metadata };

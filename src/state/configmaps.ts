@@ -39,9 +39,9 @@ export class ConfigMapStore implements StateStore {
   private readonly acknowledge: CoreV1Api;
   private readonly api: CoreV1Api;
   /**
-   * The deployments' saves, reads and scans, a bounded number at a time. Unbounded, thousands of deployments in flight
-   * fill the API server's queue for our ServiceAccount (one flow in API Priority and Fairness), and an acknowledgement
-   * waits behind them while the distributor's 5-s limit runs (issue 11). Creates never wait here.
+   * The deployments' saves, reads and scans, a bounded number at a time: the deployments in flight (thousands during
+   * a burst of triggers) never all have a record request at the API server at once, where every request of our
+   * ServiceAccount shares one flow (API Priority and Fairness) with the acknowledgements. Creates never wait here.
    */
   private readonly background: Limiter;
 
