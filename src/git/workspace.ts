@@ -62,6 +62,9 @@ export interface WorkspaceOptions {
   sleep?: Sleep;
 }
 
+/** How many answers of `relation` are kept (the oldest go first). */
+const MAX_RELATIONS = 10_000;
+
 /** How many deployments one commit carries at most: the message, and what one rejected push makes redo, stay bounded. */
 export const MAX_GROUP = 200;
 
@@ -80,6 +83,8 @@ export class GitWorkspace {
   private readonly protocol: CommitProtocol;
   private readonly timeoutMs: number;
   private readonly onDiscard: WorkspaceOptions['onDiscard'];
+  /** Answers of `relation`, asked or being asked, oldest first. */
+  private readonly relations = new Map<string, Promise<Relation>>();
 
   constructor(opts: WorkspaceOptions) {
     this.onDiscard = opts.onDiscard;
@@ -187,8 +192,25 @@ export class GitWorkspace {
    * How `sha` relates to `ours`: the same, a descendant (contains ours; superseded when a later commit changed one of
    * the `files` we edited), or not. Fetches when `sha` is unknown.
    */
-  async relation(repo: RepoRef, ours: string, sha: string, files: readonly string[] = []): Promise<Relation> {
-    if (sha && ours.startsWith(sha)) return 'same';
+  relation(repo: RepoRef, ours: string, sha: string, files: readonly string[] = []): Promise<Relation> {
+    if (sha && ours.startsWith(sha)) return Promise.resolve('same');
+    // How two commits relate never changes, and every waiter on one group commit asks the same questions: a burst of
+    // 200 asked them one by one under the tree's lock, each with its git commands, for tens of seconds (issue 11).
+    const key = [this.clones.dirFor(repo.url), ours, sha, ...files].join('\0');
+    const known = this.relations.get(key);
+    if (known) return known;
+    const answer = this.lookUpRelation(repo, ours, sha, files);
+    this.relations.set(key, answer);
+    if (this.relations.size > MAX_RELATIONS) this.relations.delete(this.relations.keys().next().value!);
+    // Not a fact: a revision Git does not have yet, or a failed lookup, is asked again next time.
+    answer.then(
+      (relation) => relation === 'unknown' && this.relations.delete(key),
+      () => this.relations.delete(key),
+    );
+    return answer;
+  }
+
+  private lookUpRelation(repo: RepoRef, ours: string, sha: string, files: readonly string[]): Promise<Relation> {
     return this.locked(repo, async () => {
       const clone = await this.clones.open(repo.url);
       let full = await resolveCommit(clone, sha);

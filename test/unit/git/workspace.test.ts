@@ -111,6 +111,22 @@ describe('GitWorkspace', () => {
     expect(await ws.relation(repo, out.commit, 'f'.repeat(40))).toBe('unknown');
   });
 
+  it('answers a question it answered before from memory, without Git; a revision it could not find is asked anew', async () => {
+    const { name, ws, request } = await setup();
+    const out = await ws.commitImage(request('d-1'));
+    const later = await server.commitAsOther(name, { 'x.txt': 'x' }, 'later');
+    const repo = request('d-1').repo;
+    const [a, b] = await Promise.all([ws.relation(repo, out.commit, later), ws.relation(repo, out.commit, later)]);
+    expect([a, b]).toEqual(['descendant', 'descendant']);
+    // The clone gone and the server refusing us: only a remembered answer can still come.
+    await rm(join(dir, `ws-${counter}`), { recursive: true, force: true });
+    const refused = { ...repo, credentials: { kind: 'basic' as const, username: server.username, password: 'wrong' } };
+    expect(await ws.relation(refused, out.commit, later)).toBe('descendant');
+    // A question not asked before cannot be answered so; its 'unknown' is not kept, and asked again it is answered.
+    expect(await ws.relation(refused, out.commit, later, ['app/kustomization.yaml'])).toBe('unknown');
+    expect(await ws.relation(repo, out.commit, later, ['app/kustomization.yaml'])).toBe('descendant');
+  });
+
   it('calls a descendant superseded once a later commit rewrote a file we edited, and only then', async () => {
     const { name, ws, request } = await setup();
     const out = await ws.commitImage(request('d-1'));
