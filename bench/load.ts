@@ -2,6 +2,7 @@
 // answers do, so a slow server shows up as long answer times instead of a lower send rate (closed-loop generators
 // hide exactly the queueing this measures).
 import { Agent, request } from 'node:http';
+import { Worker } from 'node:worker_threads';
 
 export interface LoadResult {
   /** Answer times in ms, one per request that got an answer. */
@@ -72,4 +73,24 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   await Promise.all(pending);
   agent.destroy();
   return result;
+}
+
+/** The options of a load that runs in its own thread: the bodies are made beforehand (a function cannot be sent). */
+export type IsolatedLoadOptions = Omit<LoadOptions, 'body'> & { bodies?: Array<{ headers: Record<string, string>; text: string }> };
+
+/**
+ * runLoad in a worker thread with its own event loop. In the bench's own thread, its watchers and event observers
+ * (thousands of objects and events while the accepted deployments run) delayed sends and answers, and the answer
+ * times measured the bench as much as the service.
+ */
+export function runLoadInWorker(opts: IsolatedLoadOptions): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./load-worker.ts', import.meta.url), { workerData: opts, execArgv: ['--import', 'tsx'] });
+    worker.once('message', (result: LoadResult) => {
+      resolve(result);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the load worker exited with code ${code} before it answered`)));
+  });
 }
