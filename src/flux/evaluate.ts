@@ -547,7 +547,9 @@ function repositoryKey(url: string): string {
  * `artifactBefore` is the artifact's revision when we asked. Only an artifact made after our request is evidence of
  * what the fetch found: the one from before may stand beside our handled token in a status written while kube-apiserver
  * was away (seen twice in faults.e2e: source-controller stored our artifact, its status write failed, and a later write
- * carried the token with the old artifact, Ready=True and no Reconciling). A branch rewritten without our commit is
+ * carried the token with the old artifact, Ready=True and no Reconciling). source-controller records the token whatever
+ * the reconcile's outcome (v1.9.3 internal/reconcile/summarize/processor.go RecordReconcileReq ignores the error), so
+ * the token alone never says the artifact is new. A branch rewritten without our commit is
  * still found: the wait asks whether our commit is on the branch when the tool reports a revision without it.
  */
 export function evaluateGitRepository(
