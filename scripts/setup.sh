@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { echo "setup: $*" >&2; }
 
 need=()
-for pkg in git openssl openssh-client openssh-server nats-server redis-server util-linux; do
+for pkg in git openssl openssh-client openssh-server nats-server redis-server util-linux shellcheck; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
