@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { echo "setup: $*" >&2; }
 
 need=()
-for pkg in git openssl openssh-client openssh-server nats-server redis-server util-linux; do
+for pkg in git openssl openssh-client openssh-server nats-server redis-server util-linux shellcheck; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -29,9 +29,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
 fi
 
 command -v go >/dev/null || { say "Go is needed to build the peers (https://go.dev/dl)"; exit 1; }
-for family in kube keptn argocd kustomize flux-source flux-helm helm rollouts flagger; do
-  t0=$SECONDS
-  bash test/env/peers/build.sh "$family" >/dev/null
-  [ $((SECONDS - t0)) -gt 2 ] && say "peers $family built in $((SECONDS - t0)) s"
-done
+# The families the tests start; each built once per machine. build-all.sh says on a cold machine what it is building.
+bash test/env/peers/build-all.sh kube keptn argocd kustomize flux-source flux-helm helm rollouts flagger
 say "ready"

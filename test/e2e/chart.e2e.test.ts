@@ -4,6 +4,7 @@
 // kubelet's runAsNonRoot rule on what was rendered and applied, which neither admission nor kwok enforces.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
+  CoreV1Api,
   PatchStrategy,
   type KubernetesObject,
   type V1Deployment,
@@ -196,6 +197,39 @@ describe('helm lint --strict and the values checks', () => {
     ['an existing ServiceAccount without its name', { serviceAccount: { create: false } }, 'serviceAccount/name'],
     ['a misspelt value', { replica: 2 }, 'replica'],
     ['a preStop as long as the grace period', { distributor: { preStopSeconds: 30 }, terminationGracePeriodSeconds: 30 }, 'preStopSeconds'],
+    // Ports: the pod's containers share one network (templates/checks.yaml; the schema cannot compare two values).
+    [
+      'the health port on the events port',
+      { ports: { events: 8082, health: 8082 } },
+      'ports.health is 8082, the same port as ports.events',
+    ],
+    [
+      'the notifications port on the health port',
+      { observe: { notifications: { enabled: true, port: 8082 } } },
+      'observe.notifications.port is 8082, the same port as ports.health',
+    ],
+    [
+      "the events port on the distributor's",
+      { ports: { events: 8081 } },
+      "ports.events is 8081, the same port as the distributor's API proxy",
+    ],
+    // Quantities and environment values, by the schema (its error names the value's path).
+    ['a memory request in MB', { resources: { requests: { memory: '128MB' } } }, '/resources/requests/memory'],
+    ['a CPU limit in words', { distributor: { resources: { limits: { cpu: 'half' } } } }, '/distributor/resources/limits/cpu'],
+    ['a negative quantity', { resources: { limits: { memory: '-1Gi' } } }, '/resources/limits/memory'],
+    ['a misspelt resources key', { resources: { limit: { memory: '1Gi' } } }, "additional properties 'limit' not allowed"],
+    ['a clone cache size with a space', { gitCacheSizeLimit: '2 Gi' }, '/gitCacheSizeLimit'],
+    ['a number as an environment value', { extraEnv: [{ name: 'LEASE_SECONDS', value: 30 }] }, '/extraEnv/0/value'],
+    [
+      'a boolean as a distributor environment value',
+      { distributor: { extraEnv: [{ name: 'X', value: true }] } },
+      '/distributor/extraEnv/0/value',
+    ],
+    [
+      'an environment variable with value and valueFrom',
+      { extraEnv: [{ name: 'A', value: 'a', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] },
+      '/extraEnv/0',
+    ],
     // Rendered as install and upgrade render: lint only logs a template's `fail` and `required` (helm.sh/helm/v3
     // pkg/engine/engine.go, LintMode), the schema it does check.
   ])('refuses %s', async (_name, values, mentioned) => {
@@ -207,9 +241,35 @@ describe('helm lint --strict and the values checks', () => {
     expect(failure).toBeInstanceOf(HelmError);
     expect(`${(failure as HelmError).stdout}${(failure as HelmError).stderr}`).toContain(mentioned);
   });
+
+  it('accepts the valid forms next to those refused', async () => {
+    const objects = await helm.render('edges', 'keptn', {
+      resources: { requests: { cpu: '100m', memory: 134217728 }, limits: { cpu: 0.5, memory: '1e9', 'ephemeral-storage': '2Gi' } },
+      distributor: { resources: { requests: { cpu: '.25' } }, extraEnv: [{ name: 'API_PROXY_HTTP_TIMEOUT', value: '60' }] },
+      gitCacheSizeLimit: '512Mi',
+      extraEnv: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+      // Notifications off: their port is not listened on, so it may equal another.
+      observe: { notifications: { enabled: false, port: 8082 } },
+    });
+    expect(deploymentOf(objects).spec?.template.spec?.containers[0]?.resources?.limits).toEqual({
+      cpu: 0.5,
+      memory: '1e9',
+      'ephemeral-storage': '2Gi',
+    });
+    const onItsOwnPort = await helm.render('notify', 'keptn', { observe: { notifications: { enabled: true, port: 9443 } } });
+    expect(containerEnv(deploymentOf(onItsOwnPort).spec!.template.spec!, 'gitops-service')['NOTIFY_PORT']?.value).toBe('9443');
+  });
 });
 
 describe('rendered templates', () => {
+  it("pulls the image of the chart's appVersion by default, and that is package.json's version (what a release publishes)", async () => {
+    const chart = parse(await readFile(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+    const pkg = JSON.parse(await readFile(join(CHART_DIR, '..', 'package.json'), 'utf8')) as { version: string };
+    expect(chart.appVersion).toBe(pkg.version);
+    const spec = deploymentOf(await helm.render('team-a', 'keptn', {})).spec!.template.spec!;
+    expect(spec.containers.find((c) => c.name === 'gitops-service')?.image).toBe(`${SERVICE_IMAGE}:${chart.appVersion}`);
+  });
+
   it('namespaced mode: no cluster-wide RBAC, the tool rules in a Role per listed namespace, and the service told to watch just those', async () => {
     const objects = await helm.render('team-a', 'keptn', { rbac: { namespaces: ['flux-system', 'team-a-apps'] } });
     expect(objects.filter((o) => o.kind?.startsWith('Cluster'))).toEqual([]);
@@ -327,6 +387,71 @@ describe('rendered templates', () => {
     expect(containerStartProblems(spec, userOf)).toEqual([
       expect.stringContaining('container distributor: runAsNonRoot and the image has a non-numeric user (nonroot)'),
     ]);
+  });
+});
+
+describe('the notes after install', () => {
+  /** NOTES.txt as `helm install` prints it, rendered without touching the cluster. */
+  async function notes(release: string, namespace: string, values: Values): Promise<string> {
+    const file = await helm.valuesFile(`notes-${release}`, values);
+    const { stdout } = await helm.run(['install', release, CHART_DIR, '--namespace', namespace, '-f', file, '--dry-run=client'], {
+      kubeconfig: kube.kubeconfigPath,
+    });
+    const at = stdout.indexOf('NOTES:');
+    expect(at).toBeGreaterThanOrEqual(0);
+    return stdout.slice(at);
+  }
+
+  it('name every step after install: the image, the Secret grant, the target grant, the settings and the shipyard tasks', async () => {
+    const text = await notes('gitops-service', 'keptn', {});
+    expect(text).toContain(`the pod runs ${SERVICE_IMAGE}:0.1.0`);
+    expect(text).toContain('keptn create secret <name> --scope=keptn-default');
+    expect(text).toContain(
+      'kubectl -n keptn annotate secret <name> gitops.keptn.sh/projects=<project> gitops.keptn.sh/git-hosts=<git host>',
+    );
+    expect(text).toContain(
+      'kubectl -n flux-system annotate kustomizations.kustomize.toolkit.fluxcd.io <name> gitops.keptn.sh/projects=<project>',
+    );
+    expect(text).toContain('kubectl -n argocd annotate applications.argoproj.io <name> gitops.keptn.sh/projects=<project>');
+    expect(text).toContain('--resourceUri=gitops/config.yaml');
+    for (const task of ['deployment', 'release', 'rollback']) expect(text).toContain(`${task}: subscribed`);
+    expect(text).toContain('its pod is removed afterwards, passed or failed');
+  });
+
+  it('say which shipyard task is not subscribed, and how to subscribe it', async () => {
+    const text = await notes('gitops-service', 'keptn', {
+      distributor: { topics: 'sh.keptn.event.deployment.triggered,sh.keptn.event.rollback.triggered', registration: false },
+    });
+    expect(text).toContain('release: NOT subscribed (add sh.keptn.event.release.triggered to distributor.topics)');
+    expect(text).toContain('deployment: subscribed');
+  });
+
+  it("fit where the chart was installed: beside Keptn, or apart from Keptn's namespace", async () => {
+    const beside = await notes('gitops-service', 'keptn', {});
+    expect(beside).toContain("Keptn is taken to run in keptn, this release's namespace");
+    expect(beside).toContain("and that is\n  Keptn's namespace: Keptn's own ConfigMaps and leader-election Leases included");
+
+    const apart = await notes('gitops', 'keptn-gitops', {
+      service: { secretNamespace: 'keptn' },
+      state: { namespace: 'keptn-gitops-state' },
+    });
+    expect(apart).toContain('Keptn runs in keptn (service.secretNamespace), apart from this release');
+    expect(apart).toContain('WARNING: distributor.natsUrl=nats://keptn-nats is a name in keptn-gitops, not in keptn');
+    expect(apart).toContain('kubectl -n keptn annotate secret <name>');
+    expect(apart).not.toContain("Keptn's own ConfigMaps");
+
+    const apartWithNats = await notes('gitops', 'keptn-gitops', {
+      service: { secretNamespace: 'keptn' },
+      distributor: { natsUrl: 'nats://keptn-nats.keptn' },
+    });
+    expect(apartWithNats).not.toContain('WARNING');
+    // Records in the release's own namespace, which is not Keptn's: a warning about that namespace, not Keptn's.
+    expect(apartWithNats).toContain('keep nothing else in\n  keptn-gitops');
+
+    const remote = await notes('remote', 'keptn-exec', VALUE_SETS['remotePlane']!);
+    expect(remote).toContain('Keptn runs in another cluster: Git credentials are Secrets in namespace keptn-exec of this one.');
+    expect(remote).toContain('kubectl -n keptn-exec create secret generic <name>');
+    expect(remote).not.toContain('keptn create secret');
   });
 });
 
@@ -493,4 +618,83 @@ describe('helm install and upgrade', () => {
     await podsStartable('keptn-exec', await deploymentAvailable('keptn-exec', 'gitops-remote', 1, `${SERVICE_IMAGE}:0.1.0`));
     await deploymentAvailable('keptn', 'gitops-service', 2, `${SERVICE_IMAGE}:0.1.1`);
   }, 180_000);
+
+  /**
+   * Ends a running pod as the kubelet does when its only container exits: kwok runs no containers and completes only
+   * pods of Jobs (its pod-complete stage), so the test plays the container of the `helm test` pod.
+   */
+  async function containerExits(namespace: string, name: string, exitCode: number): Promise<void> {
+    const core = cluster.kc.makeApiClient(CoreV1Api);
+    const pod = await waitUntil(
+      `pod ${namespace}/${name} running`,
+      async () => {
+        const p = await core.readNamespacedPod({ namespace, name }).catch(() => undefined);
+        return p?.status?.phase === 'Running' && !p.metadata?.deletionTimestamp ? p : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const now = new Date();
+    const container = pod.spec!.containers[0]!;
+    pod.status = {
+      ...pod.status,
+      phase: exitCode === 0 ? 'Succeeded' : 'Failed',
+      conditions: (pod.status?.conditions ?? []).map((c) =>
+        c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False' } : c,
+      ),
+      containerStatuses: [
+        {
+          name: container.name,
+          image: container.image!,
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt: now, finishedAt: now } },
+        },
+      ],
+    };
+    await core.replaceNamespacedPodStatus({ namespace, name, body: pod });
+  }
+
+  const podGone = (namespace: string, name: string) =>
+    waitUntil(
+      `pod ${namespace}/${name} deleted`,
+      async () => {
+        const core = cluster.kc.makeApiClient(CoreV1Api);
+        return core.readNamespacedPod({ namespace, name }).then(
+          () => false,
+          (err: unknown) => (err as { code?: number }).code === 404,
+        );
+      },
+      { timeoutMs: 60_000 },
+    );
+
+  it('helm test removes its pod whether it failed or passed, and helm uninstall leaves no pod of the release', async () => {
+    const opts = { kubeconfig: kube.kubeconfigPath, timeoutMs: 150_000 };
+    const testPod = 'gitops-remote-test-ready';
+
+    const failing = helm.run(['test', 'gitops-remote', '--namespace', 'keptn-exec', '--timeout', '2m'], opts).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await containerExits('keptn-exec', testPod, 1);
+    const failure = await failing;
+    expect(failure).toBeInstanceOf(HelmError);
+    expect((failure as HelmError).stderr).toContain(testPod);
+    await podGone('keptn-exec', testPod);
+
+    const passing = helm.run(['test', 'gitops-remote', '--namespace', 'keptn-exec', '--timeout', '2m'], opts);
+    await containerExits('keptn-exec', testPod, 0);
+    expect((await passing).stdout).toMatch(/TEST SUITE:\s+gitops-remote-test-ready[\s\S]*Phase:\s+Succeeded/);
+    await podGone('keptn-exec', testPod);
+
+    await helm.run(['uninstall', 'gitops-remote', '--namespace', 'keptn-exec', '--wait', '--timeout', '2m'], opts);
+    const core = cluster.kc.makeApiClient(CoreV1Api);
+    await waitUntil(
+      'no pod of release gitops-remote left',
+      async () =>
+        (await core.listNamespacedPod({ namespace: 'keptn-exec', labelSelector: 'app.kubernetes.io/instance=gitops-remote' })).items
+          .length === 0,
+      { timeoutMs: 60_000 },
+    );
+  }, 240_000);
 });
