@@ -33,7 +33,10 @@ export function gitIn(dir: string, env: Record<string, string>, timeoutMs: numbe
     baseDir: dir,
     timeout: { block: timeoutMs },
     allowEnvironment: ALLOWED_ENV,
-    unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeSshCommand: true, allowUnsafeProtocolOverride: true },
+    // GIT_CONFIG_* carries the HTTPS credentials and the transfer limits, GIT_SSH_COMMAND the key and SSH's limits.
+    // Protocol overrides stay refused: which transports git may use is GIT_ALLOW_PROTOCOL's (credentials.ts), an
+    // environment variable simple-git leaves alone, so no `-c protocol.*.allow` ever needs to pass (issue 19, item 9).
+    unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeSshCommand: true },
   }).env(env);
 }
 
