@@ -30,6 +30,13 @@ export interface ServiceConfig {
   configResource: string;
   /** Cached clones of the GitOps repositories. */
   workDir: string;
+  /** Past this many bytes of cached clones, the least recently used are removed (GIT_CACHE_LIMIT). */
+  gitCacheLimitBytes: number;
+  /**
+   * Internal Git hosts (cluster Services, private and link-local addresses) the settings may name, as `host` or
+   * `host:port`; `*` allows every host. Empty: only public hosts (ALLOWED_GIT_HOSTS).
+   */
+  allowedGitHosts: string[];
   /** Namespace of Secrets named without one (Keptn secrets live in `keptn`). */
   secretNamespace: string;
   kubeconfig?: string;
@@ -146,6 +153,20 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push('NOTIFY_SECRET must name the Secret holding the notification keys when NOTIFY_PORT is set');
   const notifyHost = env['NOTIFY_HOST'] ?? '0.0.0.0';
   if (isIP(notifyHost) === 0) problems.push(`NOTIFY_HOST must be an IP address, got ${JSON.stringify(notifyHost)}`);
+  const cacheLimit = parseQuantity(env['GIT_CACHE_LIMIT'] ?? DEFAULT_GIT_CACHE_LIMIT);
+  if (cacheLimit === undefined || cacheLimit < 1024 * 1024)
+    problems.push(`GIT_CACHE_LIMIT must be a size of at least 1Mi like 1536Mi or 2Gi, got ${JSON.stringify(env['GIT_CACHE_LIMIT'])}`);
+  const allowedGitHosts = (env['ALLOWED_GIT_HOSTS'] ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean);
+  const badHost = allowedGitHosts.find(
+    (h) => h !== '*' && !/^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:.]{2,45}\])(:[0-9]{1,5})?$/.test(h),
+  );
+  if (badHost !== undefined)
+    problems.push(
+      `ALLOWED_GIT_HOSTS must list host or host:port entries (or *), comma-separated, got ${JSON.stringify(badHost.slice(0, 80))}`,
+    );
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host,
@@ -157,6 +178,8 @@ export function loadConfig(env: Env): ServiceConfig {
     ...(env['GITOPS_CONFIG_DIR'] ? { configDir: env['GITOPS_CONFIG_DIR'] } : {}),
     configResource: env['GITOPS_CONFIG_RESOURCE'] ?? 'gitops/config.yaml',
     workDir: env['GITOPS_WORK_DIR'] ?? join(tmpdir(), 'keptn-gitops-service'),
+    gitCacheLimitBytes: cacheLimit!,
+    allowedGitHosts: [...new Set(allowedGitHosts)],
     secretNamespace: env['SECRET_NAMESPACE'] ?? env['POD_NAMESPACE'] ?? 'keptn',
     ...(env['KUBECONFIG'] ? { kubeconfig: env['KUBECONFIG'] } : {}),
     defaultTimeoutMs: parseDuration(timeout),
@@ -177,6 +200,17 @@ export function loadConfig(env: Env): ServiceConfig {
     notifyHost,
     ...(env['NOTIFY_SECRET'] ? { notifySecret: env['NOTIFY_SECRET'] } : {}),
   };
+}
+
+/** Below the chart's default volume limit (gitCacheSizeLimit: 2Gi), with room for a clone being made anew. */
+export const DEFAULT_GIT_CACHE_LIMIT = '1536Mi';
+
+const UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** Bytes of a Kubernetes-style quantity (`1536Mi`, `2Gi`, `500M`, `1048576`), or undefined. */
+export function parseQuantity(text: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(k|M|G|Ki|Mi|Gi)?$/.exec(text.trim());
+  return m ? Math.floor(Number(m[1]) * UNITS[m[2] ?? '']!) : undefined;
 }
 
 /** A Kubernetes namespace name (an RFC 1123 label). */

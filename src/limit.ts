@@ -28,3 +28,78 @@ export class Limiter {
     return { active: this.active, waiting: this.queue.length };
   }
 }
+
+/**
+ * At most `size` turns at once, shared between keys (the runner's Keptn projects) so that no key can keep the others
+ * waiting (issue 19, item 4): one key holds at most `size - reserve` turns, leaving `reserve` for the others, and a
+ * freed turn goes to the waiting key holding the fewest, first come first served among equals. A project whose Git
+ * host never answers then fills its own share, not the whole service.
+ */
+export class FairSlots {
+  private active = 0;
+  private readonly held = new Map<string, number>();
+  /** Waiters per key in arrival order; the map's order is the order the keys began waiting. */
+  private readonly queues = new Map<string, Array<() => void>>();
+  readonly perKey: number;
+
+  constructor(
+    private readonly size: number,
+    reserve = Math.floor(size / 4),
+  ) {
+    if (!(size >= 1)) throw new RangeError(`slots need room for at least one turn, got ${size}`);
+    this.perKey = Math.max(1, size - reserve);
+  }
+
+  /** Waits for a turn for `key`; the function it gives ends the turn (once). */
+  async acquire(key: string): Promise<() => void> {
+    if (this.active < this.size && (this.held.get(key) ?? 0) < this.perKey && !this.queues.has(key)) this.take(key);
+    else {
+      await new Promise<void>((resolve) => {
+        const queue = this.queues.get(key) ?? [];
+        queue.push(resolve);
+        this.queues.set(key, queue);
+      });
+    }
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.active--;
+      const left = (this.held.get(key) ?? 1) - 1;
+      if (left) this.held.set(key, left);
+      else this.held.delete(key);
+      this.dispatch();
+    };
+  }
+
+  private take(key: string): void {
+    this.active++;
+    this.held.set(key, (this.held.get(key) ?? 0) + 1);
+  }
+
+  private dispatch(): void {
+    while (this.active < this.size) {
+      let next: string | undefined;
+      for (const key of this.queues.keys()) {
+        const held = this.held.get(key) ?? 0;
+        if (held < this.perKey && (next === undefined || held < (this.held.get(next) ?? 0))) next = key;
+      }
+      if (next === undefined) return;
+      const queue = this.queues.get(next)!;
+      const resolve = queue.shift()!;
+      // The key goes to the back of the line: the next freed turn looks at the others first.
+      this.queues.delete(next);
+      if (queue.length) this.queues.set(next, queue);
+      this.take(next);
+      resolve();
+    }
+  }
+
+  /** Turns held and waiting, in all and for one key (metrics and tests). */
+  load(key?: string): { active: number; waiting: number } {
+    if (key !== undefined) return { active: this.held.get(key) ?? 0, waiting: this.queues.get(key)?.length ?? 0 };
+    let waiting = 0;
+    for (const q of this.queues.values()) waiting += q.length;
+    return { active: this.active, waiting };
+  }
+}

@@ -54,6 +54,8 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       : new ResourceServiceSettings(config.resourceServiceUrl, config.configResource),
     git: new GitWorkspace({
       root: config.workDir,
+      hosts: { allowed: config.allowedGitHosts },
+      cacheLimitBytes: config.gitCacheLimitBytes,
       onDiscard: (url, problem) => log.warn({ repo: safeUrl(url), problem }, 'cached clone failed its checks; made anew'),
       onPushRetry: () => metrics.pushRetried(),
     }),

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ServiceError } from './errors.js';
+import { FairSlots } from './limit.js';
 import { noMetrics, resultLabel, toolOf, type Metrics } from './metrics.js';
 import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from './keptn/events.js';
 import type { EventSink } from './keptn/sender.js';
@@ -60,7 +61,8 @@ export interface RunnerOptions {
  * Deployments that may be starting at once: from launch until their first checkpoint (the commit is pushed) or their
  * end. Starting is the busy part (.started, settings, Secrets, Git); waiting for the tool costs almost nothing. The
  * others wait their turn, recorded and acknowledged already, so a burst of events does not starve the answers to
- * new ones (issue 11).
+ * new ones (issue 11). A project holds at most three quarters of them, so one whose Git host never answers cannot
+ * hold back another project's `.started` (issue 19, item 4).
  */
 export const MAX_STARTING = 64;
 
@@ -90,11 +92,11 @@ export class DeploymentRunner {
   private readonly timers: NodeJS.Timeout[] = [];
   private resuming: Promise<void> | undefined;
   private readonly metrics: Metrics;
-  private starting = 0;
-  private readonly startQueue: Array<() => void> = [];
+  private readonly startSlots: FairSlots;
 
   constructor(private readonly opts: RunnerOptions) {
     this.metrics = opts.metrics ?? noMetrics;
+    this.startSlots = new FairSlots(opts.maxStarting ?? MAX_STARTING);
   }
 
   get identity(): string {
@@ -233,7 +235,7 @@ export class DeploymentRunner {
 
   private launch(record: DeploymentRecord): void {
     this.metrics.deploymentBegan();
-    const run = this.startSlot()
+    const run = this.startSlot(record.event.data.project)
       .then((started) => this.drive(record, started).finally(started))
       .finally(() => {
         this.running.delete(record.event.id);
@@ -242,18 +244,9 @@ export class DeploymentRunner {
     this.running.set(record.event.id, run);
   }
 
-  /** A turn among the starting deployments; the function it gives ends the turn (once), handing it to the next. */
-  private async startSlot(): Promise<() => void> {
-    if (this.starting < (this.opts.maxStarting ?? MAX_STARTING)) this.starting++;
-    else await new Promise<void>((resolve) => this.startQueue.push(resolve));
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      const next = this.startQueue.shift();
-      if (next) next();
-      else this.starting--;
-    };
+  /** A turn among the starting deployments, shared fairly between projects (limit.ts, FairSlots). */
+  private startSlot(project: string): Promise<() => void> {
+    return this.startSlots.acquire(project);
   }
 
   private logFor(event: TriggeredEvent): Logger {

@@ -29,6 +29,7 @@ export async function isAncestor(clone: Clone, ancestor: string, descendant: str
 export async function relationOf(clone: Clone, ours: string, sha: string, files: readonly string[] = []): Promise<Relation> {
   if (!(await isAncestor(clone, ours, sha))) return 'unrelated';
   if (files.length === 0) return 'descendant';
-  const changed = await clone.git.raw(['diff', '--name-only', ours, sha, '--', ...files.map((f) => `:(literal)${f}`)]);
+  // No rename detection: it compares file contents, which a partial clone does not hold for older commits.
+  const changed = await clone.git.raw(['diff', '--no-renames', '--name-only', ours, sha, '--', ...files.map((f) => `:(literal)${f}`)]);
   return changed.trim() === '' ? 'descendant' : 'superseded';
 }

@@ -6,7 +6,7 @@
  * own instance: a local command never runs with the credentials of a fetch that ran before it.
  */
 import { simpleGit, type SimpleGit } from 'simple-git';
-import { redact, type GitCredentials } from './credentials.js';
+import { MAX_CONFIG_PAIRS, redact, type GitCredentials } from './credentials.js';
 import { ServiceError } from '../errors.js';
 
 /** A Git step that failed; `retryable` when the server may answer better later. */
@@ -15,8 +15,7 @@ export class GitError extends ServiceError {}
 /** Every GIT_* variable the rooms set themselves (simple-git refuses the others). */
 const ALLOWED_ENV = [
   'GIT_CONFIG_COUNT',
-  'GIT_CONFIG_KEY_0',
-  'GIT_CONFIG_VALUE_0',
+  ...Array.from({ length: MAX_CONFIG_PAIRS }, (_, i) => [`GIT_CONFIG_KEY_${i}`, `GIT_CONFIG_VALUE_${i}`]).flat(),
   'GIT_CONFIG_NOSYSTEM',
   'GIT_SSH_COMMAND',
   'GIT_TERMINAL_PROMPT',
@@ -28,12 +27,16 @@ const ALLOWED_ENV = [
 ];
 
 /** A git bound to one directory and one environment. */
-export function gitIn(dir: string, env: Record<string, string>, timeoutMs: number): SimpleGit {
+export function gitIn(dir: string, env: Record<string, string>, timeoutMs: number, abort?: AbortSignal): SimpleGit {
   return simpleGit({
     baseDir: dir,
     timeout: { block: timeoutMs },
+    ...(abort ? { abort } : {}),
     allowEnvironment: ALLOWED_ENV,
-    unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeSshCommand: true, allowUnsafeProtocolOverride: true },
+    // GIT_CONFIG_* carries the HTTPS credentials and the transfer limits, GIT_SSH_COMMAND the key and SSH's limits.
+    // Protocol overrides stay refused: which transports git may use is GIT_ALLOW_PROTOCOL's (credentials.ts), an
+    // environment variable simple-git leaves alone, so no `-c protocol.*.allow` ever needs to pass (issue 19, item 9).
+    unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeSshCommand: true },
   }).env(env);
 }
 

@@ -79,6 +79,64 @@ const REMOTE_ENV = {
   GIT_ALLOW_PROTOCOL: 'https:http:ssh',
 };
 
+/**
+ * How long a Git server may stay silent before the transfer is given up (issue 19, item 4): a host that accepts the
+ * connection and never answers otherwise holds a deployment (and its start slot) until the command's own timeout.
+ */
+export const SILENCE_LIMIT_SECONDS = 20;
+/** How long SSH may take to connect (git has no such knob for HTTPS; there the attempt's own bound applies). */
+export const SSH_CONNECT_SECONDS = 10;
+
+/**
+ * Settings every remote command gets through GIT_CONFIG_* (never as `-c` arguments, which a URL could not reach anyway):
+ * - below 1 KB/s for SILENCE_LIMIT_SECONDS the transfer is given up (git's http.lowSpeedLimit/lowSpeedTime, which
+ *   it hands to curl as CURLOPT_LOW_SPEED_LIMIT/TIME: git/http.c, get_curl_handle);
+ * - no redirects at all (http.followRedirects=false, git/http.c): a server must not send our request, and with it
+ *   the credentials header, to another host, nor make us report what another host answered (issue 19, item 8).
+ */
+const REMOTE_CONFIG: ReadonlyArray<readonly [string, string]> = [
+  ['http.lowSpeedLimit', '1000'],
+  ['http.lowSpeedTime', String(SILENCE_LIMIT_SECONDS)],
+  ['http.followRedirects', 'false'],
+];
+
+/** At most this many GIT_CONFIG_* pairs are passed (command.ts lets exactly these through simple-git). */
+export const MAX_CONFIG_PAIRS = 6;
+
+/** `pairs` as GIT_CONFIG_COUNT/KEY_n/VALUE_n (git's documented way to pass settings in the environment). */
+function configEnv(pairs: ReadonlyArray<readonly [string, string]>): Record<string, string> {
+  if (pairs.length > MAX_CONFIG_PAIRS) throw new Error(`at most ${MAX_CONFIG_PAIRS} git settings can be passed`);
+  const env: Record<string, string> = { GIT_CONFIG_COUNT: String(pairs.length) };
+  pairs.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
+  return env;
+}
+
+/**
+ * SSH options of every remote command, with or without a key: give up a connection not made in SSH_CONNECT_SECONDS,
+ * and a session whose server stays silent for SILENCE_LIMIT_SECONDS (keep-alives every 5 s, 4 missed); never ask.
+ */
+const SSH_LIMITS = [
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  `ConnectTimeout=${SSH_CONNECT_SECONDS}`,
+  '-o',
+  'ServerAliveInterval=5',
+  '-o',
+  `ServerAliveCountMax=${SILENCE_LIMIT_SECONDS / 5}`,
+];
+
+export interface RemoteOptions extends HostKeyOptions {
+  /**
+   * `host:port:address` entries for curl (git's http.curloptResolve): the address the host check approved is the
+   * one connected to, whatever the name resolves to a moment later (see hosts.ts).
+   */
+  resolve?: string[];
+}
+
 /** Single-quoted for the shell that runs GIT_SSH_COMMAND. */
 function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
@@ -87,18 +145,23 @@ function shellQuote(text: string): string {
 export async function gitAuthEnv(
   credentials: GitCredentials | undefined,
   scratchDir: string,
-  hostKeys: HostKeyOptions = {},
+  remote: RemoteOptions = {},
 ): Promise<GitAuthEnv> {
+  const config: Array<readonly [string, string]> = [
+    ...REMOTE_CONFIG,
+    ...(remote.resolve ?? []).map((r) => ['http.curloptResolve', r] as const),
+  ];
   const base = { ...processEnv(), ...REMOTE_ENV };
-  if (!credentials) return { env: base, dispose: async () => {} };
+  const ssh = (options: string[]) => ({ GIT_SSH_COMMAND: ['ssh', ...SSH_LIMITS, ...options].join(' ') });
+  if (!credentials) return { env: { ...base, ...configEnv(config), ...ssh([]) }, dispose: async () => {} };
   if (credentials.kind === 'basic') {
     const token = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
     return {
-      env: { ...base, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${token}` },
+      env: { ...base, ...configEnv([...config, ['http.extraHeader', `Authorization: Basic ${token}`]]), ...ssh([]) },
       dispose: async () => {},
     };
   }
-  if (!credentials.knownHosts && !hostKeys.acceptNewHostKeyFile) {
+  if (!credentials.knownHosts && !remote.acceptNewHostKeyFile) {
     throw new CredentialsError(
       'the Git Secret has an SSH "identity" but no "known_hosts", so the Git host cannot be told from an impostor; add the host\'s key ' +
         '(e.g. the output of `ssh-keyscan <host>`) as "known_hosts" to the Secret, or, knowing the risk, set git.insecureAcceptNewHostKey: true ' +
@@ -112,15 +175,15 @@ export async function gitAuthEnv(
     const key = join(dir, 'identity');
     await writeFile(key, credentials.identity.endsWith('\n') ? credentials.identity : `${credentials.identity}\n`, { mode: 0o600 });
     await chmod(key, 0o600);
-    const options = ['-i', shellQuote(key), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes'];
+    const options = ['-i', shellQuote(key), '-o', 'IdentitiesOnly=yes'];
     if (credentials.knownHosts) {
       const knownHosts = join(dir, 'known_hosts');
       await writeFile(knownHosts, credentials.knownHosts, { mode: 0o600 });
       options.push('-o', shellQuote(`UserKnownHostsFile=${knownHosts}`), '-o', 'StrictHostKeyChecking=yes');
     } else {
-      options.push('-o', shellQuote(`UserKnownHostsFile=${hostKeys.acceptNewHostKeyFile!}`), '-o', 'StrictHostKeyChecking=accept-new');
+      options.push('-o', shellQuote(`UserKnownHostsFile=${remote.acceptNewHostKeyFile!}`), '-o', 'StrictHostKeyChecking=accept-new');
     }
-    return { env: { ...base, GIT_SSH_COMMAND: ['ssh', ...options].join(' ') }, dispose };
+    return { env: { ...base, ...configEnv(config), ...ssh(options) }, dispose };
   } catch (err: unknown) {
     await dispose();
     throw err;

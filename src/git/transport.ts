@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gitIn, gitMessage, GitError } from './command.js';
 import { gitAuthEnv, redact, removeStaleKeyFiles, type GitCredentials } from './credentials.js';
 import type { Clone } from './clones.js';
+import { checkGitHost, type HostPolicy, type Lookup } from './hosts.js';
 import { retry, realSleep, type RetryPolicy, type Sleep } from '../retry.js';
 
 export interface RepoRef {
@@ -23,8 +24,22 @@ export interface TransportOptions {
   timeoutMs: number;
   /** Tries of a fetch or push against a failing server. */
   attempts: number;
+  /**
+   * The most one try may take, however slowly the server answers (issue 19, item 4): with the low-speed limits of
+   * credentials.ts a silent server ends a try sooner; this bounds one that trickles, or a connection never made.
+   */
+  attemptTimeoutMs?: number;
+  /** Which hosts may be reached (hosts.ts); unset: any (only tests that run their own servers leave it out). */
+  hosts?: HostPolicy;
+  lookup?: Lookup;
   sleep?: Sleep;
 }
+
+/** Object ids per fetch of missing blobs: the command line stays far below the system's limit. */
+const BLOBS_PER_FETCH = 2_000;
+
+/** One try's bound when none is given. */
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 120_000;
 
 /** Failures no retry can mend: the server understood us and said no. */
 const PERMANENT = new RegExp(
@@ -76,17 +91,49 @@ export class Transport {
     this.ready = removeStaleKeyFiles(opts.scratchDir).catch(() => undefined);
   }
 
+  /**
+   * Fetches the branch as a partial clone: every commit and tree (the ancestry and trailer questions read only
+   * those), and the blobs of the branch head only (what a checkout needs). A server that does not filter sends
+   * everything, which works the same. See docs/adr/0015-bounded-git.md.
+   */
   async fetch(clone: Clone, repo: RepoRef): Promise<void> {
     await this.attempt(
       clone,
       repo,
-      ['fetch', '--prune', '--no-tags', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`],
-      (message, err) =>
-        new GitError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, {
-          cause: err,
-          retryable: !isPermanentTransportFailure(message) && !isLocalDamage(err),
-        }),
+      ['fetch', '--prune', '--no-tags', '--filter=blob:none', 'origin', `+refs/heads/${repo.branch}:refs/remotes/origin/${repo.branch}`],
+      this.fetchFailure(repo),
     );
+    await this.fetchBlobs(clone, repo, [`refs/remotes/origin/${repo.branch}`]);
+  }
+
+  /**
+   * The blobs of these commits' trees that the partial clone lacks, fetched here, with the credentials and limits of
+   * a fetch: otherwise git would fetch them by itself in a local command (a checkout, a revert), which runs without
+   * credentials, host check or time bound (git/promisor-remote.c, fetch_objects).
+   */
+  async fetchBlobs(clone: Clone, repo: RepoRef, commits: string[]): Promise<void> {
+    // `--missing=print` lists what is absent instead of fetching it (git/list-objects.c, show_object with
+    // MA_PRINT); `--no-walk`: these commits' trees only, not their history's.
+    const out = await clone.git.raw(['rev-list', '--objects', '--no-walk', '--missing=print', ...commits, '--']);
+    const missing = out
+      .split('\n')
+      .filter((l) => /^\?[0-9a-f]{40,64}$/.test(l.trim()))
+      .map((l) => l.trim().slice(1));
+    for (let i = 0; i < missing.length; i += BLOBS_PER_FETCH)
+      await this.attempt(
+        clone,
+        repo,
+        ['fetch', '--no-tags', '--no-write-fetch-head', '--filter=blob:none', 'origin', ...missing.slice(i, i + BLOBS_PER_FETCH)],
+        this.fetchFailure(repo),
+      );
+  }
+
+  private fetchFailure(repo: RepoRef): (message: string, err: unknown) => Error {
+    return (message, err) =>
+      new GitError('GIT_FETCH_FAILED', `cannot fetch branch ${repo.branch} of ${safeUrl(repo.url)}: ${message}`, {
+        cause: err,
+        retryable: !isPermanentTransportFailure(message) && !isLocalDamage(err),
+      });
   }
 
   /** Pushes HEAD to the branch; returns the rejection text when the remote moved, throws on other failures. */
@@ -114,18 +161,22 @@ export class Transport {
 
   private async attempt(clone: Clone, repo: RepoRef, args: string[], failure: (message: string, err: unknown) => Error): Promise<void> {
     await this.ready;
+    const bound = this.opts.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
     await retry(
       this.policy,
       async () => {
-        const auth = await gitAuthEnv(
-          repo.credentials,
-          this.opts.scratchDir,
-          repo.insecureAcceptNewHostKey ? { acceptNewHostKeyFile: `${clone.dir}.known_hosts` } : {},
-        );
+        // Checked on every try: what a name resolves to may change between them, and curl is pinned to what passed.
+        const resolve = this.opts.hosts ? await checkGitHost(repo.url, this.opts.hosts, this.opts.lookup) : [];
+        const auth = await gitAuthEnv(repo.credentials, this.opts.scratchDir, {
+          resolve,
+          ...(repo.insecureAcceptNewHostKey ? { acceptNewHostKeyFile: `${clone.dir}.known_hosts` } : {}),
+        });
+        const overall = AbortSignal.timeout(bound);
         try {
-          await gitIn(clone.dir, auth.env, this.opts.timeoutMs).raw(args);
+          await gitIn(clone.dir, auth.env, this.opts.timeoutMs, overall).raw(args);
         } catch (err: unknown) {
-          throw failure(gitMessage(err, repo.credentials), err);
+          const message = overall.aborted ? `no answer within ${Math.round(bound / 1000)} s` : gitMessage(err, repo.credentials);
+          throw failure(message, err);
         } finally {
           await auth.dispose().catch(() => undefined);
         }

@@ -8,7 +8,17 @@
 import { CloneCache, type Clone } from './clones.js';
 import { TreeLock } from './lock.js';
 import { Transport, isLocalDamage, scratchDirOf, type RepoRef } from './transport.js';
-import { CommitProtocol, checkTrailerLine, editsKey, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
+import {
+  CommitProtocol,
+  checkTrailerLine,
+  editsKey,
+  findCommitWithLines,
+  stageRevert,
+  type Author,
+  type CommitOutcome,
+  type FileEdit,
+} from './commit.js';
+import type { HostPolicy, Lookup } from './hosts.js';
 import { isAncestor, relationOf, resolveCommit } from './ancestry.js';
 import type { Relation } from '../readiness.js';
 import type { Sleep } from '../retry.js';
@@ -54,6 +64,13 @@ export interface WorkspaceOptions {
   gitTimeoutMs?: number;
   /** Tries of a fetch or push against a failing server. */
   transportAttempts?: number;
+  /** The most one try of a fetch or push may take (see transport.ts). */
+  attemptTimeoutMs?: number;
+  /** Which Git hosts may be reached (hosts.ts). The service always passes one; unset, any host is reached. */
+  hosts?: HostPolicy;
+  lookup?: Lookup;
+  /** Past this many bytes of clones, the least recently used are removed (unset: never). */
+  cacheLimitBytes?: number;
   /** Hears why a cached clone was thrown away and made anew (for the log). */
   onDiscard?: (url: string, problem: string) => void;
   /** Hears each rejected push after which the commit is made again on the moved branch (for the metrics). */
@@ -85,15 +102,24 @@ export class GitWorkspace {
   private readonly onDiscard: WorkspaceOptions['onDiscard'];
   /** Answers of `relation`, asked or being asked, oldest first. */
   private readonly relations = new Map<string, Promise<Relation>>();
+  private readonly cacheLimitBytes: number | undefined;
+  private trimming: Promise<void> | undefined;
+  private trimAgain = false;
+  /** Uses that may grow a clone, until the cache has been trimmed after them. */
+  private readonly growing = new Set<Promise<void>>();
 
   constructor(opts: WorkspaceOptions) {
     this.onDiscard = opts.onDiscard;
+    this.cacheLimitBytes = opts.cacheLimitBytes;
     this.timeoutMs = opts.gitTimeoutMs ?? 60_000;
     this.clones = new CloneCache(opts.root, this.timeoutMs);
     this.transport = new Transport({
       scratchDir: scratchDirOf(opts.root),
       timeoutMs: this.timeoutMs,
       attempts: opts.transportAttempts ?? 3,
+      ...(opts.attemptTimeoutMs ? { attemptTimeoutMs: opts.attemptTimeoutMs } : {}),
+      ...(opts.hosts ? { hosts: opts.hosts } : {}),
+      ...(opts.lookup ? { lookup: opts.lookup } : {}),
       ...(opts.sleep ? { sleep: opts.sleep } : {}),
     });
     this.protocol = new CommitProtocol(this.clones, this.transport, {
@@ -126,11 +152,15 @@ export class GitWorkspace {
       }
       const group: Queued[] = [{ req, resolve, reject }];
       this.waiting.set(key, group);
-      void this.locked(req.repo, async () => {
-        // From here on, new arrivals wait for the next commit.
-        if (this.waiting.get(key) === group) this.waiting.delete(key);
-        await this.commitGroups(group);
-      }).catch((err: unknown) => {
+      void this.locked(
+        req.repo,
+        async () => {
+          // From here on, new arrivals wait for the next commit.
+          if (this.waiting.get(key) === group) this.waiting.delete(key);
+          await this.commitGroups(group);
+        },
+        true,
+      ).catch((err: unknown) => {
         for (const q of group) q.reject(err);
       });
     });
@@ -181,10 +211,19 @@ export class GitWorkspace {
    */
   async revertDeployment(req: RevertRequest): Promise<CommitOutcome | undefined> {
     for (const line of req.match) checkTrailerLine(line, 'a line to match');
-    return this.locked(req.repo, () =>
-      this.protocol.run(req.repo, req.author, req.deploymentId, (clone) =>
-        stageRevert(clone, req.repo.branch, req.match, req.message, req.author, this.timeoutMs),
-      ),
+    return this.locked(
+      req.repo,
+      () =>
+        this.protocol.run(req.repo, req.author, req.deploymentId, async (clone) => {
+          // The revert reads the reverted commit's files and its parent's, which a partial clone may lack.
+          const target = await findCommitWithLines(clone, `refs/remotes/origin/${req.repo.branch}`, req.match);
+          if (target) {
+            const parents = (await clone.git.raw(['log', '-1', '--format=%P', target, '--'])).trim().split(' ').filter(Boolean);
+            await this.transport.fetchBlobs(clone, req.repo, [target, ...parents]);
+          }
+          return stageRevert(clone, req.repo.branch, req.match, req.message, req.author, this.timeoutMs);
+        }),
+      true,
     );
   }
 
@@ -242,10 +281,14 @@ export class GitWorkspace {
 
   /** Whether `commit` is on the remote branch now (fetched first): false once history was rewritten without it. */
   onBranch(repo: RepoRef, commit: string): Promise<boolean> {
-    return this.locked(repo, async () => {
-      const clone = await this.fetched(repo);
-      return isAncestor(clone, commit, `refs/remotes/origin/${repo.branch}`);
-    });
+    return this.locked(
+      repo,
+      async () => {
+        const clone = await this.fetched(repo);
+        return isAncestor(clone, commit, `refs/remotes/origin/${repo.branch}`);
+      },
+      true,
+    );
   }
 
   /** The clone with the branch fetched; a clone too damaged to fetch into is made anew once. Under the lock. */
@@ -264,8 +307,48 @@ export class GitWorkspace {
     }
   }
 
-  /** Every use of a clone, whatever the branch, waits for the one before it on the same working tree. */
-  private locked<T>(repo: RepoRef, work: () => Promise<T>): Promise<T> {
-    return this.lock.run(this.clones.dirFor(repo.url), work);
+  /**
+   * Every use of a clone, whatever the branch, waits for the one before it on the same working tree. A use that may
+   * grow the clone (`grows`: it fetches or commits) measures it afterwards, and the cache is trimmed to its limit.
+   */
+  private locked<T>(repo: RepoRef, work: () => Promise<T>, grows = false): Promise<T> {
+    const dir = this.clones.dirFor(repo.url);
+    const run = this.lock.run(dir, async () => {
+      try {
+        return await work();
+      } finally {
+        if (grows) await this.clones.measure(dir).catch(() => undefined);
+      }
+    });
+    if (grows) {
+      const after = run.then(this.trim, this.trim);
+      this.growing.add(after);
+      void after.finally(() => this.growing.delete(after));
+    }
+    return run;
+  }
+
+  /** Removes least recently used clones, each under its own lock, until the cache is within its limit. */
+  private readonly trim = (): void => {
+    if (this.cacheLimitBytes === undefined) return;
+    if (this.trimming) {
+      this.trimAgain = true;
+      return;
+    }
+    const limit = this.cacheLimitBytes;
+    this.trimming = (async () => {
+      do {
+        this.trimAgain = false;
+        const evict = await this.clones.overLimit(limit, (dir) => this.lock.busy(dir));
+        for (const dir of evict) await this.lock.run(dir, () => this.clones.evict(dir));
+      } while (this.trimAgain);
+    })()
+      .catch(() => undefined)
+      .finally(() => (this.trimming = undefined));
+  };
+
+  /** Until the cache is trimmed after the last use (tests, and a clean stop). */
+  async settled(): Promise<void> {
+    while (this.growing.size || this.trimming) await Promise.all([...this.growing, this.trimming]);
   }
 }

@@ -310,12 +310,30 @@ export function gitUrlProblem(url: string): string | undefined {
     if (parsed.search || parsed.hash || url.includes('?') || url.includes('#'))
       return 'must not carry a query string or fragment (tokens go in the Secret named by git.secretRef)';
     if (!parsed.hostname) return 'has no host';
-    return undefined;
+    return tokenInPath(parsed.pathname);
   }
   if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]/.test(url) && !url.includes('::')) {
-    return url.includes('?') || url.includes('#') ? 'must not carry a query string or fragment' : undefined;
+    return url.includes('?') || url.includes('#')
+      ? 'must not carry a query string or fragment'
+      : tokenInPath(url.slice(url.indexOf(':') + 1));
   }
   return 'must be https://, http://, ssh:// or user@host:path';
+}
+
+/**
+ * Tokens some forges take in a URL's path (issue 19, item 8): `user:token` segments, and the forges' own token
+ * formats (GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, GitLab `glpat-` and its other `gl*-` kinds, Hugging
+ * Face `hf_`), or a long hex string such as Gitea's. A repository path needs none of them, and a token there ends up
+ * in logs and events.
+ */
+const PATH_TOKEN =
+  /^(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|gl[a-z]{2,6}-[A-Za-z0-9_-]{20,}|hf_[A-Za-z0-9]{20,}|[0-9a-f]{32,})$/;
+
+function tokenInPath(path: string): string | undefined {
+  const segments = path.split('/').map((s) => s.replace(/\.git$/, ''));
+  if (segments.some((s) => s.includes(':') || PATH_TOKEN.test(s)))
+    return 'must not carry a token or user:password in its path; put credentials in the Secret named by git.secretRef';
+  return undefined;
 }
 
 /** A path inside the repository: relative, no `..`, no `.git`. */

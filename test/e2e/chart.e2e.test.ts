@@ -60,6 +60,8 @@ const VALUE_SETS: Record<string, Values> = {
       { name: 'LEASE_SECONDS', value: '30' },
       { name: 'GIT_AUTHOR_NAME', value: 'Team A' },
     ],
+    gitCacheLimit: '1Gi',
+    git: { allowedHosts: ['gitea.gitea.svc', '10.0.0.7:3000'] },
     podAnnotations: { 'prometheus.io/scrape': 'true' },
     podLabels: { team: 'a' },
     deploymentAnnotations: { 'team.example.com/owner': 'a' },
@@ -330,6 +332,36 @@ describe('rendered templates', () => {
     expect(distributor.lifecycle?.preStop?.exec?.command).toEqual(['/bin/sleep', '10']);
     expect(distributor.readinessProbe?.exec?.command).toEqual(expect.arrayContaining(['http://127.0.0.1:8081/health']));
     expect(Number(distributor.lifecycle?.preStop?.exec?.command?.[1])).toBeLessThan(spec.terminationGracePeriodSeconds!);
+  });
+
+  it('mounts the API token in the service container only; the distributor gets none (issue 19, item 10)', async () => {
+    const spec = deploymentOf(await helm.render('team-a', 'keptn', {})).spec!.template.spec!;
+    expect(spec.automountServiceAccountToken).toBe(false);
+    const mounts = (name: string) => spec.containers.find((c) => c.name === name)!.volumeMounts ?? [];
+    expect(mounts('gitops-service')).toContainEqual({
+      name: 'kube-api-access',
+      mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+      readOnly: true,
+    });
+    expect(mounts('distributor')).toEqual([]);
+    const volume = spec.volumes!.find((v) => v.name === 'kube-api-access')!;
+    expect(volume.projected!.sources).toEqual([
+      { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+    ]);
+  });
+
+  it('bounds the Git cache below its volume and passes the internal Git hosts allowed (issue 19, items 5 and 8)', async () => {
+    const defaults = containerEnv(deploymentOf(await helm.render('team-a', 'keptn', {})).spec!.template.spec!, 'gitops-service');
+    expect(defaults['GIT_CACHE_LIMIT']?.value).toBe('1536Mi');
+    expect(defaults['ALLOWED_GIT_HOSTS']).toBeUndefined();
+    const set = containerEnv(
+      deploymentOf(await helm.render('team-a', 'keptn', { git: { allowedHosts: ['gitea.gitea.svc', '10.0.0.7:3000'] } })).spec!.template
+        .spec!,
+      'gitops-service',
+    );
+    expect(set['ALLOWED_GIT_HOSTS']?.value).toBe('gitea.gitea.svc,10.0.0.7:3000');
   });
 
   it('extra environment replaces a variable the chart sets instead of repeating it', async () => {

@@ -5,6 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
@@ -140,6 +141,81 @@ describe('exactly once under load', () => {
       fault: 'a burst of 20 deployments to one repository, resume round every 50 ms',
       outcome: `20 × one .started and one .finished (pass), 20 commits, in ${(elapsed / 1000).toFixed(1)} s`,
     });
+  }, 420_000);
+});
+
+describe('one project cannot hold back another (issue 19, item 4)', () => {
+  it("70 deployments of a project whose Git host accepts and never answers: another project's .started within a second", async () => {
+    await replica('r-silent');
+    // A Git host that takes every connection and never says a word (allowed: the environment allows 127.0.0.1).
+    const sockets: Socket[] = [];
+    const silent = createTcpServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}/fleet.git`;
+    try {
+      // Team A's settings, and a target that reads exactly that repository (so every check before Git passes).
+      await env.cluster.apply([
+        {
+          apiVersion: 'source.toolkit.fluxcd.io/v1',
+          kind: 'GitRepository',
+          metadata: { name: 'silent', namespace: 'flux-system' },
+          spec: { interval: '1h', url, ref: { branch: 'main' } },
+        } as KubernetesObject,
+        {
+          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+          kind: 'Kustomization',
+          metadata: { name: 'silent', namespace: 'flux-system', annotations: { 'gitops.keptn.sh/projects': 'team-a' } },
+          spec: { interval: '1h', path: './apps/silent', prune: true, sourceRef: { kind: 'GitRepository', name: 'silent' } },
+        } as KubernetesObject,
+      ]);
+      env.resources.put(
+        { project: 'team-a', stage: 'dev', service: 'silent' },
+        'gitops/config.yaml',
+        `git: { url: "${url}", branch: main }\nimages: [{ file: apps/silent/kustomization.yaml, kustomizeImage: ${IMAGE} }]\n` +
+          'target: { kind: Kustomization, name: silent, namespace: flux-system }\ntimeout: 60s\n',
+      );
+      const stuck = Array.from({ length: 70 }, (_, i) =>
+        keptnEvent('sh.keptn.event.deployment.triggered', {
+          project: 'team-a',
+          stage: 'dev',
+          service: 'silent',
+          configurationChange: { values: { image: `${IMAGE}:0.9.${i}` } },
+        }),
+      );
+      await Promise.all(stuck.map((t) => env.controlPlane.publish(t)));
+      // Team A holds its share of the 64 start turns (48), each of them waiting on the silent host.
+      await waitUntil('team A holds its start turns', async () => stuck.filter((t) => answers(t).includes('started')).length >= 48, {
+        timeoutMs: 60_000,
+      });
+      expect(sockets.length).toBeGreaterThan(0);
+      const other = keptnEvent('sh.keptn.event.deployment.triggered', {
+        project: 'team-b',
+        stage: 'dev',
+        service: 'elsewhere',
+        configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+      });
+      const t0 = Date.now();
+      await env.controlPlane.publish(other);
+      await events.waitFor(answerTo(other.id, 'started'), { timeoutMs: 60_000, what: ".started of team B's deployment" });
+      const waited = Date.now() - t0;
+      expect(waited).toBeLessThan(1_000);
+      // Team B has no settings: it ends errored on its own, whatever team A's deployments do.
+      await events.waitFor(answerTo(other.id, 'finished'), { timeoutMs: 60_000 });
+      // The host goes away: team A's tries fail at once, and each of its deployments ends exactly once.
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      await Promise.all(stuck.map((t) => events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 240_000 })));
+      for (const t of stuck) expect(answers(t).sort()).toEqual(['finished', 'started']);
+      const ended = stuck.map((t) => events.received.find(answerTo(t.id, 'finished'))!.data);
+      expect(ended.filter((d) => d.result === 'pass')).toEqual([]);
+      report.push({
+        fault: "70 deployments of one project whose Git host never answers, then another project's deployment",
+        outcome: `the other project's .started after ${waited} ms; team A's 70 each one .started and one .finished (fail)`,
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   }, 420_000);
 });
 

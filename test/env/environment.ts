@@ -102,6 +102,9 @@ export function serviceEnvironment(
     STATE_NAMESPACE: env.identity?.stateNamespace ?? 'keptn',
     ...(env.identity?.watchNamespaces ? { WATCH_NAMESPACES: env.identity.watchNamespaces } : {}),
     LOG_LEVEL: 'debug',
+    // The Git and SSH servers of the environment listen on loopback, which the service refuses unless allowed (the
+    // chart's git.allowedHosts sets the same variable).
+    ALLOWED_GIT_HOSTS: '127.0.0.1',
     ...extra,
   };
 }

@@ -60,3 +60,27 @@ describe('lifecycle and scope settings', () => {
     expect(() => loadConfig(env)).toThrow(problem);
   });
 });
+
+describe('Git settings (issue 19, items 5 and 8)', () => {
+  it('keeps the clone cache under 1536Mi and reaches only public Git hosts by default', () => {
+    expect(loadConfig({})).toMatchObject({ gitCacheLimitBytes: 1536 * 1024 ** 2, allowedGitHosts: [] });
+  });
+
+  it('takes a cache size as a Kubernetes quantity and internal hosts by name, once each', () => {
+    expect(loadConfig({ GIT_CACHE_LIMIT: '1Gi', ALLOWED_GIT_HOSTS: 'gitea.gitea.svc, 127.0.0.1:3000,Gitea.gitea.svc' })).toMatchObject({
+      gitCacheLimitBytes: 1024 ** 3,
+      allowedGitHosts: ['gitea.gitea.svc', '127.0.0.1:3000'],
+    });
+  });
+
+  it.each([
+    [{ GIT_CACHE_LIMIT: 'lots' }, /GIT_CACHE_LIMIT must be a size of at least 1Mi like 1536Mi or 2Gi, got "lots"/],
+    [{ GIT_CACHE_LIMIT: '100Ki' }, /GIT_CACHE_LIMIT must be a size of at least 1Mi/],
+    [
+      { ALLOWED_GIT_HOSTS: 'https://gitea' },
+      /ALLOWED_GIT_HOSTS must list host or host:port entries \(or \*\), comma-separated, got "https:\/\/gitea"/,
+    ],
+  ])('refuses %j', (env, problem) => {
+    expect(() => loadConfig(env)).toThrow(problem);
+  });
+});

@@ -580,6 +580,28 @@ describe('start turns (issue 11)', () => {
     expect(sink.types().filter((t) => t === 'finished')).toHaveLength(3);
   });
 
+  it("a project whose starts never end does not hold back another project's .started (issue 19, item 4)", async () => {
+    const hang = gate();
+    const { runner, sink } = setup(
+      async (e) => {
+        // Project "stuck" stands for settings naming a Git host that never answers: its starts hold their turns.
+        if (e.data.project === 'stuck') await hang.promise;
+        return pass;
+      },
+      { runner: { maxStarting: 8 } },
+    );
+    const stuck = (n: number) => ({ ...event, id: `stuck-${n}`, data: { ...event.data, project: 'stuck' } });
+    for (let n = 0; n < 20; n++) await runner.accept(stuck(n));
+    await until('the stuck project holds its share', () => sink.sent.filter((e) => e.type.endsWith('.started')).length === 6);
+    expect(await runner.accept({ ...event, id: 'other-1', data: { ...event.data, project: 'other' } })).toBe('accepted');
+    await until("the other project's .finished", () => sink.sent.some((e) => e.type.endsWith('.finished') && e.triggeredid === 'other-1'));
+    // Six of eight turns at most for one project; the stuck ones beyond them are still waiting, not started.
+    expect(sink.sent.filter((e) => e.type.endsWith('.started') && e.triggeredid.startsWith('stuck-'))).toHaveLength(6);
+    hang.open();
+    await runner.drain();
+    expect(sink.sent.filter((e) => e.type.endsWith('.finished'))).toHaveLength(21);
+  });
+
   it('gives the turn back when a deployment ends before any checkpoint', async () => {
     const began: string[] = [];
     const { runner } = setup(

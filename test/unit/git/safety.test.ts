@@ -285,7 +285,10 @@ describe('process hygiene (issue 8, item 8)', () => {
     const bin = join(dir, 'git-spy');
     const log = join(bin, 'calls.log');
     await mkdir(bin, { recursive: true });
-    await writeFile(join(bin, 'git'), `#!/bin/sh\necho "$1 \${GIT_CONFIG_VALUE_0:+credentials}" >> ${log}\nexec /usr/bin/git "$@"\n`);
+    await writeFile(
+      join(bin, 'git'),
+      `#!/bin/sh\necho "$1 $(env | grep -q '^GIT_CONFIG_VALUE_[0-9]*=Authorization' && echo credentials)" >> ${log}\nexec /usr/bin/git "$@"\n`,
+    );
     await chmod(join(bin, 'git'), 0o755);
     const path = process.env['PATH'];
     process.env['PATH'] = `${bin}:${path}`;

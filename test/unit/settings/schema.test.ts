@@ -86,6 +86,7 @@ describe('git URLs', () => {
     'http://127.0.0.1:3000/a.git',
     'ssh://git@git.example.com/a.git',
     'git@github.com:team/fleet.git',
+    'https://github.com/ghp-tools/gh_pages-site.git',
   ])('allows %s', (url) => expect(gitUrlProblem(url)).toBeUndefined());
   it.each([
     ['ext::sh -c id', 'white space'],
@@ -94,6 +95,12 @@ describe('git URLs', () => {
     ['/srv/repo.git', 'must be https://'],
     ['--upload-pack=id', 'must not start with "-"'],
     ['https://user:token@git.example.com/a.git', 'must not carry credentials'],
+    // Tokens in the path (issue 19, item 8): forge formats, user:token segments, long hex tokens.
+    [`https://git.example.com/${'ghp_' + 'a1'.repeat(18)}/team/fleet.git`, 'must not carry a token'],
+    [`https://gitlab.example.com/${'glpat-' + 'x'.repeat(20)}/fleet.git`, 'must not carry a token'],
+    ['https://git.example.com/oauth2:secret/fleet.git', 'must not carry a token'],
+    [`https://git.example.com/team/${'0f'.repeat(20)}.git`, 'must not carry a token'],
+    [`git@github.com:${'ghs_' + 'B2'.repeat(18)}/fleet.git`, 'must not carry a token'],
   ])('rejects %s', (url, why) => expect(gitUrlProblem(url)).toContain(why));
 });
 
