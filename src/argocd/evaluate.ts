@@ -5,7 +5,7 @@
  * docs/verdicts.md (Argo CD).
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
-import { commitOf, contains, type Verdict } from '../readiness.js';
+import { commitOf, contains, type Relation, type Verdict } from '../readiness.js';
 import {
   appName,
   isAutomated,
@@ -138,14 +138,15 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
     if (stuck) return { state: 'failed', message: stuck, revision: synced! };
     // Automated sync does not start while a window blocks it, and says nothing about it in the status.
     if (windowClosed && !app.operation && isAutomated(app)) return { state: 'failed', message: windowClosed, revision: synced! };
-    return { state: 'pending', reason: `${appName(app)} is ${status.sync?.status ?? 'not compared yet'} at ${synced}` };
+    const by = expected.syncedBy ? `; ${expected.syncedBy} syncs it, the service starts no sync of its own` : '';
+    return { state: 'pending', reason: `${appName(app)} is ${status.sync?.status ?? 'not compared yet'} at ${synced}${by}` };
   }
   if (op?.finishedAt && (!status.reconciledAt || Date.parse(status.reconciledAt) < Date.parse(op.finishedAt))) {
     return { state: 'pending', reason: `${appName(app)} health not yet reassessed after the sync` };
   }
 
   const health = status.health?.status;
-  if (health === 'Healthy') return runningOurImage(app, expected, synced!, 'Healthy');
+  if (health === 'Healthy') return runningOurImage(app, expected, synced!, 'Healthy', [], ourOperation === true);
   if (health === 'Degraded') return degraded(app, expected, synced!, ourOperation === true);
   if (health === 'Suspended') {
     const verdict = expected.suspended ?? 'fail';
@@ -168,6 +169,42 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
     state: 'pending',
     reason: `${appName(app)} is ${health ?? 'of unknown health'} at ${synced}${status.health?.message ? `: ${status.health.message}` : ''}`,
   };
+}
+
+/**
+ * The commits of our source that the Application has synced, is syncing, or is asked to sync: a queued operation,
+ * the last operation unless it failed, and the compared revision once the live state matches it (`Synced`).
+ */
+export function revisionsSyncedOrSyncing(app: Application, sourceIndex: number): string[] {
+  const multi = isMultiSource(app);
+  const op = app.status?.operationState;
+  const candidates = [
+    revisionOfSource(app.operation?.sync?.revision, app.operation?.sync?.revisions, sourceIndex, multi),
+    ...(op && op.phase !== 'Failed' && op.phase !== 'Error'
+      ? [
+          revisionOfSource(
+            op.syncResult?.revision ?? op.operation?.sync?.revision,
+            op.syncResult?.revisions ?? op.operation?.sync?.revisions,
+            sourceIndex,
+            multi,
+          ),
+        ]
+      : []),
+    ...(app.status?.sync?.status === 'Synced'
+      ? [revisionOfSource(app.status.sync.revision, app.status.sync.revisions, sourceIndex, multi)]
+      : []),
+  ];
+  return [...new Set(candidates.map(commitOf).filter((c): c is string => c !== undefined))];
+}
+
+/**
+ * Never sync backwards: a commit the Application already synced (or is syncing) that contains ours, if any. A sync
+ * of our commit then would take the later commits back; Argo CD's own automated sync only ever syncs the compared
+ * revision, the newest of the branch, and skips one it already synced (argo-cd controller/appcontroller.go autoSync,
+ * alreadyAttemptedSync). Our commit is then judged on that later revision, which contains it.
+ */
+export function alreadyPastOurs(app: Application, sourceIndex: number, relation: (sha: string) => Relation): string | undefined {
+  return revisionsSyncedOrSyncing(app, sourceIndex).find((sha) => contains(relation(sha)));
 }
 
 /**

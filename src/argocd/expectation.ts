@@ -2,6 +2,7 @@
  * What the Argo CD rules are told besides the Application: our commit, our source, and what the driver observed.
  */
 import type { Expectation } from '../readiness.js';
+import type { ResourceRef } from './application.js';
 
 /** What a `Suspended` health at our commit means for this service (settings `argocd.suspended`). */
 export type SuspendedVerdict = 'fail' | 'pass' | 'wait';
@@ -33,6 +34,15 @@ export interface ArgoExpectation extends Expectation {
   suspended?: SuspendedVerdict;
   /** Set when the project's sync windows keep the sync from running at any time before the deadline: why. */
   syncBlocked?: string;
+  /**
+   * Workloads of the Application the driver read live that run no Pods by design (a Deployment scaled to 0), with
+   * why: they are judged by the template our sync applied. CronJobs need no read (the rule knows them by kind).
+   */
+  podless?: ReadonlyArray<ResourceRef & { why: string }>;
+  /** An ApplicationSet generates the Application from a file we edited: what must regenerate it (for messages). */
+  regeneratedBy?: string;
+  /** Someone other than this service syncs the Application (a RollingSync ApplicationSet): who, for messages. */
+  syncedBy?: string;
 }
 
 export const DEFAULT_DEGRADED_GRACE_MS = 60_000;

@@ -87,20 +87,63 @@ export function appliedImages(app: Application): string[] {
   return (app.status?.operationState?.syncResult?.resources ?? []).flatMap((r) => r.images ?? []);
 }
 
-/** Synced and healthy at our commit is a pass only if the image we wrote runs: else the file is not what it deploys. */
+const REPLICATED = new Set(['Deployment', 'StatefulSet', 'ReplicaSet']);
+
+/**
+ * Why a workload runs no Pods by design, or undefined. `status.summary.images` lists the images of the Pods in the
+ * Application's tree only (argo-cd controller/cache/info.go populatePodInfo; ApplicationTree GetSummary), so a
+ * CronJob between runs and a workload scaled to 0 show no image, though Argo CD calls them Healthy
+ * (resource_customizations/batch/CronJob/health.lua: "has not been scheduled yet" is Healthy; gitops-engine
+ * pkg/health/health_deployment.go: 0 of 0 replicas is Healthy). Their template is what the sync applied: the sync
+ * result lists its images (gitops-engine pkg/sync/sync_context.go, kube.GetResourceImages reads
+ * spec.template and spec.jobTemplate).
+ */
+export function runsNoPodsByDesign(workload: { kind: string; spec?: { replicas?: number } }): string | undefined {
+  if (workload.kind === 'CronJob') return 'a CronJob runs Pods only while one of its Jobs runs';
+  if (REPLICATED.has(workload.kind) && workload.spec?.replicas === 0) return 'scaled to 0 replicas';
+  return undefined;
+}
+
+/** The workloads in our sync's result that run no Pods by design, with their applied images and why. */
+function templateJudged(app: Application, expected: ArgoExpectation): Array<{ ref: ResourceRef; images: string[]; why: string }> {
+  return (app.status?.operationState?.syncResult?.resources ?? []).flatMap((r) => {
+    const why = (r.group ?? '') === 'batch' ? runsNoPodsByDesign({ kind: r.kind }) : expected.podless?.find((p) => sameResource(p, r))?.why;
+    return why && r.images?.length ? [{ ref: r, images: r.images, why }] : [];
+  });
+}
+
+/**
+ * Synced and healthy at our commit is a pass only if the image we wrote runs: else the file is not what it deploys.
+ * `ourSync`: the sync result in the status is of our commit or a later one containing it, so the templates it
+ * applied may stand in for Pods where a workload runs none by design.
+ */
 export function runningOurImage(
   app: Application,
   expected: ArgoExpectation,
   synced: string,
   health: string,
   applied: string[] = [],
+  ourSync = false,
 ): Verdict {
   const running = app.status?.summary?.images ?? [];
-  const missing = imagesExpectedAt(expected.relation(synced), expected.images ?? []).filter(
-    (w) => ![...running, ...applied].some((r) => sameImage(w, r)),
-  );
-  if (missing.length === 0)
-    return { state: 'passed', message: `Argo CD synced ${appName(app)} to ${synced} and it is ${health}`, revision: synced };
+  const byTemplate = ourSync ? templateJudged(app, expected) : [];
+  const wanted = imagesExpectedAt(expected.relation(synced), expected.images ?? []);
+  const missing = wanted.filter((w) => ![...running, ...applied].some((r) => sameImage(w, r)));
+  const fromTemplate = byTemplate.filter((t) => missing.some((w) => t.images.some((i) => sameImage(w, i))));
+  const stillMissing = missing.filter((w) => !fromTemplate.some((t) => t.images.some((i) => sameImage(w, i))));
+  if (stillMissing.length === 0) {
+    const note = fromTemplate.length
+      ? ` (${fromTemplate.map((t) => `${resourceName(t.ref)} runs no Pods by design, ${t.why}: judged by the template our sync applied`).join('; ')})`
+      : '';
+    return { state: 'passed', message: `Argo CD synced ${appName(app)} to ${synced} and it is ${health}${note}`, revision: synced };
+  }
+  if (expected.regeneratedBy) {
+    // The spec comes from our file through the ApplicationSet: until it regenerates the Application, the old spec runs.
+    return {
+      state: 'pending',
+      reason: `${appName(app)} is synced to ${synced} and ${health} but runs ${running.length ? running.join(', ') : 'no image'}, not ${stillMissing.join(', ')} yet: waiting for ${expected.regeneratedBy} to regenerate it`,
+    };
+  }
   const source = sourcesOf(app)[expected.sourceIndex];
   const where = source ? `${source.repoURL}${source.path ? ` path ${source.path}` : ''}` : 'its source';
   const files = expected.files?.length
@@ -108,7 +151,7 @@ export function runningOurImage(
     : 'the file we edited';
   return {
     state: 'failed',
-    message: `${appName(app)} is synced to ${synced} and ${health}, but runs ${running.length ? running.join(', ') : 'no image'}, not ${missing.join(', ')}: ${files} ${expected.files && expected.files.length > 1 ? 'are' : 'is'} not what it deploys (it reads ${where}); check images[].file in the settings`,
+    message: `${appName(app)} is synced to ${synced} and ${health}, but runs ${running.length ? running.join(', ') : 'no image'}, not ${stillMissing.join(', ')}: ${files} ${expected.files && expected.files.length > 1 ? 'are' : 'is'} not what it deploys (it reads ${where}); check images[].file in the settings`,
     revision: synced,
   };
 }
