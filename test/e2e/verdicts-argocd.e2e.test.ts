@@ -1,6 +1,6 @@
-// Argo CD verdicts on setups teams really run (issue 7), against the real Argo CD 3.5 controllers: an Application
-// that tracks a tag, one that needs CreateNamespace=true, and settings that edit a file the Application does not
-// deploy. Keptn's control plane is played by this test on NATS; the real distributor hands events to the service.
+// Argo CD verdicts on setups teams really run (issues 7 and 18), against the real Argo CD 3.5 controllers: an
+// Application that tracks a tag, one that needs CreateNamespace=true, settings that edit a file the Application does
+// not deploy, two deployments whose later one is synced first, an app of apps, and a Deployment scaled to 0. Keptn's control plane is played by this test on NATS; the real distributor hands events to the service.
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -82,6 +82,13 @@ async function deliver(
   app: TestApp,
   image = `${IMAGE}:0.2.0`,
 ): Promise<{ finished: KeptnCloudEvent; triggered: KeptnCloudEvent; ms: number }> {
+  const { triggered, t0 } = await trigger(app, image);
+  const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' });
+  return { finished, triggered, ms: Date.now() - t0 };
+}
+
+/** Sends deployment.triggered and waits for .started only. */
+async function trigger(app: TestApp, image: string): Promise<{ triggered: KeptnCloudEvent; t0: number }> {
   const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
     project: 'podtato',
     stage: 'dev',
@@ -92,8 +99,7 @@ async function deliver(
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
-  const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' });
-  return { finished, triggered, ms: Date.now() - t0 };
+  return { triggered, t0 };
 }
 
 /** With ARGOCD_CAPTURE=<dir>, keeps the Application as the real controller left it, for test/fixtures/argocd. */
@@ -338,5 +344,130 @@ describe('Argo CD verdicts', () => {
     );
     expect(d.ms).toBeLessThan(60_000);
     await capture(app, 'outofsync-prune-only-automated');
+  }, 240_000);
+
+  it('never syncs backwards: with the later of two deployments synced first, the earlier starts no sync and passes on the later commit', async () => {
+    const app = await newRepo();
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
+      application(app, {}),
+    ]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
+    await initiallyDeployed(app, app.initialCommit);
+
+    // The order of the two syncs is the test's: the application controller is paused (SIGSTOP) with an operation of
+    // someone else's queued, so neither deployment can start its sync; then the second deployment's sync, exactly as
+    // the service writes it, replaces that operation and the controller resumes. The first deployment then finds its
+    // commit already synced inside the later one.
+    const controller = env.argocd!.peers.find((p) => p.name === 'argocd-application-controller')!;
+    const meta = { name: app.name, namespace: 'argocd' };
+    process.kill(controller.pid, 'SIGSTOP');
+    let first: { triggered: KeptnCloudEvent; t0: number };
+    let second: { triggered: KeptnCloudEvent; t0: number };
+    let c1: string;
+    let c2: string;
+    try {
+      await env.cluster.mergePatch({ ...APP, metadata: meta, operation: { sync: { revision: app.initialCommit } } });
+      first = await trigger(app, `${IMAGE}:0.2.0`);
+      await waitUntil('the first commit', async () => (await env.git.log(app.repo))[0]!.sha !== app.initialCommit, { timeoutMs: 30_000 });
+      c1 = (await env.git.log(app.repo))[0]!.sha;
+      second = await trigger(app, `${IMAGE}:0.3.0`);
+      await waitUntil('the second commit', async () => (await env.git.log(app.repo))[0]!.sha !== c1, { timeoutMs: 30_000 });
+      c2 = (await env.git.log(app.repo))[0]!.sha;
+      const source = { repoURL: app.repoUrl, path: `apps/${app.name}`, targetRevision: 'main' };
+      await env.cluster.mergePatch({
+        ...APP,
+        metadata: meta,
+        operation: {
+          initiatedBy: { username: 'keptn-gitops-service' },
+          info: [{ name: 'keptn-triggeredid', value: second.triggered.id }],
+          sync: { source, revision: c2, prune: false },
+        },
+      });
+    } finally {
+      process.kill(controller.pid, 'SIGCONT');
+    }
+
+    const [a, b] = await Promise.all(
+      [first, second].map((d) =>
+        events.waitFor(answerTo(d.triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' }),
+      ),
+    );
+    expect(b!.data).toMatchObject({ result: 'pass', deployment: { gitCommit: c2 } });
+    expect(a!.data).toMatchObject({ result: 'pass', deployment: { gitCommit: c1 } });
+    expect(a!.data.message).toContain(`Argo CD synced Application argocd/${app.name} to ${c2}`);
+    // The later commit still runs, and Argo CD never synced the earlier one after it.
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.3.0`);
+    const after = await env.cluster.read<ApplicationObject & { status: { history?: Array<{ revision?: string }> } }>(
+      APP.apiVersion,
+      APP.kind,
+      'argocd',
+      app.name,
+    );
+    expect((after.status.history ?? []).map((h) => h.revision)).not.toContain(c1);
+    expect(ourOperation(after, first.triggered.id)).toBe(false);
+  }, 300_000);
+
+  it('follows the child Application of an app of apps that deploys the edited file, and syncs the child', async () => {
+    const app = await newRepo();
+    const childName = `${app.name}-child`;
+    // The parent deploys the child's manifest; the child (manual sync) deploys the sample app.
+    await env.git.commitAsOther(
+      app.repo,
+      {
+        [`roots/${app.name}/child.yaml`]: `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: ${childName}
+  namespace: argocd
+spec:
+  project: default
+  source: { repoURL: '${app.repoUrl}', path: apps/${app.name}, targetRevision: main }
+  destination: { server: 'https://kubernetes.default.svc', namespace: ${app.namespace} }
+`,
+      },
+      'app of apps',
+    );
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
+      application(app, {
+        source: { repoURL: app.repoUrl, path: `roots/${app.name}`, targetRevision: 'main' },
+        destination: { server: 'https://kubernetes.default.svc', namespace: 'argocd' },
+        syncPolicy: { automated: {} },
+      }),
+    ]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
+    const childApp = { ...app, name: childName };
+    await waitUntil(`${childName} created by the parent`, async () => Boolean(await readApplication(childApp).catch(() => undefined)), {
+      timeoutMs: 120_000,
+    });
+    await initiallyDeployed(childApp, 'main');
+
+    const d = await deliver(app);
+    const ours = (await env.git.log(app.repo))[0]!.sha;
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'pass', deployment: { gitCommit: ours } });
+    expect(d.finished.data.message).toContain(`Argo CD synced Application argocd/${childName} to ${ours}`);
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+    expect(ourOperation(await readApplication(childApp), d.triggered.id)).toBe(true);
+  }, 300_000);
+
+  it('passes a Deployment scaled to 0 on the template our sync applied (no Pods run by design)', async () => {
+    const app = await newRepo();
+    const deployment = appFiles(app.name)[`apps/${app.name}/deployment.yaml`]!.replace('  replicas: 1\n', '  replicas: 0\n');
+    await env.git.commitAsOther(app.repo, { [`apps/${app.name}/deployment.yaml`]: deployment }, 'scaled to 0');
+    await env.cluster.apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
+      application(app, {}),
+    ]);
+    env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
+    await initiallyDeployed(app, 'main');
+
+    const d = await deliver(app);
+    await capture(app, 'synced-healthy-scaled-to-zero');
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+    expect(d.finished.data.message).toContain(
+      `Deployment ${app.namespace}/web runs no Pods by design, scaled to 0 replicas: judged by the template our sync applied`,
+    );
+    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
   }, 240_000);
 });
