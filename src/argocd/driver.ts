@@ -247,8 +247,7 @@ export class ArgoCDTool implements DeliveryTool {
       if (fresh.operation) return false;
       const relations = new Map<string, Relation>();
       for (const sha of revisionsSyncedOrSyncing(fresh, sourceIndex)) relations.set(sha, await req.relation(sha));
-      // A revision Git cannot place yet: decide on a later look rather than risk a sync backwards.
-      if ([...relations.values()].includes('unknown')) return false;
+      // `unknown` (not in the repository even after a fetch: force-pushed away, another branch) contains nothing of ours.
       const later = alreadyPastOurs(fresh, sourceIndex, (sha) =>
         req.commit.startsWith(sha) ? 'same' : (relations.get(sha) ?? 'unrelated'),
       );
