@@ -129,6 +129,7 @@ export class ArgoCDTool implements DeliveryTool {
     const mustSync = !isAutomated(app) && !req.verifyOnly && !generated.syncedBy;
     let syncStarted = false;
     let syncSkipped: string | undefined;
+    let syncedSpec: string | undefined;
     let syncFailure: string | undefined;
     const log = req.log.child({ application: `${namespace}/${name}` });
     log.info({ sourceIndex: tracked.index, mustSync, via: followed.via, ...generated }, 'argo cd refresh requested');
@@ -162,15 +163,19 @@ export class ArgoCDTool implements DeliveryTool {
           log.info({ comparisonError: comparisonError(current) }, 'argo cd could not reach the repository; normal refresh requested');
         }
         await podless.refresh(current, req.images);
+        // A Git files generator regenerated the Application after our sync (our file is in its spec now, not in the
+        // manifests we synced): the new spec needs a sync too. Its status is no part of spec, so compare spec only.
+        if (syncStarted && generated.regeneratedBy && JSON.stringify(current.spec) !== syncedSpec) syncStarted = false;
         if (!mustSync || syncStarted || syncFailure || syncSkipped) return;
         // "another operation is already in progress": wait for it to end before starting ours.
         if (current.operation || current.status?.operationState?.phase === 'Running') return;
         try {
-          const started = await this.startSync(namespace, name, tracked.index, req);
+          const started = await this.startSync(namespace, name, tracked.index, req, syncedSpec !== undefined);
           if (typeof started === 'string') {
             syncSkipped = started;
             log.info({ revision: started }, 'argo cd already synced a revision containing ours; no sync of ours (it would go backwards)');
           } else syncStarted = started;
+          syncedSpec = JSON.stringify(current.spec);
           if (syncStarted) log.info('argo cd sync started');
         } catch (err: unknown) {
           log.warn({ err }, 'argo cd sync could not be started');
@@ -241,15 +246,16 @@ export class ArgoCDTool implements DeliveryTool {
    * as Argo CD's own sync does (util/argo SetAppOperation). False when someone else's operation got there first; the
    * revision instead when the Application already synced (or syncs) a commit that contains ours (never backwards).
    */
-  private startSync(namespace: string, name: string, sourceIndex: number, req: DeliveryRequest): Promise<boolean | string> {
+  private startSync(namespace: string, name: string, sourceIndex: number, req: DeliveryRequest, again = false): Promise<boolean | string> {
     return retry(SYNC_WRITE, async () => {
       const fresh = await this.cluster.readFresh<App>(APPLICATIONS, namespace, name);
       if (fresh.operation) return false;
       const relations = new Map<string, Relation>();
       for (const sha of revisionsSyncedOrSyncing(fresh, sourceIndex)) relations.set(sha, await req.relation(sha));
       // `unknown` (not in the repository even after a fetch: force-pushed away, another branch) contains nothing of ours.
+      // `again`: our commit was synced before the ApplicationSet regenerated the spec; only a later commit holds us back.
       const later = alreadyPastOurs(fresh, sourceIndex, (sha) =>
-        req.commit.startsWith(sha) ? 'same' : (relations.get(sha) ?? 'unrelated'),
+        req.commit.startsWith(sha) ? (again ? 'unrelated' : 'same') : (relations.get(sha) ?? 'unrelated'),
       );
       if (later) return later;
       await this.cluster.mergePatchAt(APPLICATIONS, namespace, name, fresh.metadata.resourceVersion ?? '', {
