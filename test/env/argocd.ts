@@ -263,7 +263,9 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
         logDir: opts.logDir,
       });
       peers.push(appSets);
-      await waitUntil('argocd-applicationset-controller /healthz', () => httpOk(`http://127.0.0.1:${probe}/healthz`), {
+      // It registers no health checks on its probe port (cmd/argocd-applicationset-controller): its metrics serve once
+      // the manager runs.
+      await waitUntil('argocd-applicationset-controller /metrics', () => httpOk(`http://127.0.0.1:${metrics}/metrics`), {
         timeoutMs: 60_000,
         peer: appSets,
       });
