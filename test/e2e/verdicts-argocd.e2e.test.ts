@@ -27,6 +27,7 @@ const APP = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application' } as const
 
 interface ApplicationObject extends KubernetesObject {
   spec: Record<string, unknown>;
+  operation?: Record<string, unknown>;
   status?: {
     operationState?: {
       phase?: string;
@@ -397,7 +398,9 @@ describe('Argo CD verdicts', () => {
     expect(b!.data).toMatchObject({ result: 'pass', deployment: { gitCommit: c2 } });
     expect(a!.data).toMatchObject({ result: 'pass', deployment: { gitCommit: c1 } });
     expect(a!.data.message).toContain(`Argo CD synced Application argocd/${app.name} to ${c2}`);
-    // The later commit still runs, and Argo CD never synced the earlier one after it.
+    // The later commit still runs, and Argo CD never synced the earlier one after it (once no operation is left, so a
+    // sync of the earlier commit written at the end could not hide).
+    await waitUntil(`${app.name} without an operation`, async () => !(await readApplication(app)).operation, { timeoutMs: 30_000 });
     expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.3.0`);
     const after = await env.cluster.read<ApplicationObject & { status: { history?: Array<{ revision?: string }> } }>(
       APP.apiVersion,
@@ -526,6 +529,10 @@ spec:
     >(APP.apiVersion, APP.kind, 'argocd', app.name);
     expect(ourOperation(after, d.triggered.id)).toBe(false);
     expect(after.status.operationState.operation.initiatedBy?.username).toBe('applicationset-controller');
+    // Every sync in the Application's history was the ApplicationSet controller's: the service wrote none.
+    const history = (after.status as { history?: Array<{ initiatedBy?: { username?: string } }> }).history ?? [];
+    expect(history.length).toBeGreaterThan(0);
+    expect(history.map((h) => h.initiatedBy?.username)).not.toContain('keptn-gitops-service');
   }, 300_000);
 
   it('waits for a Git files generator to regenerate the Application from the edited file, then syncs and passes', async () => {
