@@ -143,6 +143,14 @@ container and makes server-side apply refuse the object (duplicate entries for k
 - apiGroups: [argoproj.io]
   resources: [appprojects]
   verbs: [get]
+# Generated Applications: a RollingSync ApplicationSet syncs them itself; a Git files generator regenerates them.
+- apiGroups: [argoproj.io]
+  resources: [applicationsets]
+  verbs: [get]
+# A workload scaled to 0 runs no Pods: it is judged by the template the sync applied (docs/verdicts.md).
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, replicasets]
+  verbs: [get]
 {{- end }}
 {{- if .Values.rbac.rollouts }}
 # Progressive strategies: follow the settings' Rollout, promote it (release) and abort it (rollback), as the

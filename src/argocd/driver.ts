@@ -13,7 +13,10 @@ import { isRetryableError, retry, type RetryPolicy } from '../retry.js';
 import type { DeliveryRequest, DeliveryTool } from '../tool.js';
 import { waitForVerdict, waitingFor, type FinalVerdict } from '../wait.js';
 import { blockedUntil, type SyncWindow } from './windows.js';
+import { followedApplication, generatedFromFile, owningApplicationSet, syncsStepByStep, type ApplicationSet } from './topology.js';
+import { PodlessReads } from './podless.js';
 import {
+  alreadyPastOurs,
   comparisonError,
   DEFAULT_DEGRADED_GRACE_MS,
   evaluateApplication,
@@ -24,13 +27,16 @@ import {
   sourcesOf,
   trackedSource,
   type Application,
+  revisionsSyncedOrSyncing,
   type RefreshState,
 } from './evaluate.js';
+import type { Relation } from '../readiness.js';
 
 export { isAutomated } from './evaluate.js';
 
 export const APPLICATIONS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'applications' };
 export const APP_PROJECTS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'appprojects' };
+export const APPLICATION_SETS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'applicationsets' };
 const REFRESH = 'argocd.argoproj.io/refresh';
 
 /** Read-then-write of `operation`: a conflict means someone wrote in between, so read again soon. */
@@ -92,11 +98,21 @@ export class ArgoCDTool implements DeliveryTool {
   async deliver(req: DeliveryRequest): Promise<FinalVerdict> {
     const apps = this.cluster.watch<App>(APPLICATIONS);
     await untilSynced(apps.synced, req.deadline, 'Argo CD Applications');
-    const { namespace, name } = req.target;
-    const app = apps.get(namespace, name);
-    if (!app) return { state: 'failed', message: `Argo CD Application ${namespace}/${name} not found; check target in the settings` };
+    const target = apps.get(req.target.namespace, req.target.name);
+    if (!target)
+      return {
+        state: 'failed',
+        message: `Argo CD Application ${req.target.namespace}/${req.target.name} not found; check target in the settings`,
+      };
+    // An app of apps: the child that deploys our file is what runs our change (topology.ts followedApplication).
+    const followed = followedApplication(target, (ns, n) => apps.get(ns, n), req.repoUrl, req.branch, req.files);
+    if ('problem' in followed) return { state: 'failed', message: followed.problem };
+    const app = followed.app as App;
+    const namespace = app.metadata.namespace ?? req.target.namespace;
+    const name = app.metadata.name;
     const tracked = trackedSource(app, req.repoUrl, req.branch);
     if ('problem' in tracked) return { state: 'failed', message: tracked.problem };
+    const generated = await this.generatedBy(app, req);
 
     const ref = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', namespace, name };
     const hardRefresh = new RefreshRequest();
@@ -109,11 +125,15 @@ export class ArgoCDTool implements DeliveryTool {
     });
     hardRefresh.requested(before);
     // A release (verifyOnly) never syncs: its commit may be older than the branch, and a sync of it would undo later ones.
-    const mustSync = !isAutomated(app) && !req.verifyOnly;
+    // A RollingSync ApplicationSet syncs its Applications step by step; a sync of ours would skip its steps.
+    const mustSync = !isAutomated(app) && !req.verifyOnly && !generated.syncedBy;
     let syncStarted = false;
+    let syncSkipped: string | undefined;
+    let syncedSpec: string | undefined;
     let syncFailure: string | undefined;
     const log = req.log.child({ application: `${namespace}/${name}` });
-    log.info({ sourceIndex: tracked.index, mustSync }, 'argo cd refresh requested');
+    log.info({ sourceIndex: tracked.index, mustSync, via: followed.via, ...generated }, 'argo cd refresh requested');
+    const podless = new PodlessReads(this.cluster, app);
 
     const syncBlocked = await this.windowsBlocking(app, mustSync, req);
     const graceMs = req.argocd?.degradedGrace ? parseDuration(req.argocd.degradedGrace) : DEFAULT_DEGRADED_GRACE_MS;
@@ -142,11 +162,20 @@ export class ArgoCDTool implements DeliveryTool {
           retryRefresh.requested(current.metadata.resourceVersion);
           log.info({ comparisonError: comparisonError(current) }, 'argo cd could not reach the repository; normal refresh requested');
         }
-        if (!mustSync || syncStarted || syncFailure) return;
+        await podless.refresh(current, req.images);
+        // A Git files generator regenerated the Application after our sync (our file is in its spec now, not in the
+        // manifests we synced): the new spec needs a sync too. Its status is no part of spec, so compare spec only.
+        if (syncStarted && generated.regeneratedBy && JSON.stringify(current.spec) !== syncedSpec) syncStarted = false;
+        if (!mustSync || syncStarted || syncFailure || syncSkipped) return;
         // "another operation is already in progress": wait for it to end before starting ours.
         if (current.operation || current.status?.operationState?.phase === 'Running') return;
         try {
-          syncStarted = await this.startSync(namespace, name, tracked.index, req);
+          const started = await this.startSync(namespace, name, tracked.index, req, syncedSpec !== undefined);
+          if (typeof started === 'string') {
+            syncSkipped = started;
+            log.info({ revision: started }, 'argo cd already synced a revision containing ours; no sync of ours (it would go backwards)');
+          } else syncStarted = started;
+          syncedSpec = JSON.stringify(current.spec);
           if (syncStarted) log.info('argo cd sync started');
         } catch (err: unknown) {
           log.warn({ err }, 'argo cd sync could not be started');
@@ -174,6 +203,8 @@ export class ArgoCDTool implements DeliveryTool {
           degradedForMs: degraded.observe(current.status?.health?.status === 'Degraded', degradedSpell(current)),
           degradedGraceMs: graceMs,
           ...(syncBlocked ? { syncBlocked } : {}),
+          ...(podless.found.length ? { podless: podless.found } : {}),
+          ...generated,
         });
       },
       timeoutMessage: (last) => `Argo CD did not apply commit ${req.commit} in time: ${last}`,
@@ -212,18 +243,51 @@ export class ArgoCDTool implements DeliveryTool {
 
   /**
    * Writes our `operation` on a fresh read, at that read's resourceVersion, and clears the previous operation state,
-   * as Argo CD's own sync does (util/argo SetAppOperation). False when someone else's operation got there first.
+   * as Argo CD's own sync does (util/argo SetAppOperation). False when someone else's operation got there first; the
+   * revision instead when the Application already synced (or syncs) a commit that contains ours (never backwards).
    */
-  private startSync(namespace: string, name: string, sourceIndex: number, req: DeliveryRequest): Promise<boolean> {
+  private startSync(namespace: string, name: string, sourceIndex: number, req: DeliveryRequest, again = false): Promise<boolean | string> {
     return retry(SYNC_WRITE, async () => {
       const fresh = await this.cluster.readFresh<App>(APPLICATIONS, namespace, name);
       if (fresh.operation) return false;
+      const relations = new Map<string, Relation>();
+      for (const sha of revisionsSyncedOrSyncing(fresh, sourceIndex)) relations.set(sha, await req.relation(sha));
+      // `unknown` (not in the repository even after a fetch: force-pushed away, another branch) contains nothing of ours.
+      // `again`: our commit was synced before the ApplicationSet regenerated the spec; only a later commit holds us back.
+      const later = alreadyPastOurs(fresh, sourceIndex, (sha) =>
+        req.commit.startsWith(sha) ? (again ? 'unrelated' : 'same') : (relations.get(sha) ?? 'unrelated'),
+      );
+      if (later) return later;
       await this.cluster.mergePatchAt(APPLICATIONS, namespace, name, fresh.metadata.resourceVersion ?? '', {
         operation: syncOperation(fresh, sourceIndex, req.commit, req.deploymentId),
         status: { operationState: null },
       });
       return true;
     });
+  }
+
+  /**
+   * What an owning ApplicationSet changes (topology.ts): with RollingSync it syncs the Application itself; with a Git
+   * files generator reading our file it must regenerate the Application before our change is in its spec. An
+   * ApplicationSet the service may not read could be either: then it starts no sync, and says why while it waits.
+   */
+  private async generatedBy(app: App, req: DeliveryRequest): Promise<{ syncedBy?: string; regeneratedBy?: string }> {
+    const owner = owningApplicationSet(app as App & { metadata: { ownerReferences?: [] } });
+    if (!owner) return {};
+    const namespace = app.metadata.namespace ?? 'argocd';
+    const shown = `ApplicationSet ${namespace}/${owner}`;
+    let appSet: ApplicationSet;
+    try {
+      appSet = await this.cluster.readFresh<ApplicationSet & KubeObject>(APPLICATION_SETS, namespace, owner);
+    } catch (err: unknown) {
+      req.log.warn({ err, applicationSet: owner }, 'argo cd applicationset not readable; no sync of ours');
+      return { syncedBy: `its ${shown}, which the service cannot read (${messageOf(err)}; grant get on applicationsets)` };
+    }
+    const file = generatedFromFile(appSet, req.repoUrl, req.branch, req.files);
+    return {
+      ...(syncsStepByStep(appSet) ? { syncedBy: `its ${shown} (RollingSync, step by step)` } : {}),
+      ...(file ? { regeneratedBy: `${shown}, whose Git files generator reads ${file}` } : {}),
+    };
   }
 }
 

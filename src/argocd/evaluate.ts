@@ -5,188 +5,35 @@
  * docs/verdicts.md (Argo CD).
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
-import { commitOf, contains, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
+import { commitOf, contains, type Relation, type Verdict } from '../readiness.js';
+import {
+  appName,
+  isAutomated,
+  isMultiSource,
+  OPERATION_INFO_KEY,
+  prunes,
+  resourceName,
+  revisionOfSource,
+  type Application,
+} from './application.js';
+import type { ArgoExpectation } from './expectation.js';
+import { appliedImages, degraded, runningOurImage } from './health.js';
 
-export interface ApplicationSource {
-  repoURL: string;
-  path?: string;
-  targetRevision?: string;
-  chart?: string;
-}
-
-export interface ResourceRef {
-  group?: string;
-  kind: string;
-  namespace?: string;
-  name: string;
-}
-
-export interface Application {
-  metadata: { name: string; namespace?: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
-  spec: {
-    project?: string;
-    destination?: { server?: string; name?: string; namespace?: string };
-    source?: ApplicationSource;
-    sources?: ApplicationSource[];
-    syncPolicy?: { automated?: unknown; syncOptions?: string[]; retry?: Record<string, unknown> };
-  };
-  operation?: { sync?: { revision?: string; revisions?: string[] }; info?: Array<{ name: string; value: string }> };
-  status?: {
-    sync?: { status?: string; revision?: string; revisions?: string[] };
-    health?: { status?: string; message?: string };
-    reconciledAt?: string;
-    controllerNamespace?: string;
-    /** `appTree` (the 3.x default): per-resource health lives in Argo CD's cache, not in `resources[].health`. */
-    resourceHealthSource?: string;
-    resources?: Array<ResourceRef & { status?: string; requiresPruning?: boolean; health?: { status?: string; message?: string } }>;
-    /** Images of the live Pods in the Application's resource tree. */
-    summary?: { images?: string[] };
-    operationState?: {
-      phase?: string;
-      message?: string;
-      startedAt?: string;
-      finishedAt?: string;
-      operation?: { info?: Array<{ name: string; value: string }>; sync?: { revision?: string; revisions?: string[] } };
-      syncResult?: { revision?: string; revisions?: string[]; resources?: Array<ResourceRef & { images?: string[] }> };
-    };
-    conditions?: Array<{ type: string; message?: string }>;
-  };
-}
-
-/** The `info` entry that marks a sync operation as started by this service for one deployment. */
-export const OPERATION_INFO_KEY = 'keptn-triggeredid';
-
-/** What a `Suspended` health at our commit means for this service (settings `argocd.suspended`). */
-export type SuspendedVerdict = 'fail' | 'pass' | 'wait';
-
-/** The state of a refresh we asked for: `handled` once the controller consumed the annotation after our request. */
-export type RefreshState = 'none' | 'requested' | 'handled';
-
-export interface ArgoExpectation extends Expectation {
-  /** Which of `spec.sources` is our Git repository; 0 for a single-source Application. */
-  sourceIndex: number;
-  /** The branch we pushed to. */
-  branch?: string;
-  /** Our source tracks `HEAD`, which Argo CD resolves to the repository's default branch. */
-  trackedHead?: boolean;
-  /** Our deployment's triggeredid, to recognise the operation we started. */
-  operationTag?: string;
-  /** Our hard refresh: once handled, the comparison in the status was made after our push. */
-  hardRefresh?: RefreshState;
-  /** The normal refresh we ask for after a transport error in the comparison that followed our hard refresh. */
-  retryRefresh?: RefreshState;
-  /** The image references we wrote: what must run once our commit is synced. */
-  images?: readonly string[];
-  /** The files we wrote them into, named when the Application does not deploy them. */
-  files?: readonly string[];
-  /** How long this service has seen health `Degraded` without a break (its own clock only). */
-  degradedForMs?: number;
-  /** How long `Degraded` may last when the workload running our image is not known to be Degraded; default 60 s. */
-  degradedGraceMs?: number;
-  suspended?: SuspendedVerdict;
-  /** Set when the project's sync windows keep the sync from running at any time before the deadline: why. */
-  syncBlocked?: string;
-}
-
-export const DEFAULT_DEGRADED_GRACE_MS = 60_000;
-
-/** Normalise a Git URL for comparison: scheme-less, no credentials, no `.git`, no trailing slash, lower case host. */
-export function sameRepo(a: string, b: string): boolean {
-  const norm = (u: string) =>
-    u
-      .trim()
-      .replace(/^[a-z+]+:\/\//i, '')
-      .replace(/^[^@/]+@/, '')
-      .replace(/\.git\/?$/, '')
-      .replace(/\/+$/, '')
-      .replace(':', '/')
-      .toLowerCase();
-  return norm(a) === norm(b);
-}
-
-export function sourcesOf(app: Application): ApplicationSource[] {
-  return app.spec.sources?.length ? app.spec.sources : app.spec.source ? [app.spec.source] : [];
-}
-
-function isMultiSource(app: Application): boolean {
-  return Boolean(app.spec.sources?.length);
-}
-
-/** A revision field of one source: the single-source field, or our entry of the multi-source list. */
-function revisionOfSource(single: string | undefined, perSource: string[] | undefined, index: number, multi: boolean): string | undefined {
-  return multi ? perSource?.[index] : single;
-}
-
-function appName(app: Application): string {
-  return `Application ${app.metadata.namespace ?? ''}/${app.metadata.name}`;
-}
-
-function resourceName(r: ResourceRef): string {
-  return `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`;
-}
-
-/** Argo CD 2.x: `automated: {}` means on; 3.x adds `automated.enabled`, which may turn it off. */
-export function isAutomated(app: Application): boolean {
-  const automated = app.spec.syncPolicy?.automated as { enabled?: boolean } | undefined;
-  return automated !== undefined && automated !== null && automated.enabled !== false;
-}
-
-/** `spec.syncPolicy.automated.prune`: whether syncs of this Application delete what Git no longer has. */
-export function prunes(app: Application): boolean {
-  return (app.spec.syncPolicy?.automated as { prune?: boolean } | undefined)?.prune === true;
-}
-
-export type TrackedSource = { index: number; tracksHead: boolean } | { problem: string };
-
-/**
- * Which source of the Application follows our branch of our repository. A source that tracks a tag, a commit or
- * another branch never picks up our commit, and syncing it to our commit would pin the team's app to a revision it
- * does not track; `HEAD` (or empty) follows the repository's default branch, which only Argo CD resolves.
- */
-export function trackedSource(app: Application, repoUrl: string, branch: string): TrackedSource {
-  const ours = sourcesOf(app)
-    .map((source, index) => ({ index, revision: source.targetRevision?.trim() || 'HEAD', source }))
-    .filter((s) => !s.source.chart && sameRepo(s.source.repoURL, repoUrl));
-  if (ours.length === 0)
-    return { problem: `${appName(app)} does not read the GitOps repository ${repoUrl}; check git.url in the settings` };
-  const onBranch = ours.find((s) => s.revision === branch || s.revision === `refs/heads/${branch}`);
-  if (onBranch) return { index: onBranch.index, tracksHead: false };
-  const head = ours.find((s) => s.revision === 'HEAD');
-  if (head) return { index: head.index, tracksHead: true };
-  const tracked = [...new Set(ours.map((s) => s.revision))].join(', ');
-  return {
-    problem: `${appName(app)} tracks ${tracked}, not branch ${branch}: it never deploys our commit; point its targetRevision at ${branch} or git.branch at what it tracks`,
-  };
-}
-
-interface LooseImage {
-  name: string;
-  tag?: string;
-  digest?: string;
-}
-
-function looseImage(ref: string): LooseImage {
-  const [rest = '', digest] = ref.trim().split('@', 2);
-  const colon = rest.lastIndexOf(':');
-  const named = colon > rest.lastIndexOf('/') ? { name: rest.slice(0, colon), tag: rest.slice(colon + 1) } : { name: rest };
-  // Docker Hub's implicit registry and `library/` namespace: `nginx` is `docker.io/library/nginx`.
-  const name = named.name.replace(/^(index\.)?docker\.io\//, '').replace(/^library\//, '');
-  return { name, ...(named.tag ? { tag: named.tag } : {}), ...(digest ? { digest } : {}) };
-}
-
-/**
- * Whether a running image is the one we wrote: the same repository, and the same digest (if we wrote one) or tag.
- * Repositories compare by their last path segment when the full names differ: with `part: tag` only the tag reaches
- * Git, and the chart or a registry mirror may put another registry in front (`mirror.example.com/podtato/head`).
- */
-export function sameImage(written: string, running: string): boolean {
-  const w = looseImage(written);
-  const r = looseImage(running);
-  const base = (name: string) => name.slice(name.lastIndexOf('/') + 1);
-  if (w.name !== r.name && base(w.name) !== base(r.name)) return false;
-  if (w.digest) return w.digest === r.digest;
-  return (w.tag ?? 'latest') === (r.tag ?? 'latest');
-}
+// The entry points other modules import from here (kept stable when the rules were split by job).
+export {
+  isAutomated,
+  OPERATION_INFO_KEY,
+  prunes,
+  sameRepo,
+  sourcesOf,
+  trackedSource,
+  type Application,
+  type ApplicationSource,
+  type ResourceRef,
+  type TrackedSource,
+} from './application.js';
+export { DEFAULT_DEGRADED_GRACE_MS, type ArgoExpectation, type RefreshState, type SuspendedVerdict } from './expectation.js';
+export { sameImage } from './health.js';
 
 /** Transport failures of the repo-server or Git (not of our manifests): worth another refresh before failing. */
 const TRANSPORT_ERROR =
@@ -291,14 +138,15 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
     if (stuck) return { state: 'failed', message: stuck, revision: synced! };
     // Automated sync does not start while a window blocks it, and says nothing about it in the status.
     if (windowClosed && !app.operation && isAutomated(app)) return { state: 'failed', message: windowClosed, revision: synced! };
-    return { state: 'pending', reason: `${appName(app)} is ${status.sync?.status ?? 'not compared yet'} at ${synced}` };
+    const by = expected.syncedBy ? `; ${expected.syncedBy} syncs it, the service starts no sync of its own` : '';
+    return { state: 'pending', reason: `${appName(app)} is ${status.sync?.status ?? 'not compared yet'} at ${synced}${by}` };
   }
   if (op?.finishedAt && (!status.reconciledAt || Date.parse(status.reconciledAt) < Date.parse(op.finishedAt))) {
     return { state: 'pending', reason: `${appName(app)} health not yet reassessed after the sync` };
   }
 
   const health = status.health?.status;
-  if (health === 'Healthy') return runningOurImage(app, expected, synced!, 'Healthy');
+  if (health === 'Healthy') return runningOurImage(app, expected, synced!, 'Healthy', [], ourOperation === true);
   if (health === 'Degraded') return degraded(app, expected, synced!, ourOperation === true);
   if (health === 'Suspended') {
     const verdict = expected.suspended ?? 'fail';
@@ -324,6 +172,42 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
 }
 
 /**
+ * The commits of our source that the Application has synced, is syncing, or is asked to sync: a queued operation,
+ * the last operation unless it failed, and the compared revision once the live state matches it (`Synced`).
+ */
+export function revisionsSyncedOrSyncing(app: Application, sourceIndex: number): string[] {
+  const multi = isMultiSource(app);
+  const op = app.status?.operationState;
+  const candidates = [
+    revisionOfSource(app.operation?.sync?.revision, app.operation?.sync?.revisions, sourceIndex, multi),
+    ...(op && op.phase !== 'Failed' && op.phase !== 'Error'
+      ? [
+          revisionOfSource(
+            op.syncResult?.revision ?? op.operation?.sync?.revision,
+            op.syncResult?.revisions ?? op.operation?.sync?.revisions,
+            sourceIndex,
+            multi,
+          ),
+        ]
+      : []),
+    ...(app.status?.sync?.status === 'Synced'
+      ? [revisionOfSource(app.status.sync.revision, app.status.sync.revisions, sourceIndex, multi)]
+      : []),
+  ];
+  return [...new Set(candidates.map(commitOf).filter((c): c is string => c !== undefined))];
+}
+
+/**
+ * Never sync backwards: a commit the Application already synced (or is syncing) that contains ours, if any. A sync
+ * of our commit then would take the later commits back; Argo CD's own automated sync only ever syncs the compared
+ * revision, the newest of the branch, and skips one it already synced (argo-cd controller/appcontroller.go autoSync,
+ * alreadyAttemptedSync). Our commit is then judged on that later revision, which contains it.
+ */
+export function alreadyPastOurs(app: Application, sourceIndex: number, relation: (sha: string) => Relation): string | undefined {
+  return revisionsSyncedOrSyncing(app, sourceIndex).find((sha) => contains(relation(sha)));
+}
+
+/**
  * OutOfSync only because resources wait to be pruned, and nobody will prune them: automated sync skips it when
  * `automated.prune` is off (controller/appcontroller.go autoSync, "need to prune extra resources only"), and the
  * sync we started carried the same prune setting.
@@ -335,77 +219,4 @@ function pruneOnly(app: Application, expected: ArgoExpectation, ourSyncDone: boo
   if (!isAutomated(app) && !ourSyncDone) return undefined;
   const names = toPrune.slice(0, 5).map(resourceName).join(', ') + (toPrune.length > 5 ? ` and ${toPrune.length - 5} more` : '');
   return `${appName(app)} stays OutOfSync at ${expected.commit.slice(0, 12)} until ${names} ${toPrune.length === 1 ? 'is' : 'are'} pruned, and its sync policy does not prune (syncPolicy.automated.prune is off); prune them or turn prune on`;
-}
-
-/** The workloads that, in our sync, carry an image we wrote (from the sync result, which lists each resource's images). */
-function carriersOfOurImage(app: Application, expected: ArgoExpectation, ourOperation: boolean): ResourceRef[] {
-  const written = expected.images ?? [];
-  if (!ourOperation || written.length === 0) return [];
-  return (app.status?.operationState?.syncResult?.resources ?? []).filter((r) =>
-    r.images?.some((i) => written.some((w) => sameImage(w, i))),
-  );
-}
-
-const sameResource = (a: ResourceRef, b: ResourceRef) =>
-  a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '') && (a.group ?? '') === (b.group ?? '');
-
-/**
- * Degraded during a normal rollout (an autoscaler without metrics yet, KEDA objects) may clear by itself; the
- * workload that runs our image being Degraded does not. Per-resource health is in `status.resources` only when the
- * controller persists it (`controller.resource.health.persist`); otherwise Degraded must outlast the grace period.
- */
-function degraded(app: Application, expected: ArgoExpectation, synced: string, ourOperation: boolean): Verdict {
-  const carriers = carriersOfOurImage(app, expected, ourOperation);
-  const degradedResources = (app.status?.resources ?? []).filter((r) => r.health?.status === 'Degraded');
-  const describe = (r: (typeof degradedResources)[number]) => `${resourceName(r)}${r.health?.message ? ` (${r.health.message})` : ''}`;
-  const ours = degradedResources.filter((r) => carriers.some((c) => sameResource(c, r)));
-  if (ours.length > 0) {
-    return {
-      state: 'failed',
-      message: `${appName(app)} is Degraded at ${synced}: ${ours.map(describe).join(', ')}, which runs the image we wrote, is Degraded`,
-      revision: synced,
-    };
-  }
-  const which =
-    degradedResources.length > 0
-      ? degradedResources.map(describe).join(', ')
-      : `${app.status?.health?.message ?? (app.status?.resourceHealthSource === 'appTree' ? 'the Application does not say which resource (Argo CD keeps resource health in its resource tree unless controller.resource.health.persist is true)' : 'Argo CD does not say which resource')}${carriers.length ? `; our image runs in ${carriers.map(resourceName).join(', ')}` : ''}`;
-  const grace = expected.degradedGraceMs ?? DEFAULT_DEGRADED_GRACE_MS;
-  const lasted = expected.degradedForMs ?? 0;
-  if (lasted >= grace) {
-    return {
-      state: 'failed',
-      message: `${appName(app)} has been Degraded at ${synced} for ${Math.round(lasted / 1000)} s: ${which}`,
-      revision: synced,
-    };
-  }
-  return {
-    state: 'pending',
-    reason: `${appName(app)} is Degraded at ${synced} (${which}); allowing up to ${Math.round(grace / 1000)} s for a rollout to settle`,
-  };
-}
-
-/** The images of the resources our sync applied (the manifests, not the Pods). */
-function appliedImages(app: Application): string[] {
-  return (app.status?.operationState?.syncResult?.resources ?? []).flatMap((r) => r.images ?? []);
-}
-
-/** Synced and healthy at our commit is a pass only if the image we wrote runs: else the file is not what it deploys. */
-function runningOurImage(app: Application, expected: ArgoExpectation, synced: string, health: string, applied: string[] = []): Verdict {
-  const running = app.status?.summary?.images ?? [];
-  const missing = imagesExpectedAt(expected.relation(synced), expected.images ?? []).filter(
-    (w) => ![...running, ...applied].some((r) => sameImage(w, r)),
-  );
-  if (missing.length === 0)
-    return { state: 'passed', message: `Argo CD synced ${appName(app)} to ${synced} and it is ${health}`, revision: synced };
-  const source = sourcesOf(app)[expected.sourceIndex];
-  const where = source ? `${source.repoURL}${source.path ? ` path ${source.path}` : ''}` : 'its source';
-  const files = expected.files?.length
-    ? `the file${expected.files.length > 1 ? 's' : ''} ${expected.files.join(', ')}`
-    : 'the file we edited';
-  return {
-    state: 'failed',
-    message: `${appName(app)} is synced to ${synced} and ${health}, but runs ${running.length ? running.join(', ') : 'no image'}, not ${missing.join(', ')}: ${files} ${expected.files && expected.files.length > 1 ? 'are' : 'is'} not what it deploys (it reads ${where}); check images[].file in the settings`,
-    revision: synced,
-  };
 }

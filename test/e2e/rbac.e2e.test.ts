@@ -217,6 +217,8 @@ describe('access reviews with the same token: what the chart ServiceAccount must
     for (const attrs of [
       ...verbs(['patch', ...WRITES], { group: 'source.toolkit.fluxcd.io', resource: 'helmcharts', namespace: 'flux-system' }),
       ...verbs(['list', 'patch', ...WRITES], { group: 'argoproj.io', resource: 'appprojects', namespace: 'argocd' }),
+      ...verbs(['list', 'watch', 'patch', ...WRITES], { group: 'argoproj.io', resource: 'applicationsets', namespace: 'argocd' }),
+      ...verbs(['list', 'patch', ...WRITES], { group: 'apps', resource: 'replicasets', namespace: 'default' }),
       ...verbs(['patch', ...WRITES], { group: 'apps', resource: 'deployments', namespace: 'default' }),
       ...verbs(['get', 'list', 'create', 'delete'], { resource: 'pods', namespace: 'default' }),
       ...verbs(['create', 'bind', 'escalate'], { group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'keptn' }),

@@ -1,7 +1,8 @@
 // Argo CD as real peer processes: redis-server, argocd-repo-server, argocd-application-controller and
 // argocd-notifications, all from the multicall binary built by test/env/peers/build.sh argocd (Argo CD v3.5.3),
-// talking to the test API server through a kubeconfig. No argocd-server, dex or applicationset controller: the
-// service under test drives Applications through the Kubernetes API (operation.sync, refresh annotation).
+// talking to the test API server through a kubeconfig, and on request the applicationset controller (same binary).
+// No argocd-server or dex: the service under test drives Applications through the Kubernetes API (operation.sync,
+// refresh annotation).
 import { execFile } from 'node:child_process';
 import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
@@ -27,6 +28,11 @@ export interface StartArgoCDOptions {
   binDir?: string;
   /** Start argocd-notifications too (default true). */
   notifications?: boolean;
+  /**
+   * Start argocd-applicationset-controller too (default false), with progressive syncs (RollingSync) on and Git
+   * generators polling every 5 s instead of 3 minutes, so a regenerated Application shows within a test.
+   */
+  applicationSets?: boolean;
 }
 
 const execFileAsync = promisify(execFile);
@@ -227,6 +233,41 @@ export async function startArgoCD(opts: StartArgoCDOptions): Promise<ArgoCD> {
       await waitUntil('argocd-notifications /metrics', () => httpOk(`http://127.0.0.1:${notifMetricsPort}/metrics`), {
         timeoutMs: 60_000,
         peer: notifications,
+      });
+    }
+
+    if (opts.applicationSets) {
+      const [metrics, probe, webhook] = [await freePort(), await freePort(), await freePort()];
+      const appSets = await spawnPeer({
+        name: 'argocd-applicationset-controller',
+        command: argocd,
+        args: [
+          '--namespace',
+          NAMESPACE,
+          '--argocd-repo-server',
+          repoAddr,
+          '--repo-server-plaintext',
+          '--enable-progressive-syncs',
+          '--metrics-addr',
+          `127.0.0.1:${metrics}`,
+          '--probe-addr',
+          `127.0.0.1:${probe}`,
+          '--webhook-addr',
+          `127.0.0.1:${webhook}`,
+          '--logformat',
+          'text',
+          '--loglevel',
+          'info',
+        ],
+        env: { ...common, ARGOCD_BINARY_NAME: 'argocd-applicationset-controller', ARGOCD_APPLICATIONSET_CONTROLLER_REQUEUE_AFTER: '5s' },
+        logDir: opts.logDir,
+      });
+      peers.push(appSets);
+      // It registers no health checks on its probe port (cmd/argocd-applicationset-controller): its metrics serve once
+      // the manager runs.
+      await waitUntil('argocd-applicationset-controller /metrics', () => httpOk(`http://127.0.0.1:${metrics}/metrics`), {
+        timeoutMs: 60_000,
+        peer: appSets,
       });
     }
   } catch (err) {

@@ -42,6 +42,8 @@ export interface EnvironmentOptions {
   /** kustomize-controller's `--concurrent` (its default is 4 workers); the benchmark's burst of 200 apps needs more. */
   fluxWorkers?: number;
   argocd?: boolean;
+  /** With argocd: the applicationset controller too (see StartArgoCDOptions.applicationSets). */
+  argocdApplicationSets?: boolean;
   /** The Argo Rollouts controller (built on first use: about 3 minutes cold on 2 cores). */
   rollouts?: boolean;
   /** The Flagger controller, Kubernetes provider (built on first use: about 2.5 minutes cold on 2 cores). */
@@ -140,7 +142,14 @@ export async function startEnvironment(opts: EnvironmentOptions = {}): Promise<E
             ...(opts.fluxWorkers ? { kustomizeWorkers: opts.fluxWorkers } : {}),
           })
         : undefined,
-      opts.argocd ? startArgoCD({ kubeconfigPath: kube.kubeconfigPath, workDir: join(workDir, 'argocd'), logDir }) : undefined,
+      opts.argocd
+        ? startArgoCD({
+            kubeconfigPath: kube.kubeconfigPath,
+            workDir: join(workDir, 'argocd'),
+            logDir,
+            ...(opts.argocdApplicationSets ? { applicationSets: true } : {}),
+          })
+        : undefined,
     ]);
     if (flux) stops.push(() => flux.stop());
     if (argocd) stops.push(() => argocd.stop());
