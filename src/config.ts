@@ -8,6 +8,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDuration, parseDuration } from './duration.js';
 import { ServiceError, type ServiceErrorOptions } from './errors.js';
+import { MIN_RETENTION_MS } from './observe/retention.js';
 
 export interface ServiceConfig {
   /**
@@ -65,6 +66,8 @@ export interface ServiceConfig {
   notifyHost: string;
   /** The Secret (in `secretNamespace`) holding the notification keys and their project grant. */
   notifySecret?: string;
+  /** How long an observation record is kept after its object was last found at its revision (src/observe/retention.ts). */
+  observationRetentionMs: number;
 }
 
 export class ConfigError extends ServiceError {
@@ -146,6 +149,9 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push('NOTIFY_SECRET must name the Secret holding the notification keys when NOTIFY_PORT is set');
   const notifyHost = env['NOTIFY_HOST'] ?? '0.0.0.0';
   if (isIP(notifyHost) === 0) problems.push(`NOTIFY_HOST must be an IP address, got ${JSON.stringify(notifyHost)}`);
+  const retention = env['OBSERVATION_RETENTION'] ?? DEFAULT_OBSERVATION_RETENTION;
+  if (!isDuration(retention) || parseDuration(retention) < MIN_RETENTION_MS)
+    problems.push(`OBSERVATION_RETENTION must be a duration of at least 1h, like 168h, got ${JSON.stringify(retention)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host,
@@ -176,8 +182,12 @@ export function loadConfig(env: Env): ServiceConfig {
     ...(notifyPort !== undefined ? { notifyPort } : {}),
     notifyHost,
     ...(env['NOTIFY_SECRET'] ? { notifySecret: env['NOTIFY_SECRET'] } : {}),
+    observationRetentionMs: parseDuration(retention),
   };
 }
+
+/** A week: long enough to look back at what was announced, short enough to keep etcd small. */
+export const DEFAULT_OBSERVATION_RETENTION = '168h';
 
 /** A Kubernetes namespace name (an RFC 1123 label). */
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
