@@ -8,6 +8,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDuration, parseDuration } from './duration.js';
 import { ServiceError, type ServiceErrorOptions } from './errors.js';
+import { MIN_RETENTION_MS } from './observe/retention.js';
 
 export interface ServiceConfig {
   /**
@@ -72,6 +73,8 @@ export interface ServiceConfig {
   notifyHost: string;
   /** The Secret (in `secretNamespace`) holding the notification keys and their project grant. */
   notifySecret?: string;
+  /** How long an observation record is kept after its object was last found at its revision (src/observe/retention.ts). */
+  observationRetentionMs: number;
 }
 
 export class ConfigError extends ServiceError {
@@ -167,6 +170,9 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push(
       `ALLOWED_GIT_HOSTS must list host or host:port entries (or *), comma-separated, got ${JSON.stringify(badHost.slice(0, 80))}`,
     );
+  const retention = env['OBSERVATION_RETENTION'] ?? DEFAULT_OBSERVATION_RETENTION;
+  if (!isDuration(retention) || parseDuration(retention) < MIN_RETENTION_MS)
+    problems.push(`OBSERVATION_RETENTION must be a duration of at least 1h, like 168h, got ${JSON.stringify(retention)}`);
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return {
     host,
@@ -199,6 +205,7 @@ export function loadConfig(env: Env): ServiceConfig {
     ...(notifyPort !== undefined ? { notifyPort } : {}),
     notifyHost,
     ...(env['NOTIFY_SECRET'] ? { notifySecret: env['NOTIFY_SECRET'] } : {}),
+    observationRetentionMs: parseDuration(retention),
   };
 }
 
@@ -212,6 +219,9 @@ export function parseQuantity(text: string): number | undefined {
   const m = /^([0-9]+(?:\.[0-9]+)?)(k|M|G|Ki|Mi|Gi)?$/.exec(text.trim());
   return m ? Math.floor(Number(m[1]) * UNITS[m[2] ?? '']!) : undefined;
 }
+
+/** A week: long enough to look back at what was announced, short enough to keep etcd small. */
+export const DEFAULT_OBSERVATION_RETENTION = '168h';
 
 /** A Kubernetes namespace name (an RFC 1123 label). */
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -19,7 +19,9 @@ import { FlaggerDriver } from './flagger/driver.js';
 import { DEPLOYMENT_TRAILER } from './git/workspace.js';
 import { KubeObserverLease } from './observe/lease.js';
 import { Observer } from './observe/observer.js';
+import { observationGrant, observedSettings } from './observe/link.js';
 import { ConfigMapObservationStore } from './observe/records.js';
+import { RecordRetention } from './observe/retention.js';
 import { buildNotifyApp, notifyKeysFrom } from './observe/notify-app.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
@@ -87,12 +89,13 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
     metrics,
   });
+  const observations = new ConfigMapObservationStore(kc, config.stateNamespace);
   const observer =
     config.observe.length || config.notifyPort !== undefined
       ? new Observer({
           cluster,
           tools: config.observe,
-          store: new ConfigMapObservationStore(kc, config.stateNamespace),
+          store: observations,
           lease: new KubeObserverLease(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
           sink,
           source: config.serviceName,
@@ -104,11 +107,20 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
             const trailer = new RegExp(`^${DEPLOYMENT_TRAILER}: `, 'm');
             return { revision: facts.commit, author: facts.author, subject: facts.subject, ownDeployment: trailer.test(facts.body) };
           },
+          authorize: async (object, hint) => observationGrant(object, hint, await observedSettings(deps.settings, hint)),
           deployedByUs: async (revision) =>
             (await store.list()).some((r) => r.progress?.ownCommit && r.progress.commit.startsWith(revision)),
           renewIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
         })
       : undefined;
+  const retention =
+    observer &&
+    new RecordRetention({
+      store: observations,
+      retentionMs: config.observationRetentionMs,
+      active: () => observer.observing,
+      log: log.child({ component: 'observer' }),
+    });
   const notifySecret = config.notifySecret;
   const notify =
     observer && config.notifyPort !== undefined && notifySecret
@@ -134,11 +146,13 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     await probes.listen({ host: config.healthHost, port: config.healthPort });
     await runner.start();
     observer?.start();
+    retention?.start();
     if (notify) await notify.listen({ host: config.notifyHost, port: config.notifyPort! });
     await app.listen({ host: config.host, port: config.port });
   } catch (err: unknown) {
     runner.stop();
     await observer?.stop();
+    await retention?.stop();
     await Promise.allSettled([app.close(), probes.close(), notify?.close()]);
     cluster.close();
     throw err;
@@ -161,6 +175,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       // No new events or announcements, then a bounded wait for the running deployments; what is left is recorded,
       // and resumed elsewhere.
       await observer?.stop();
+      await retention?.stop();
       await notify?.close();
       await app.close();
       await runner.shutdown(config.drainMs);

@@ -18,7 +18,7 @@ import type { SequenceSink } from '../keptn/sender.js';
 import { StoreConflictError } from '../state/record.js';
 import { detect, TOOL_OF, type Detection, type ObservedTool } from './detect.js';
 import type { ObserverLease } from './lease.js';
-import { linkOf, type Link, type ObservedKind } from './link.js';
+import { linkOf, type Link, type LinkHint, type ObservedKind, type ObservedObject } from './link.js';
 import type { ObservationRecord, ObservationStore } from './records.js';
 
 /** Label keys of the announced sequence: Keptn's Bridge shows them on the sequence. */
@@ -53,6 +53,11 @@ export interface ObserverOptions {
   log: Logger;
   /** Author, subject and trailers of a commit; undefined (or a throw) when the repository cannot be read. */
   commit(link: Link, revision: string): Promise<CommitFacts | undefined>;
+  /**
+   * Whether the project lets this object start the sequences of the service its annotations name (link.ts,
+   * observationGrant over the project's settings), and which sequence; a throw when the settings cannot be read now.
+   */
+  authorize(object: ObservedObject, hint: LinkHint): Promise<{ link: Link } | { problem: string }>;
   /** Whether a deployment record of this service made the revision (its own commit for a Keptn sequence). */
   deployedByUs(revision: string): Promise<boolean>;
   /** How often the Lease is renewed (and taken over); a quarter of its duration. */
@@ -291,19 +296,38 @@ export class Observer {
     return { object, revision, phase, owner: this.opts.lease.identity, at: Date.now(), claim: randomUUID() };
   }
 
-  private async announce(kind: ObservedKind, name: string, link: Link, detection: Extract<Detection, { state: 'final' }>): Promise<void> {
+  private async announce(
+    kind: ObservedKind,
+    name: string,
+    hint: LinkHint,
+    detection: Extract<Detection, { state: 'final' }>,
+  ): Promise<void> {
     const log = this.opts.log.child({
       object: name,
       revision: detection.revision,
-      project: link.project,
-      stage: link.stage,
-      service: link.service,
+      project: hint.project,
+      stage: hint.stage,
+      service: hint.service,
     });
     const existing = await this.opts.store.get(name, detection.revision);
     if (existing) {
       if (existing.phase === 'announcing') await this.claimAndSend(existing);
+      // ADR 16 (issue 19 item 7): back at a recorded revision: its record becomes the object's newest for the retention.
+      else
+        await this.opts.store
+          .update({ ...existing, at: Date.now() })
+          .catch((err: unknown) => log.warn({ err }, 'record not moved forward'));
       return;
     }
+    // ADR 16 (issue 19 item 2): the project's settings, not the object's annotations, let the object start its sequences.
+    const [namespace, objectName] = split(name.slice(kind.length + 1));
+    const allowed = await this.opts.authorize({ kind, namespace, name: objectName }, hint);
+    if ('problem' in allowed) {
+      await this.opts.store.create(this.record(name, detection.revision, 'refused'));
+      log.warn({ problem: allowed.problem }, 'revision not announced: the project does not observe this object');
+      return;
+    }
+    const link = allowed.link;
     const facts = await this.opts.commit(link, detection.revision).catch((err: unknown) => {
       log.warn({ err }, 'observed commit not readable from the repository; announced without its author and subject');
       return undefined;

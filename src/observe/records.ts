@@ -3,6 +3,11 @@
  * records, state/configmaps.ts): created BEFORE the sequence's `.triggered` is sent (creation is the claim: the API
  * server refuses a second create with 409), marked `sent` after. A record left `announcing` by a crash is re-sent
  * once by whoever claims it next (compare-and-swap on its resourceVersion), with the same event id.
+ *
+ * Records are kept for a retention period (`OBSERVATION_RETENTION`), counted from when the object was last found at
+ * the revision (`at`: the record's creation, moved forward when the object returns to that revision), then deleted
+ * (`RecordRetention`). So an object's current revision always has its newest record, and the retention removes it
+ * last: an object whose records are all gone is seen afresh (its revision becomes a baseline, never announced again).
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
@@ -13,9 +18,10 @@ import { StoreConflictError, StoreUnavailableError } from '../state/record.js';
 /**
  * `baseline`: the revision an object was at when it was first seen linked (never announced); `own`: a revision this
  * service deployed for a Keptn sequence (never announced); `announcing`: the event is about to be (or was) sent;
- * `sent`: delivered.
+ * `sent`: delivered; `refused`: the object was not allowed to start the linked service's sequences (link.ts,
+ * observationGrant) when it reached this revision, which is therefore never announced, even once allowed later.
  */
-export type ObservationPhase = 'baseline' | 'own' | 'announcing' | 'sent';
+export type ObservationPhase = 'baseline' | 'own' | 'announcing' | 'sent' | 'refused';
 
 export interface ObservationRecord {
   /** `<Kind> <namespace>/<name>`. */
@@ -23,7 +29,10 @@ export interface ObservationRecord {
   revision: string;
   phase: ObservationPhase;
   owner: string;
-  /** Epoch ms of the record's creation. */
+  /**
+   * Epoch ms when the object was last found at this revision: the record's creation, or a later return to the
+   * revision (the observer moves it forward then). The retention counts from it.
+   */
   at: number;
   /** The event to send (and to send again after a crash), when announcing. */
   event?: SequenceTriggeredEvent;
@@ -42,7 +51,14 @@ export interface ObservationStore {
   seen(object: string): Promise<boolean>;
   /** Records still `announcing`. */
   unsent(): Promise<ObservationRecord[]>;
+  /** Every record whose `at` is before `before` (epoch ms), in pages; unreadable records of ours count by their age. */
+  expired(before: number): Promise<ObservationRecord[]>;
+  /** Deletes the record as read (its version): false when it changed meanwhile (moved forward) or is gone. */
+  remove(record: ObservationRecord): Promise<boolean>;
 }
+
+/** Records per page when the retention lists them all. */
+export const EXPIRED_PAGE = 250;
 
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'observation' };
 const SELECTOR = Object.entries(MANAGED_BY)
@@ -108,6 +124,45 @@ export class ConfigMapObservationStore implements ObservationStore {
     return this.list(`${SELECTOR},keptn-gitops-service/phase=announcing`);
   }
 
+  async expired(before: number): Promise<ObservationRecord[]> {
+    const out: ObservationRecord[] = [];
+    let next: string | undefined;
+    try {
+      // In pages, as the deployment records (state/configmaps.ts): years of records must not arrive in one answer.
+      do {
+        const page = await this.api.listNamespacedConfigMap({
+          namespace: this.namespace,
+          labelSelector: SELECTOR,
+          limit: EXPIRED_PAGE,
+          ...(next ? { _continue: next } : {}),
+        });
+        for (const cm of page.items) {
+          const record = fromConfigMap(cm) ?? unreadable(cm);
+          if (record && record.at < before) out.push(record);
+        }
+        next = page.metadata?._continue || undefined;
+      } while (next);
+    } catch (err: unknown) {
+      throw storeError('list observed revisions', err);
+    }
+    return out;
+  }
+
+  async remove(record: ObservationRecord): Promise<boolean> {
+    try {
+      await this.api.deleteNamespacedConfigMap({
+        namespace: this.namespace,
+        name: observationName(record.object, record.revision),
+        // Only the version read: a record moved forward meanwhile (its object came back to it) stays.
+        ...(record.version ? { body: { preconditions: { resourceVersion: record.version } } } : {}),
+      });
+      return true;
+    } catch (err: unknown) {
+      if (statusOf(err) === 404 || statusOf(err) === 409) return false;
+      throw storeError('delete an observed revision', err);
+    }
+  }
+
   private async list(labelSelector: string): Promise<ObservationRecord[]> {
     try {
       const list = await this.api.listNamespacedConfigMap({ namespace: this.namespace, labelSelector });
@@ -142,6 +197,18 @@ function fromConfigMap(cm: V1ConfigMap): ObservationRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A ConfigMap of ours whose record cannot be read (written by hand, or by a later version): aged by its creation time,
+ * so that it too is deleted once past the retention; never sent.
+ */
+function unreadable(cm: V1ConfigMap): ObservationRecord | undefined {
+  const created = cm.metadata?.creationTimestamp ? new Date(cm.metadata.creationTimestamp).getTime() : NaN;
+  const object = cm.metadata?.annotations?.['keptn-gitops-service/object'];
+  const revision = cm.metadata?.annotations?.['keptn-gitops-service/revision'];
+  if (!Number.isFinite(created) || object === undefined || revision === undefined) return undefined;
+  return { object, revision, phase: 'refused', owner: '', at: created, version: cm.metadata?.resourceVersion ?? '' };
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -190,5 +257,15 @@ export class MemoryObservationStore implements ObservationStore {
 
   async unsent(): Promise<ObservationRecord[]> {
     return [...this.records.values()].filter((r) => r.phase === 'announcing');
+  }
+
+  async expired(before: number): Promise<ObservationRecord[]> {
+    return [...this.records.values()].filter((r) => r.at < before);
+  }
+
+  async remove(record: ObservationRecord): Promise<boolean> {
+    const k = `${record.object}@${record.revision}`;
+    if (this.records.get(k)?.version !== record.version) return false;
+    return this.records.delete(k);
   }
 }

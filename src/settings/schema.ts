@@ -49,6 +49,17 @@ export interface GitOpsSettings {
    * the tool to apply the revert, and report the failure with both commits (issue 10, item 6).
    */
   onFailure?: 'report' | 'revert';
+  /**
+   * Changes made in Git (README, docs/adr/0016-observation-authority.md): present, the project lets `target` start
+   * its sequences when that object deploys a revision nobody asked Keptn for. Only the object named in `target` of
+   * these settings may, and only when it is linked to this project, stage and service by its annotations.
+   */
+  observe?: ObserveSettings;
+}
+
+export interface ObserveSettings {
+  /** The shipyard sequence of the stage to start; `delivery` when absent. */
+  sequence?: string;
 }
 
 /** Keptn's strategies that never go through a progressive workload: they deploy and release as written. */
@@ -206,6 +217,21 @@ export const settingsSchema = {
           maxItems: 20,
           items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' },
           description: 'deploymentstrategy names that deploy progressively; default [blue_green_service]',
+        },
+      },
+    },
+    observe: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        "changes made in Git: let target start this service's sequences when it deploys a revision Keptn did not ask for (the object must also carry the gitops.keptn.sh/observe-* annotations naming this project, stage and service)",
+      properties: {
+        sequence: {
+          type: 'string',
+          // Keptn's names are DNS labels (keptn/keptn 1.4.5 api, ValidateKeptnEntityName); the sequence goes into an
+          // event type, so no dots and no NATS wildcards.
+          pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
+          description: 'the sequence of the stage to start; default delivery',
         },
       },
     },

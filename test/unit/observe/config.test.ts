@@ -7,6 +7,8 @@ describe('OBSERVE and NOTIFY_* settings', () => {
     const config = loadConfig({});
     expect(config.observe).toEqual([]);
     expect(config.notifyPort).toBeUndefined();
+    // Observation records are kept a week by default (issue 19, item 7).
+    expect(config.observationRetentionMs).toBe(168 * 3_600_000);
   });
 
   it.each<[Record<string, string>, Partial<ReturnType<typeof loadConfig>>]>([
@@ -16,6 +18,8 @@ describe('OBSERVE and NOTIFY_* settings', () => {
       { NOTIFY_PORT: '8083', NOTIFY_SECRET: 'keys' },
       { notifyPort: 8083, notifyHost: '0.0.0.0', notifySecret: 'keys' },
     ],
+    [{ OBSERVATION_RETENTION: '720h' }, { observationRetentionMs: 720 * 3_600_000 }],
+    [{ OBSERVATION_RETENTION: '1h' }, { observationRetentionMs: 3_600_000 }],
   ])('reads %j', (env, want) => {
     expect(loadConfig(env)).toMatchObject(want);
   });
@@ -26,6 +30,9 @@ describe('OBSERVE and NOTIFY_* settings', () => {
     [{ NOTIFY_PORT: '8080', NOTIFY_SECRET: 'keys' }, /NOTIFY_PORT must differ/],
     [{ NOTIFY_PORT: 'x', NOTIFY_SECRET: 'keys' }, /NOTIFY_PORT must be a port number/],
     [{ NOTIFY_PORT: '8083', NOTIFY_SECRET: 'keys', NOTIFY_HOST: 'anywhere' }, /NOTIFY_HOST must be an IP address/],
+    // Shorter would delete an announcement a Keptn outage left unsent before it is sent again.
+    [{ OBSERVATION_RETENTION: '30m' }, /OBSERVATION_RETENTION must be a duration of at least 1h/],
+    [{ OBSERVATION_RETENTION: '7d' }, /OBSERVATION_RETENTION must be a duration of at least 1h, like 168h, got "7d"/],
   ])('refuses %j', (env, problem) => {
     expect(() => loadConfig(env)).toThrow(problem);
   });

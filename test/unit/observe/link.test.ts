@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { linkOf } from '../../../src/observe/link.js';
+import { linkOf, observationGrant, observedSettings, type ObservedSettings } from '../../../src/observe/link.js';
+import { SettingsError } from '../../../src/settings/schema.js';
+import { SettingsUnavailableError } from '../../../src/settings/source.js';
 import { mayTake } from '../../../src/observe/lease.js';
 import { uuidFrom } from '../../../src/observe/observer.js';
 import { KEPTN_UUID } from '../../../src/keptn/parse.js';
@@ -15,16 +17,8 @@ describe('linkOf: which objects are observed, for which Keptn service', () => {
   it.each<[string, Record<string, string> | undefined, unknown]>([
     ['no annotations: not observed', undefined, undefined],
     ['only the grant: not observed', { 'gitops.keptn.sh/projects': 'podtato' }, undefined],
-    [
-      'linked and granted: the delivery sequence by default',
-      linked,
-      { link: { project: 'podtato', stage: 'dev', service: 'web', sequence: 'delivery' } },
-    ],
-    [
-      'another sequence',
-      { ...linked, 'gitops.keptn.sh/observe-sequence': 'gitops' },
-      { link: { project: 'podtato', stage: 'dev', service: 'web', sequence: 'gitops' } },
-    ],
+    // A hint of which settings to read, never a permission: the sequence is the project's choice (observationGrant).
+    ['linked and granted: a hint of the Keptn service', linked, { link: { project: 'podtato', stage: 'dev', service: 'web' } }],
   ])('%s', (_, annotations, want) => {
     expect(linkOf('Kustomization', 'flux-system', 'app', annotations)).toEqual(want);
   });
@@ -32,9 +26,9 @@ describe('linkOf: which objects are observed, for which Keptn service', () => {
   it.each<[string, Record<string, string>, RegExp]>([
     ['stage missing', { ...linked, 'gitops.keptn.sh/observe-stage': undefined as unknown as string }, /observe-stage is missing/],
     [
-      'a sequence name that would change the event type',
-      { ...linked, 'gitops.keptn.sh/observe-sequence': 'a.b' },
-      /observe-sequence must be a Keptn name/,
+      "the sequence asked by the object, which is the project's to choose (an annotation of the old link)",
+      { ...linked, 'gitops.keptn.sh/observe-sequence': 'rollback' },
+      /observe-sequence is no longer read: the project chooses the sequence in its settings \(observe.sequence/,
     ],
     ['a NATS wildcard as stage', { ...linked, 'gitops.keptn.sh/observe-stage': '>' }, /observe-stage must be a Keptn name/],
     [
@@ -48,6 +42,81 @@ describe('linkOf: which objects are observed, for which Keptn service', () => {
     const got = linkOf('Kustomization', 'flux-system', 'app', clean);
     expect(got).toHaveProperty('problem');
     expect((got as { problem: string }).problem).toMatch(message);
+  });
+});
+
+describe("observationGrant: only the project's own settings let an object start its sequences (ADR 16)", () => {
+  const object = { kind: 'Kustomization', namespace: 'flux-system', name: 'podtato-dev' } as const;
+  const hint = { project: 'podtato', stage: 'dev', service: 'web' };
+  const where = 'resource gitops/config.yaml of service web';
+  const target = { kind: 'Kustomization', namespace: 'flux-system', name: 'podtato-dev' } as const;
+
+  it.each<[string, ObservedSettings, unknown]>([
+    ['the settings observe their own target: the delivery sequence by default', { settings: { target, observe: {} }, where }, 'delivery'],
+    ['the settings choose another sequence', { settings: { target, observe: { sequence: 'gitops' } }, where }, 'gitops'],
+  ])('allowed: %s', (_, found, sequence) => {
+    expect(observationGrant(object, hint, found)).toEqual({ link: { ...hint, sequence } });
+  });
+
+  it.each<[string, typeof object | { kind: 'Kustomization' | 'Application'; namespace: string; name: string }, ObservedSettings, RegExp]>([
+    [
+      "a tenant's object in its own namespace, linked and self-granted to the project",
+      { kind: 'Kustomization', namespace: 'tenant', name: 'podtato-dev' },
+      { settings: { target, observe: {} }, where },
+      /Kustomization tenant\/podtato-dev is linked to Keptn service podtato\/dev\/web.*name another object as target/,
+    ],
+    [
+      'the same name under another kind',
+      { kind: 'Application', namespace: 'flux-system', name: 'podtato-dev' },
+      { settings: { target, observe: {} }, where },
+      /name another object as target/,
+    ],
+    [
+      'the target itself, but the project does not ask for changes made in Git (settings of the old link)',
+      object,
+      { settings: { target }, where },
+      /do not ask for changes made in Git; the project's team adds "observe: \{\}".*with target Kustomization flux-system\/podtato-dev/,
+    ],
+    [
+      'no settings for that service',
+      object,
+      { problem: 'settings for podtato/dev/web are not valid: no gitops/config.yaml at service, stage or project level' },
+      /the settings of that service cannot be read \(settings for podtato\/dev\/web are not valid/,
+    ],
+  ])('refused: %s', (_, obj, found, message) => {
+    const got = observationGrant(obj, hint, found);
+    expect(got).toHaveProperty('problem');
+    expect((got as { problem: string }).problem).toMatch(message);
+    expect((got as { problem: string }).problem).toContain("Only the project's own settings can let an object start its sequences");
+  });
+
+  it('reads the settings of the linked service; missing or invalid settings refuse, an unreachable source is thrown', async () => {
+    const asked: unknown[] = [];
+    const found = await observedSettings(
+      { load: async (scope) => (asked.push(scope), { settings: { target, observe: {} } as never, where }) },
+      hint,
+    );
+    expect(asked).toEqual([hint]);
+    expect(found).toMatchObject({ where });
+    const invalid = await observedSettings(
+      {
+        load: async () => {
+          throw new SettingsError(where, ['observe.sequence: must match pattern']);
+        },
+      },
+      hint,
+    );
+    expect(invalid).toEqual({ problem: expect.stringMatching(/observe.sequence: must match pattern/) });
+    await expect(
+      observedSettings(
+        {
+          load: async () => {
+            throw new SettingsUnavailableError('cannot reach the resource-service');
+          },
+        },
+        hint,
+      ),
+    ).rejects.toBeInstanceOf(SettingsUnavailableError);
   });
 });
 

@@ -6,6 +6,7 @@ import type { Cluster } from '../../../src/k8s/cluster.js';
 import type { KubeObject, ResourceKind, SharedWatch } from '../../../src/k8s/watch.js';
 import type { SequenceTriggeredEvent } from '../../../src/keptn/events.js';
 import { Observer, type CommitFacts } from '../../../src/observe/observer.js';
+import { observationGrant, type ObservedSettings } from '../../../src/observe/link.js';
 import { MemoryObservationStore } from '../../../src/observe/records.js';
 
 class FakeWatch {
@@ -87,7 +88,15 @@ afterEach(async () => {
   for (const o of observers.splice(0)) await o.stop();
 });
 
-function setup(opts: { own?: string[]; failSends?: number; store?: MemoryObservationStore; identity?: string } = {}) {
+/** The linked service's settings: they name the object as target and observe it (ADR 16). */
+const OBSERVING: ObservedSettings = {
+  settings: { target: { kind: 'Kustomization', namespace: 'flux-system', name: 'app' }, observe: {} },
+  where: 'resource gitops/config.yaml of service web',
+};
+
+function setup(
+  opts: { own?: string[]; failSends?: number; store?: MemoryObservationStore; identity?: string; settings?: () => ObservedSettings } = {},
+) {
   const cluster = fakeCluster();
   const store = opts.store ?? new MemoryObservationStore();
   const sent: SequenceTriggeredEvent[] = [];
@@ -111,6 +120,7 @@ function setup(opts: { own?: string[]; failSends?: number; store?: MemoryObserva
       subject: 'bump\nthe image',
       ownDeployment: (opts.own ?? []).includes(revision),
     }),
+    authorize: async (object, hint) => observationGrant(object, hint, opts.settings?.() ?? OBSERVING),
     deployedByUs: async () => false,
     renewIntervalMs: 20,
   });
@@ -229,6 +239,51 @@ describe('the observer', () => {
     expect(sent.map((e) => e.data.labels?.['gitops.keptn.sh/revision'])).toEqual([REV2, REV3]);
   });
 
+  it("starts nothing for an object its project's settings do not observe, not even that revision once they do", async () => {
+    // The object is linked and granted by its own annotations; the settings of podtato/dev/web name another target.
+    let settings: ObservedSettings = {
+      settings: { target: { kind: 'Kustomization', namespace: 'podtato', name: 'web' }, observe: { sequence: 'delivery' } },
+      where: 'resource gitops/config.yaml of service web',
+    };
+    const { ks, sent, observer, store } = setup({ settings: () => settings });
+    ks.put(kustomization(REV1, REV1, 'True'));
+    observer.start();
+    await waitFor(async () => (await store.get('Kustomization flux-system/app', REV1))?.phase === 'baseline');
+    ks.put(kustomization(REV2, REV2, 'True'));
+    await waitFor(async () => (await store.get('Kustomization flux-system/app', REV2))?.phase === 'refused');
+    expect(sent).toHaveLength(0);
+    // The project now observes it, with a sequence of its choosing: the refused revision stays unannounced (it was
+    // deployed before the project asked), the next one starts that sequence.
+    settings = {
+      settings: { target: { kind: 'Kustomization', namespace: 'flux-system', name: 'app' }, observe: { sequence: 'gitops' } },
+      where: 'resource gitops/config.yaml of service web',
+    };
+    ks.put(kustomization(REV2, REV2, 'True'));
+    ks.put(kustomization(REV3, REV3, 'True'));
+    await waitFor(async () => sent.length === 1);
+    expect(sent[0]).toMatchObject({ type: 'sh.keptn.event.dev.gitops.triggered', data: { labels: { 'gitops.keptn.sh/revision': REV3 } } });
+    expect((await store.get('Kustomization flux-system/app', REV2))?.phase).toBe('refused');
+  });
+
+  it("moves a record forward when its object returns to its revision, so the current revision's record is kept longest", async () => {
+    const { ks, sent, observer, store } = setup();
+    ks.put(kustomization(REV1, REV1, 'True'));
+    observer.start();
+    await waitFor(async () => (await store.get('Kustomization flux-system/app', REV1))?.phase === 'baseline');
+    // Recorded long ago.
+    const old = store.records.get(`Kustomization flux-system/app@${REV1}`)!;
+    store.records.set(`Kustomization flux-system/app@${REV1}`, { ...old, at: 0 });
+    ks.put(kustomization(REV2, REV2, 'True'));
+    await waitFor(async () => sent.length === 1);
+    // Rolled back to REV1 (an Argo CD rollback, a Flux ref moved back): not announced again, its record refreshed.
+    ks.put(kustomization(REV1, REV1, 'True'));
+    await waitFor(async () => ((await store.get('Kustomization flux-system/app', REV1))?.at ?? 0) > 0);
+    const back = (await store.get('Kustomization flux-system/app', REV1))!;
+    expect(back.at).toBeGreaterThanOrEqual((await store.get('Kustomization flux-system/app', REV2))!.at);
+    expect(back.phase).toBe('baseline');
+    expect(sent).toHaveLength(1);
+  });
+
   it('observes nothing while another replica holds the Lease', async () => {
     const { sent, store } = setup();
     const cluster = fakeCluster();
@@ -241,6 +296,7 @@ describe('the observer', () => {
       source: 'gitops-service',
       log: pino({ level: 'silent' }),
       commit: async () => undefined,
+      authorize: async (object, hint) => observationGrant(object, hint, OBSERVING),
       deployedByUs: async () => false,
       renewIntervalMs: 10,
     });

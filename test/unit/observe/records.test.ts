@@ -2,7 +2,9 @@
 // (test/unit/state/api-server.ts): creation is the claim, updates are compare-and-swap, the Lease goes to one replica.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { KubeObserverLease } from '../../../src/observe/lease.js';
-import { ConfigMapObservationStore, type ObservationRecord } from '../../../src/observe/records.js';
+import { pino } from 'pino';
+import { ConfigMapObservationStore, EXPIRED_PAGE, observationName, type ObservationRecord } from '../../../src/observe/records.js';
+import { RecordRetention } from '../../../src/observe/retention.js';
 import { StoreConflictError } from '../../../src/state/record.js';
 import { FakeApiServer } from '../state/api-server.js';
 
@@ -41,6 +43,79 @@ describe('ConfigMapObservationStore', () => {
     await store.update({ ...claimed, phase: 'sent' });
     expect(await store.unsent()).toEqual([]);
     expect(await store.get(OBJECT, REV)).toMatchObject({ owner: 'r2', phase: 'sent' });
+  });
+});
+
+describe('retention (issue 19, item 7): records are deleted once past it, counted from when their revision was last current', () => {
+  const HOUR = 3_600_000;
+  const NOW = Date.parse('2026-12-07T12:00:00Z');
+  const at = (hoursAgo: number) => NOW - hoursAgo * HOUR;
+  const names = () => api.requests.filter((r) => r.method === 'DELETE').map((r) => r.path.slice(r.path.lastIndexOf('/') + 1));
+
+  function retention(active = () => true) {
+    return new RecordRetention({ store, retentionMs: 168 * HOUR, active, log: pino({ level: 'silent' }), now: () => NOW });
+  }
+
+  it('deletes every record past the retention, of any phase, and keeps the rest', async () => {
+    const old = [
+      { ...record, revision: 'a'.repeat(40), phase: 'sent', at: at(200) },
+      { ...record, revision: 'b'.repeat(40), phase: 'baseline', at: at(169) },
+      // A month-late announcement would mislead more than it helps: an unsent one goes too.
+      { ...record, revision: 'c'.repeat(40), phase: 'announcing', at: at(168.5) },
+      { ...record, object: 'Application argocd/other', revision: 'd'.repeat(40), phase: 'refused', at: at(500) },
+    ] as ObservationRecord[];
+    const kept = [
+      { ...record, revision: 'e'.repeat(40), phase: 'sent', at: at(167) },
+      { ...record, revision: 'f'.repeat(40), phase: 'own', at: at(1) },
+    ] as ObservationRecord[];
+    for (const r of [...old, ...kept]) await store.create(r);
+    expect(await retention().sweep()).toBe(4);
+    expect(names().sort()).toEqual(old.map((r) => observationName(r.object, r.revision)).sort());
+    for (const r of old) expect(await store.get(r.object, r.revision)).toBeUndefined();
+    for (const r of kept) expect(await store.get(r.object, r.revision)).toMatchObject({ phase: r.phase });
+    // Nothing left to delete: a second sweep deletes nothing.
+    expect(await retention().sweep()).toBe(0);
+  });
+
+  it('keeps a record moved forward after it was listed (its object came back to that revision): the delete is conditional', async () => {
+    const listed = (await store.create({ ...record, phase: 'sent', at: at(300) }))!;
+    const expired = await store.expired(NOW - 168 * HOUR);
+    expect(expired.map((r) => r.revision)).toEqual([REV]);
+    // The observer moves it forward between the list and the delete.
+    await store.update({ ...listed, at: NOW });
+    expect(await store.remove(expired[0]!)).toBe(false);
+    expect(await store.get(OBJECT, REV)).toMatchObject({ at: NOW });
+    // And a record already gone is not an error.
+    expect(await store.remove({ ...record, revision: '0'.repeat(40), version: '1' })).toBe(false);
+  });
+
+  it('deletes nothing on a replica that does not observe (another holds the observer Lease)', async () => {
+    await store.create({ ...record, phase: 'sent', at: at(300) });
+    expect(await retention(() => false).sweep()).toBe(0);
+    expect(await store.get(OBJECT, REV)).toBeDefined();
+  });
+
+  it('lists in pages, and ages a ConfigMap of ours whose record cannot be read by its creation time', async () => {
+    api.put('configmaps', {
+      metadata: {
+        name: observationName(OBJECT, 'unreadable'),
+        namespace: 'keptn',
+        creationTimestamp: new Date(at(400)).toISOString(),
+        labels: { 'app.kubernetes.io/managed-by': 'keptn-gitops-service', 'keptn-gitops-service/kind': 'observation' },
+        annotations: { 'keptn-gitops-service/object': OBJECT, 'keptn-gitops-service/revision': 'unreadable' },
+      },
+      data: { record: '{not json' },
+    });
+    expect(await retention().sweep()).toBe(1);
+    expect(api.get('configmaps', observationName(OBJECT, 'unreadable'))).toBeUndefined();
+    expect(api.lists.at(-1)).toContain(`limit=${EXPIRED_PAGE}`);
+  });
+
+  it('an API server that cannot be reached ends the sweep quietly; the next one tries again', async () => {
+    await store.create({ ...record, phase: 'sent', at: at(300) });
+    api.failNextList(503);
+    expect(await retention().sweep()).toBe(0);
+    expect(await retention().sweep()).toBe(1);
   });
 });
 

@@ -74,6 +74,13 @@ describe('settings validation', () => {
     expect(problems({ ...valid, progressive: { strategies: ['canary'] } })).toEqual([one]);
   });
 
+  it('observe: asks for changes made in Git, with a sequence that is a Keptn name (it goes into an event type)', () => {
+    expect(checkSettings({ ...valid, observe: {} }, 'test')).toMatchObject({ observe: {} });
+    expect(checkSettings({ ...valid, observe: { sequence: 'gitops' } }, 'test')).toMatchObject({ observe: { sequence: 'gitops' } });
+    expect(problems({ ...valid, observe: { sequence: 'a.>' } })).toEqual([expect.stringMatching(/^observe.sequence: must match pattern/)]);
+    expect(problems({ ...valid, observe: { object: 'x' } })).toEqual(['observe: unknown field "object"']);
+  });
+
   it('the published schema is the one the service enforces', async () => {
     const published = JSON.parse(await readFile(new URL('../../../docs/gitops-config.schema.json', import.meta.url), 'utf8'));
     expect(published).toEqual(JSON.parse(JSON.stringify(settingsSchema)));
