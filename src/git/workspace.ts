@@ -8,23 +8,16 @@
 import { CloneCache, type Clone } from './clones.js';
 import { TreeLock } from './lock.js';
 import { Transport, isLocalDamage, scratchDirOf, type RepoRef } from './transport.js';
-import {
-  CommitProtocol,
-  checkTrailerLine,
-  editsKey,
-  findCommitWithLines,
-  stageRevert,
-  type Author,
-  type CommitOutcome,
-  type FileEdit,
-} from './commit.js';
+import { CommitProtocol, editsKey, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
 import type { HostPolicy, Lookup } from './hosts.js';
+import { checkTrailerLine, findCommitWithLines } from './trailers.js';
 import { isAncestor, relationOf, resolveCommit } from './ancestry.js';
 import type { Relation } from '../readiness.js';
 import type { Sleep } from '../retry.js';
 
 export { GitError } from './command.js';
-export { DEPLOYMENT_TRAILER, type CommitOutcome, type FileEdit } from './commit.js';
+export { type CommitOutcome, type FileEdit } from './commit.js';
+export { DEPLOYMENT_TRAILER } from './trailers.js';
 export { safeUrl, type RepoRef } from './transport.js';
 
 export interface CommitRequest {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { groupMessage, messageBlocks } from '../../../src/git/commit.js';
+import { groupMessage, messageBlocks } from '../../../src/git/trailers.js';
 import { parseImageRef } from '../../../src/git/image.js';
 import { DEPLOYMENT_TRAILER, GitWorkspace, type CommitRequest } from '../../../src/git/workspace.js';
 import { startGitServer, type GitServer } from '../../env/gitserver.js';
