@@ -10,7 +10,7 @@ import { imagesOf, type WorkloadObject } from '../k8s/kstatus.js';
 import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import type { ProgressiveDriver, ProgressiveRef, ProgressiveURIs, ProgressiveWait } from '../progressive.js';
 import { retry, type RetryPolicy } from '../retry.js';
-import { carriesAll } from '../rollouts/evaluate.js';
+import { carriesAll } from '../git/image.js';
 import { ServiceError } from '../errors.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
 import {

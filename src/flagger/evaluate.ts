@@ -19,7 +19,7 @@
  * restarts, binds to one version (a newer version is never promoted by an older approval), and an operator can open a
  * gate by hand with `kubectl annotate`.
  */
-import { carriesAll } from '../rollouts/evaluate.js';
+import { carriesAll } from '../git/image.js';
 import { imagesOf, rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
 import type { ProgressiveExpectation, ProgressiveURIs } from '../progressive.js';
 import type { Verdict } from '../readiness.js';

@@ -10,7 +10,8 @@ import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import type { ProgressiveDriver, ProgressiveRef, ProgressiveURIs, ProgressiveWait } from '../progressive.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
-import { ABORT_PATCH, carriesAll, evaluateRollout, promotePatches, rolloutName, rolloutProblem, type RolloutObject } from './evaluate.js';
+import { carriesAll } from '../git/image.js';
+import { ABORT_PATCH, evaluateRollout, promotePatches, rolloutName, rolloutProblem, type RolloutObject } from './evaluate.js';
 
 export const ROLLOUTS = { group: 'argoproj.io', version: 'v1alpha1', plural: 'rollouts' };
 export const ROLLOUT_API_VERSION = 'argoproj.io/v1alpha1';

@@ -12,28 +12,9 @@
  * - `stable` (release): our version is promoted: current = stable, phase Healthy.
  * - `rolled-back` (rollback): the stable version serves again: current = stable, phase Healthy, and it is not ours.
  */
+import { carriesAll } from '../git/image.js';
 import type { ProgressiveExpectation } from '../progressive.js';
 import type { Verdict } from '../readiness.js';
-
-/**
- * Whether the template carries the image we wrote: the manifest holds what our commit wrote, so the reference is
- * compared as written, Docker Hub's implicit `docker.io/` and `library/` aside; a tag-only write matches any digest.
- */
-export function carriesImage(written: string, inTemplate: string): boolean {
-  const norm = (ref: string) =>
-    ref
-      .trim()
-      .replace(/^(index\.)?docker\.io\//, '')
-      .replace(/^library\//, '');
-  const w = norm(written);
-  const t = norm(inTemplate);
-  return t === w || (!w.includes('@') && t.startsWith(`${w}@`));
-}
-
-/** Whether every image we wrote is among those a template holds (carriesImage); true for none written. */
-export function carriesAll(written: readonly string[], held: readonly string[]): boolean {
-  return written.every((w) => held.some((h) => carriesImage(w, h)));
-}
 
 export interface RolloutObject {
   metadata: { name: string; namespace?: string; generation?: number };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { ProgressiveGoal } from '../../../src/progressive.js';
-import { carriesImage, evaluateRollout, promotePatches, rolloutProblem, type RolloutObject } from '../../../src/rollouts/evaluate.js';
+import { evaluateRollout, promotePatches, rolloutProblem, type RolloutObject } from '../../../src/rollouts/evaluate.js';
 
 const NEW = 'ghcr.io/podtato/head:0.2.0';
 const OLD = 'ghcr.io/podtato/head:0.1.0';
@@ -203,19 +203,6 @@ describe('promotePatches: what kubectl argo rollouts promote --full writes', () 
     ['already stable: nothing to write', rollout('blueGreen', NEW, stable('new')), {}],
   ])('%s', (_name, ro, patches) => {
     expect(promotePatches(ro)).toEqual(patches);
-  });
-});
-
-describe('carriesImage', () => {
-  it.each([
-    [NEW, NEW, true],
-    [NEW, OLD, false],
-    ['nginx:1.27', 'docker.io/library/nginx:1.27', true],
-    [NEW, `${NEW}@sha256:${'a'.repeat(64)}`, true],
-    [`${NEW}@sha256:${'a'.repeat(64)}`, NEW, false],
-    ['ghcr.io/podtato/head:0.2', NEW, false],
-  ])('%s in %s: %s', (written, template, expected) => {
-    expect(carriesImage(written, template)).toBe(expected);
   });
 });
 
