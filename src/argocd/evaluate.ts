@@ -5,6 +5,7 @@
  * docs/verdicts.md (Argo CD).
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
+import { sameImage } from '../git/image.js';
 import { commitOf, contains, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
 
 export interface ApplicationSource {
@@ -159,34 +160,8 @@ export function trackedSource(app: Application, repoUrl: string, branch: string)
   };
 }
 
-interface LooseImage {
-  name: string;
-  tag?: string;
-  digest?: string;
-}
-
-function looseImage(ref: string): LooseImage {
-  const [rest = '', digest] = ref.trim().split('@', 2);
-  const colon = rest.lastIndexOf(':');
-  const named = colon > rest.lastIndexOf('/') ? { name: rest.slice(0, colon), tag: rest.slice(colon + 1) } : { name: rest };
-  // Docker Hub's implicit registry and `library/` namespace: `nginx` is `docker.io/library/nginx`.
-  const name = named.name.replace(/^(index\.)?docker\.io\//, '').replace(/^library\//, '');
-  return { name, ...(named.tag ? { tag: named.tag } : {}), ...(digest ? { digest } : {}) };
-}
-
-/**
- * Whether a running image is the one we wrote: the same repository, and the same digest (if we wrote one) or tag.
- * Repositories compare by their last path segment when the full names differ: with `part: tag` only the tag reaches
- * Git, and the chart or a registry mirror may put another registry in front (`mirror.example.com/podtato/head`).
- */
-export function sameImage(written: string, running: string): boolean {
-  const w = looseImage(written);
-  const r = looseImage(running);
-  const base = (name: string) => name.slice(name.lastIndexOf('/') + 1);
-  if (w.name !== r.name && base(w.name) !== base(r.name)) return false;
-  if (w.digest) return w.digest === r.digest;
-  return (w.tag ?? 'latest') === (r.tag ?? 'latest');
-}
+// The one image matcher of every tool (issue 18 item 9): digests decide when both sides carry one.
+export { sameImage };
 
 /** Transport failures of the repo-server or Git (not of our manifests): worth another refresh before failing. */
 const TRANSPORT_ERROR =
