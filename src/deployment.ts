@@ -212,6 +212,8 @@ export async function deploy(
     );
     verdict = held.state === 'passed' ? { ...held, message: `${verdict.message}; ${held.message}` } : held;
     report = await progressiveReport(deps, plan.workload, prepared, 'preview', log);
+    // The exact version Keptn's tests will see: the release promotes it and nothing newer (src/release.ts).
+    if (held.state === 'passed' && held.revision) report = { ...report, progressiveVersion: held.revision };
   }
   const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
