@@ -180,6 +180,13 @@ export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectat
       };
     if (promoted && status.phase === 'Healthy')
       return { state: 'passed', message: `${name} promoted ${hash} (${images.join(', ')}) to stable and it is Healthy`, revision };
+    // A resumed release may find the tested version stable with a newer one already beside it: ours was promoted.
+    if (expected.version && status.stableRS === expected.version && hash !== expected.version)
+      return {
+        state: 'passed',
+        message: `${name} promoted ${expected.version} to stable (a newer version ${hash ?? ''} follows it)`,
+        revision: expected.version,
+      };
     return { state: 'pending', reason: `${name} is not stable at ${hash ?? 'our version'} yet: ${phase}` };
   }
 

@@ -289,6 +289,14 @@ describe('evaluateRollout: the exact version, workloadRef, timed pauses, a roll-
       /now holds newer, not new that this sequence deployed and tested/,
     ],
     [
+      'release resumed: the tested version is stable, a newer one already beside it',
+      rollout('blueGreen', NEW, { ...bgPaused, currentPodHash: 'newer', stableRS: 'new' }),
+      undefined,
+      { goal: 'stable', images: [NEW], version: 'new' },
+      'passed',
+      /promoted new to stable \(a newer version newer follows it\)/,
+    ],
+    [
       'roll-back after promotion: the revert waits at the blue-green gate and is promoted',
       rollout('blueGreen', OLD, { ...bgPaused, currentPodHash: 'old2', stableRS: 'new', blueGreen: { previewSelector: 'old2' } }),
       undefined,
