@@ -212,6 +212,8 @@ export async function deploy(
     );
     verdict = held.state === 'passed' ? { ...held, message: `${verdict.message}; ${held.message}` } : held;
     report = await progressiveReport(deps, plan.workload, prepared, 'preview', log);
+    // The exact version Keptn's tests will see: the release promotes it and nothing newer (src/release.ts).
+    if (held.state === 'passed' && held.revision) report = { ...report, progressiveVersion: held.revision };
   }
   const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;
   return verdict.state === 'passed'
@@ -323,12 +325,22 @@ export async function rollback(
       message: (reverted: string) =>
         `keptn: roll back ${service} in ${stage} (revert ${reverted.slice(0, 12)})\n\n${trailers(event).replace('Keptn-Context:', 'Keptn-Rollback-Context:')}`,
     });
-  const done = await changeAndWait(event, deps, log, context, prepared, async () => {
-    const made = await revert();
-    // The stable version serves again at once; the revert then brings the workload's template back to it.
-    if (made && plan.kind === 'progressive') await progressiveOf(deps, plan.workload).abort(plan.workload, log);
-    return made;
-  });
+  const done = await changeAndWait(
+    event,
+    deps,
+    log,
+    context,
+    prepared,
+    async () => {
+      const made = await revert();
+      // The stable version serves again at once; the revert then brings the workload's template back to it.
+      if (made && plan.kind === 'progressive') await progressiveOf(deps, plan.workload).abort(plan.workload, log);
+      return made;
+    },
+    undefined,
+    // After a promotion the revert is a new version that pauses at the gate until the Rollouts driver promotes it.
+    plan.kind === 'progressive' ? { argocd: { ...prepared.settings.argocd, suspended: 'pass' } } : {},
+  );
   if (!done) {
     return {
       status: 'succeeded',

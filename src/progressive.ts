@@ -32,6 +32,11 @@ export interface ProgressiveExpectation {
   images: readonly string[];
   /** What `mark` returned before our commit: a version the controller held then is not ours. */
   since?: string;
+  /**
+   * Release: the exact version the sequence's deployment saw held back and Keptn tested (a Rollout's pod-template
+   * hash, a Canary's lastAppliedSpec); only that version may become stable.
+   */
+  version?: string;
 }
 
 export interface ProgressiveWait {
@@ -57,8 +62,11 @@ export interface ProgressiveDriver {
    */
   mark(ref: ProgressiveRef): Promise<string | undefined>;
   wait(ref: ProgressiveRef, w: ProgressiveWait): Promise<FinalVerdict>;
-  /** Lets the held version become stable; refuses (throws) when the held version does not carry `images`. */
-  promote(ref: ProgressiveRef, images: readonly string[], log: Logger): Promise<void>;
+  /**
+   * Lets the held version become stable; refuses (throws VERSION_NOT_HELD) when the held version does not carry
+   * `images`, or, with `version`, is not exactly that version (what the deployment recorded as tested).
+   */
+  promote(ref: ProgressiveRef, images: readonly string[], log: Logger, version?: string): Promise<void>;
   /** Stops what is in progress so the stable version serves; false when nothing was in progress. */
   abort(ref: ProgressiveRef, log: Logger): Promise<boolean>;
   /** Read from the workload's own spec; undefined when it names no Services. */

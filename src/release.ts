@@ -14,14 +14,16 @@
  * offers no fallback (it looked at nothing), so it ends errored, saying what to fix.
  *
  * A progressive strategy (see progressive.ts) promotes the Rollout or Canary the settings name, as helm-service
- * promoted its blue/green deployment, and passes once the promoted version is stable.
+ * promoted its blue/green deployment, and passes once the promoted version is stable. It promotes only the exact
+ * version the sequence's deployment saw held back and Keptn then tested (`deployment.progressiveVersion`: a Rollout's
+ * pod-template hash, a Canary's lastAppliedSpec), never a newer template that happens to carry the same image (a
+ * later commit may change its configuration, resources or sidecars, none of which passed this quality gate).
  */
 import type { Logger } from 'pino';
 import {
   changeAndWait,
   DeploymentError,
   fileEdit,
-  followProgressive,
   imageFrom,
   prepare,
   progressiveOf,
@@ -38,6 +40,25 @@ import type { GitOpsSettings } from './settings/schema.js';
 import type { Progress } from './state/record.js';
 
 const FULL_SHA = /^[0-9a-f]{40}$/;
+/** Pod-template hashes (Argo Rollouts) and Flagger's spec hashes are short lower-case alphanumerics (rand.SafeEncodeString). */
+const VERSION = /^[a-z0-9]{1,63}$/;
+
+/**
+ * The progressive version the sequence's deployment recorded as tested, from the merged `deployment.finished` data;
+ * none when it recorded none (a direct deployment, or one reported by an older release of this service: the release
+ * then checks the images alone); or what is wrong with it.
+ */
+export function releaseVersion(data: ReleaseTriggeredData): { version?: string } | { problem: string } {
+  const value = isRecord(data.deployment) ? data.deployment.progressiveVersion : undefined;
+  if (value === undefined || value === null || value === '') return {};
+  if (typeof value !== 'string' || !VERSION.test(value)) {
+    const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : typeof value;
+    return {
+      problem: `deployment.progressiveVersion must be the version hash that deployment.finished reported (lower-case letters and digits), got ${shown}`,
+    };
+  }
+  return { version: value };
+}
 
 /** The commit the sequence deployed, from the merged `deployment.finished` data; or what is wrong with it. */
 export function releaseRevision(data: ReleaseTriggeredData): { commit: string } | { problem: string } {
@@ -101,23 +122,36 @@ export async function release(
   const written = expectedImages(event, prepared.settings);
   if (plan.kind === 'progressive') {
     // Keptn's quality gate passed this version: promote it fully, then wait for it to be stable. Promoting again
-    // after a restart is harmless: a version already stable gets no write.
+    // after a restart is harmless: a version already stable gets no write. A resumed release keeps the version it
+    // recorded (`mark`).
+    const tested = context.progress ? { version: context.progress.mark } : releaseVersion(event.data);
+    if ('problem' in tested) throw new DeploymentError('MISSING_REVISION', tested.problem);
+    const version = tested.version;
     const progress: Progress = context.progress ?? {
       commit,
       ownCommit: false,
       deadline: (context.acceptedAt ?? Date.now()) + prepared.timeoutMs,
       target: prepared.settings.target,
       repoUrl: prepared.settings.git.url,
+      ...(version !== undefined ? { mark: version } : {}),
     };
     if (!context.progress) await context.checkpoint?.(progress);
+    if (version === undefined) log.info('the deployment recorded no progressive version; the release checks the images alone');
+    const driver = progressiveOf(deps, plan.workload);
     try {
-      await progressiveOf(deps, plan.workload).promote(plan.workload, written.images, log);
+      await driver.promote(plan.workload, written.images, log, version);
     } catch (err: unknown) {
       // A newer version than the one this sequence tested waits now: it did not pass this quality gate.
       if (codeOf(err) !== 'VERSION_NOT_HELD') throw err;
       return { status: 'succeeded', result: 'fail', message: `not released: ${messageOf(err)}`, ...report };
     }
-    const stable = await followProgressive(deps, plan.workload, 'stable', written.images, progress, log);
+    const stable = await driver.wait(plan.workload, {
+      expectation: { goal: 'stable', images: written.images, ...(version !== undefined ? { version } : {}) },
+      deadline: progress.deadline,
+      commit,
+      log,
+      onProgress: (reason) => log.debug({ reason }, 'waiting for the progressive workload'),
+    });
     const released = { ...(await progressiveReport(deps, plan.workload, prepared, 'stable', log)), gitCommit: commit };
     return stable.state === 'passed'
       ? { status: 'succeeded', result: 'pass', message: `released: commit ${commit} promoted. ${stable.message}`, ...released }

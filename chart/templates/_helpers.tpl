@@ -161,6 +161,14 @@ container and makes server-side apply refuse the object (duplicate entries for k
 - apiGroups: [argoproj.io]
   resources: [rollouts/status]
   verbs: [patch]
+# A Rollout with spec.workloadRef keeps its template in a Deployment, ReplicaSet or PodTemplate: the images and the
+# generation the Rollout must have observed are read there.
+- apiGroups: [apps]
+  resources: [deployments, replicasets]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [podtemplates]
+  verbs: [get, list, watch]
 {{- end }}
 {{- if .Values.rbac.flagger }}
 # Progressive strategies with Flagger: follow the settings' Canary and its Deployments (the target and

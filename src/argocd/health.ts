@@ -1,38 +1,13 @@
 /**
  * Health rules for an Application synced at our commit: Degraded, and whether the image we wrote runs (Argo CD 3.5).
  */
+import { sameImage } from '../git/image.js';
 import { imagesExpectedAt, type Verdict } from '../readiness.js';
 import { appName, resourceName, sourcesOf, type Application, type ResourceRef } from './application.js';
 import { DEFAULT_DEGRADED_GRACE_MS, type ArgoExpectation } from './expectation.js';
 
-interface LooseImage {
-  name: string;
-  tag?: string;
-  digest?: string;
-}
-
-function looseImage(ref: string): LooseImage {
-  const [rest = '', digest] = ref.trim().split('@', 2);
-  const colon = rest.lastIndexOf(':');
-  const named = colon > rest.lastIndexOf('/') ? { name: rest.slice(0, colon), tag: rest.slice(colon + 1) } : { name: rest };
-  // Docker Hub's implicit registry and `library/` namespace: `nginx` is `docker.io/library/nginx`.
-  const name = named.name.replace(/^(index\.)?docker\.io\//, '').replace(/^library\//, '');
-  return { name, ...(named.tag ? { tag: named.tag } : {}), ...(digest ? { digest } : {}) };
-}
-
-/**
- * Whether a running image is the one we wrote: the same repository, and the same digest (if we wrote one) or tag.
- * Repositories compare by their last path segment when the full names differ: with `part: tag` only the tag reaches
- * Git, and the chart or a registry mirror may put another registry in front (`mirror.example.com/podtato/head`).
- */
-export function sameImage(written: string, running: string): boolean {
-  const w = looseImage(written);
-  const r = looseImage(running);
-  const base = (name: string) => name.slice(name.lastIndexOf('/') + 1);
-  if (w.name !== r.name && base(w.name) !== base(r.name)) return false;
-  if (w.digest) return w.digest === r.digest;
-  return (w.tag ?? 'latest') === (r.tag ?? 'latest');
-}
+// The one image matcher of every tool (issue 18 item 9): digests decide when both sides carry one.
+export { sameImage };
 
 /** The workloads that, in our sync, carry an image we wrote (from the sync result, which lists each resource's images). */
 function carriersOfOurImage(app: Application, expected: ArgoExpectation, ourOperation: boolean): ResourceRef[] {

@@ -10,7 +10,7 @@ import { imagesOf, type WorkloadObject } from '../k8s/kstatus.js';
 import { untilSynced, type KubeObject } from '../k8s/watch.js';
 import type { ProgressiveDriver, ProgressiveRef, ProgressiveURIs, ProgressiveWait } from '../progressive.js';
 import { retry, type RetryPolicy } from '../retry.js';
-import { carriesAll } from '../rollouts/evaluate.js';
+import { carriesAll } from '../git/image.js';
 import { ServiceError } from '../errors.js';
 import { waitForVerdict, type FinalVerdict } from '../wait.js';
 import {
@@ -21,6 +21,8 @@ import {
   gateOpen,
   gatePatch,
   primaryName,
+  promoteRefusal,
+  revertAtGate,
   targetName,
   underAnalysis,
   type CanaryObject,
@@ -71,6 +73,7 @@ export class FlaggerDriver implements ProgressiveDriver {
     };
     // The version Flagger was seen working on: only its roll-back is a verdict (see evaluateCanary).
     let analysed: string | undefined;
+    let revertOpened: string | undefined;
     return waitForVerdict({
       commit: w.commit,
       deadline: w.deadline,
@@ -92,6 +95,15 @@ export class FlaggerDriver implements ProgressiveDriver {
         const v = view();
         if (!v) return { state: 'failed', message: `${what} not found; check progressive.canary in the settings` };
         analysed = underAnalysis(v.canary) ?? analysed;
+        const held = v.canary.status?.lastAppliedSpec;
+        if (revertAtGate(v, w.expectation) && revertOpened !== held) {
+          // Once per held version; a failed write is tried again on the next change.
+          revertOpened = held;
+          this.openGate(ref, 'promote', [], w.log).catch((err: unknown) => {
+            revertOpened = undefined;
+            w.log.warn({ err }, 'the promotion gate of the revert could not be opened');
+          });
+        }
         return evaluateCanary(v, w.expectation, analysed);
       },
       timeoutMessage: (last) => `${what} did not get there in time: ${last}`,
@@ -103,9 +115,12 @@ export class FlaggerDriver implements ProgressiveDriver {
     return gateOpen(await this.cluster.readFresh<Canary>(CANARIES, namespace, name), gate);
   }
 
-  /** Opens the promotion gate for the version Flagger holds, once that version is the one with our images. */
-  async promote(ref: ProgressiveRef, images: readonly string[], log: Logger): Promise<void> {
-    await this.openGate(ref, 'promote', images, log);
+  /**
+   * Opens the promotion gate for the version Flagger holds, once that version is the one with our images and, with
+   * `version`, exactly the one this sequence's deployment recorded as tested.
+   */
+  async promote(ref: ProgressiveRef, images: readonly string[], log: Logger, version?: string): Promise<void> {
+    await this.openGate(ref, 'promote', images, log, version);
   }
 
   async abort(ref: ProgressiveRef, log: Logger): Promise<boolean> {
@@ -116,9 +131,11 @@ export class FlaggerDriver implements ProgressiveDriver {
    * Annotates the Canary at the resourceVersion read, so the approval names the exact version checked here; a
    * Canary that settled meanwhile (promoted, rolled back) has nothing to approve. Approving twice writes nothing.
    */
-  private async openGate(ref: ProgressiveRef, gate: Gate, images: readonly string[], log: Logger): Promise<boolean> {
+  private async openGate(ref: ProgressiveRef, gate: Gate, images: readonly string[], log: Logger, version?: string): Promise<boolean> {
     return retry(PATCH_RETRY, async () => {
       const canary = await this.read(ref);
+      const refusal = promoteRefusal(canary, version);
+      if (refusal) throw new ServiceError('VERSION_NOT_HELD', refusal);
       if (!GATED_PHASES.has(canary.status?.phase ?? '')) return false;
       if (images.length > 0) {
         const target = await this.cluster.readFresh<Deployment>(DEPLOYMENTS, ref.namespace, targetName(canary));

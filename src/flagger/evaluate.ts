@@ -19,7 +19,7 @@
  * restarts, binds to one version (a newer version is never promoted by an older approval), and an operator can open a
  * gate by hand with `kubectl annotate`.
  */
-import { carriesAll } from '../rollouts/evaluate.js';
+import { carriesAll } from '../git/image.js';
 import { imagesOf, rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
 import type { ProgressiveExpectation, ProgressiveURIs } from '../progressive.js';
 import type { Verdict } from '../readiness.js';
@@ -140,6 +140,25 @@ function carries(w: WorkloadObject | undefined, images: readonly string[]): bool
   return Boolean(w) && images.length > 0 && carriesAll(images, imagesOf(w!));
 }
 
+/**
+ * A roll-back after Flagger already promoted our version: the primary runs it, and the revert reaches the target as
+ * a new version that Flagger analyses and then holds at the confirm-promotion gate like any other. Keptn's roll-back
+ * is the decision to go back, so the revert's gate is opened, only for a target that carries none of our images.
+ */
+export function revertAtGate(view: CanaryView, expected: ProgressiveExpectation): boolean {
+  const { canary, target, primary } = view;
+  if (expected.goal !== 'rolled-back' || expected.images.length === 0) return false;
+  if (canary.status?.phase !== 'WaitingPromotion' || !canary.status.lastAppliedSpec || !target) return false;
+  return carries(primary, expected.images) && imagesOf(target).length > 0 && !carriesAll(expected.images, imagesOf(target));
+}
+
+/** Why a release must not open the promotion gate now; undefined when the held version is the one tested. */
+export function promoteRefusal(canary: CanaryObject, version: string | undefined): string | undefined {
+  const held = canary.status?.lastAppliedSpec;
+  if (version === undefined || held === version) return undefined;
+  return `${canaryName(canary)} holds version ${held ?? 'none'}, not ${version} that this sequence deployed and tested (a later change to its target, even with the same image, did not pass this quality gate); nothing promoted`;
+}
+
 /** Rolled out at its current spec with at least one ready replica (kstatus rules, as for any Deployment). */
 function serving(w: WorkloadObject | undefined): boolean {
   return Boolean(w) && rolloutOf({ kind: 'Deployment', ...w! }).status === 'Current' && (w!.status?.readyReplicas ?? 0) > 0;
@@ -172,11 +191,16 @@ export function evaluateCanary(view: CanaryView, expected: ProgressiveExpectatio
   const primaryRuns = (primary ? imagesOf(primary) : []).join(', ') || 'nothing yet';
 
   if (expected.goal === 'rolled-back') {
+    if (revertAtGate(view, expected))
+      return {
+        state: 'pending',
+        reason: `${name}'s primary runs ${shown}, promoted before the roll-back; the revert ${revision} waits at the promotion gate and is promoted now`,
+      };
     if (IN_PROGRESS.has(phase)) return { state: 'pending', reason: `${name} has not rolled back yet: ${says}` };
     if (images.length > 0 && carries(primary, images))
       return {
         state: 'pending',
-        reason: `${name}'s primary runs ${shown}, promoted before the roll-back; the revert waits for Flagger to promote it`,
+        reason: `${name}'s primary runs ${shown}, promoted before the roll-back; waiting for Flagger to analyse the revert`,
       };
     if (serving(primary))
       return { state: 'passed', message: `${name}: ${primaryName(canary)} serves ${primaryRuns} again (${says})`, revision };
@@ -190,6 +214,17 @@ export function evaluateCanary(view: CanaryView, expected: ProgressiveExpectatio
     };
 
   if (expected.goal === 'stable') {
+    // Release: only the version the sequence tested (status.go SetStatusPhase copies lastAppliedSpec into
+    // lastPromotedSpec on Succeeded); a newer target template in its place was never approved by us.
+    const version = expected.version;
+    if (version && revision !== version && status.lastPromotedSpec !== version)
+      return {
+        state: 'failed',
+        message: `${name} now holds ${revision || 'no version'}, not ${version} that this sequence deployed and tested; a newer template replaced it before it was promoted`,
+        revision,
+      };
+    if (version && status.lastPromotedSpec !== version)
+      return { state: 'pending', reason: `${name} has not promoted ${version} yet: ${says}` };
     if (SETTLED.has(phase) && carries(primary, images) && serving(primary))
       return { state: 'passed', message: `${name} promoted ${shown}: ${primaryName(canary)} runs it (${says})`, revision };
     if (phase === 'Failed' && revision === analysed)

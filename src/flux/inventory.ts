@@ -56,44 +56,5 @@ export function carriesOtherImages(ref: InventoryRef): boolean {
   return OTHER_IMAGE_CARRIERS.has(`${ref.group}_${ref.kind}`);
 }
 
-/**
- * Whether a running image is the one we wrote. Docker Hub short names are expanded (`nginx` = `docker.io/library/nginx`);
- * a digest we wrote must match the digest that runs, otherwise the tag must match. Settings that write only the tag
- * (`part: tag`) leave the repository to the manifest, which may name a mirror of the event's image: the last path
- * component is enough, since what this check exists to catch is the old tag still running.
- */
-export function sameImage(wrote: string, runs: string): boolean {
-  const a = normalise(wrote);
-  const b = normalise(runs);
-  if (!a || !b || (a.name !== b.name && basename(a.name) !== basename(b.name))) return false;
-  if (a.digest) return a.digest === b.digest;
-  return (a.tag ?? 'latest') === (b.tag ?? (b.digest ? undefined : 'latest'));
-}
-
-function normalise(ref: string): { name: string; tag?: string; digest?: string } | undefined {
-  let rest = ref.trim();
-  let digest: string | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-  }
-  let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-  }
-  if (!rest) return undefined;
-  const parts = rest.split('/');
-  const first = parts[0]!;
-  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
-  let name = hasRegistry ? rest : `docker.io/${parts.length === 1 ? `library/${rest}` : rest}`;
-  if (name.startsWith('index.docker.io/')) name = `docker.io/${name.slice('index.docker.io/'.length)}`;
-  if (name.startsWith('docker.io/') && name.split('/').length === 2) name = `docker.io/library/${name.slice('docker.io/'.length)}`;
-  return { name, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
-}
-
-function basename(name: string): string {
-  return name.slice(name.lastIndexOf('/') + 1);
-}
+// The one image matcher of every tool (issue 18 item 9): digests decide when both sides carry one.
+export { sameImage } from '../git/image.js';

@@ -61,3 +61,68 @@ export function parseImageRef(input: string): ImageRef {
 export function formatImageRef(ref: ImageRef): string {
   return `${ref.name}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
 }
+
+/**
+ * A reference as the container runtime resolves it, read leniently: the running side comes from objects anyone may
+ * write, so nothing here throws. Docker Hub's implicit registry and `library/` namespace are made explicit
+ * (distribution/reference normalize.go ParseNormalizedNamed: `nginx` is `docker.io/library/nginx`, and
+ * `index.docker.io` is the same registry); names compare lower-case (the path is lower-case by the grammar, the
+ * registry host is case-insensitive); digests compare lower-case.
+ */
+function canonical(ref: string): ImageRef | undefined {
+  let rest = ref.trim();
+  if (!rest) return undefined;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1).toLowerCase() || undefined;
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1) || undefined;
+    rest = rest.slice(0, colon);
+  }
+  if (!rest) return undefined;
+  const parts = rest.toLowerCase().split('/');
+  const first = parts[0]!;
+  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  let registry = hasRegistry ? first : 'docker.io';
+  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = 'docker.io';
+  const path = hasRegistry ? parts.slice(1) : parts;
+  if (registry === 'docker.io' && path.length === 1) path.unshift('library');
+  return { name: `${registry}/${path.join('/')}`, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+}
+
+const lastSegment = (name: string) => name.slice(name.lastIndexOf('/') + 1);
+
+/**
+ * Whether a running (or templated) image is the one we wrote: the one matcher of every tool (Flux inventories,
+ * Argo CD's image summary, Rollout and Canary templates).
+ *
+ * - The repository: the same once normalised, or the same last path segment. With `part: tag` only the tag reaches
+ *   Git and the manifest keeps its own repository, which a chart or a registry mirror may name differently
+ *   (`mirror.example.com/podtato/head` for `ghcr.io/podtato/head`); what this check exists to catch is the old
+ *   version still running, not a renamed registry.
+ * - The content: when both sides carry a digest, the digests decide, whatever tag text either side renders around
+ *   it (`head:0.2@sha256:x` and `head@sha256:x` are the same content; the runtime pulls by digest and ignores the
+ *   tag: distribution/reference, a reference with a digest is canonical by the digest).
+ * - We wrote a digest and the running side names only a tag: not a match, a tag says nothing about content.
+ * - We wrote a tag only: the tags must be equal (no tag is `latest`); a running reference with a digest and no tag
+ *   cannot be told apart without asking the registry, so it is not a match.
+ */
+export function sameImage(written: string, running: string): boolean {
+  const w = canonical(written);
+  const r = canonical(running);
+  if (!w || !r) return false;
+  if (w.name !== r.name && lastSegment(w.name) !== lastSegment(r.name)) return false;
+  if (w.digest && r.digest) return w.digest === r.digest;
+  if (w.digest) return false;
+  return (w.tag ?? 'latest') === (r.tag ?? (r.digest ? undefined : 'latest'));
+}
+
+/** Whether every image we wrote is among `held` (sameImage); true when we wrote none. */
+export function carriesAll(written: readonly string[], held: readonly string[]): boolean {
+  return written.every((w) => held.some((h) => sameImage(w, h)));
+}

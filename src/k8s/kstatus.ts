@@ -1,7 +1,20 @@
 /**
- * Has a workload rolled out its current spec? The rules kstatus applies to Deployments, StatefulSets and DaemonSets
- * (sigs.k8s.io/cli-utils pkg/kstatus/status/core.go and generic.go), which is also what Flux's own health checks use,
- * so "Current" here means what it means to kustomize-controller with `spec.wait: true`.
+ * Has a workload rolled out its current spec, and do Pods on the new template run? The rules kstatus applies to
+ * Deployments, StatefulSets and DaemonSets (sigs.k8s.io/cli-utils pkg/kstatus/status/core.go and generic.go), which is
+ * also what Flux's own health checks use, made stricter where kstatus calls a workload Current while no Pod runs the
+ * new template (issue 18 item 8): a pass needs the controller's own count of Pods on the update revision.
+ * - StatefulSet `OnDelete`: kstatus (core.go stsConditions) returns Current at once; the StatefulSet controller
+ *   replaces no Pod (kubernetes pkg/controller/statefulset/stateful_set_control.go updateStatefulSet: the OnDelete
+ *   strategy returns before any Pod is deleted) and counts Pods on the update revision in `updatedReplicas`
+ *   (computeReplicaStatus: the Pod's revision label equals updateRevision), so the count decides.
+ * - StatefulSet with `partition` at or above `replicas`: kstatus' partition rule (updated >= replicas - partition)
+ *   holds with zero updated Pods; no ordinal at or above the partition exists, so the new template runs nowhere.
+ * - DaemonSet `OnDelete`: kstatus already needs `updatedNumberScheduled` (the daemon controller counts the oldest
+ *   Pod of each node on the new hash: pkg/controller/daemon/daemon_controller.go updateDaemonSetStatus); the
+ *   message says that only deleting the Pods moves it.
+ * - Deployment `spec.paused`: the controller makes no new ReplicaSet (pkg/controller/deployment/sync.go sync,
+ *   getAllReplicaSetsAndSyncRevision with createIfNotExisted false), so `updatedReplicas` stays short; the message
+ *   says it waits for a resume.
  * Pure: one object in, one status out.
  */
 
@@ -18,6 +31,7 @@ export interface WorkloadObject {
   metadata: { name: string; namespace?: string; generation?: number; deletionTimestamp?: string };
   spec?: {
     replicas?: number;
+    paused?: boolean;
     progressDeadlineSeconds?: number;
     updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } };
     [k: string]: unknown;
@@ -96,6 +110,8 @@ function deploymentRollout(obj: WorkloadObject): Rollout {
   const updated = s.updatedReplicas ?? 0;
   const ready = s.readyReplicas ?? 0;
   const avail = s.availableReplicas ?? 0;
+  if (spec > updated && obj.spec?.paused)
+    return inProgress(`paused (spec.paused: true) with ${updated}/${spec} Pods on the new template; it rolls out once resumed`);
   if (spec > replicas) return inProgress(`replicas ${replicas}/${spec}`);
   if (spec > updated) return inProgress(`updated ${updated}/${spec}`);
   if (replicas > spec) return inProgress(`pending termination: ${replicas - spec}`);
@@ -107,21 +123,32 @@ function deploymentRollout(obj: WorkloadObject): Rollout {
 }
 
 function statefulSetRollout(obj: WorkloadObject): Rollout {
-  if (obj.spec?.updateStrategy?.type === 'OnDelete')
-    return { status: 'Current', message: 'OnDelete update strategy: pods change only when deleted' };
   const spec = obj.spec?.replicas ?? 1;
   const s = obj.status ?? {};
   const replicas = s.replicas ?? 0;
   const ready = s.readyReplicas ?? 0;
   const current = s.currentReplicas ?? 0;
   const updated = s.updatedReplicas ?? 0;
-  const partition = obj.spec?.updateStrategy?.rollingUpdate?.partition;
+  const strategy = obj.spec?.updateStrategy;
+  if (strategy?.type === 'OnDelete') {
+    // kstatus says Current here; the controller replaces no Pod, so count the Pods on the update revision.
+    if (spec > updated)
+      return inProgress(`OnDelete update strategy: ${updated}/${spec} Pods on the new template; a Pod takes it only when deleted`);
+    if (spec > ready) return inProgress(`ready ${ready}/${spec}`);
+    if (replicas > spec) return inProgress(`pending termination: ${replicas - spec}`);
+    return { status: 'Current', message: `${updated} Pod(s) on the new template (OnDelete), ready` };
+  }
+  const partition = strategy?.rollingUpdate?.partition;
   if (spec > replicas) return inProgress(`replicas ${replicas}/${spec}`);
   if (spec > ready) return inProgress(`ready ${ready}/${spec}`);
   if (replicas > spec) return inProgress(`pending termination: ${replicas - spec}`);
-  if (partition !== undefined) {
-    if (updated < spec - partition) return inProgress(`partitioned rollout: updated ${updated}/${spec - partition}`);
-    return { status: 'Current', message: `partitioned rollout complete, ${updated} updated` };
+  if (partition !== undefined && partition > 0) {
+    const target = spec - partition;
+    // kstatus' partition rule holds with no updated Pod when the partition covers every ordinal.
+    if (spec > 0 && target <= 0)
+      return inProgress(`partition ${partition} covers all ${spec} replicas: no Pod takes the new template until it is lowered`);
+    if (updated < target) return inProgress(`partitioned rollout: updated ${updated}/${target}`);
+    return { status: 'Current', message: `partitioned rollout complete, ${updated} Pod(s) on the new template` };
   }
   if (spec > current) return inProgress(`current ${current}/${spec}`);
   if ((s.currentRevision ?? '') !== (s.updateRevision ?? '')) return inProgress('waiting for the update revision to become current');
@@ -135,7 +162,12 @@ function daemonSetRollout(obj: WorkloadObject): Rollout {
   const desired = s.desiredNumberScheduled;
   if (desired === undefined) return inProgress('no desiredNumberScheduled yet');
   if (desired > (s.currentNumberScheduled ?? 0)) return inProgress(`scheduled ${s.currentNumberScheduled ?? 0}/${desired}`);
-  if (desired > (s.updatedNumberScheduled ?? 0)) return inProgress(`updated ${s.updatedNumberScheduled ?? 0}/${desired}`);
+  if (desired > (s.updatedNumberScheduled ?? 0))
+    return inProgress(
+      obj.spec?.updateStrategy?.type === 'OnDelete'
+        ? `OnDelete update strategy: ${s.updatedNumberScheduled ?? 0}/${desired} Pods on the new template; a Pod takes it only when deleted`
+        : `updated ${s.updatedNumberScheduled ?? 0}/${desired}`,
+    );
   if (desired > (s.numberAvailable ?? 0)) return inProgress(`available ${s.numberAvailable ?? 0}/${desired}`);
   if (desired > (s.numberReady ?? 0)) return inProgress(`ready ${s.numberReady ?? 0}/${desired}`);
   return { status: 'Current', message: `${desired} pod(s) scheduled and ready` };

@@ -59,7 +59,7 @@ export interface DeploymentTriggeredData extends KeptnEventData {
  * here as `deployment`, with the commit it deployed in `gitCommit`.
  */
 export interface ReleaseTriggeredData extends DeploymentTriggeredData {
-  deployment?: DeploymentTriggeredData['deployment'] & { gitCommit?: unknown; deploymentNames?: unknown };
+  deployment?: DeploymentTriggeredData['deployment'] & { gitCommit?: unknown; deploymentNames?: unknown; progressiveVersion?: unknown };
 }
 
 /** A `.triggered` event of a task we handle, already validated. */
@@ -97,6 +97,12 @@ export interface DeploymentOutcome {
   revertCommit?: string;
   /** A progressive deployment or release: the workload, and where the preview and the stable version are reached. */
   progressive?: { workload: string; previewURIsLocal: string[]; stableURIsLocal: string[] };
+  /**
+   * A progressive deployment that passed: the exact version the workload held back for Keptn's tests (a Rollout's
+   * pod-template hash, a Canary's lastAppliedSpec). Keptn hands it to the release (as `deployment.progressiveVersion`),
+   * which promotes that version and no other.
+   */
+  progressiveVersion?: string;
 }
 
 export interface BuildOptions {

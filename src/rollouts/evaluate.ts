@@ -6,39 +6,37 @@
  * spec asks for, `stableRS` the version promoted last; the two are equal once a version is fully promoted
  * (rolloututil.go IsFullyPromoted). The rule table is in docs/verdicts.md (Argo Rollouts).
  *
+ * A Rollout with `spec.workloadRef` keeps its template in another object (a Deployment, ReplicaSet or PodTemplate:
+ * rollout/templateref.go Resolve copies it in memory; the stored Rollout's `spec.template` stays empty), so the images
+ * come from that object, and the status describes it only once `status.workloadObservedGeneration` is its generation
+ * (rollout/controller.go persistRolloutStatus records it; rolloututil.go isWorkloadGenerationObserved).
+ *
  * Goals:
  * - `preview` (deployment): our version runs beside the stable one, healthy and held back: paused for promotion
- *   (blue-green: `BlueGreenPause` with the preview Service on our hash; canary: a `CanaryPauseStep`).
+ *   (blue-green: `BlueGreenPause` with the preview Service on our hash; canary: a `CanaryPauseStep` at a step whose
+ *   pause has no duration; a timed pause ends by itself (rollout/pause.go CompletedCanaryPauseStep) and is waited
+ *   out).
  * - `stable` (release): our version is promoted: current = stable, phase Healthy.
  * - `rolled-back` (rollback): the stable version serves again: current = stable, phase Healthy, and it is not ours.
  */
+import { carriesAll } from '../git/image.js';
 import type { ProgressiveExpectation } from '../progressive.js';
 import type { Verdict } from '../readiness.js';
 
-/**
- * Whether the template carries the image we wrote: the manifest holds what our commit wrote, so the reference is
- * compared as written, Docker Hub's implicit `docker.io/` and `library/` aside; a tag-only write matches any digest.
- */
-export function carriesImage(written: string, inTemplate: string): boolean {
-  const norm = (ref: string) =>
-    ref
-      .trim()
-      .replace(/^(index\.)?docker\.io\//, '')
-      .replace(/^library\//, '');
-  const w = norm(written);
-  const t = norm(inTemplate);
-  return t === w || (!w.includes('@') && t.startsWith(`${w}@`));
-}
-
-/** Whether every image we wrote is among those a template holds (carriesImage); true for none written. */
-export function carriesAll(written: readonly string[], held: readonly string[]): boolean {
-  return written.every((w) => held.some((h) => carriesImage(w, h)));
+/** The object a `spec.workloadRef` names, as the watch holds it (only what the rules read). */
+export interface WorkloadRefObject {
+  kind?: string;
+  metadata: { name: string; namespace?: string; generation?: number };
+  spec?: { template?: { spec?: { containers?: Array<{ image?: string }> } } };
+  /** A PodTemplate keeps its template at the top (templateref.go infoByGroupKind). */
+  template?: { spec?: { containers?: Array<{ image?: string }> } };
 }
 
 export interface RolloutObject {
   metadata: { name: string; namespace?: string; generation?: number };
   spec?: {
     paused?: boolean;
+    workloadRef?: { apiVersion?: string; kind?: string; name?: string };
     template?: { spec?: { containers?: Array<{ name?: string; image?: string }> } };
     strategy?: {
       blueGreen?: { activeService?: string; previewService?: string; autoPromotionEnabled?: boolean };
@@ -58,6 +56,7 @@ export interface RolloutObject {
     stableRS?: string;
     currentStepIndex?: number;
     blueGreen?: { activeSelector?: string; previewSelector?: string };
+    workloadObservedGeneration?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
   };
 }
@@ -80,8 +79,37 @@ function generationObserved(ro: RolloutObject): boolean {
   return observed >= ro.metadata.generation;
 }
 
-function templateImages(ro: RolloutObject): string[] {
-  return (ro.spec?.template?.spec?.containers ?? []).map((c) => c.image ?? '').filter(Boolean);
+/** The images of the template the Rollout runs: its own, or those of the object its workloadRef names. */
+export function templateImages(ro: RolloutObject, workload?: WorkloadRefObject): string[] {
+  const template = ro.spec?.workloadRef ? (workload?.spec?.template ?? workload?.template) : ro.spec?.template;
+  return (template?.spec?.containers ?? []).map((c) => c.image ?? '').filter(Boolean);
+}
+
+/**
+ * Why the status may describe another template than the workloadRef's object holds now; undefined when it is that
+ * template (or there is no workloadRef).
+ */
+export function workloadRefLag(ro: RolloutObject, workload?: WorkloadRefObject): string | undefined {
+  const ref = ro.spec?.workloadRef;
+  if (!ref) return undefined;
+  const what = `${ref.kind ?? 'workload'} ${ro.metadata.namespace ?? ''}/${ref.name ?? ''}`;
+  if (!workload) return `${rolloutName(ro)} takes its template from ${what}, which the service cannot see yet`;
+  const seen = ro.status?.workloadObservedGeneration;
+  if (workload.metadata.generation !== undefined && seen !== String(workload.metadata.generation))
+    return `${rolloutName(ro)} has not observed generation ${workload.metadata.generation} of ${what} yet (observed ${seen ?? 'none'})`;
+  return undefined;
+}
+
+/**
+ * The pause the Rollout is in at its current canary step, if it is a timed one (`pause: {duration}`): the controller
+ * resumes it itself once the duration passed (rollout/pause.go CompletedCanaryPauseStep), so it is no gate.
+ */
+export function timedPause(ro: RolloutObject): string | undefined {
+  const index = ro.status?.currentStepIndex;
+  const step = index === undefined ? undefined : ro.spec?.strategy?.canary?.steps?.[index];
+  const duration = step?.pause?.duration;
+  if (duration === undefined || duration === null) return undefined;
+  return typeof duration === 'number' ? `${duration}s` : String(duration);
 }
 
 const DEGRADING_REASONS = new Set(['RolloutAborted', 'ProgressDeadlineExceeded']);
@@ -96,14 +124,16 @@ function degradedBy(ro: RolloutObject): string | undefined {
   return undefined;
 }
 
-export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectation): Verdict {
+export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectation, workload?: WorkloadRefObject): Verdict {
   const name = rolloutName(ro);
   const status = ro.status ?? {};
-  const images = templateImages(ro);
+  const images = templateImages(ro, workload);
   const hash = status.currentPodHash;
   const revision = hash ?? '';
   if (!generationObserved(ro))
     return { state: 'pending', reason: `${name}: the controller has not yet observed generation ${ro.metadata.generation}` };
+  const lag = workloadRefLag(ro, workload);
+  if (lag) return { state: 'pending', reason: lag };
   // rolloututil.go IsUnpausing: pause conditions cleared, the controller has not reacted yet.
   if (status.controllerPause && !status.pauseConditions?.length) return { state: 'pending', reason: `${name} is unpausing` };
   const ours = expected.images.length > 0 && carriesAll(expected.images, images);
@@ -120,6 +150,11 @@ export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectat
         state: 'pending',
         reason: `${name} is aborted and serves its stable version ${status.stableRS ?? ''}; waiting for the revert in Git`,
       };
+    if (revertAtGate(ro, expected, workload))
+      return {
+        state: 'pending',
+        reason: `${name} was promoted to our version before the roll-back; the revert ${hash} waits at the promotion gate and is promoted now`,
+      };
     return { state: 'pending', reason: `${name}: ${phase}` };
   }
 
@@ -134,8 +169,24 @@ export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectat
   if (degraded) return { state: 'failed', message: `${name} is Degraded at ${hash ?? 'our version'}: ${degraded}`, revision };
 
   if (expected.goal === 'stable') {
+    // Release: only the version the sequence tested; a newer template in its place was never promoted by us
+    // (the controller drops promoteFull when the pod template changes: rollout/bluegreen.go
+    // syncRolloutStatusBlueGreen and sync.go resetRolloutStatus).
+    if (expected.version && hash !== expected.version && status.stableRS !== expected.version)
+      return {
+        state: 'failed',
+        message: `${name} now holds ${hash ?? 'no version'}, not ${expected.version} that this sequence deployed and tested; a newer template replaced it before it became stable`,
+        revision,
+      };
     if (promoted && status.phase === 'Healthy')
       return { state: 'passed', message: `${name} promoted ${hash} (${images.join(', ')}) to stable and it is Healthy`, revision };
+    // A resumed release may find the tested version stable with a newer one already beside it: ours was promoted.
+    if (expected.version && status.stableRS === expected.version && hash !== expected.version)
+      return {
+        state: 'passed',
+        message: `${name} promoted ${expected.version} to stable (a newer version ${hash ?? ''} follows it)`,
+        revision: expected.version,
+      };
     return { state: 'pending', reason: `${name} is not stable at ${hash ?? 'our version'} yet: ${phase}` };
   }
 
@@ -159,6 +210,12 @@ export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectat
         revision,
       };
     }
+    const timed = strategy === 'canary' ? timedPause(ro) : undefined;
+    if (timed && reasons.includes('CanaryPauseStep'))
+      return {
+        state: 'pending',
+        reason: `${name} is in a timed pause (${timed}) at step ${status.currentStepIndex}; it resumes on its own`,
+      };
     if (strategy === 'canary' && reasons.includes('CanaryPauseStep'))
       return {
         state: 'passed',
@@ -169,6 +226,58 @@ export function evaluateRollout(ro: RolloutObject, expected: ProgressiveExpectat
       return { state: 'failed', message: `${name} paused on an inconclusive analysis: ${reasons.join(', ')}`, revision };
   }
   return { state: 'pending', reason: `${name} at ${hash ?? 'our version'}: ${phase}` };
+}
+
+/** Paused where a person (or Keptn's release) has to promote: blue-green's pause, or an indefinite canary pause. */
+function pausedAtGate(ro: RolloutObject): boolean {
+  const status = ro.status ?? {};
+  const reasons = (status.pauseConditions ?? []).map((p) => p.reason);
+  if (status.phase !== 'Paused') return false;
+  if (reasons.includes('BlueGreenPause')) return status.blueGreen?.previewSelector === status.currentPodHash;
+  return reasons.includes('CanaryPauseStep') && !timedPause(ro);
+}
+
+/**
+ * A roll-back after the version was already promoted: aborting does nothing then (current = stable, cmd/abort), and
+ * the revert reaches the Rollout as a new version that stops at the same gate as any other (autoPromotionEnabled:
+ * false, or the canary's `pause: {}`), so without a promotion it waits to the deadline. Keptn's roll-back is the
+ * decision to go back, so the revert is promoted, only once it is what the Rollout holds: its template carries none
+ * of the images the deployment wrote, the controller observed it, and it waits at the gate.
+ */
+export function revertAtGate(ro: RolloutObject, expected: ProgressiveExpectation, workload?: WorkloadRefObject): boolean {
+  const status = ro.status ?? {};
+  if (expected.goal !== 'rolled-back' || expected.images.length === 0 || status.abort) return false;
+  if (!generationObserved(ro) || workloadRefLag(ro, workload)) return false;
+  const hash = status.currentPodHash;
+  if (!hash || hash === status.stableRS) return false;
+  const images = templateImages(ro, workload);
+  return images.length > 0 && !carriesAll(expected.images, images) && pausedAtGate(ro);
+}
+
+/**
+ * Why a release must not promote what the Rollout holds now, or undefined when it may: the version must be the one
+ * this sequence deployed and tested (the hash its deployment recorded), not merely a template with the same image (a
+ * later commit may change anything else in it), and the controller must have observed the current spec, so that
+ * `currentPodHash` names the template that would be promoted.
+ */
+export function promoteRefusal(
+  ro: RolloutObject,
+  images: readonly string[],
+  version: string | undefined,
+  workload?: WorkloadRefObject,
+): string | undefined {
+  const name = rolloutName(ro);
+  const held = templateImages(ro, workload);
+  if (!carriesAll(images, held))
+    return `${name} holds ${held.join(', ') || 'no image'}, not ${images.join(', ')} that this sequence deployed; nothing promoted`;
+  if (version === undefined) return undefined;
+  if (!generationObserved(ro)) return `${name}: the controller has not yet observed generation ${ro.metadata.generation}`;
+  const lag = workloadRefLag(ro, workload);
+  if (lag) return lag;
+  const hash = ro.status?.currentPodHash;
+  if (hash !== version)
+    return `${name} holds version ${hash ?? 'none'}, not ${version} that this sequence deployed and tested (a later change to its template, even with the same image, did not pass this quality gate); nothing promoted`;
+  return undefined;
 }
 
 /**

@@ -163,7 +163,10 @@ async function deployNewVersion(app: TestApp) {
   });
   expect(deployment.finished.data.message).toMatch(/holds .*0\.2\.0 as canary, analysed and waiting at the confirm-promotion gate/);
   // Held back: the new version runs as the canary, the primary still serves the old one.
-  expect((await readCanary(app)).status?.phase).toBe('WaitingPromotion');
+  const held = await readCanary(app);
+  expect(held.status?.phase).toBe('WaitingPromotion');
+  // The exact version Keptn's tests see, which the release promotes and nothing newer (issue 18 item 17).
+  expect(deployment.finished.data.deployment.progressiveVersion).toBe(held.status?.lastAppliedSpec);
   expect(await imageOf(app, 'web')).toBe(`${IMAGE}:0.2.0`);
   expect(await imageOf(app, 'web-primary')).toBe(`${IMAGE}:0.1.0`);
   return { input, deployment };

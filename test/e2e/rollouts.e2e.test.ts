@@ -234,6 +234,68 @@ describe.each<[Strategy, Tool]>([
   }, 400_000);
 });
 
+// Issue 18 items 17 and 18 on the real Rollouts controller and Argo CD.
+describe('Argo Rollouts: the exact version, and a roll-back after promotion', () => {
+  it('release promotes only the version the deployment tested: a newer template with the same image is refused, nothing promoted', async () => {
+    const app = await newApp('blueGreen');
+    const { input, deployment, stableBefore } = await deployNewVersion(app, 'blueGreen');
+    const tested = (await readRollout(app)).status?.currentPodHash;
+    expect(deployment.finished.data.deployment).toMatchObject({ progressiveVersion: tested });
+
+    // A teammate changes the template after the tests ran, keeping the image: a new version Keptn never tested.
+    const file = `apps/${app.name}/rollout.yaml`;
+    const changed = (await env.git.readFile(app.repo, file)).replace(
+      `          image: ${IMAGE}:0.2.0\n`,
+      `          image: ${IMAGE}:0.2.0\n          env: [{ name: LOG_LEVEL, value: debug }]\n`,
+    );
+    expect(changed).toContain('LOG_LEVEL');
+    const newer = await env.git.commitAsOther(app.repo, { [file]: changed }, 'more logging');
+    await env.cluster.mergePatch({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'Application',
+      metadata: { name: app.name, namespace: 'argocd' },
+      operation: { sync: { revision: newer } },
+    });
+    await waitUntil(
+      'the newer template reaches the Rollout',
+      async () => {
+        const ro = await readRollout(app);
+        return Boolean(ro.status?.currentPodHash) && ro.status?.currentPodHash !== tested;
+      },
+      { timeoutMs: 120_000 },
+    );
+    const held = (await readRollout(app)).status?.currentPodHash;
+
+    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+    expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(rel.finished.data.message).toMatch(
+      new RegExp(`not released: Rollout ${app.namespace}/web holds version ${held}, not ${tested} that this sequence deployed and tested`),
+    );
+    const ro = await readRollout(app);
+    expect(ro.status?.stableRS).toBe(stableBefore);
+    expect(ro.status).not.toMatchObject({ promoteFull: true });
+  }, 400_000);
+
+  it('a roll-back after the version was promoted promotes the revert, and the old version serves again', async () => {
+    const app = await newApp('blueGreen');
+    const { input, deployment, stableBefore } = await deployNewVersion(app, 'blueGreen');
+    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+    expect(rel.finished.data).toMatchObject({ result: 'pass' });
+
+    // A later task of the sequence fails: Keptn rolls the service back after its release.
+    const started = Date.now();
+    const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
+    expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+    expect(rb.finished.data.message).toMatch(/serves its stable version .* again/);
+    // Well before the settings' 120 s timeout: the revert was promoted, not waited for.
+    expect(Date.now() - started).toBeLessThan(100_000);
+    const ro = await readRollout(app);
+    expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
+    expect(ro.status?.currentPodHash).toBe(stableBefore);
+    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.1.0`);
+  }, 400_000);
+});
+
 describe('a progressive strategy the settings do not map', () => {
   it('ends errored, saying so, and writes nothing', async () => {
     const app = await newApp('blueGreen');

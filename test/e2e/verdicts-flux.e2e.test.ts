@@ -383,3 +383,87 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     }, 240_000);
   });
 });
+
+// Issue 18 item 8 on the real StatefulSet controller (kube-controller-manager 1.36, Pods played by kwok): kstatus
+// calls an OnDelete StatefulSet Current at once, while no Pod runs the new template until someone deletes one.
+describe('the rollout check counts what runs (issue 18)', () => {
+  const statefulSetFiles = (name: string): Record<string, string> => ({
+    [`apps/${name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - statefulset.yaml
+images:
+  - name: ${IMAGE}
+    newTag: 0.1.0 # set by Keptn
+`,
+    [`apps/${name}/statefulset.yaml`]: `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 1
+  updateStrategy: { type: OnDelete }
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: web
+          image: ${IMAGE}:0.1.0
+`,
+  });
+  type StatefulSet = KubernetesObject & {
+    spec: { template: { spec: { containers: Array<{ image: string }> } } };
+    status?: { readyReplicas?: number; updatedReplicas?: number; currentRevision?: string; updateRevision?: string };
+  };
+  const readSts = (app: TestApp) => env.cluster.read<StatefulSet>('apps/v1', 'StatefulSet', app.namespace, 'web');
+
+  it('item 8: an OnDelete StatefulSet passes only once its Pod was deleted and came back on the new template', async () => {
+    const app = await newApp(
+      'flux-ondelete',
+      statefulSetFiles,
+      (a) => fluxObjects(a, { wait: false }),
+      (a) => settingsYaml('flux', a),
+    );
+    await waitUntil(
+      `${app.name} initially running`,
+      async () => ((await readSts(app).catch(() => undefined))?.status?.readyReplicas ?? 0) === 1,
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
+      project: 'podtato',
+      stage: 'dev',
+      service: app.service,
+      configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+      deployment: { deploymentstrategy: 'direct' },
+    });
+    await env.controlPlane.publish(triggered);
+    // Flux applied the new template; the controller replaced no Pod (what kstatus calls Current).
+    await waitUntil(
+      'the new template applied, no Pod on it',
+      async () => {
+        const sts = await readSts(app);
+        return (
+          sts.spec.template.spec.containers[0]!.image === `${IMAGE}:0.2.0` &&
+          Boolean(sts.status?.updateRevision) &&
+          sts.status?.updateRevision !== sts.status?.currentRevision &&
+          (sts.status?.updatedReplicas ?? 0) === 0
+        );
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(events.received.filter((e) => e.triggeredid === triggered.id && e.type.endsWith('.finished'))).toEqual([]);
+
+    // The team's OnDelete procedure: delete the Pod; the controller recreates it on the update revision.
+    await env.cluster.objects.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-0', namespace: app.namespace } });
+    const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 120_000, what: '.finished' });
+    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+    const sts = await readSts(app);
+    expect(sts.status).toMatchObject({ updatedReplicas: 1, readyReplicas: 1 });
+  }, 300_000);
+});

@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import type { DeploymentDeps } from '../../src/deployment.js';
 import { finishedEvent, type ReleaseTriggeredData, type TriggeredEvent } from '../../src/keptn/events.js';
 import { classify } from '../../src/keptn/parse.js';
-import { strategyPlan } from '../../src/progressive.js';
-import { release, releaseRevision } from '../../src/release.js';
+import { strategyPlan, type ProgressiveDriver } from '../../src/progressive.js';
+import { release, releaseRevision, releaseVersion } from '../../src/release.js';
 import type { GitOpsSettings } from '../../src/settings/schema.js';
 import type { DeliveryRequest } from '../../src/tool.js';
 import { silentLog, triggeredCloudEvent } from './helpers.js';
@@ -196,5 +196,116 @@ describe('release: confirms with the driver, never writes to Git', () => {
     const outcome = await release(event({ deployment: {} }), deps, silentLog as Logger, { progress });
     expect(outcome).toMatchObject({ result: 'pass', gitCommit: SHA });
     expect(requests[0]).toMatchObject({ commit: SHA, deadline: progress.deadline, verifyOnly: true });
+  });
+});
+
+// Issue 18 item 17: the release promotes only the exact version the sequence's deployment recorded as tested
+// (deployment.progressiveVersion); the real controllers show it in test/e2e/rollouts.e2e.test.ts.
+describe('releaseVersion: the progressive version the deployment recorded', () => {
+  it.each<[string, unknown, { version?: string } | RegExp]>([
+    ['a pod-template hash', { gitCommit: SHA, progressiveVersion: '6b9c7d5f4' }, { version: '6b9c7d5f4' }],
+    ['none recorded (a direct deployment, an older service)', { gitCommit: SHA }, {}],
+    ['not a hash', { gitCommit: SHA, progressiveVersion: 'x; rm -rf /' }, /must be the version hash .* got "x; rm -rf \/"/],
+    ['a number', { gitCommit: SHA, progressiveVersion: 7 }, /got number/],
+  ])('%s', (_name, deployment, expected) => {
+    const got = releaseVersion({ ...scope, deployment } as ReleaseTriggeredData);
+    if (expected instanceof RegExp) expect('problem' in got && got.problem).toMatch(expected);
+    else expect(got).toEqual(expected);
+  });
+});
+
+describe('release (progressive): promotes the tested version and no other', () => {
+  const settings: GitOpsSettings = {
+    git: { url: 'https://git.example.com/fleet.git', branch: 'main' },
+    images: [{ file: 'apps/web/kustomization.yaml', kustomizeImage: 'ghcr.io/podtato/head' }],
+    target: { kind: 'Application', namespace: 'argocd', name: 'web' },
+    progressive: { rollout: { namespace: 'app', name: 'web' } },
+  } as GitOpsSettings;
+  const event = (deployment: Record<string, unknown>): TriggeredEvent<ReleaseTriggeredData> => ({
+    id: 'c4f1b6b2-1111-4a5e-9c1b-000000000003',
+    type: 'sh.keptn.event.release.triggered',
+    source: 'shipyard-controller',
+    task: 'release',
+    shkeptncontext: 'a1b2c3d4-0000-4000-8000-00000000c0de',
+    data: {
+      ...scope,
+      configurationChange: { values: { image: 'ghcr.io/podtato/head:0.2.0' } },
+      deployment: { deploymentstrategy: 'blue_green_service', gitCommit: SHA, ...deployment },
+    },
+  });
+  function depsWith(held: string) {
+    const calls: Array<{ call: string; version?: string | undefined }> = [];
+    const checkpoints: Array<Record<string, unknown>> = [];
+    const driver: ProgressiveDriver = {
+      mark: () => Promise.resolve(undefined),
+      problem: () => Promise.resolve(undefined),
+      uris: () => Promise.resolve(undefined),
+      abort: () => Promise.resolve(false),
+      promote: (_ref, _images, _log, version) => {
+        calls.push({ call: 'promote', version });
+        if (version !== undefined && version !== held)
+          return Promise.reject(
+            Object.assign(new Error(`Rollout app/web holds version ${held}, not ${version}`), { code: 'VERSION_NOT_HELD' }),
+          );
+        return Promise.resolve();
+      },
+      wait: (_ref, w) => {
+        calls.push({ call: 'wait', version: w.expectation.version });
+        return Promise.resolve({ state: 'passed', message: `Rollout app/web promoted ${held}`, revision: held });
+      },
+    };
+    const deps = {
+      settings: { load: () => Promise.resolve({ settings, where: 'service helloservice' }) },
+      git: { onBranch: () => Promise.resolve(true) },
+      tools: [{ kinds: ['Application'], deliver: () => Promise.reject(new Error('not asked')) }],
+      progressive: { Rollout: driver },
+      objectMetadata: () => Promise.resolve({ annotations: { 'gitops.keptn.sh/projects': 'podtato' }, labels: {} }),
+      secretNamespace: 'keptn',
+      defaultTimeoutMs: 60_000,
+      author: { name: 'k', email: 'k@example.test' },
+    } as unknown as DeploymentDeps;
+    const context = { checkpoint: (p: Record<string, unknown>) => (checkpoints.push(p), Promise.resolve()) } as never;
+    return { deps, calls, checkpoints, context };
+  }
+
+  it('promotes the recorded version, records it for a resume, and waits for that version to be stable', async () => {
+    const { deps, calls, checkpoints, context } = depsWith('6b9c7d5f4');
+    const outcome = await release(event({ progressiveVersion: '6b9c7d5f4' }), deps, silentLog as Logger, context);
+    expect(outcome).toMatchObject({ result: 'pass' });
+    expect(calls).toEqual([
+      { call: 'promote', version: '6b9c7d5f4' },
+      { call: 'wait', version: '6b9c7d5f4' },
+    ]);
+    expect(checkpoints[0]).toMatchObject({ mark: '6b9c7d5f4' });
+  });
+
+  it('fails at once, promoting nothing, when a newer template (same image) is held', async () => {
+    const { deps, calls, context } = depsWith('99fdc8b7c');
+    const outcome = await release(event({ progressiveVersion: '6b9c7d5f4' }), deps, silentLog as Logger, context);
+    expect(outcome).toMatchObject({
+      result: 'fail',
+      message: expect.stringMatching(/^not released: .*holds version 99fdc8b7c, not 6b9c7d5f4/),
+    });
+    expect(calls).toEqual([{ call: 'promote', version: '6b9c7d5f4' }]);
+  });
+
+  it('a resumed release keeps the version it recorded', async () => {
+    const { deps, calls } = depsWith('6b9c7d5f4');
+    const progress = {
+      commit: SHA,
+      ownCommit: false,
+      deadline: Date.now() + 60_000,
+      target: settings.target,
+      repoUrl: settings.git.url,
+      mark: '6b9c7d5f4',
+    };
+    await release(event({}), deps, silentLog as Logger, { progress });
+    expect(calls[0]).toEqual({ call: 'promote', version: '6b9c7d5f4' });
+  });
+
+  it('an invalid recorded version is errored, before anything is promoted', async () => {
+    const { deps, calls, context } = depsWith('6b9c7d5f4');
+    await expect(release(event({ progressiveVersion: '../x' }), deps, silentLog as Logger, context)).rejects.toThrow(/progressiveVersion/);
+    expect(calls).toEqual([]);
   });
 });

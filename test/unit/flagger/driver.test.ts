@@ -43,6 +43,15 @@ describe('FlaggerDriver opens gates by annotating the Canary at the version it r
     expect(patches).toEqual([]);
   });
 
+  it('release refuses a newer version than the one this sequence tested (same image), and writes nothing', async () => {
+    const { driver, patches } = clusterWith('WaitingPromotion', 'ghcr.io/podtato/head:0.2.0');
+    await expect(driver.promote(ref, ['ghcr.io/podtato/head:0.2.0'], silentLog, 'h-tested')).rejects.toMatchObject({
+      code: 'VERSION_NOT_HELD',
+      message: expect.stringMatching(/holds version h-new, not h-tested/),
+    });
+    expect(patches).toEqual([]);
+  });
+
   it('rollback: the rollback annotation while Flagger works on a version; nothing once it has settled', async () => {
     const progressing = clusterWith('Progressing', 'x:1');
     expect(await progressing.driver.abort(ref, silentLog)).toBe(true);

@@ -7,6 +7,8 @@ import {
   evaluateCanary,
   gateOpen,
   gatePatch,
+  promoteRefusal,
+  revertAtGate,
   type CanaryObject,
   type CanaryView,
 } from '../../../src/flagger/evaluate.js';
@@ -208,6 +210,50 @@ describe('evaluateCanary: where a Keptn task wants the Canary', () => {
   it('waits while the canary is not serving yet at WaitingPromotion', () => {
     const view = { ...STATES['waitingOurs']!, target: deployment('web', NEW, 0, 1) };
     expect(evaluateCanary(view, { goal: 'preview', images: [NEW], since: 'h-prev' })).toMatchObject({ state: 'pending' });
+  });
+});
+
+// Issue 18 items 17 and 18, built from Flagger v1.44 pkg/canary/status.go SetStatusPhase (lastPromotedSpec takes
+// lastAppliedSpec on Succeeded) and scheduler.go (a new target template restarts the analysis).
+describe('the exact version, and a roll-back after promotion', () => {
+  const view = (phase: string, applied: string, promoted: string, targetImage: string, primaryImage: string): CanaryView => ({
+    canary: canary(phase, applied, promoted),
+    target: deployment('web', targetImage, 1),
+    primary: deployment('web-primary', primaryImage, 1),
+  });
+  it.each<[string, CanaryView, 'passed' | 'failed' | 'pending', RegExp]>([
+    ['the tested version promoted', view('Succeeded', 'h-new', 'h-new', NEW, NEW), 'passed', /promoted/],
+    [
+      'a newer template (same image) replaced the tested version before promotion',
+      view('Progressing', 'h-newer', 'h-old', NEW, OLD),
+      'failed',
+      /now holds h-newer, not h-new that this sequence deployed and tested/,
+    ],
+    ['promotion under way', view('Promoting', 'h-new', 'h-old', NEW, NEW), 'pending', /has not promoted h-new yet/],
+  ])('release: %s', (_name, v, state, text) => {
+    const verdict = evaluateCanary(v, { goal: 'stable', images: [NEW], version: 'h-new' });
+    expect(verdict.state).toBe(state);
+    expect(verdict.state === 'pending' ? verdict.reason : verdict.message).toMatch(text);
+  });
+
+  it('promoteRefusal: only the recorded version (none recorded: the images alone decide)', () => {
+    expect(promoteRefusal(canary('WaitingPromotion', 'h-new', 'h-old'), 'h-new')).toBeUndefined();
+    expect(promoteRefusal(canary('WaitingPromotion', 'h-newer', 'h-old'), undefined)).toBeUndefined();
+    expect(promoteRefusal(canary('WaitingPromotion', 'h-newer', 'h-old'), 'h-new')).toMatch(
+      /holds version h-newer, not h-new that this sequence deployed and tested.*nothing promoted/,
+    );
+  });
+
+  it('roll-back after promotion: the revert waiting at the gate is promoted, never our version', () => {
+    const back = { goal: 'rolled-back' as const, images: [NEW] };
+    const revert = view('WaitingPromotion', 'h-revert', 'h-new', OLD, NEW);
+    expect(revertAtGate(revert, back)).toBe(true);
+    const verdict = evaluateCanary(revert, back);
+    expect(verdict.state === 'pending' && verdict.reason).toMatch(/the revert h-revert waits at the promotion gate and is promoted now/);
+    expect(revertAtGate(view('WaitingPromotion', 'h-new2', 'h-new', NEW, NEW), back)).toBe(false); // still ours
+    expect(revertAtGate(view('Progressing', 'h-revert', 'h-new', OLD, NEW), back)).toBe(false); // not at the gate yet
+    expect(revertAtGate(view('WaitingPromotion', 'h-revert', 'h-old', OLD, OLD), back)).toBe(false); // never promoted
+    expect(revertAtGate(revert, { goal: 'rolled-back', images: [] })).toBe(false);
   });
 });
 

@@ -72,6 +72,13 @@ describe('Deployment', () => {
       /1 replica/,
     ],
     [
+      // deployment/sync.go sync: a paused Deployment gets no new ReplicaSet, so updatedReplicas stays short.
+      'paused before the new template got a ReplicaSet',
+      deployment({ ...rolledOut, updatedReplicas: 0 }, { replicas: 2, paused: true, progressDeadlineSeconds: 600 }),
+      'InProgress',
+      /paused \(spec.paused: true\) with 0\/2 Pods on the new template/,
+    ],
+    [
       'being deleted',
       { ...deployment(rolledOut), metadata: { name: 'web', generation: 3, deletionTimestamp: '2026-11-24T00:00:00Z' } },
       'Terminating',
@@ -100,12 +107,41 @@ describe('StatefulSet', () => {
     currentRevision: 'db-2',
     updateRevision: 'db-2',
   };
+  const onDelete = { replicas: 2, updateStrategy: { type: 'OnDelete' } };
+  // Item 8 of issue 18, built from upstream code (no kwok capture): stateful_set_control.go counts Pods whose revision
+  // label is updateRevision in updatedReplicas and moves currentRevision only under RollingUpdate
+  // (completeRollingUpdate); kstatus core.go stsConditions calls every OnDelete StatefulSet Current.
   it.each([
     ['at the update revision', sts(done), 'Current'],
     ['pods not ready', sts({ ...done, readyReplicas: 1 }), 'InProgress'],
     ['update revision not current yet', sts({ ...done, currentRevision: 'db-1' }), 'InProgress'],
     ['fewer current replicas', sts({ ...done, currentReplicas: 1 }), 'InProgress'],
-    ['OnDelete: nothing to wait for', sts({ observedGeneration: 1 }, { replicas: 2, updateStrategy: { type: 'OnDelete' } }), 'Current'],
+    [
+      'OnDelete, no Pod deleted yet (kstatus: Current): the new template runs nowhere',
+      sts({ ...done, currentRevision: 'db-1', updateRevision: 'db-2', currentReplicas: 2, updatedReplicas: 0 }, onDelete),
+      'InProgress',
+    ],
+    [
+      'OnDelete, one of two Pods deleted and back on the new template',
+      sts({ ...done, currentRevision: 'db-1', currentReplicas: 1, updatedReplicas: 1 }, onDelete),
+      'InProgress',
+    ],
+    [
+      'OnDelete, every Pod on the new template and ready (currentRevision stays behind under OnDelete)',
+      sts({ ...done, currentRevision: 'db-1', currentReplicas: 0, updatedReplicas: 2 }, onDelete),
+      'Current',
+    ],
+    ['OnDelete, on the new template but not ready', sts({ ...done, currentRevision: 'db-1', readyReplicas: 1 }, onDelete), 'InProgress'],
+    [
+      'partition covers every ordinal (kstatus: Current with 0 updated)',
+      sts({ ...done, updatedReplicas: 0, currentRevision: 'db-1' }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 2 } } }),
+      'InProgress',
+    ],
+    [
+      'partition 0 is a full rolling update',
+      sts({ ...done, currentRevision: 'db-1' }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 0 } } }),
+      'InProgress',
+    ],
     [
       'partitioned rollout done',
       sts({ ...done, updatedReplicas: 1, currentRevision: 'db-1' }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 1 } } }),
@@ -118,6 +154,14 @@ describe('StatefulSet', () => {
     ],
   ] as const)('%s', (_name, obj, status) => {
     expect(rolloutOf(obj).status).toBe(status);
+  });
+  it('says why an OnDelete StatefulSet waits', () => {
+    expect(rolloutOf(sts({ ...done, updatedReplicas: 0 }, onDelete)).message).toMatch(
+      /OnDelete.*0\/2 Pods on the new template.*only when deleted/,
+    );
+    expect(
+      rolloutOf(sts({ ...done, updatedReplicas: 0 }, { replicas: 2, updateStrategy: { rollingUpdate: { partition: 3 } } })).message,
+    ).toMatch(/partition 3 covers all 2 replicas/);
   });
 });
 
@@ -144,5 +188,12 @@ describe('DaemonSet', () => {
     ['not ready everywhere', ds({ ...done, numberReady: 2 }), 'InProgress'],
   ] as const)('%s', (_name, obj, status) => {
     expect(rolloutOf(obj).status).toBe(status);
+  });
+  // Built from daemon_controller.go updateDaemonSetStatus: the oldest Pod of each node counts as updated only once it
+  // carries the new hash, which under OnDelete happens when someone deletes the old Pod.
+  it('OnDelete: no Pod replaced yet is in progress, and says why', () => {
+    const r = rolloutOf({ ...ds({ ...done, updatedNumberScheduled: 0 }), spec: { updateStrategy: { type: 'OnDelete' } } });
+    expect(r.status).toBe('InProgress');
+    expect(r.message).toMatch(/OnDelete.*0\/3 Pods on the new template/);
   });
 });

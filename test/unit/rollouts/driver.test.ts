@@ -58,6 +58,21 @@ describe('RolloutsDriver writes what the kubectl plugin writes, where it writes 
     expect(writes).toEqual([]);
   });
 
+  it('promote refuses a newer template than the one this sequence tested, even with the same image, and writes nothing', async () => {
+    const { driver, writes } = clusterWith({ ...paused, status: { ...paused.status, currentPodHash: 'newer' } });
+    await expect(driver.promote(ref, [], silentLog, 'new')).rejects.toMatchObject({
+      code: 'VERSION_NOT_HELD',
+      message: expect.stringMatching(/holds version newer, not new that this sequence deployed and tested/),
+    });
+    expect(writes).toEqual([]);
+  });
+
+  it('promote of the tested version writes the promotion', async () => {
+    const { driver, writes } = clusterWith(paused);
+    await driver.promote(ref, [], silentLog, 'new');
+    expect(writes).toHaveLength(2);
+  });
+
   it('abort: abort on the status subresource while a new version is in progress', async () => {
     const { driver, writes } = clusterWith(paused);
     expect(await driver.abort(ref, silentLog)).toBe(true);
