@@ -1,6 +1,7 @@
 /**
  * Flux: check that the sources read our branch, ask for an immediate reconcile (sources first), then follow the
- * target (and the Kustomization that applies it, if any) to a verdict. The rules are in evaluate.ts.
+ * target (and the Kustomization that applies it, if any) to a verdict. The rules are in kustomization.ts,
+ * helmrelease.ts and sources.ts (entry points in evaluate.ts).
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#reconciliation
  */
 import type { Cluster } from '../k8s/cluster.js';

@@ -1,0 +1,166 @@
+/**
+ * When has helm-controller released our commit, and does it run? docs/verdicts.md (Flux, HelmRelease) is the table.
+ *
+ * helm-controller 1.6 (internal/controller/helmrelease_controller.go, internal/reconcile/atomic_release.go):
+ * `lastHandledReconcileAt` is written in the deferred patch of every reconcile; ArtifactFailed, SourceNotReady,
+ * ValuesError and DependencyNotReady are retried; remediation retries show `Reconciling=True ProgressingWithRetry`;
+ * exhausted retries show `Stalled=True RetriesExceeded`.
+ * source-controller 1.9 (internal/controller/helmchart_controller.go): a chart built from Git gets the version
+ * `<version>+<sha12>` only with `reconcileStrategy: Revision`; `observedSourceArtifactRevision` is recorded before
+ * the build, so a BuildFailed condition next to it is the build of that revision.
+ * @see https://fluxcd.io/flux/components/helm/helmreleases/#status
+ */
+import { commitOf, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
+import { evaluateKustomization } from './kustomization.js';
+import {
+  askAbout,
+  conditionText,
+  handledSince,
+  isTrue,
+  objectName,
+  ours,
+  readyAtGeneration,
+  reconciledAfterApply,
+  STALLED_BEFORE_ATTEMPT,
+  suspended,
+  type FluxObject,
+  type HelmReleaseContext,
+  type RuleContext,
+} from './object.js';
+import { checkInventory } from './workloads.js';
+
+/** helm-controller Ready=False reasons that end a release attempt (retries aside, see below). */
+const HELM_FAILED = new Set([
+  'InstallFailed',
+  'UpgradeFailed',
+  'TestFailed',
+  'RollbackSucceeded',
+  'RollbackFailed',
+  'UninstallSucceeded',
+  'UninstallFailed',
+  'RetriesExceeded',
+  'MissingRollbackTarget',
+  'InitFailed',
+  'GetLastReleaseFailed',
+]);
+/** helm-controller Ready=False reasons from its own configuration, independent of any revision. */
+const HELM_CONFIG_ERRORS = new Set(['ChartMutateError', 'RESTClientError', 'ResourceManagerError', 'FactoryError']);
+
+/**
+ * A HelmRelease is deployed when helm-controller acted on our commit and is Ready at the current generation.
+ * With a manager (the Kustomization that applies the HelmRelease) that Kustomization must have applied our commit and
+ * helm-controller must have reconciled after that; with the chart in our repository (`reconcileStrategy: Revision`)
+ * the chart revision must contain our commit as well.
+ */
+export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx: HelmReleaseContext): Verdict {
+  const stop = suspended(obj);
+  if (stop) return stop;
+  const { ready, current } = readyAtGeneration(obj);
+  const stall = isTrue(obj, 'Stalled');
+  if (stall && current && STALLED_BEFORE_ATTEMPT.has(stall.reason ?? '')) {
+    return { state: 'failed', message: `${objectName(obj)} is stalled before it could try our commit: ${conditionText(stall)}` };
+  }
+  if (current && ready?.status === 'False' && HELM_CONFIG_ERRORS.has(ready.reason ?? '')) {
+    return { state: 'failed', message: `${objectName(obj)} cannot run Helm: ${conditionText(ready)}` };
+  }
+
+  let upstream: Verdict | undefined;
+  if (ctx.manager) {
+    upstream = evaluateKustomization(ctx.manager, expected, { ...ctx, images: [], manager: undefined }, 1);
+    if (upstream.state === 'pending' && upstream.unknownRevision) return upstream;
+  }
+
+  const chartSpec = (obj.spec?.['chart'] as { spec?: { reconcileStrategy?: string; valuesFiles?: string[] } } | undefined)?.spec;
+  const revisionStrategy = chartSpec?.reconcileStrategy === 'Revision';
+  let chartOurs = false;
+  if (ctx.chartFromOurRepo) {
+    if (!ctx.manager && !revisionStrategy) {
+      return {
+        state: 'failed',
+        message: `${objectName(obj)} builds its chart from our repository with reconcileStrategy ${chartSpec?.reconcileStrategy ?? 'ChartVersion (the default)'}: a commit that does not change the chart's version never produces a new chart; set spec.chart.spec.reconcileStrategy: Revision`,
+      };
+    }
+    const chartSha = commitOf(obj.status?.lastAttemptedRevision);
+    const ask = revisionStrategy ? askAbout(expected, chartSha) : undefined;
+    if (ask) return ask;
+    chartOurs = revisionStrategy && ours(expected, chartSha);
+    const chartFailure = failedChartBuild(obj, expected, ctx);
+    if (chartFailure) return chartFailure;
+  }
+
+  // Only a failure of a reconcile that saw our commit counts; an older one may be the very thing we are fixing.
+  const actedOnOurs = ctx.manager ? reconciledAfterApply(obj, ctx) : chartOurs;
+  const reconciling = isTrue(obj, 'Reconciling');
+  if (actedOnOurs) {
+    if (stall)
+      return {
+        state: 'failed',
+        message: `${objectName(obj)} failed: ${conditionText(ready?.status === 'False' ? ready : stall)} (${conditionText(stall)})`,
+      };
+    if (current && ready?.status === 'False' && HELM_FAILED.has(ready.reason ?? '')) {
+      if (reconciling)
+        return {
+          state: 'pending',
+          reason: `${objectName(obj)}: helm-controller will retry (${conditionText(reconciling)}); last attempt ${conditionText(ready)}`,
+        };
+      return { state: 'failed', message: `${objectName(obj)} failed: ${conditionText(ready)}` };
+    }
+  }
+  // The manager's health check failing on this release says less than the release's own failure above.
+  if (upstream?.state === 'failed') return upstream;
+  if (upstream?.state === 'pending')
+    return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager!)}: ${upstream.reason}` };
+
+  const sawOurs = ctx.manager
+    ? handledSince(obj.status?.lastHandledReconcileAt, ctx.requestedAfterApply) && (!ctx.chartFromOurRepo || !revisionStrategy || chartOurs)
+    : chartOurs;
+  if (!sawOurs) {
+    const waiting = ctx.manager
+      ? ctx.chartFromOurRepo && revisionStrategy && !chartOurs
+        ? `has not attempted a chart built from our commit yet (${obj.status?.lastAttemptedRevision ?? 'nothing attempted'})`
+        : `waiting for helm-controller to reconcile it after ${objectName(ctx.manager)} applied our commit`
+      : `has not attempted a chart built from our commit yet (${obj.status?.lastAttemptedRevision ?? 'nothing attempted'})`;
+    return { state: 'pending', reason: `${objectName(obj)} ${waiting}; ${conditionText(ready)}` };
+  }
+  if (current && ready?.status === 'True' && !reconciling) {
+    const revision =
+      (ctx.manager ? commitOf(ctx.manager.status?.lastAppliedRevision) : commitOf(obj.status?.lastAttemptedRevision)) ?? expected.commit;
+    const disableWait = ['install', 'upgrade'].some(
+      (action) => (obj.spec?.[action] as { disableWait?: boolean } | undefined)?.disableWait === true,
+    );
+    const chart = (obj.spec?.['chart'] as { spec?: { chart?: string } } | undefined)?.spec?.chart;
+    const rollout = checkInventory(
+      obj,
+      obj.status?.inventory,
+      {
+        healthChecked: !disableWait,
+        why: 'disableWait is set',
+        where: `chart ${chart ?? '(chartRef)'} and its values`,
+        revision,
+        images: imagesExpectedAt(expected.relation(revision), ctx.images),
+      },
+      ctx,
+    );
+    if (rollout) return rollout;
+    return { state: 'passed', message: `${objectName(obj)} is ready: ${conditionText(ready)}`, revision };
+  }
+  return { state: 'pending', reason: `${objectName(obj)}: ${conditionText(ready)}` };
+}
+
+/** The HelmChart of a HelmRelease failed to build from a revision that contains our commit. */
+function failedChartBuild(obj: FluxObject, expected: Expectation, ctx: RuleContext): Verdict | undefined {
+  const [namespace, name] = (obj.status?.helmChart ?? '').split('/');
+  const chart = namespace && name ? ctx.view.helmChart(namespace, name) : undefined;
+  if (!chart) return undefined;
+  const failure = isTrue(chart, 'BuildFailed') ?? isTrue(chart, 'Stalled');
+  if (!failure) return undefined;
+  const sha = commitOf(chart.status?.observedSourceArtifactRevision);
+  const ask = askAbout(expected, sha);
+  if (ask) return ask;
+  if (!ours(expected, sha)) return undefined;
+  return {
+    state: 'failed',
+    message: `HelmChart ${namespace}/${name} could not be built at ${sha}: ${conditionText(failure)}`,
+    revision: sha!,
+  };
+}

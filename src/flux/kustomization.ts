@@ -1,0 +1,141 @@
+/**
+ * When has a Flux Kustomization applied our commit, and does what it applied run? docs/verdicts.md (Flux,
+ * Kustomization) is the table of these rules.
+ *
+ * kustomize-controller 1.9 (internal/controller/kustomization_controller.go): `lastAttemptedRevision` is set before
+ * the build, `lastAppliedRevision` only after apply and health checks succeed; `lastHandledReconcileAt` is written in
+ * finalizeStatus at the end of a reconcile; Stalled is set for InvalidCELExpression, AccessDenied and
+ * FeatureGateDisabled before any revision is attempted; DependencyNotReady, ArtifactFailed and HealthCheckCanceled
+ * are retried.
+ * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#status
+ */
+import { commitOf, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
+import {
+  askAbout,
+  conditionText,
+  isTrue,
+  objectName,
+  ours,
+  readyAtGeneration,
+  reconciledAfterApply,
+  short,
+  STALLED_BEFORE_ATTEMPT,
+  suspended,
+  type FluxObject,
+  type RuleContext,
+} from './object.js';
+import { checkInventory } from './workloads.js';
+
+/** Ready=False reasons of a Kustomization that mean "not done yet", not "failed". */
+const KUSTOMIZATION_NOT_YET = new Set([
+  'Progressing',
+  'ProgressingWithRetry',
+  'DependencyNotReady',
+  'ReconciliationInProgress',
+  'HealthCheckCanceled',
+  'ArtifactFailed',
+  'SourceNotReady',
+]);
+
+/**
+ * Whether a Kustomization's own spec can carry an image (`spec.images`, `spec.postBuild.substitute`): only then does
+ * the Kustomization that applies it stand between our commit and the cluster. Otherwise our change is in the files it
+ * reads, and its manager's state (a failing neighbour in the manager's inventory) is none of this deployment's business.
+ */
+export function specMayCarryImage(obj: FluxObject): boolean {
+  const images = obj.spec?.['images'];
+  const substitute = (obj.spec?.['postBuild'] as { substitute?: Record<string, string> } | undefined)?.substitute;
+  return (Array.isArray(images) && images.length > 0) || Object.keys(substitute ?? {}).length > 0;
+}
+
+export function evaluateKustomization(obj: FluxObject, expected: Expectation, ctx: RuleContext, depth = 0): Verdict {
+  const stop = suspended(obj);
+  if (stop) return stop;
+  if (ctx.manager) {
+    const upstream = evaluateKustomization(ctx.manager, expected, { ...ctx, images: [], manager: undefined }, depth + 1);
+    if (upstream.state === 'failed' || (upstream.state === 'pending' && upstream.unknownRevision)) return upstream;
+    if (upstream.state === 'pending')
+      return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager)}: ${upstream.reason}` };
+  }
+  const { ready, current } = readyAtGeneration(obj);
+  const applied = commitOf(obj.status?.lastAppliedRevision);
+  const attempted = commitOf(obj.status?.lastAttemptedRevision);
+  const ask = askAbout(expected, attempted, applied);
+  if (ask) return ask;
+  const attemptedOurs = ours(expected, attempted);
+  const appliedOurs = ours(expected, applied);
+  const reconciling = isTrue(obj, 'Reconciling');
+  // With a manager, our spec (e.g. `spec.images`) reaches this object only through the manager's apply.
+  const atOurSpec = !ctx.manager || reconciledAfterApply(obj, ctx);
+
+  const stall = isTrue(obj, 'Stalled');
+  if (stall && current && STALLED_BEFORE_ATTEMPT.has(stall.reason ?? '')) {
+    return { state: 'failed', message: `${objectName(obj)} is stalled before it could try our commit: ${conditionText(stall)}` };
+  }
+  if (appliedOurs && current && ready?.status === 'True' && !reconciling) {
+    if (!atOurSpec)
+      return {
+        state: 'pending',
+        reason: `${objectName(obj)} applied ${short(applied)}, but has not reconciled since ${objectName(ctx.manager!)} applied our commit`,
+      };
+    const healthChecked = obj.spec?.['wait'] === true || ((obj.spec?.['healthChecks'] as unknown[] | undefined)?.length ?? 0) > 0;
+    const where = typeof obj.spec?.['path'] === 'string' ? `spec.path ${String(obj.spec['path'])}` : 'its path';
+    const rollout = checkInventory(
+      obj,
+      obj.status?.inventory,
+      {
+        healthChecked,
+        why: 'spec.wait is off',
+        where,
+        revision: applied!,
+        images: imagesExpectedAt(expected.relation(applied!), ctx.images),
+      },
+      ctx,
+    );
+    if (rollout) return rollout;
+    return {
+      state: 'passed',
+      message: `Flux applied ${objectName(obj)} at ${applied}: ${conditionText(ready)}${healthChecked ? '' : '; its workloads rolled out'}`,
+      revision: applied!,
+    };
+  }
+  if (attemptedOurs && atOurSpec) {
+    if (stall)
+      return { state: 'failed', message: `${objectName(obj)} is stalled at ${attempted}: ${conditionText(stall)}`, revision: attempted! };
+    if (current && ready?.status === 'False' && !KUSTOMIZATION_NOT_YET.has(ready.reason ?? '')) {
+      return {
+        state: 'failed',
+        message: `Flux could not apply ${objectName(obj)} at ${attempted}: ${conditionText(ready)}`,
+        revision: attempted!,
+      };
+    }
+  }
+  if (current && ready?.status === 'False' && ready.reason === 'DependencyNotReady' && depth < 3) {
+    const dependency = failedDependency(obj, expected, ctx, depth);
+    if (dependency) return dependency;
+  }
+  const at = applied ? `applied ${short(applied)}` : 'nothing applied yet';
+  return { state: 'pending', reason: `${objectName(obj)}: ${at}; ${conditionText(ready)}` };
+}
+
+/** A `dependsOn` Kustomization that failed at our commit holds this one back for good. */
+function failedDependency(obj: FluxObject, expected: Expectation, ctx: RuleContext, depth: number): Verdict | undefined {
+  const deps = (obj.spec?.['dependsOn'] as Array<{ name: string; namespace?: string }> | undefined) ?? [];
+  for (const dep of deps) {
+    const other = ctx.view.kustomization(dep.namespace ?? obj.metadata.namespace ?? '', dep.name);
+    if (!other) continue;
+    const verdict = evaluateKustomization(
+      other,
+      expected,
+      { ...ctx, images: [], manager: undefined, requestedAfterApply: undefined, startGeneration: undefined },
+      depth + 1,
+    );
+    if (verdict.state === 'pending' && verdict.unknownRevision) return verdict;
+    if (verdict.state === 'failed')
+      return {
+        state: 'failed',
+        message: `${objectName(obj)} waits for its dependency ${objectName(other)}, which failed: ${verdict.message}`,
+      };
+  }
+  return undefined;
+}
