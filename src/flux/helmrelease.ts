@@ -133,7 +133,7 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
       obj,
       obj.status?.inventory,
       {
-        healthChecked: !disableWait,
+        checkedByFlux: () => !disableWait,
         why: 'disableWait is set',
         where: `chart ${chart ?? '(chartRef)'} and its values`,
         revision,

@@ -13,10 +13,13 @@ import { objectName, short, type FluxObject, type RuleContext } from './object.j
  */
 export const IMAGE_SETTLE_MS = 10_000;
 
-interface InventoryCheck {
-  /** Flux checked the workloads' health itself (Kustomization `wait`/`healthChecks`, Helm's wait). */
-  healthChecked: boolean;
-  /** Why Flux did not check health, for the message. */
+export interface InventoryCheck {
+  /**
+   * Whether Flux checked this workload's health itself before it called the owner Ready: every workload with a
+   * Kustomization's `spec.wait` or Helm's wait, only the listed ones with `spec.healthChecks` alone.
+   */
+  checkedByFlux: (ref: InventoryRef) => boolean;
+  /** Why Flux did not check a workload's health, for the message. */
   why: string;
   /** What the owner deploys, for the message when our image does not run. */
   where: string;
@@ -36,8 +39,9 @@ export function checkInventory(
   ctx: RuleContext,
 ): Verdict | undefined {
   const images = check.images;
-  if (images.length === 0 && check.healthChecked) return undefined;
   const refs = inventoryRefs(inventory);
+  const unchecked = refs.filter(isWorkload).filter((ref) => !check.checkedByFlux(ref));
+  if (images.length === 0 && unchecked.length === 0) return undefined;
   const workloads = refs.filter(isWorkload);
   const seen: Array<{ ref: InventoryRef; obj: WorkloadObject }> = [];
   for (const ref of workloads) {
@@ -73,22 +77,21 @@ export function checkInventory(
     }
   }
 
-  if (!check.healthChecked) {
-    for (const { ref, obj } of seen) {
-      const rollout = rolloutOf({ ...obj, kind: ref.kind });
-      const what = `${ref.kind} ${ref.namespace}/${ref.name}`;
-      if (rollout.status === 'Failed')
-        return {
-          state: 'failed',
-          message: `${objectName(owner)} applied ${check.revision}, but ${what} failed to roll out: ${rollout.message}`,
-          revision: check.revision,
-        };
-      if (rollout.status !== 'Current') {
-        return {
-          state: 'pending',
-          reason: `${objectName(owner)} applied ${short(check.revision)} without checking health (${check.why}); ${what} is rolling out: ${rollout.message}`,
-        };
-      }
+  for (const { ref, obj } of seen) {
+    if (check.checkedByFlux(ref)) continue;
+    const rollout = rolloutOf({ ...obj, kind: ref.kind });
+    const what = `${ref.kind} ${ref.namespace}/${ref.name}`;
+    if (rollout.status === 'Failed')
+      return {
+        state: 'failed',
+        message: `${objectName(owner)} applied ${check.revision}, but ${what} failed to roll out: ${rollout.message}`,
+        revision: check.revision,
+      };
+    if (rollout.status !== 'Current') {
+      return {
+        state: 'pending',
+        reason: `${objectName(owner)} applied ${short(check.revision)} without checking health (${check.why}); ${what} is rolling out: ${rollout.message}`,
+      };
     }
   }
   return undefined;

@@ -4,6 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { evaluateKustomization, IMAGE_SETTLE_MS } from '../../../src/flux/evaluate.js';
 import { sameImage } from '../../../src/flux/inventory.js';
+import type { WorkloadObject } from '../../../src/k8s/kstatus.js';
 import { OURS, LATER, IMAGE, expected, viewOf, clock, ctx, kustomization, appliedStatus, deployment, inventory } from './builders.js';
 
 describe('Flux Kustomization without spec.wait: the workloads in its inventory (item 2)', () => {
@@ -43,6 +44,74 @@ describe('Flux Kustomization without spec.wait: the workloads in its inventory (
       healthChecks: [{ kind: 'Deployment', name: 'web', namespace: 'app' }],
     });
     expect(evaluateKustomization(k, expected(), ctx({ view: viewOf({ workloads: [deployment(IMAGE, 'rolling')] }) })).state).toBe('passed');
+  });
+});
+
+describe('Flux Kustomization whose spec.healthChecks lists only other objects (issue 18 item 7)', () => {
+  // Built from kustomize-controller 1.9.4 checkHealth and inventory.ReferenceToObjMetadataSet: without `wait`, only the
+  // listed objects are health-checked before Ready=True; a listed Deployment may leave apiVersion out (apps/v1).
+  const listing = (healthChecks: unknown[]) =>
+    kustomization(appliedStatus(OURS, { inventory: inventory('app_web_apps_Deployment', 'app_db_apps_StatefulSet') }), {
+      wait: false,
+      healthChecks,
+    });
+  const dbReady = {
+    kind: 'StatefulSet',
+    metadata: { name: 'db', namespace: 'app', generation: 1 },
+    spec: { replicas: 1, template: { spec: { containers: [{ name: 'db', image: 'postgres:16' }] } } },
+    status: {
+      observedGeneration: 1,
+      replicas: 1,
+      readyReplicas: 1,
+      currentReplicas: 1,
+      updatedReplicas: 1,
+      availableReplicas: 1,
+      currentRevision: 'db-1',
+      updateRevision: 'db-1',
+    },
+  } as unknown as WorkloadObject;
+  const judge = (healthChecks: unknown[], web: WorkloadObject) =>
+    evaluateKustomization(listing(healthChecks), expected(), ctx({ view: viewOf({ workloads: [web, dbReady] }), images: [IMAGE] }));
+  it.each([
+    [
+      'waits while the unlisted workload rolls out, saying it was not checked',
+      [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', namespace: 'app' }],
+      'rolling',
+      'pending',
+      /without checking health \(spec.wait is off and spec.healthChecks does not list it\); Deployment app\/web is rolling out/,
+    ],
+    [
+      'fails when the unlisted workload cannot roll out',
+      [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', namespace: 'app' }],
+      'deadline',
+      'failed',
+      /Deployment app\/web failed to roll out: progress deadline exceeded/,
+    ],
+    [
+      'a healthCheck without namespace names no namespaced workload (ReferenceToObjMetadataSet keeps it empty)',
+      [{ kind: 'Deployment', name: 'web' }],
+      'rolling',
+      'pending',
+      /Deployment app\/web is rolling out/,
+    ],
+    [
+      'trusts Flux for the workload it lists (apiVersion left out means apps/v1)',
+      [{ kind: 'Deployment', name: 'web', namespace: 'app' }],
+      'rolling',
+      'passed',
+      /rolled out/,
+    ],
+    [
+      'passes once the unlisted workload rolled out',
+      [{ kind: 'Secret', apiVersion: 'v1', name: 's', namespace: 'app' }],
+      'done',
+      'passed',
+      /rolled out/,
+    ],
+  ] as const)('%s', (_name, healthChecks, web, verdict, text) => {
+    const v = judge([...healthChecks], deployment(IMAGE, web));
+    expect(v.state).toBe(verdict);
+    expect(v.state === 'pending' ? v.reason : v.message).toMatch(text);
   });
 });
 
