@@ -215,6 +215,40 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     expect(k.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
   }, 240_000);
 
+  it('issue 18 item 7: spec.healthChecks that list only a ConfigMap leave the Deployment unchecked; it never becomes available, so the deployment fails', async () => {
+    const app = await newApp(
+      'flux-hc-other',
+      (name) => {
+        const files = appFiles(name, { unschedulable: true });
+        const dir = `apps/${name}`;
+        files[`${dir}/kustomization.yaml`] = files[`${dir}/kustomization.yaml`]!.replace(
+          '  - deployment.yaml\n',
+          '  - deployment.yaml\n  - configmap.yaml\n',
+        );
+        files[`${dir}/configmap.yaml`] = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: demo\n';
+        return files;
+      },
+      (a) =>
+        fluxObjects(a, { wait: false, healthChecks: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'settings', namespace: a.namespace }] }),
+      (a) => settingsYaml('flux', a, { timeout: '25s' }),
+    );
+    await initiallyDeployed(app);
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toMatch(
+      new RegExp(
+        `Kustomization flux-system/${app.name} applied [0-9a-f]{12} without checking health \\(spec.wait is off and spec.healthChecks does not list it\\); Deployment ${app.namespace}/web is rolling out: `,
+      ),
+    );
+    // kustomize-controller checked the ConfigMap it was told to check and called the revision applied and Ready.
+    const k = await env.cluster.read<
+      KubernetesObject & { status: { lastAppliedRevision: string; conditions: Array<{ type: string; status: string; reason: string }> } }
+    >('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', app.name);
+    expect(k.status.lastAppliedRevision).toContain(String(d.finished.data.deployment.gitCommit));
+    expect(k.status.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'ReconciliationSucceeded' });
+    expect(k.status.conditions.find((c) => c.type === 'Healthy')).toMatchObject({ status: 'True' });
+  }, 240_000);
+
   it('item 2: a Kustomization without spec.wait passes once its Deployment rolled out the image we wrote', async () => {
     const app = await newApp(
       'flux-nowait-ok',
