@@ -10,7 +10,7 @@
  * the build, so a BuildFailed condition next to it is the build of that revision.
  * @see https://fluxcd.io/flux/components/helm/helmreleases/#status
  */
-import { commitOf, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
+import { commitOf, findCondition, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
 import { evaluateKustomization } from './kustomization.js';
 import {
   askAbout,
@@ -21,6 +21,7 @@ import {
   ours,
   readyAtGeneration,
   reconciledAfterApply,
+  short,
   STALLED_BEFORE_ATTEMPT,
   suspended,
   type FluxObject,
@@ -142,9 +143,46 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
       ctx,
     );
     if (rollout) return rollout;
-    return { state: 'passed', message: `${objectName(obj)} is ready: ${conditionText(ready)}`, revision };
+    const tests = helmTests(obj, revision);
+    if (tests.verdict) return tests.verdict;
+    return { state: 'passed', message: `${objectName(obj)} is ready: ${conditionText(ready)}${tests.note}`, revision };
   }
   return { state: 'pending', reason: `${objectName(obj)}: ${conditionText(ready)}` };
+}
+
+/**
+ * With `spec.test.enable`, the release is done only once its Helm tests ran (issue 18 item 1). helm-controller 1.6
+ * (internal/reconcile/upgrade.go and install.go success) removes TestSuccess when a release action starts and sets it
+ * Unknown `AwaitingTests` after the release; internal/reconcile/test.go sets it True `TestSucceeded` or False
+ * `TestFailed` for the latest release only (observeTest). internal/reconcile/release.go summarize puts TestSuccess in
+ * Ready only without `spec.test.ignoreFailures`, and orders it by observedGeneration, so Ready alone can say True while
+ * the tests have not run (ignoreFailures) or failed (an older TestSuccess generation): the condition itself decides.
+ * With ignoreFailures the team chose that a failed test changes nothing (no remediation either, state.go
+ * DetermineReleaseState): the pass names the failure instead.
+ */
+function helmTests(obj: FluxObject, revision: string): { verdict?: Verdict; note: string } {
+  const test = obj.spec?.['test'] as { enable?: boolean; ignoreFailures?: boolean } | undefined;
+  if (test?.enable !== true) return { note: '' };
+  const tested = findCondition(obj.status?.conditions, 'TestSuccess');
+  if (!tested || tested.status === 'Unknown')
+    return {
+      verdict: {
+        state: 'pending',
+        reason: `${objectName(obj)} released ${short(revision)}; waiting for its Helm tests (spec.test.enable): ${tested ? conditionText(tested) : 'no TestSuccess condition yet'}`,
+      },
+      note: '',
+    };
+  if (tested.status === 'False' && test.ignoreFailures !== true)
+    return {
+      verdict: { state: 'failed', message: `${objectName(obj)}: its Helm tests failed: ${conditionText(tested)}`, revision },
+      note: '',
+    };
+  return {
+    note:
+      tested.status === 'True'
+        ? `; ${conditionText(tested)}`
+        : `; its Helm tests failed, which spec.test.ignoreFailures accepts: ${conditionText(tested)}`,
+  };
 }
 
 /** The HelmChart of a HelmRelease failed to build from a revision that contains our commit. */
