@@ -16,6 +16,7 @@ import {
   askAbout,
   conditionText,
   handledSince,
+  HELM_FAILED,
   isTrue,
   objectName,
   ours,
@@ -30,20 +31,6 @@ import {
 } from './object.js';
 import { checkInventory } from './workloads.js';
 
-/** helm-controller Ready=False reasons that end a release attempt (retries aside, see below). */
-const HELM_FAILED = new Set([
-  'InstallFailed',
-  'UpgradeFailed',
-  'TestFailed',
-  'RollbackSucceeded',
-  'RollbackFailed',
-  'UninstallSucceeded',
-  'UninstallFailed',
-  'RetriesExceeded',
-  'MissingRollbackTarget',
-  'InitFailed',
-  'GetLastReleaseFailed',
-]);
 /** helm-controller Ready=False reasons from its own configuration, independent of any revision. */
 const HELM_CONFIG_ERRORS = new Set(['ChartMutateError', 'RESTClientError', 'ResourceManagerError', 'FactoryError']);
 

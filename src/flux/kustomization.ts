@@ -14,6 +14,7 @@ import {
   askAbout,
   conditionText,
   isTrue,
+  KUSTOMIZATION_NOT_YET,
   objectName,
   ours,
   readyAtGeneration,
@@ -26,17 +27,6 @@ import {
 } from './object.js';
 import type { InventoryRef } from './inventory.js';
 import { checkInventory } from './workloads.js';
-
-/** Ready=False reasons of a Kustomization that mean "not done yet", not "failed". */
-const KUSTOMIZATION_NOT_YET = new Set([
-  'Progressing',
-  'ProgressingWithRetry',
-  'DependencyNotReady',
-  'ReconciliationInProgress',
-  'HealthCheckCanceled',
-  'ArtifactFailed',
-  'SourceNotReady',
-]);
 
 /**
  * Whether a Kustomization's own spec can carry an image (`spec.images`, `spec.postBuild.substitute`): only then does

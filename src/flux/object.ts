@@ -66,6 +66,32 @@ export interface HelmReleaseContext extends RuleContext {
   chartFromOurRepo: boolean;
 }
 
+/** Ready=False reasons of a Kustomization that mean "not done yet", not "failed". */
+export const KUSTOMIZATION_NOT_YET = new Set([
+  'Progressing',
+  'ProgressingWithRetry',
+  'DependencyNotReady',
+  'ReconciliationInProgress',
+  'HealthCheckCanceled',
+  'ArtifactFailed',
+  'SourceNotReady',
+]);
+
+/** helm-controller Ready=False reasons that end a release attempt (retries aside, see below). */
+export const HELM_FAILED = new Set([
+  'InstallFailed',
+  'UpgradeFailed',
+  'TestFailed',
+  'RollbackSucceeded',
+  'RollbackFailed',
+  'UninstallSucceeded',
+  'UninstallFailed',
+  'RetriesExceeded',
+  'MissingRollbackTarget',
+  'InitFailed',
+  'GetLastReleaseFailed',
+]);
+
 /** Stalled reasons set before any revision is attempted: nothing changes them but a new spec. */
 export const STALLED_BEFORE_ATTEMPT = new Set(['InvalidCELExpression', 'AccessDenied', 'FeatureGateDisabled']);
 
