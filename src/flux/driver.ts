@@ -177,6 +177,7 @@ export class FluxTool implements DeliveryTool {
     const view: FluxView = {
       kustomization: (ns, n) => follow(kustomizations, ns, n),
       helmChart: (ns, n) => (charts ? follow(charts, ns, n) : undefined),
+      helmRelease: (ns, n) => (releases ? follow(releases, ns, n) : undefined),
       workload: (ref) => {
         const watch = workloads[ref.kind as WorkloadKind];
         return watch ? follow(watch, ref.namespace, ref.name) : undefined;

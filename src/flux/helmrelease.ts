@@ -11,6 +11,7 @@
  * @see https://fluxcd.io/flux/components/helm/helmreleases/#status
  */
 import { commitOf, findCondition, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
+import { blockedDependency } from './dependencies.js';
 import { evaluateKustomization } from './kustomization.js';
 import {
   askAbout,
@@ -99,6 +100,11 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
   if (upstream?.state === 'pending')
     return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager!)}: ${upstream.reason}` };
 
+  // dependsOn: a stale DependencyNotReady waits, a dependency that can no longer become ready fails (dependencies.ts).
+  if (current && ready?.status === 'False' && ready.reason === 'DependencyNotReady') {
+    const dependency = blockedDependency(obj, 'HelmRelease', expected, ctx.view);
+    if (dependency) return dependency;
+  }
   const sawOurs = ctx.manager
     ? handledSince(obj.status?.lastHandledReconcileAt, ctx.requestedAfterApply) && (!ctx.chartFromOurRepo || !revisionStrategy || chartOurs)
     : chartOurs;

@@ -25,6 +25,7 @@ import {
   type FluxObject,
   type RuleContext,
 } from './object.js';
+import { blockedDependency } from './dependencies.js';
 import type { InventoryRef } from './inventory.js';
 import { checkInventory } from './workloads.js';
 
@@ -128,32 +129,10 @@ export function evaluateKustomization(obj: FluxObject, expected: Expectation, ct
       };
     }
   }
-  if (current && ready?.status === 'False' && ready.reason === 'DependencyNotReady' && depth < 3) {
-    const dependency = failedDependency(obj, expected, ctx, depth);
+  if (current && ready?.status === 'False' && ready.reason === 'DependencyNotReady') {
+    const dependency = blockedDependency(obj, 'Kustomization', expected, ctx.view);
     if (dependency) return dependency;
   }
   const at = applied ? `applied ${short(applied)}` : 'nothing applied yet';
   return { state: 'pending', reason: `${objectName(obj)}: ${at}; ${conditionText(ready)}` };
-}
-
-/** A `dependsOn` Kustomization that failed at our commit holds this one back for good. */
-function failedDependency(obj: FluxObject, expected: Expectation, ctx: RuleContext, depth: number): Verdict | undefined {
-  const deps = (obj.spec?.['dependsOn'] as Array<{ name: string; namespace?: string }> | undefined) ?? [];
-  for (const dep of deps) {
-    const other = ctx.view.kustomization(dep.namespace ?? obj.metadata.namespace ?? '', dep.name);
-    if (!other) continue;
-    const verdict = evaluateKustomization(
-      other,
-      expected,
-      { ...ctx, images: [], manager: undefined, requestedAfterApply: undefined, startGeneration: undefined },
-      depth + 1,
-    );
-    if (verdict.state === 'pending' && verdict.unknownRevision) return verdict;
-    if (verdict.state === 'failed')
-      return {
-        state: 'failed',
-        message: `${objectName(obj)} waits for its dependency ${objectName(other)}, which failed: ${verdict.message}`,
-      };
-  }
-  return undefined;
 }

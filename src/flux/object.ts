@@ -37,6 +37,8 @@ export interface FluxObject {
 export interface FluxView {
   kustomization(namespace: string, name: string): FluxObject | undefined;
   helmChart(namespace: string, name: string): FluxObject | undefined;
+  /** A HelmRelease a HelmRelease depends on (`dependsOn`); views that do not watch HelmReleases leave it out. */
+  helmRelease?(namespace: string, name: string): FluxObject | undefined;
   workload(ref: InventoryRef): WorkloadObject | undefined;
 }
 

@@ -3,7 +3,7 @@
 // over objects captured from the real controllers.
 import { describe, expect, it } from '@jest/globals';
 import { evaluateKustomization, specMayCarryImage } from '../../../src/flux/evaluate.js';
-import { OURS, OLD, LATER, expected, viewOf, ctx, ready, stalled, reconciling, kustomization, appliedStatus, cast } from './builders.js';
+import { OURS, OLD, LATER, expected, ctx, ready, stalled, reconciling, kustomization, appliedStatus, cast } from './builders.js';
 
 describe('Flux Kustomization: has our commit been applied?', () => {
   it.each([
@@ -136,64 +136,6 @@ describe('Flux Kustomization: has our commit been applied?', () => {
       state: 'failed',
       message: expect.stringContaining('suspended'),
     });
-  });
-});
-
-describe('Flux Kustomization: a dependsOn dependency (item 18)', () => {
-  const waiting = kustomization(
-    {
-      observedGeneration: 2,
-      lastAppliedRevision: `main@sha1:${OLD}`,
-      lastAttemptedRevision: `main@sha1:${OLD}`,
-      conditions: [ready('False', 'DependencyNotReady', "dependency 'flux-system/infra' is not ready")],
-    },
-    { wait: true, dependsOn: [{ name: 'infra' }] },
-  );
-  it.each([
-    [
-      'fails when the dependency failed at our commit',
-      kustomization(
-        {
-          observedGeneration: 2,
-          lastAttemptedRevision: `main@sha1:${OURS}`,
-          lastAppliedRevision: `main@sha1:${OLD}`,
-          conditions: [ready('False', 'BuildFailed', 'infra build failed')],
-        },
-        {},
-        'infra',
-      ),
-      'failed',
-    ],
-    [
-      'waits while the dependency works on our commit',
-      kustomization(
-        {
-          observedGeneration: 2,
-          lastAttemptedRevision: `main@sha1:${OURS}`,
-          lastAppliedRevision: `main@sha1:${OLD}`,
-          conditions: [ready('Unknown', 'Progressing'), reconciling('Progressing')],
-        },
-        {},
-        'infra',
-      ),
-      'pending',
-    ],
-    [
-      'waits when the dependency failed at an older commit',
-      kustomization(
-        { observedGeneration: 2, lastAttemptedRevision: `main@sha1:${OLD}`, conditions: [ready('False', 'BuildFailed', 'old')] },
-        {},
-        'infra',
-      ),
-      'pending',
-    ],
-  ] as const)('%s', (_name, dependency, verdict) => {
-    const v = evaluateKustomization(waiting, expected(), ctx({ view: viewOf({ kustomizations: [dependency] }) }));
-    expect(v.state).toBe(verdict);
-    if (verdict === 'failed')
-      expect(v).toMatchObject({
-        message: expect.stringMatching(/waits for its dependency Kustomization flux-system\/infra, which failed: .*infra build failed/),
-      });
   });
 });
 
