@@ -13,6 +13,7 @@
 import { commitOf, findCondition, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
 import { blockedDependency } from './dependencies.js';
 import { evaluateKustomization } from './kustomization.js';
+import { chartCommit, helmChartOf } from './origin.js';
 import {
   askAbout,
   conditionText,
@@ -59,17 +60,25 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
     if (upstream.state === 'pending' && upstream.unknownRevision) return upstream;
   }
 
-  const chartSpec = (obj.spec?.['chart'] as { spec?: { reconcileStrategy?: string; valuesFiles?: string[] } } | undefined)?.spec;
-  const revisionStrategy = chartSpec?.reconcileStrategy === 'Revision';
+  // The chart's build settings: the HelmRelease's own template, or the HelmChart its `spec.chartRef` names (issue 18
+  // item 13); an OCIRepository chart changes its digest with every push, so it needs no strategy (origin.ts).
+  const chartRef = obj.spec?.['chartRef'] as { kind?: string; name?: string } | undefined;
+  const chartSpec =
+    chartRef?.kind === 'HelmChart'
+      ? (helmChartOf(obj, ctx.view)?.spec as { reconcileStrategy?: string } | undefined)
+      : (obj.spec?.['chart'] as { spec?: { reconcileStrategy?: string; valuesFiles?: string[] } } | undefined)?.spec;
+  const revisionStrategy = chartRef?.kind === 'OCIRepository' || chartSpec?.reconcileStrategy === 'Revision';
+  const strategyField =
+    chartRef?.kind === 'HelmChart' ? `spec.reconcileStrategy of HelmChart ${chartRef.name ?? ''}` : 'spec.chart.spec.reconcileStrategy';
   let chartOurs = false;
   if (ctx.chartFromOurRepo) {
     if (!ctx.manager && !revisionStrategy) {
       return {
         state: 'failed',
-        message: `${objectName(obj)} builds its chart from our repository with reconcileStrategy ${chartSpec?.reconcileStrategy ?? 'ChartVersion (the default)'}: a commit that does not change the chart's version never produces a new chart; set spec.chart.spec.reconcileStrategy: Revision`,
+        message: `${objectName(obj)} builds its chart from our repository with reconcileStrategy ${chartSpec?.reconcileStrategy ?? 'ChartVersion (the default)'}: a commit that does not change the chart's version never produces a new chart; set ${strategyField}: Revision`,
       };
     }
-    const chartSha = commitOf(obj.status?.lastAttemptedRevision);
+    const chartSha = chartCommit(obj, ctx.view);
     const ask = revisionStrategy ? askAbout(expected, chartSha) : undefined;
     if (ask) return ask;
     chartOurs = revisionStrategy && ours(expected, chartSha);
@@ -117,8 +126,7 @@ export function evaluateHelmRelease(obj: FluxObject, expected: Expectation, ctx:
     return { state: 'pending', reason: `${objectName(obj)} ${waiting}; ${conditionText(ready)}` };
   }
   if (current && ready?.status === 'True' && !reconciling) {
-    const revision =
-      (ctx.manager ? commitOf(ctx.manager.status?.lastAppliedRevision) : commitOf(obj.status?.lastAttemptedRevision)) ?? expected.commit;
+    const revision = (ctx.manager ? commitOf(ctx.manager.status?.lastAppliedRevision) : chartCommit(obj, ctx.view)) ?? expected.commit;
     const disableWait = ['install', 'upgrade'].some(
       (action) => (obj.spec?.[action] as { disableWait?: boolean } | undefined)?.disableWait === true,
     );
@@ -180,9 +188,9 @@ function helmTests(obj: FluxObject, revision: string): { verdict?: Verdict; note
 
 /** The HelmChart of a HelmRelease failed to build from a revision that contains our commit. */
 function failedChartBuild(obj: FluxObject, expected: Expectation, ctx: RuleContext): Verdict | undefined {
-  const [namespace, name] = (obj.status?.helmChart ?? '').split('/');
-  const chart = namespace && name ? ctx.view.helmChart(namespace, name) : undefined;
+  const chart = helmChartOf(obj, ctx.view);
   if (!chart) return undefined;
+  const [namespace, name] = [chart.metadata.namespace ?? '', chart.metadata.name];
   const failure = isTrue(chart, 'BuildFailed') ?? isTrue(chart, 'Stalled');
   if (!failure) return undefined;
   const sha = commitOf(chart.status?.observedSourceArtifactRevision);

@@ -9,7 +9,7 @@
  * are retried.
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#status
  */
-import { commitOf, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
+import { imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
 import {
   askAbout,
   conditionText,
@@ -27,6 +27,7 @@ import {
 } from './object.js';
 import { blockedDependency } from './dependencies.js';
 import type { InventoryRef } from './inventory.js';
+import { kustomizationRevisions } from './origin.js';
 import { checkInventory } from './workloads.js';
 
 /**
@@ -77,8 +78,9 @@ export function evaluateKustomization(obj: FluxObject, expected: Expectation, ct
       return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager)}: ${upstream.reason}` };
   }
   const { ready, current } = readyAtGeneration(obj);
-  const applied = commitOf(obj.status?.lastAppliedRevision);
-  const attempted = commitOf(obj.status?.lastAttemptedRevision);
+  // Through an OCIRepository, the Git origin its artifact records (origin.ts, issue 18 item 14).
+  const { applied, attempted, problem } = kustomizationRevisions(obj, ctx.view);
+  if (problem) return { state: 'failed', message: `${objectName(obj)} reads an artifact without a commit: ${problem}` };
   const ask = askAbout(expected, attempted, applied);
   if (ask) return ask;
   const attemptedOurs = ours(expected, attempted);

@@ -39,6 +39,8 @@ export interface FluxView {
   helmChart(namespace: string, name: string): FluxObject | undefined;
   /** A HelmRelease a HelmRelease depends on (`dependsOn`); views that do not watch HelmReleases leave it out. */
   helmRelease?(namespace: string, name: string): FluxObject | undefined;
+  /** An OCIRepository a Kustomization or a HelmRelease's chartRef reads; views without that watch leave it out. */
+  ociRepository?(namespace: string, name: string): FluxObject | undefined;
   workload(ref: InventoryRef): WorkloadObject | undefined;
 }
 
