@@ -25,7 +25,7 @@ export interface FluxObject {
     lastAttemptedRevision?: string;
     lastHandledReconcileAt?: string;
     lastAttemptedGeneration?: number;
-    artifact?: { revision?: string };
+    artifact?: { revision?: string; digest?: string; metadata?: Record<string, string> };
     inventory?: Inventory;
     helmChart?: string;
     observedSourceArtifactRevision?: string;

@@ -416,4 +416,81 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
       expect(d.ms).toBeLessThan(20_000);
     }, 240_000);
   });
+  describe('issue 18 item 1: a HelmRelease with spec.test.enable (a Job test hook: kwok completes Job-owned Pods)', () => {
+    /** The chart with a test hook; with `failOn`, that tag's test Job cannot be scheduled, so Helm's test times out. */
+    const files = (failOn?: string) =>
+      chartFiles({
+        'charts/web/templates/tests/job.yaml': `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: web-test
+  annotations:
+    "helm.sh/hook": test
+    "helm.sh/hook-delete-policy": before-hook-creation
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+{{- if eq .Values.image.tag "${failOn ?? 'never'}" }}
+      nodeSelector: { no-such-node: "true" }
+{{- end }}
+      containers:
+        - name: test
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+`,
+      });
+    const release = (app: TestApp): KubernetesObject[] => [
+      keptnSecret(app, env),
+      toolObjects('flux', app, env)[0]!,
+      gitRepository(app),
+      {
+        apiVersion: 'helm.toolkit.fluxcd.io/v2',
+        kind: 'HelmRelease',
+        metadata: { name: app.name, namespace: 'flux-system', annotations: grantAnnotations() },
+        spec: {
+          interval: '1h',
+          targetNamespace: app.namespace,
+          test: { enable: true, timeout: '15s' },
+          chart: { spec: { chart: './charts/web', reconcileStrategy: 'Revision', sourceRef: { kind: 'GitRepository', name: app.name } } },
+        },
+      } as KubernetesObject,
+    ];
+    type Hr = KubernetesObject & { status: { conditions: Array<{ type: string; status: string; reason: string }> } };
+    const readHr = (app: TestApp) => env.cluster.read<Hr>('helm.toolkit.fluxcd.io/v2', 'HelmRelease', 'flux-system', app.name);
+
+    it('passes only after the Helm tests of our release succeeded, naming them', async () => {
+      const app = await newApp(
+        'flux-tests-ok',
+        () => files(),
+        (a) => release(a),
+        (a) => helmSettings(a, 'charts/web/values.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }),
+      );
+      await initiallyDeployed(app);
+      const d = await deliver(app);
+      expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await env.git.log(app.repo))[0]!.sha } });
+      expect(d.finished.data.message).toMatch(/TestSucceeded: Helm test succeeded for release .* 1 test hook completed successfully/);
+      expect((await readHr(app)).status.conditions.find((c) => c.type === 'TestSuccess')).toMatchObject({
+        status: 'True',
+        reason: 'TestSucceeded',
+      });
+    }, 240_000);
+
+    it("fails when the Helm tests of our release fail (TestFailed), with helm-controller's reason", async () => {
+      const app = await newApp(
+        'flux-tests-fail',
+        () => files('0.2.0'),
+        (a) => release(a),
+        (a) => helmSettings(a, 'charts/web/values.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }),
+      );
+      await initiallyDeployed(app);
+      const d = await deliver(app);
+      expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+      expect(d.finished.data.message).toMatch(new RegExp(`HelmRelease flux-system/${app.name}.*TestFailed: Helm test failed`));
+      expect((await readHr(app)).status.conditions.find((c) => c.type === 'TestSuccess')).toMatchObject({
+        status: 'False',
+        reason: 'TestFailed',
+      });
+    }, 240_000);
+  });
 });
