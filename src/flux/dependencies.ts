@@ -10,7 +10,7 @@
  * A dependency can no longer become ready when it is suspended, stalled, or failed at the latest revision it can get
  * and no controller retries it (not Reconciling): the wait then fails and names it. Anything else keeps the wait going.
  */
-import type { Expectation, Verdict } from '../readiness.js';
+import { commitOf, type Expectation, type Verdict } from '../readiness.js';
 import {
   askAbout,
   conditionText,
@@ -23,7 +23,6 @@ import {
   type FluxObject,
   type FluxView,
 } from './object.js';
-import { commitOf } from '../readiness.js';
 
 /** How deep a chain of dependencies is followed (a cycle in dependsOn must not loop). */
 const MAX_DEPTH = 3;
