@@ -190,3 +190,42 @@ describe('Flux Kustomization applied by another Kustomization (item 4)', () => {
     );
   });
 });
+
+describe('Flux Kustomization still checking the health of an earlier revision (issue 24 item 1)', () => {
+  // Built from kustomize-controller 1.9.4 checkHealth: Reconciling=True Progressing "Running health checks for revision
+  // <rev> with a timeout of <GetTimeout()>" while it waits for that revision; ours is applied only after it ends.
+  const checking = (revision: string, timeout = '5m0s') =>
+    kustomization(
+      {
+        observedGeneration: 2,
+        lastAppliedRevision: `main@sha1:${OLD}`,
+        lastAttemptedRevision: `main@sha1:${revision}`,
+        conditions: [
+          ready('Unknown', 'Progressing', 'Reconciliation in progress'),
+          {
+            ...reconciling('Progressing', `Running health checks for revision main@sha1:${revision} with a timeout of ${timeout}`),
+            lastTransitionTime: '2026-12-07T10:00:00Z',
+          },
+        ],
+      },
+      { wait: true, timeout: '5m' },
+    );
+  const FAILING = 'e'.repeat(40);
+  const known = expected({ [OLD]: 'unrelated', [FAILING]: 'ancestor', [OURS.slice(0, 12)]: 'same' });
+  it('says which revision it checks, until when, and how to shorten it', () => {
+    const v = evaluateKustomization(checking(FAILING), known, ctx());
+    expect(v).toEqual({
+      state: 'pending',
+      reason:
+        'Kustomization flux-system/app is still checking the health of revision eeeeeeeeeeee until about 2026-12-07T10:05:00.000Z (timeout 5m0s); kustomize-controller applies our commit only after that check ends (a shorter spec.timeout, or its CancelHealthCheckOnNewRevision feature gate, ends it sooner)',
+    });
+  });
+  it('leaves the time out when the timeout is not one the service reads (a fraction)', () => {
+    const v = evaluateKustomization(checking(FAILING, '1m30.5s'), known, ctx());
+    expect(v).toMatchObject({ state: 'pending', reason: expect.stringContaining('revision eeeeeeeeeeee (timeout 1m30.5s)') });
+  });
+  it('says nothing of the kind when the check is of our own revision', () => {
+    const v = evaluateKustomization(checking(OURS), expected(), ctx());
+    expect(v).toMatchObject({ state: 'pending', reason: expect.not.stringContaining('still checking') });
+  });
+});
