@@ -8,7 +8,7 @@
  *   after `--requeue-dependency` (Reconcile): the message can be stale for that long, never a failure in itself.
  * - helm-controller 1.6 helmrelease_controller.go checkDependencies: the same for HelmReleases (generation and Ready).
  * A dependency can no longer become ready when it is suspended, stalled, or failed at the latest revision it can get
- * and no controller retries it (not Reconciling): the wait then fails and names it. Anything else keeps the wait going.
+ * and no controller works on it (a Kustomization's retry of the same revision aside): the wait then fails and names it. Anything else keeps the wait going.
  */
 import { commitOf, type Expectation, type Verdict } from '../readiness.js';
 import {
@@ -84,11 +84,15 @@ function cannotBecomeReady(
     const deeper = blockedDependency(dep, kind, expected, view, depth + 1, root);
     return deeper?.state === 'failed' ? { state: 'failed', message: `${waits}: ${deeper.message}` } : deeper;
   }
-  // The controller retries this one (remediation or retry left, a new attempt running).
-  if (isTrue(dep, 'Reconciling')) return undefined;
+  const reconciling = isTrue(dep, 'Reconciling');
   if (kind === 'HelmRelease') {
-    if (!HELM_FAILED.has(ready.reason ?? '')) return undefined;
+    // helm-controller retries this one (remediation or retry left, a new attempt running).
+    if (reconciling || !HELM_FAILED.has(ready.reason ?? '')) return undefined;
   } else {
+    // kustomize-controller 1.9.4 finalizeStatus leaves Reconciling=True ProgressingWithRetry on every failed
+    // reconcile: a retry of the same revision at retryInterval, which does not change a failure at that revision
+    // (seen on the real controller: a BuildFailed dependency). Only a reconcile in progress may.
+    if (reconciling && reconciling.reason !== 'ProgressingWithRetry') return undefined;
     if (KUSTOMIZATION_NOT_YET.has(ready.reason ?? '')) return undefined;
     // A dependency on the source that carries our commit (the judged object's) has not tried our commit yet, but
     // will: its failure may be what our commit fixes.

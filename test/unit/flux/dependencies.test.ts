@@ -117,6 +117,20 @@ describe("Flux dependsOn: judged by the dependency's own current state (issue 18
       /DependencyNotReady/,
     ],
     [
+      'a failed dependency whose only retry is of the same revision (ProgressingWithRetry, as finalizeStatus leaves every failure) cannot become ready',
+      kustomization(
+        {
+          observedGeneration: 2,
+          lastAttemptedRevision: `main@sha1:${OLD}`,
+          conditions: [ready('False', 'BuildFailed', 'platform broken'), reconciling('ProgressingWithRetry', 'retrying')],
+        },
+        otherSource,
+        'infra',
+      ),
+      'failed',
+      /which failed at main@sha1:b{40} and cannot become ready until it is fixed: BuildFailed: platform broken/,
+    ],
+    [
       'a suspended dependency: fail, naming it',
       kustomization(
         { observedGeneration: 2, conditions: [ready('True', 'ReconciliationSucceeded')] },
