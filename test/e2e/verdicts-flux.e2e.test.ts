@@ -249,6 +249,46 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     expect(k.status.conditions.find((c) => c.type === 'Healthy')).toMatchObject({ status: 'True' });
   }, 240_000);
 
+  it('issue 18 item 15: a dependsOn Kustomization that failed at our commit and is not retried fails the deployment, naming it', async () => {
+    const app = await newApp(
+      'flux-depends',
+      (name) => ({
+        ...appFiles(name),
+        // The dependency's path, broken from the start: kustomize cannot build it at any commit.
+        [`infra/${name}/kustomization.yaml`]:
+          'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - missing.yaml\n',
+      }),
+      (a) => fluxObjects(a),
+      (a) => settingsYaml('flux', a, { timeout: '90s' }),
+    );
+    await initiallyDeployed(app);
+    const dependency = `${app.name}-infra`;
+    const [, , target] = fluxObjects(app, { dependsOn: [{ name: dependency }] });
+    await env.cluster.apply([
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name: dependency, namespace: 'flux-system' },
+        spec: {
+          interval: '1h',
+          retryInterval: '1h',
+          path: `./infra/${app.name}`,
+          prune: true,
+          sourceRef: { kind: 'GitRepository', name: app.name },
+        },
+      } as KubernetesObject,
+      target!,
+    ]);
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toMatch(
+      new RegExp(
+        `Kustomization flux-system/${app.name} waits for its dependency Kustomization flux-system/${dependency}, which failed at main@sha1:${String(d.finished.data.deployment.gitCommit)} and cannot become ready until it is fixed: BuildFailed: `,
+      ),
+    );
+    expect(d.ms).toBeLessThan(60_000);
+  }, 240_000);
+
   it('item 2: a Kustomization without spec.wait passes once its Deployment rolled out the image we wrote', async () => {
     const app = await newApp(
       'flux-nowait-ok',
