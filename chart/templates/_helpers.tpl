@@ -125,6 +125,10 @@ container and makes server-side apply refuse the object (duplicate entries for k
 - apiGroups: [source.toolkit.fluxcd.io]
   resources: [gitrepositories]
   verbs: [get, list, watch, patch]
+# A Kustomization or chartRef fed by an OCIRepository: the Git origin its artifact records, and a reconcile request.
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [ocirepositories]
+  verbs: [get, list, watch, patch]
 # Charts built from Git: which commit a chart revision was built from, and its build failures.
 - apiGroups: [source.toolkit.fluxcd.io]
   resources: [helmcharts]

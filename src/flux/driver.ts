@@ -1,6 +1,7 @@
 /**
  * Flux: check that the sources read our branch, ask for an immediate reconcile (sources first), then follow the
- * target (and the Kustomization that applies it, if any) to a verdict. The rules are in evaluate.ts.
+ * target (and the Kustomization that applies it, if any) to a verdict. The rules are in kustomization.ts,
+ * helmrelease.ts and sources.ts (entry points in evaluate.ts).
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#reconciliation
  */
 import type { Cluster } from '../k8s/cluster.js';
@@ -29,6 +30,9 @@ export const KUSTOMIZATIONS = { group: 'kustomize.toolkit.fluxcd.io', version: '
 export const HELMRELEASES = { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' };
 export const GITREPOSITORIES = { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'gitrepositories' };
 export const HELMCHARTS = { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'helmcharts' };
+export const OCIREPOSITORIES = { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'ocirepositories' };
+/** The annotation `flux push artifact --source` writes: the repository an OCI artifact was built from. */
+const ORIGIN_SOURCE = 'org.opencontainers.image.source';
 /** The workloads in a Kustomization's or HelmRelease's inventory whose rollout and images the rules read. */
 export const WORKLOADS: Record<WorkloadKind, ResourceKind> = {
   Deployment: { group: 'apps', version: 'v1', plural: 'deployments' },
@@ -44,9 +48,16 @@ const API_VERSION = {
   Kustomization: 'kustomize.toolkit.fluxcd.io/v1',
   HelmRelease: 'helm.toolkit.fluxcd.io/v2',
   GitRepository: 'source.toolkit.fluxcd.io/v1',
+  OCIRepository: 'source.toolkit.fluxcd.io/v1',
 };
 
 type Obj = FluxObject & KubeObject;
+
+interface SourceRef {
+  kind: string;
+  name: string;
+  namespace?: string;
+}
 
 interface Ref {
   namespace: string;
@@ -110,30 +121,58 @@ export class FluxTool implements DeliveryTool {
       labelledManager && readsOurs(labelledManager) && (kind === 'HelmRelease' || specMayCarryImage(target)) ? labelled : undefined;
     const manager = managerRef ? labelledManager : undefined;
 
-    // The sources our commit travels through: the manager's, the target's own, and a chart's GitRepository.
-    const chartSource =
-      kind === 'HelmRelease'
-        ? (target.spec?.['chart'] as { spec?: { sourceRef?: { kind: string; name: string; namespace?: string } } } | undefined)?.spec
-            ?.sourceRef
-        : undefined;
+    // The sources our commit travels through: the manager's, the target's own, and a chart's: its GitRepository
+    // (`spec.chart`, or the HelmChart `spec.chartRef` names) or the OCIRepository `spec.chartRef` names (issue 18 item 13).
+    const chartRef = kind === 'HelmRelease' ? (target.spec?.['chartRef'] as SourceRef | undefined) : undefined;
+    const refChart = chartRef?.kind === 'HelmChart' ? charts!.get(chartRef.namespace || namespace, chartRef.name) : undefined;
+    if (chartRef?.kind === 'HelmChart' && !refChart) return notFound('HelmChart', chartRef.namespace || namespace, chartRef.name);
+    const chartSource: SourceRef | undefined =
+      kind !== 'HelmRelease'
+        ? undefined
+        : chartRef?.kind === 'HelmChart'
+          ? refChart!.spec?.sourceRef && { ...refChart!.spec.sourceRef, namespace: refChart!.metadata.namespace ?? namespace }
+          : (chartRef ?? (target.spec?.['chart'] as { spec?: { sourceRef?: SourceRef } } | undefined)?.spec?.sourceRef);
     const appliers = [manager, kind === 'Kustomization' ? target : undefined].filter((o): o is Obj => o !== undefined);
-    if (appliers.length === 0 && chartSource?.kind !== 'GitRepository') {
+    const followable = (k: string | undefined) => k === 'GitRepository' || k === 'OCIRepository';
+    if (appliers.length === 0 && !followable(chartSource?.kind)) {
       return {
         state: 'failed',
-        message: `HelmRelease ${namespace}/${name} reads its chart from a ${chartSource?.kind ?? 'missing'} source and no Kustomization applies it; only GitRepository sources can be followed to a commit`,
+        message: `HelmRelease ${namespace}/${name} reads its chart from a ${chartSource?.kind ?? 'missing'} source and no Kustomization applies it; only GitRepository sources, and OCIRepository artifacts that record their Git origin, can be followed to a commit`,
       };
     }
     const followed: Ref[] = [];
+    /** OCIRepositories whose artifacts record the commit they were built from (origin.ts, issue 18 item 14). */
+    const ociFollowed: Ref[] = [];
     for (const applier of appliers) {
       const ref = applier.spec?.sourceRef;
-      if (ref?.kind !== 'GitRepository')
+      if (!followable(ref?.kind))
         return {
           state: 'failed',
-          message: `${objectName(applier)} reads from a ${ref?.kind ?? 'missing'} source; only GitRepository sources can be followed to a commit`,
+          message: `${objectName(applier)} reads from a ${ref?.kind ?? 'missing'} source; only GitRepository sources, and OCIRepository artifacts that record their Git origin, can be followed to a commit`,
         };
-      addRef(followed, { namespace: ref.namespace ?? applier.metadata.namespace ?? namespace, name: ref.name });
+      addRef(ref!.kind === 'OCIRepository' ? ociFollowed : followed, {
+        namespace: ref!.namespace ?? applier.metadata.namespace ?? namespace,
+        name: ref!.name,
+      });
     }
     let chartFromOurRepo = false;
+    if (chartSource?.kind === 'OCIRepository') {
+      // Its artifacts name their origin; origin.ts follows it, and the check below refuses another repository's.
+      chartFromOurRepo = true;
+      addRef(ociFollowed, { namespace: chartSource.namespace || namespace, name: chartSource.name });
+    }
+    const ocis = ociFollowed.length > 0 ? this.cluster.watch<Obj>(OCIREPOSITORIES) : undefined;
+    if (ocis) await untilSynced(ocis.synced, req.deadline, 'Flux OCIRepositories');
+    for (const ref of ociFollowed) {
+      const oci = ocis!.get(ref.namespace, ref.name);
+      if (!oci) return notFound('OCIRepository', ref.namespace, ref.name);
+      const source = (oci.status?.artifact as { metadata?: Record<string, string> } | undefined)?.metadata?.[ORIGIN_SOURCE];
+      if (source && !sameRepository(source, req.repoUrl))
+        return {
+          state: 'failed',
+          message: `${objectName(oci)} serves artifacts built from ${source} (${ORIGIN_SOURCE}), not our repository ${req.repoUrl}; our commit never reaches it`,
+        };
+    }
     if (chartSource?.kind === 'GitRepository') {
       const ref = { namespace: chartSource.namespace ?? namespace, name: chartSource.name };
       const repo = sources.get(ref.namespace, ref.name);
@@ -156,6 +195,8 @@ export class FluxTool implements DeliveryTool {
       artifactsBefore.set(refKey(ref), sources.get(ref.namespace, ref.name)?.status?.artifact?.revision);
       tokens.set(refKey(ref), await this.requestReconcile('GitRepository', ref));
     }
+    // An OCIRepository gets our commit only once a pipeline pushed it; ask now, its interval does the rest.
+    for (const ref of ociFollowed) await this.requestReconcile('OCIRepository', ref);
     if (managerRef) await this.requestReconcile('Kustomization', managerRef);
     const token = await this.requestReconcile(kind, { namespace, name });
     req.log.info({ token, sources: followed, manager: managerRef }, 'flux reconcile requested');
@@ -176,6 +217,8 @@ export class FluxTool implements DeliveryTool {
     const view: FluxView = {
       kustomization: (ns, n) => follow(kustomizations, ns, n),
       helmChart: (ns, n) => (charts ? follow(charts, ns, n) : undefined),
+      helmRelease: (ns, n) => (releases ? follow(releases, ns, n) : undefined),
+      ociRepository: (ns, n) => (ocis ? follow(ocis, ns, n) : undefined),
       workload: (ref) => {
         const watch = workloads[ref.kind as WorkloadKind];
         return watch ? follow(watch, ref.namespace, ref.name) : undefined;
@@ -188,6 +231,7 @@ export class FluxTool implements DeliveryTool {
       observe: (listener) => {
         onChange = listener;
         for (const ref of followed) follow(sources, ref.namespace, ref.name);
+        for (const ref of ociFollowed) follow(ocis!, ref.namespace, ref.name);
         if (managerRef) follow(kustomizations, managerRef.namespace, managerRef.name);
         follow(targets, namespace, name);
         return () => {

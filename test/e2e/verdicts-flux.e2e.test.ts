@@ -215,6 +215,80 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     expect(k.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
   }, 240_000);
 
+  it('issue 18 item 7: spec.healthChecks that list only a ConfigMap leave the Deployment unchecked; it never becomes available, so the deployment fails', async () => {
+    const app = await newApp(
+      'flux-hc-other',
+      (name) => {
+        const files = appFiles(name, { unschedulable: true });
+        const dir = `apps/${name}`;
+        files[`${dir}/kustomization.yaml`] = files[`${dir}/kustomization.yaml`]!.replace(
+          '  - deployment.yaml\n',
+          '  - deployment.yaml\n  - configmap.yaml\n',
+        );
+        files[`${dir}/configmap.yaml`] = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: demo\n';
+        return files;
+      },
+      (a) =>
+        fluxObjects(a, { wait: false, healthChecks: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'settings', namespace: a.namespace }] }),
+      (a) => settingsYaml('flux', a, { timeout: '25s' }),
+    );
+    await initiallyDeployed(app);
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toMatch(
+      new RegExp(
+        `Kustomization flux-system/${app.name} applied [0-9a-f]{12} without checking health \\(spec.wait is off and spec.healthChecks does not list it\\); Deployment ${app.namespace}/web is rolling out: `,
+      ),
+    );
+    // kustomize-controller checked the ConfigMap it was told to check and called the revision applied and Ready.
+    const k = await env.cluster.read<
+      KubernetesObject & { status: { lastAppliedRevision: string; conditions: Array<{ type: string; status: string; reason: string }> } }
+    >('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', 'flux-system', app.name);
+    expect(k.status.lastAppliedRevision).toContain(String(d.finished.data.deployment.gitCommit));
+    expect(k.status.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'ReconciliationSucceeded' });
+    expect(k.status.conditions.find((c) => c.type === 'Healthy')).toMatchObject({ status: 'True' });
+  }, 240_000);
+
+  it('issue 18 item 15: a dependsOn Kustomization that failed at our commit and is not retried fails the deployment, naming it', async () => {
+    const app = await newApp(
+      'flux-depends',
+      (name) => ({
+        ...appFiles(name),
+        // The dependency's path, broken from the start: kustomize cannot build it at any commit.
+        [`infra/${name}/kustomization.yaml`]:
+          'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - missing.yaml\n',
+      }),
+      (a) => fluxObjects(a),
+      (a) => settingsYaml('flux', a, { timeout: '90s' }),
+    );
+    await initiallyDeployed(app);
+    const dependency = `${app.name}-infra`;
+    const [, , target] = fluxObjects(app, { dependsOn: [{ name: dependency }] });
+    await env.cluster.apply([
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name: dependency, namespace: 'flux-system' },
+        spec: {
+          interval: '1h',
+          retryInterval: '1h',
+          path: `./infra/${app.name}`,
+          prune: true,
+          sourceRef: { kind: 'GitRepository', name: app.name },
+        },
+      } as KubernetesObject,
+      target!,
+    ]);
+    const d = await deliver(app);
+    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data.message).toMatch(
+      new RegExp(
+        `Kustomization flux-system/${app.name} waits for its dependency Kustomization flux-system/${dependency}, which failed at main@sha1:${String(d.finished.data.deployment.gitCommit)} and cannot become ready until it is fixed: BuildFailed: `,
+      ),
+    );
+    expect(d.ms).toBeLessThan(60_000);
+  }, 240_000);
+
   it('item 2: a Kustomization without spec.wait passes once its Deployment rolled out the image we wrote', async () => {
     const app = await newApp(
       'flux-nowait-ok',
@@ -380,6 +454,83 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
         /reconcileStrategy ChartVersion: a commit that does not change the chart's version never produces a new chart; set spec.chart.spec.reconcileStrategy: Revision/,
       );
       expect(d.ms).toBeLessThan(20_000);
+    }, 240_000);
+  });
+  describe('issue 18 item 1: a HelmRelease with spec.test.enable (a Job test hook: kwok completes Job-owned Pods)', () => {
+    /** The chart with a test hook; with `failOn`, that tag's test Job cannot be scheduled, so Helm's test times out. */
+    const files = (failOn?: string) =>
+      chartFiles({
+        'charts/web/templates/tests/job.yaml': `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: web-test
+  annotations:
+    "helm.sh/hook": test
+    "helm.sh/hook-delete-policy": before-hook-creation
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+{{- if eq .Values.image.tag "${failOn ?? 'never'}" }}
+      nodeSelector: { no-such-node: "true" }
+{{- end }}
+      containers:
+        - name: test
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+`,
+      });
+    const release = (app: TestApp): KubernetesObject[] => [
+      keptnSecret(app, env),
+      toolObjects('flux', app, env)[0]!,
+      gitRepository(app),
+      {
+        apiVersion: 'helm.toolkit.fluxcd.io/v2',
+        kind: 'HelmRelease',
+        metadata: { name: app.name, namespace: 'flux-system', annotations: grantAnnotations() },
+        spec: {
+          interval: '1h',
+          targetNamespace: app.namespace,
+          test: { enable: true, timeout: '15s' },
+          chart: { spec: { chart: './charts/web', reconcileStrategy: 'Revision', sourceRef: { kind: 'GitRepository', name: app.name } } },
+        },
+      } as KubernetesObject,
+    ];
+    type Hr = KubernetesObject & { status: { conditions: Array<{ type: string; status: string; reason: string }> } };
+    const readHr = (app: TestApp) => env.cluster.read<Hr>('helm.toolkit.fluxcd.io/v2', 'HelmRelease', 'flux-system', app.name);
+
+    it('passes only after the Helm tests of our release succeeded, naming them', async () => {
+      const app = await newApp(
+        'flux-tests-ok',
+        () => files(),
+        (a) => release(a),
+        (a) => helmSettings(a, 'charts/web/values.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }),
+      );
+      await initiallyDeployed(app);
+      const d = await deliver(app);
+      expect(d.finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await env.git.log(app.repo))[0]!.sha } });
+      expect(d.finished.data.message).toMatch(/TestSucceeded: Helm test succeeded for release .* 1 test hook completed successfully/);
+      expect((await readHr(app)).status.conditions.find((c) => c.type === 'TestSuccess')).toMatchObject({
+        status: 'True',
+        reason: 'TestSucceeded',
+      });
+    }, 240_000);
+
+    it("fails when the Helm tests of our release fail (TestFailed), with helm-controller's reason", async () => {
+      const app = await newApp(
+        'flux-tests-fail',
+        () => files('0.2.0'),
+        (a) => release(a),
+        (a) => helmSettings(a, 'charts/web/values.yaml', 'image.tag', { kind: 'HelmRelease', namespace: 'flux-system' }),
+      );
+      await initiallyDeployed(app);
+      const d = await deliver(app);
+      expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+      expect(d.finished.data.message).toMatch(new RegExp(`HelmRelease flux-system/${app.name}.*TestFailed: Helm test failed`));
+      expect((await readHr(app)).status.conditions.find((c) => c.type === 'TestSuccess')).toMatchObject({
+        status: 'False',
+        reason: 'TestFailed',
+      });
     }, 240_000);
   });
 });

@@ -144,3 +144,55 @@ describe('issue 7 states, as the real controllers report them', () => {
     expect(evaluateHelmRelease(hr, commit, { ...ctx(true), manager, startGeneration: 2 }).state).toBe('pending');
   });
 });
+
+// Captured from the real controllers by the issue 18 scenarios of test/e2e/verdicts-flux.e2e.test.ts (2026-12-07;
+// kustomize-controller 1.9.5, helm-controller 1.6.4, kube-controller-manager 1.36 with kwok), managedFields removed.
+describe('issue 18 states, as the real controllers report them', () => {
+  it('a Kustomization whose healthChecks list only a ConfigMap is Ready and Healthy while its Deployment cannot roll out: the service waits (item 7)', () => {
+    const deployment = fixture<WorkloadObject>('flux', 'deployment-healthchecks-other-unschedulable');
+    const view = {
+      kustomization: () => undefined,
+      helmChart: () => undefined,
+      workload: (ref: InventoryRef) => (ref.kind === 'Deployment' && ref.name === deployment.metadata.name ? deployment : undefined),
+    };
+    const v = evaluateKustomization(
+      fixture<FluxObject>('flux', 'kustomization-healthchecks-other-applied-ready'),
+      expected('7fd46ee881f7969a4bf486c18c6bb7a8ea98c8b8'),
+      { ...ctx(), images: ['ghcr.io/podtato/head:0.2.0'], view },
+    );
+    expect(v).toMatchObject({
+      state: 'pending',
+      reason: expect.stringContaining(
+        '(spec.wait is off and spec.healthChecks does not list it); Deployment flux-hc-other-1/web is rolling out',
+      ),
+    });
+  });
+
+  it.each([
+    [
+      'helmrelease-tests-succeeded',
+      `30dd2e6a43ac${'0'.repeat(28)}`,
+      'passed',
+      /TestSucceeded: Helm test succeeded .* 1 test hook completed successfully/,
+    ],
+    // A Job test hook that cannot run: Helm's test times out, Ready=False TestFailed and, with no retry left, Stalled.
+    ['helmrelease-tests-failed', `378a52643d69${'0'.repeat(28)}`, 'failed', /TestFailed: Helm test failed .*timeout waiting for/],
+  ] as const)('a HelmRelease with spec.test.enable: %s → %s (item 1)', (name, commit, verdict, text) => {
+    const v = evaluateHelmRelease(fixture<FluxObject>('flux', name), expected(commit), ctx(true));
+    expect(v.state).toBe(verdict);
+    expect(v.state === 'passed' || v.state === 'failed' ? v.message : '').toMatch(text);
+  });
+
+  it('the same release before its tests ran (TestSuccess back to AwaitingTests, as upgrade.go leaves it) waits', () => {
+    const hr = fixture<FluxObject>('flux', 'helmrelease-tests-succeeded');
+    const awaiting = (hr.status!.conditions ?? []).map((c) =>
+      c.type === 'TestSuccess' ? { ...c, status: 'Unknown' as const, reason: 'AwaitingTests', message: 'awaiting tests' } : c,
+    );
+    const v = evaluateHelmRelease(
+      { ...hr, status: { ...hr.status, conditions: awaiting } },
+      expected(`30dd2e6a43ac${'0'.repeat(28)}`),
+      ctx(true),
+    );
+    expect(v).toMatchObject({ state: 'pending', reason: expect.stringContaining('waiting for its Helm tests') });
+  });
+});
