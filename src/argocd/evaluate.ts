@@ -6,6 +6,7 @@
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
 import { commitOf, contains, imagesExpectedAt, type Expectation, type Verdict } from '../readiness.js';
+import { sameRepository } from '../repository.js';
 
 export interface ApplicationSource {
   repoURL: string;
@@ -90,18 +91,9 @@ export interface ArgoExpectation extends Expectation {
 
 export const DEFAULT_DEGRADED_GRACE_MS = 60_000;
 
-/** Normalise a Git URL for comparison: scheme-less, no credentials, no `.git`, no trailing slash, lower case host. */
+/** Same repository, whatever the scheme, credentials, `.git` suffix or trailing slash (src/repository.ts). */
 export function sameRepo(a: string, b: string): boolean {
-  const norm = (u: string) =>
-    u
-      .trim()
-      .replace(/^[a-z+]+:\/\//i, '')
-      .replace(/^[^@/]+@/, '')
-      .replace(/\.git\/?$/, '')
-      .replace(/\/+$/, '')
-      .replace(':', '/')
-      .toLowerCase();
-  return norm(a) === norm(b);
+  return sameRepository(a, b);
 }
 
 export function sourcesOf(app: Application): ApplicationSource[] {

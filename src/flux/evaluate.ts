@@ -21,6 +21,7 @@
 import { imagesOf, rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
 import { commitOf, contains, findCondition, imagesExpectedAt, type Condition, type Expectation, type Verdict } from '../readiness.js';
 import { carriesOtherImages, inventoryRefs, isWorkload, sameImage, type Inventory, type InventoryRef } from './inventory.js';
+import { sameRepository as sameRepositoryUrl } from '../repository.js';
 
 export interface FluxObject {
   apiVersion?: string;
@@ -520,24 +521,9 @@ export function checkGitRepositoryRef(obj: FluxObject, wanted: SourceWanted): Ve
   return undefined;
 }
 
-/** Same repository, whatever the scheme, credentials, default port, `.git` suffix or trailing slash. */
+/** Same repository, whatever the scheme, credentials, default port, `.git` suffix or trailing slash (src/repository.ts). */
 export function sameRepository(a: string, b: string): boolean {
-  return repositoryKey(a) === repositoryKey(b);
-}
-
-function repositoryKey(url: string): string {
-  let rest = url.trim();
-  const scp = /^(?:[^@/]+@)?([^:/]+):(?!\/)(.*)$/.exec(rest);
-  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) rest = `ssh://${scp[1]}/${scp[2]}`;
-  try {
-    const u = new URL(rest);
-    const defaultPort = { 'http:': '80', 'https:': '443', 'ssh:': '22' }[u.protocol];
-    const port = u.port && u.port !== defaultPort ? `:${u.port}` : '';
-    const path = u.pathname.replace(/\/+$/, '').replace(/\.git$/, '');
-    return `${u.hostname.toLowerCase()}${port}${path}`;
-  } catch {
-    return rest.replace(/\/+$/, '').replace(/\.git$/, '');
-  }
+  return sameRepositoryUrl(a, b);
 }
 
 /**

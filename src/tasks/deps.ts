@@ -11,6 +11,7 @@ import type { DeliveryTool } from '../tool.js';
 import type { ObjectMetadata, ObjectRef } from '../k8s/cluster.js';
 import type { Metrics } from '../metrics.js';
 import type { ProgressiveDriver, ProgressiveKind } from '../progressive.js';
+import type { SourceKind, SourceObject } from '../target-source.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;
@@ -20,6 +21,11 @@ export interface DeploymentDeps {
   secretData?(namespace: string, name: string): Promise<Record<string, string>>;
   /** Reads the labels and annotations grants live in (see grants.ts); absent when the service runs without a cluster. */
   objectMetadata?(ref: ObjectRef): Promise<ObjectMetadata>;
+  /**
+   * Reads one Flux or Argo CD object in full with a GET from the API server (not a watch cache): the target and what
+   * it deploys from (target-check.ts); absent when the service runs without a cluster.
+   */
+  readObject?(kind: SourceKind, namespace: string, name: string): Promise<SourceObject>;
   /** Argo Rollouts and Flagger, by the kind of their workload: absent when the service runs without a cluster. */
   progressive?: Partial<Record<ProgressiveKind, ProgressiveDriver>>;
   secretNamespace: string;

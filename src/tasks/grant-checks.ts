@@ -1,10 +1,10 @@
 /**
- * The grant checks of `prepare` (see grants.ts, ADR 8): the Secret of `git.secretRef` and the target are read from
- * the cluster and decided before anything is cloned, fetched, written or patched.
+ * The grant checks of `prepare` (see grants.ts, ADR 8): the Secret of `git.secretRef` is read from the cluster and
+ * decided before anything is cloned, fetched, written or patched (the target: target-check.ts).
  */
 import type { Logger } from 'pino';
 import { codeOf, messageOf } from '../errors.js';
-import { missingGrantMessage, secretGrant, TARGET_API_VERSIONS, targetGrant, type GrantDecision } from '../grants.js';
+import { missingGrantMessage, secretGrant, type GrantDecision } from '../grants.js';
 import { credentialsFromSecretData, type GitCredentials } from '../git/credentials.js';
 import type { GitOpsSettings } from '../settings/schema.js';
 import type { ObjectMetadata, ObjectRef } from '../k8s/cluster.js';
@@ -18,7 +18,12 @@ export interface SecretRef {
 }
 
 /** Transient API failures (not 403/404) are worth a few quick attempts before the deployment errors. */
-const METADATA_RETRY = { attempts: 3, baseDelayMs: 200, maxDelayMs: 2_000, retryable: (err: unknown) => codeOf(err) === 'API_ERROR' };
+export const METADATA_RETRY = {
+  attempts: 3,
+  baseDelayMs: 200,
+  maxDelayMs: 2_000,
+  retryable: (err: unknown) => codeOf(err) === 'API_ERROR',
+};
 
 export async function metadataOf(ref: ObjectRef, deps: DeploymentDeps, purpose: string): Promise<ObjectMetadata> {
   const read = deps.objectMetadata;
@@ -59,24 +64,6 @@ export async function grantedSecret(
   });
   refuseUnlessGranted(secretGrant({ kind: 'Secret', ...secret, metadata }, project, settings.git.url), project, log);
   return secret;
-}
-
-/** Refuses a target (Kustomization, HelmRelease, Application) that is not granted to the project. */
-export async function checkTargetGrant(settings: GitOpsSettings, project: string, deps: DeploymentDeps, log: Logger): Promise<void> {
-  const { kind, namespace, name } = settings.target;
-  const metadata = await metadataOf({ apiVersion: TARGET_API_VERSIONS[kind], kind, namespace, name }, deps, 'target').catch(
-    (err: unknown) => {
-      if (err instanceof DeploymentError) throw err;
-      if (codeOf(err) === 'NOT_FOUND')
-        throw new DeploymentError('NOT_FOUND', `${kind} ${namespace}/${name} not found; check target in the settings`, { cause: err });
-      throw new DeploymentError(
-        codeOf(err) === 'FORBIDDEN' ? 'FORBIDDEN' : 'API_ERROR',
-        `cannot read the grant on ${kind} ${namespace}/${name}: ${messageOf(err)}`,
-        { cause: err },
-      );
-    },
-  );
-  refuseUnlessGranted(targetGrant({ kind, namespace, name, metadata }, project), project, log);
 }
 
 export async function credentials(secret: SecretRef | undefined, deps: DeploymentDeps): Promise<{ credentials?: GitCredentials }> {

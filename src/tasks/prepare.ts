@@ -9,7 +9,8 @@ import { parseDuration } from '../duration.js';
 import type { GitOpsSettings } from '../settings/schema.js';
 import type { HandlerContext } from '../runner.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
-import { checkTargetGrant, credentials, grantedSecret } from './grant-checks.js';
+import { credentials, grantedSecret } from './grant-checks.js';
+import { checkTarget } from './target-check.js';
 
 export async function prepare(
   event: TriggeredEvent<DeploymentTriggeredData>,
@@ -23,9 +24,10 @@ export async function prepare(
   context.onTarget?.(settings.target.kind);
   const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
   if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
-  // Both grants are decided before anything is cloned, fetched, written or patched: a refusal sends nothing anywhere.
+  // Both grants, and that the target deploys from what the settings write, are decided before anything is cloned,
+  // fetched, written or patched: a refusal sends nothing anywhere.
   const secret = await grantedSecret(settings, project, deps, log);
-  await checkTargetGrant(settings, project, deps, log);
+  await checkTarget(settings, project, deps, log);
   return {
     settings,
     tool,
@@ -50,7 +52,9 @@ export async function repositoryOf(
   log: Logger,
 ): Promise<RepoRef> {
   const { settings } = await deps.settings.load(scope, undefined);
+  // The commit is read with the Secret's credentials: only from the repository the service's granted target reads.
   const secret = await grantedSecret(settings, scope.project, deps, log);
+  await checkTarget(settings, scope.project, deps, log);
   return {
     url: settings.git.url,
     branch: settings.git.branch,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { deploy, rollback, type DeploymentDeps } from '../../src/deployment.js';
+import { deploy, repositoryOf, rollback, type DeploymentDeps } from '../../src/deployment.js';
 import type { GitWorkspace } from '../../src/git/workspace.js';
 import type { ObjectRef } from '../../src/k8s/cluster.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from '../../src/keptn/events.js';
@@ -16,7 +16,7 @@ import {
   type GrantDecision,
   type GrantSubject,
 } from '../../src/grants.js';
-import { silentLog, triggeredCloudEvent } from './helpers.js';
+import { silentLog, targetReading, triggeredCloudEvent } from './helpers.js';
 
 const secret = (annotations?: Record<string, string>): GrantSubject => ({
   kind: 'Secret',
@@ -240,9 +240,9 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
   const event = { ...triggeredCloudEvent(), task: 'deployment' } as unknown as TriggeredEvent<DeploymentTriggeredData>;
   const GRANTED = { [PROJECTS_ANNOTATION]: 'podtato', [GIT_HOSTS_ANNOTATION]: 'git.example.com' };
 
-  function harness(annotations: { secret: Record<string, string>; target: Record<string, string> }) {
+  function harness(annotations: { secret: Record<string, string>; target: Record<string, string>; repoUrl?: string }) {
     const touched: string[] = [];
-    const read: ObjectRef[] = [];
+    const read: Array<Partial<ObjectRef>> = [];
     const refuse = (what: string) => async () => {
       touched.push(what);
       throw new Error(`${what} must not be reached`);
@@ -262,7 +262,12 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
       },
       objectMetadata: async (ref) => {
         read.push(ref);
-        return { labels: {}, annotations: ref.kind === 'Secret' ? annotations.secret : annotations.target };
+        return { labels: {}, annotations: annotations.secret };
+      },
+      readObject: async (kind, namespace, name) => {
+        read.push({ kind, namespace, name });
+        const target = await targetReading(() => ({ url: annotations.repoUrl ?? settings.git.url, branch: 'main' }))(kind, namespace, name);
+        return kind === 'GitRepository' ? target : { ...target, metadata: { ...target.metadata, annotations: annotations.target } };
       },
       secretNamespace: 'keptn',
       defaultTimeoutMs: 1_000,
@@ -292,9 +297,36 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
     await expect(deploy(event, h.deps, silentLog)).rejects.toThrow('git.commitImage must not be reached');
     expect(h.read).toEqual([
       { apiVersion: 'v1', kind: 'Secret', namespace: 'keptn', name: 'fleet-git' },
-      { apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', namespace: 'podtato', name: 'web' },
+      { kind: 'HelmRelease', namespace: 'podtato', name: 'web' },
+      { kind: 'GitRepository', namespace: 'podtato', name: 'web' },
     ]);
     expect(h.touched).toEqual(['secretData', 'git.commitImage']);
+  });
+
+  it('refuses, with TARGET_MISMATCH and nothing touched, settings naming a repository the granted target does not read (issue 19)', async () => {
+    // One Secret granted to this project (and maybe others); the target is this project's, reading its own repository.
+    const h = harness({ secret: GRANTED, target: GRANTED, repoUrl: 'https://git.example.com/podtato/own.git' });
+    for (const run of [deploy, rollback]) {
+      await expect(run(event, h.deps, silentLog)).rejects.toMatchObject({
+        code: 'TARGET_MISMATCH',
+        message: expect.stringMatching(
+          /^project podtato may not write there: git.url https:\/\/git.example.com\/podtato\/fleet.git is not a repository HelmRelease podtato\/web deploys from \(it reads https:\/\/git.example.com\/podtato\/own.git\);.* Nothing was sent to Git\.$/,
+        ),
+      });
+    }
+    expect(h.touched).toEqual([]);
+  });
+
+  it('the observer reads commits only from the repository of the granted target', async () => {
+    const h = harness({ secret: GRANTED, target: GRANTED, repoUrl: 'https://git.example.com/podtato/own.git' });
+    await expect(repositoryOf({ project: 'podtato', stage: 'dev', service: 'web' }, h.deps, silentLog)).rejects.toMatchObject({
+      code: 'TARGET_MISMATCH',
+    });
+    expect(h.touched).toEqual([]);
+    const granted = harness({ secret: GRANTED, target: GRANTED });
+    await expect(repositoryOf({ project: 'podtato', stage: 'dev', service: 'web' }, granted.deps, silentLog)).resolves.toMatchObject({
+      url: settings.git.url,
+    });
   });
 
   it('refuses a Secret and a target when there is no cluster to read their grants from', async () => {
