@@ -132,7 +132,7 @@ export function sourcesToRead(kind: TargetKind, target: SourceObject, read: Read
 }
 
 /** The ref a source follows, as far as the service can tell without asking Git. */
-export type Tracks = { branch: string } | { head: true } | { fixed: string };
+export type Tracks = { branch: string; shown?: string } | { head: true } | { fixed: string };
 
 /** One place a target deploys from: a repository at a ref, the directories it reads whole, and single files it reads. */
 export interface Scope {
@@ -184,7 +184,8 @@ export function argoTracks(targetRevision: unknown): Tracks {
   const revision = str(targetRevision)?.trim() ?? '';
   if (revision === '' || revision === 'HEAD') return { head: true };
   if (/^[0-9a-f]{40}$/i.test(revision)) return { fixed: `commit ${revision}` };
-  return { branch: revision.startsWith('refs/heads/') ? revision.slice('refs/heads/'.length) : revision };
+  const branch = revision.startsWith('refs/heads/') ? revision.slice('refs/heads/'.length) : revision;
+  return { branch, shown: `targetRevision ${revision}` };
 }
 
 function fluxScope(via: string, repo: SourceObject | undefined, dirs: string[], files: string[] = []): Scope[] {
@@ -292,7 +293,7 @@ export interface WriteWanted {
 export type TargetSourceDecision = { granted: true } | { granted: false; problem: string };
 
 function tracksText(t: Tracks): string {
-  return 'branch' in t ? `branch ${t.branch}` : 'head' in t ? 'HEAD (its default branch)' : t.fixed;
+  return 'branch' in t ? (t.shown ?? `branch ${t.branch}`) : 'head' in t ? 'HEAD (its default branch)' : t.fixed;
 }
 
 function within(file: string, scope: Scope): boolean {
@@ -323,9 +324,9 @@ export function targetSourceDecision(kind: TargetKind, target: SourceObject, rea
     );
   const onBranch = same.filter((s) => ('branch' in s.tracks && s.tracks.branch === wanted.branch) || 'head' in s.tracks);
   if (onBranch.length === 0) {
-    const fixed = same.some((s) => 'fixed' in s.tracks);
+    const fixed = same.some((s) => 'fixed' in s.tracks || ('shown' in s.tracks && s.tracks.shown));
     return refuse(
-      `${shown} reads ${wanted.repoUrl} at ${[...new Set(same.map((s) => tracksText(s.tracks)))].join(', ')}, not branch ${wanted.branch}${fixed ? ', and the service cannot push to a tag, semver range or commit' : ''}: point the target's source at branch ${wanted.branch}, or git.branch at the branch it tracks`,
+      `${shown} reads ${wanted.repoUrl} at ${[...new Set(same.map((s) => tracksText(s.tracks)))].join(', ')}, not branch ${wanted.branch}${fixed ? ' (the service pushes to a branch, never to a tag, semver range or commit)' : ''}: point the target's source at branch ${wanted.branch}, or git.branch at the branch it tracks`,
     );
   }
   const outside = wanted.files.filter((f) => !onBranch.some((s) => within(repoPath(f), s)));

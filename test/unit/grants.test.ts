@@ -6,6 +6,7 @@ import type { DeploymentTriggeredData, TriggeredEvent } from '../../src/keptn/ev
 import type { GitOpsSettings } from '../../src/settings/schema.js';
 import {
   GIT_HOSTS_ANNOTATION,
+  GIT_REPOSITORIES_ANNOTATION,
   gitEndpoint,
   hostEntryAdmits,
   listOf,
@@ -150,6 +151,37 @@ describe('secretGrant: a project uses only Secrets granted to it, and only towar
       { granted: false, annotation: PROJECTS_ANNOTATION },
     ],
     ['an SSH URL to a granted host', granted('team-a', 'github.com'), 'team-a', 'git@github.com:team-a/fleet.git', { granted: true }],
+    // ADR 13: the optional repositories annotation, an outer fence for a token many projects share.
+    [
+      'a listed repository, spelled another way',
+      secret({
+        ...granted('team-a,team-b', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://git.example.com/team-b/fleet, https://git.example.com/team-a/fleet',
+      }),
+      'team-a',
+      'https://git.example.com/team-a/fleet.git',
+      { granted: true },
+    ],
+    [
+      'a repository the Secret does not list',
+      secret({
+        ...granted('team-a,team-b', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://git.example.com/team-b/fleet',
+      }),
+      'team-a',
+      url,
+      { granted: false, annotation: GIT_REPOSITORIES_ANNOTATION, expected: url },
+    ],
+    [
+      'a listed repository on a host the Secret does not grant',
+      secret({
+        ...granted('team-a', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://other.example/team-a/fleet',
+      }),
+      'team-a',
+      'https://other.example/team-a/fleet',
+      { granted: false, annotation: GIT_HOSTS_ANNOTATION },
+    ],
   ])('%s', (_name, subject, project, gitUrl, want) => {
     const decision = secretGrant(subject, project, gitUrl);
     expect(decision.granted).toBe(want.granted);
@@ -170,6 +202,23 @@ describe('secretGrant: a project uses only Secrets granted to it, and only towar
         `kubectl annotate --overwrite secret -n keptn team-a-git ${PROJECTS_ANNOTATION}=<its current list>,team-a. Nothing was sent to Git.`,
     );
     expect(message).not.toContain('team-secret-project');
+  });
+
+  it('names a missing repository without showing which repositories the Secret lists', () => {
+    const decision = secretGrant(
+      secret({
+        ...granted('team-a,team-b', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://git.example.com/team-b/secret-plans',
+      }),
+      'team-a',
+      url,
+    );
+    if (decision.granted) throw new Error('expected a refusal');
+    const message = missingGrantMessage('team-a', decision.missing);
+    expect(message).toContain(
+      `kubectl annotate --overwrite secret -n keptn team-a-git ${GIT_REPOSITORIES_ANNOTATION}=<its current list>,${url}`,
+    );
+    expect(message).not.toContain('secret-plans');
   });
 
   it('gives a ready command when the annotation is absent', () => {

@@ -113,7 +113,7 @@ describe('targetSourceDecision', () => {
       kustomization,
       objects(['GitRepository', with_(gitRepository, { ref: { tag: 'v1.4.0', branch: 'main' } })]),
       want(URL_A, ['deploy/x.yaml']),
-      /at tag v1.4.0, not branch main, and the service cannot push to a tag, semver range or commit/,
+      /at tag v1.4.0, not branch main \(the service pushes to a branch, never to a tag, semver range or commit\)/,
     ],
     [
       'Kustomization: a semver range',
@@ -277,7 +277,7 @@ describe('targetSourceDecision', () => {
       with_(application, { source: { repoURL: URL_APP, path: 'app', targetRevision: 'v1.4.0' } }),
       objects(),
       want(URL_APP, ['app/x']),
-      /reads .* at branch v1.4.0, not branch main/,
+      /reads .* at targetRevision v1.4.0, not branch main \(the service pushes to a branch/,
     ],
     [
       'Application: a commit',
@@ -285,7 +285,7 @@ describe('targetSourceDecision', () => {
       with_(application, { source: { repoURL: URL_APP, path: 'app', targetRevision: 'b'.repeat(40) } }),
       objects(),
       want(URL_APP, ['app/x']),
-      /at commit b{40}, not branch main, and the service cannot push/,
+      /at commit b{40}, not branch main \(the service pushes to a branch/,
     ],
     [
       'Application: helm valueFiles relative to the path',
@@ -396,7 +396,7 @@ describe('sourcesToRead', () => {
   it('reads nothing for an Application: its sources are in its spec', () => {
     expect(sourcesToRead('Application', application, new Map(), new Set())).toEqual([]);
     expect(deployScopes('Application', application, new Map())).toEqual([
-      { via: 'Application argocd/demo', url: URL_APP, tracks: { branch: 'main' }, dirs: ['app'], files: [] },
+      { via: 'Application argocd/demo', url: URL_APP, tracks: { branch: 'main', shown: 'targetRevision main' }, dirs: ['app'], files: [] },
     ]);
   });
 });
