@@ -223,38 +223,47 @@ function helmChartScopes(via: string, chartSpec: Record<string, unknown> | undef
 
 /** Every place the target deploys from Git, by the rules at the top of this file. */
 export function deployScopes(kind: TargetKind, target: SourceObject, read: ReadObjects): Scope[] {
+  return kind === 'Application' ? applicationScopes(target) : fluxScopes(kind, target, read);
+}
+
+/** An Application's Git sources; a ref-only source (no path) deploys only the values files others take from it. */
+function applicationScopes(target: SourceObject): Scope[] {
+  const scopes: Scope[] = [];
+  const shown = name('Application', target);
+  const spec = target.spec ?? {};
+  const sources = Array.isArray(spec['sources']) && spec['sources'].length ? spec['sources'] : spec['source'] ? [spec['source']] : [];
+  const git = sources.map((s) => rec(s) ?? {}).map((s, index) => ({ s, index, isGit: !s['chart'] && typeof s['repoURL'] === 'string' }));
+  const perSource = git.map(({ s, index, isGit }) => ({
+    via: sources.length > 1 ? `${shown} source ${index}` : shown,
+    url: isGit ? (s['repoURL'] as string) : '',
+    tracks: argoTracks(s['targetRevision']),
+    dirs: [] as string[],
+    files: [] as string[],
+    isGit,
+    ref: str(s['ref']),
+  }));
+  git.forEach(({ s, index, isGit }) => {
+    const path = str(s['path']);
+    const own = perSource[index]!;
+    if (isGit && (path || own.ref === undefined)) own.dirs.push(repoPath(path ?? ''));
+    for (const file of strings(rec(s['helm'])?.['valueFiles'])) {
+      const dollar = /^\$([^/]+)\/(.*)$/.exec(file);
+      if (dollar) {
+        const refSource = perSource.find((p) => p.isGit && p.ref === dollar[1]);
+        refSource?.files.push(repoPath(dollar[2]!));
+      } else if (isGit && !/^[a-z][a-z0-9+.-]*:\/\//i.test(file)) {
+        own.files.push(repoPath(`${path ?? ''}/${file}`));
+      }
+    }
+  });
+  for (const p of perSource) if (p.isGit) scopes.push({ via: p.via, url: p.url, tracks: p.tracks, dirs: p.dirs, files: p.files });
+  return scopes;
+}
+
+/** A Flux object's GitRepository-backed sources, and the Kustomization that applies it when its inventory says so. */
+function fluxScopes(kind: Exclude<TargetKind, 'Application'>, target: SourceObject, read: ReadObjects): Scope[] {
   const scopes: Scope[] = [];
   const shown = name(kind, target);
-  if (kind === 'Application') {
-    const spec = target.spec ?? {};
-    const sources = Array.isArray(spec['sources']) && spec['sources'].length ? spec['sources'] : spec['source'] ? [spec['source']] : [];
-    const git = sources.map((s) => rec(s) ?? {}).map((s, index) => ({ s, index, isGit: !s['chart'] && typeof s['repoURL'] === 'string' }));
-    const perSource = git.map(({ s, index, isGit }) => ({
-      via: sources.length > 1 ? `${shown} source ${index}` : shown,
-      url: isGit ? (s['repoURL'] as string) : '',
-      tracks: argoTracks(s['targetRevision']),
-      dirs: [] as string[],
-      files: [] as string[],
-      isGit,
-      ref: str(s['ref']),
-    }));
-    git.forEach(({ s, index, isGit }) => {
-      const path = str(s['path']);
-      const own = perSource[index]!;
-      if (isGit && (path !== undefined || own.ref === undefined)) own.dirs.push(repoPath(path ?? ''));
-      for (const file of strings(rec(s['helm'])?.['valueFiles'])) {
-        const dollar = /^\$([^/]+)\/(.*)$/.exec(file);
-        if (dollar) {
-          const refSource = perSource.find((p) => p.isGit && p.ref === dollar[1]);
-          refSource?.files.push(repoPath(dollar[2]!));
-        } else if (isGit && !/^[a-z][a-z0-9+.-]*:\/\//i.test(file)) {
-          own.files.push(repoPath(`${path ?? ''}/${file}`));
-        }
-      }
-    });
-    for (const p of perSource) if (p.isGit) scopes.push({ via: p.via, url: p.url, tracks: p.tracks, dirs: p.dirs, files: p.files });
-    return scopes;
-  }
   if (kind === 'Kustomization') {
     const ref = gitRepositoryRef(target.spec?.['sourceRef'], nsOf(target));
     if (ref)
