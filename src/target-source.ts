@@ -18,7 +18,9 @@
  *   inventory only by kustomize-controller): that Kustomization's source and path, where the target's manifest lives.
  * - Argo CD Application: each Git source of `spec.source` or `spec.sources[]` (a source with `chart` is a Helm
  *   repository, not Git), its `path`, and its `helm.valueFiles`: relative to the path, or `$ref/...` in the source whose
- *   `ref` is `ref` (argo-cd reposerver/repository/repository.go, the `$` prefix resolved against ref sources).
+ *   `ref` is `ref` (argo-cd reposerver/repository/repository.go getResolvedValueFiles and getReferencedSource: a
+ *   relative file joined to the source path, a `$name/` prefix to the root of the ref source `name`). Glob patterns in
+ *   valueFiles, which newer Argo CD versions expand, match only a file of that exact name here: a refusal, not a guess.
  */
 import { sameRepository } from './repository.js';
 import type { TargetKind } from './settings/schema.js';
