@@ -16,6 +16,8 @@
  * - Either Flux kind, when a Kustomization applied it (its labels `kustomize.toolkit.fluxcd.io/name`/`namespace`, and
  *   the Kustomization's `status.inventory` lists it: labels alone are written by whoever writes the object, the
  *   inventory only by kustomize-controller): that Kustomization's source and path, where the target's manifest lives.
+ *   kustomize-controller records the inventory right after applying, in the status it writes before its health checks
+ *   (captured: test/fixtures/flux/kustomization-helm-fail-manager.json, "Running health checks" with the inventory).
  * - Argo CD Application: each Git source of `spec.source` or `spec.sources[]` (a source with `chart` is a Helm
  *   repository, not Git), its `path`, and its `helm.valueFiles`: relative to the path, or `$ref/...` in the source whose
  *   `ref` is `ref` (argo-cd reposerver/repository/repository.go getResolvedValueFiles and getReferencedSource: a
