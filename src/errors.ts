@@ -25,6 +25,8 @@ export const ERROR_CODES = [
   'VERSION_NOT_HELD',
   // Grants: what a project may use.
   'GRANT_MISSING',
+  // The settings' repository, branch or files are not where the project's granted target deploys from.
+  'TARGET_MISMATCH',
   // Credentials.
   'INVALID_CREDENTIALS',
   'SECRET_UNAVAILABLE',

@@ -4,7 +4,8 @@
  * grants it, with annotations that a platform engineer sets with kubectl (see docs/security.md, docs/adr/0008-grants.md):
  *
  * - a Secret is usable by the projects its `gitops.keptn.sh/projects` annotation lists, and its credentials go only to
- *   the Git hosts its `gitops.keptn.sh/git-hosts` annotation lists;
+ *   the Git hosts its `gitops.keptn.sh/git-hosts` annotation lists (and, if it has one, only to the repositories its
+ *   `gitops.keptn.sh/git-repositories` annotation lists);
  * - a Flux Kustomization or HelmRelease, or an Argo CD Application, may be driven by the projects its
  *   `gitops.keptn.sh/projects` annotation lists.
  *
@@ -12,12 +13,18 @@
  * before anything is cloned, fetched, written to Git or patched. Anything not granted is refused; so is anything that
  * cannot be read unambiguously (a Git URL whose host git and we might read differently).
  */
+import { sameRepository } from './repository.js';
 import type { TargetKind } from './settings/schema.js';
 
 /** Comma-separated Keptn project names that may use the object. */
 export const PROJECTS_ANNOTATION = 'gitops.keptn.sh/projects';
 /** Comma-separated `host` or `host:port` entries a Secret's credentials may be sent to. */
 export const GIT_HOSTS_ANNOTATION = 'gitops.keptn.sh/git-hosts';
+/**
+ * Optional, comma-separated repository URLs a Secret's credentials may be used for (ADR 13): an outer fence for a
+ * token shared by many projects. Which of them one project may write is decided by its target (target-source.ts).
+ */
+export const GIT_REPOSITORIES_ANNOTATION = 'gitops.keptn.sh/git-repositories';
 
 /** The API version the service reads and patches for each target kind (the drivers use the same ones). */
 export const TARGET_API_VERSIONS: Record<TargetKind, string> = {
@@ -189,7 +196,7 @@ export function secretGrant(secret: GrantSubject, project: string, gitUrl: strin
       },
     };
   }
-  if (hosts.some((h) => hostEntryAdmits(h, endpoint))) return { granted: true };
+  if (hosts.some((h) => hostEntryAdmits(h, endpoint))) return repositoryGrant(secret, gitUrl);
   const shown = formatEndpoint(endpoint);
   return {
     granted: false,
@@ -199,6 +206,22 @@ export function secretGrant(secret: GrantSubject, project: string, gitUrl: strin
       expected: shown,
       reason: `its credentials go only to the Git hosts it lists, and git.url is on ${shown}`,
       fix: annotateCommand(secret, GIT_HOSTS_ANNOTATION, hosts, shown),
+    },
+  };
+}
+
+/** Without the repositories annotation, any repository on a granted host; with it, only those it lists (src/repository.ts). */
+function repositoryGrant(secret: GrantSubject, gitUrl: string): GrantDecision {
+  const listed = listOf(secret.metadata.annotations?.[GIT_REPOSITORIES_ANNOTATION]);
+  if (listed.length === 0 || listed.some((r) => sameRepository(r, gitUrl))) return { granted: true };
+  return {
+    granted: false,
+    missing: {
+      object: subjectName(secret),
+      annotation: GIT_REPOSITORIES_ANNOTATION,
+      expected: gitUrl,
+      reason: 'its credentials go only to the repositories it lists, and git.url is not one of them',
+      fix: annotateCommand(secret, GIT_REPOSITORIES_ANNOTATION, listed, gitUrl),
     },
   };
 }

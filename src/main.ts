@@ -28,6 +28,7 @@ import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
 import { DirectorySettings, ResourceServiceSettings } from './settings/source.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
+import { SOURCE_KINDS } from './target-source.js';
 
 export async function startService(config: ServiceConfig, logDestination?: DestinationStream) {
   // ISO times and level names: what log stores and people read without a lookup table.
@@ -65,6 +66,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     progressive: { Rollout: new RolloutsDriver(cluster), Canary: flagger },
     secretData: (ns, name) => cluster.secretData(ns, name),
     objectMetadata: (ref) => cluster.objectMetadata(ref),
+    readObject: (kind, namespace, name) => cluster.readFresh(SOURCE_KINDS[kind], namespace, name),
     secretNamespace: config.secretNamespace,
     defaultTimeoutMs: config.defaultTimeoutMs,
     author: config.author,

@@ -2,6 +2,8 @@
  * The Argo CD Application as the rules read it (Argo CD 3.5), and which of its sources follows our branch.
  * @see https://argo-cd.readthedocs.io/en/stable/user-guide/application-specification/
  */
+import { sameRepository } from '../repository.js';
+
 export interface ApplicationSource {
   repoURL: string;
   path?: string;
@@ -51,18 +53,9 @@ export interface Application {
 /** The `info` entry that marks a sync operation as started by this service for one deployment. */
 export const OPERATION_INFO_KEY = 'keptn-triggeredid';
 
-/** Normalise a Git URL for comparison: scheme-less, no credentials, no `.git`, no trailing slash, lower case host. */
+/** Same repository by the one rule of src/repository.ts, which the pre-Git target check uses too. */
 export function sameRepo(a: string, b: string): boolean {
-  const norm = (u: string) =>
-    u
-      .trim()
-      .replace(/^[a-z+]+:\/\//i, '')
-      .replace(/^[^@/]+@/, '')
-      .replace(/\.git\/?$/, '')
-      .replace(/\/+$/, '')
-      .replace(':', '/')
-      .toLowerCase();
-  return norm(a) === norm(b);
+  return sameRepository(a, b);
 }
 
 export function sourcesOf(app: Application): ApplicationSource[] {

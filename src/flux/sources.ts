@@ -3,6 +3,7 @@
  * what does it say after our reconcile request? docs/verdicts.md (Flux, GitRepository) is the table.
  * @see https://fluxcd.io/flux/components/source/gitrepositories/#status
  */
+import { sameRepository as sameRepositoryUrl } from '../repository.js';
 import { commitOf, findCondition, type Expectation, type Verdict } from '../readiness.js';
 import {
   askAbout,
@@ -53,24 +54,9 @@ export function checkGitRepositoryRef(obj: FluxObject, wanted: SourceWanted): Ve
   return undefined;
 }
 
-/** Same repository, whatever the scheme, credentials, default port, `.git` suffix or trailing slash. */
+/** Same repository by the one rule of src/repository.ts (an ssh URL with a port matches the https URL of the same path). */
 export function sameRepository(a: string, b: string): boolean {
-  return repositoryKey(a) === repositoryKey(b);
-}
-
-function repositoryKey(url: string): string {
-  let rest = url.trim();
-  const scp = /^(?:[^@/]+@)?([^:/]+):(?!\/)(.*)$/.exec(rest);
-  if (scp && !/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) rest = `ssh://${scp[1]}/${scp[2]}`;
-  try {
-    const u = new URL(rest);
-    const defaultPort = { 'http:': '80', 'https:': '443', 'ssh:': '22' }[u.protocol];
-    const port = u.port && u.port !== defaultPort ? `:${u.port}` : '';
-    const path = u.pathname.replace(/\/+$/, '').replace(/\.git$/, '');
-    return `${u.hostname.toLowerCase()}${port}${path}`;
-  } catch {
-    return rest.replace(/\/+$/, '').replace(/\.git$/, '');
-  }
+  return sameRepositoryUrl(a, b);
 }
 
 /**

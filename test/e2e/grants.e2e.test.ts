@@ -239,6 +239,83 @@ describe('a project drives only the Flux and Argo CD objects granted to it', () 
   );
 });
 
+describe('one Secret granted to two teams: each writes only where its own granted target deploys from (issue 19)', () => {
+  // An organisation's bot token, granted to both teams by a platform engineer: normal, and no longer a way across.
+  beforeAll(async () => {
+    await keptnCreateSecret(env.cluster.kc, {
+      namespace: 'keptn',
+      name: 'org-bot-git',
+      scope: 'keptn-default',
+      data: { username: env.git.username, password: env.git.password },
+    });
+    await annotate('v1', 'Secret', 'keptn', 'org-bot-git', grantAnnotations([TEAM_A, TEAM_B], [gitHostOf(env.git.url)]));
+  });
+
+  it.each<Tool>(['flux', 'argocd'])(
+    "%s: team A's settings naming team B's repository and file end errored, and team B's repository receives no request at all",
+    async (tool) => {
+      const teamA = await newApp(tool, [TEAM_A]);
+      // Team B's repository, with the file team A aims at; the Git server logs every request by repository.
+      const teamB = `grants-team-b-${++counter}`;
+      const { url: teamBUrl } = await env.git.createRepo(teamB, appFiles(teamB));
+      env.resources.put(
+        { project: TEAM_A, stage: 'dev', service: teamA.service },
+        'gitops/config.yaml',
+        settings(tool, { ...teamA, name: teamB }, { url: teamBUrl, secret: 'org-bot-git' }).replace(
+          `name: ${teamB},`,
+          `name: ${teamA.name},`,
+        ),
+      );
+      const { finished } = await deliver(TEAM_A, teamA.service);
+      const [kind, namespace] = tool === 'flux' ? ['Kustomization', 'flux-system'] : ['Application', 'argocd'];
+      expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(finished.data.message).toBe(
+        `project team-a may not write there: git.url ${teamBUrl} is not a repository ${kind} ${namespace}/${teamA.name} deploys from (it reads ${teamA.repoUrl}); the service writes only to the repository of the project's target: set git.url to the URL the target reads, or target to the object that deploys ${teamBUrl}. Nothing was sent to Git.`,
+      );
+      expect(env.git.requestLog.filter((r) => r.repo === teamB)).toEqual([]);
+      expect(await env.git.log(teamB)).toHaveLength(1);
+    },
+    240_000,
+  );
+
+  it("team A's settings naming its own repository but a file its Kustomization does not deploy end errored, nothing fetched", async () => {
+    // Deployed first: Flux has fetched, and its hour-long interval keeps it away from Git during the test.
+    const teamA = await newApp('flux', [TEAM_A], true);
+    const fetchedBefore = env.git.requestsTo(teamA.repo);
+    env.resources.put(
+      { project: TEAM_A, stage: 'dev', service: teamA.service },
+      'gitops/config.yaml',
+      settings('flux', teamA, { url: teamA.repoUrl, secret: 'org-bot-git' }).replace(
+        `file: apps/${teamA.name}/kustomization.yaml`,
+        'file: apps/team-b/kustomization.yaml',
+      ),
+    );
+    const { finished } = await deliver(TEAM_A, teamA.service);
+    expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+    expect(finished.data.message).toMatch(
+      new RegExp(
+        `^project team-a may not write there: images\\[\\]\\.file apps/team-b/kustomization\\.yaml is not in what Kustomization flux-system/${teamA.name} deploys from .*directory apps/${teamA.name}\\)`,
+      ),
+    );
+    expect(env.git.requestsTo(teamA.repo)).toBe(fetchedBefore);
+    expect(await env.git.log(teamA.repo)).toHaveLength(1);
+  }, 240_000);
+
+  it('the shared Secret deploys team A into its own repository, through its own target', async () => {
+    const teamA = await newApp('flux', [TEAM_A], true);
+    env.resources.put(
+      { project: TEAM_A, stage: 'dev', service: teamA.service },
+      'gitops/config.yaml',
+      settings('flux', teamA, { url: teamA.repoUrl, secret: 'org-bot-git' }),
+    );
+    const { finished } = await deliver(TEAM_A, teamA.service);
+    const log = await env.git.log(teamA.repo);
+    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass', deployment: { gitCommit: log[0]!.sha } });
+    expect(env.git.requestLog.filter((r) => r.repo === teamA.repo && r.path.endsWith('git-receive-pack')).length).toBeGreaterThan(0);
+    expect(await imageInCluster(env.cluster, teamA)).toBe(`${IMAGE}:0.2.0`);
+  }, 240_000);
+});
+
 describe("least privilege: the chart's ServiceAccount reads the Secrets of its Keptn scopes and no other", () => {
   it("reads what keptn create secret makes in the bound scope, now and later, and nothing else in Keptn's namespace", async () => {
     const admin = env.cluster.kc;

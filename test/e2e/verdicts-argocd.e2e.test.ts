@@ -121,7 +121,7 @@ const ourOperation = (a: ApplicationObject, triggeredId: string) =>
   a.status?.operationState?.operation?.info?.some((i) => i.value === triggeredId) ?? false;
 
 describe('Argo CD verdicts', () => {
-  it('fails at once, and syncs nothing, when the Application tracks a tag instead of our branch', async () => {
+  it('refuses at once, writing and syncing nothing, when the Application tracks a tag instead of our branch', async () => {
     const app = await newRepo();
     await execFileAsync('git', ['-C', join(env.git.root, 'repos', `${app.repo}.git`), 'tag', 'v1.4.0', app.initialCommit]);
     await env.cluster.apply([
@@ -132,8 +132,12 @@ describe('Argo CD verdicts', () => {
     await initiallyDeployed(app, 'v1.4.0');
 
     const d = await deliver(app);
-    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(d.finished.data.message).toContain(`Application argocd/${app.name} tracks v1.4.0, not branch main`);
+    // Issue 19: refused from the Application's spec before any Git access (src/target-source.ts).
+    expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+    expect(d.finished.data.message).toContain(
+      `Application argocd/${app.name} reads ${app.repoUrl} at targetRevision v1.4.0, not branch main`,
+    );
+    expect(await env.git.log(app.repo)).toHaveLength(1);
     expect(d.ms).toBeLessThan(20_000);
     // The team's app stays on its tag: no operation of ours, the old image still runs.
     expect(ourOperation(await readApplication(app), d.triggered.id)).toBe(false);
@@ -201,7 +205,7 @@ describe('Argo CD verdicts', () => {
     });
   }, 240_000);
 
-  it('fails naming the file and the Application when the settings edit a file the Application does not deploy', async () => {
+  it('refuses, naming the file and the Application, settings that edit a file the Application does not deploy', async () => {
     const elsewhere = 'apps/unused/kustomization.yaml';
     const app = await newRepo({
       [elsewhere]: `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: ${IMAGE}\n    newTag: 0.1.0\n`,
@@ -218,13 +222,14 @@ describe('Argo CD verdicts', () => {
     await initiallyDeployed(app, app.initialCommit);
 
     const d = await deliver(app);
-    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(d.finished.data.message).toContain(`Application argocd/${app.name} is synced to`);
+    // Issue 19: refused from the Application's spec before any Git access (src/target-source.ts).
+    expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(d.finished.data.message).toContain(
-      `runs ${IMAGE}:0.1.0, not ${IMAGE}:0.2.0: the file ${elsewhere} is not what it deploys (it reads ${app.repoUrl} path apps/${app.name})`,
+      `images[].file ${elsewhere} is not in what Application argocd/${app.name} deploys from ${app.repoUrl} on branch main (Application argocd/${app.name}: directory apps/${app.name})`,
     );
-    expect(await env.git.readFile(app.repo, elsewhere)).toContain('newTag: 0.2.0');
-    expect(d.ms).toBeLessThan(60_000);
+    expect(await env.git.readFile(app.repo, elsewhere)).toContain('newTag: 0.1.0');
+    expect(await env.git.log(app.repo)).toHaveLength(1);
+    expect(d.ms).toBeLessThan(20_000);
   }, 240_000);
 
   it('fails once Degraded outlasts the grace period, naming the workload that runs our image', async () => {

@@ -310,7 +310,7 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.2.0`);
   }, 240_000);
 
-  it('item 3: settings that point at a file the Kustomization does not deploy fail early, naming the target and its path', async () => {
+  it('item 3: settings that point at a file the Kustomization does not deploy are refused before any write, naming the target and its path', async () => {
     const app = await newApp(
       'flux-otherfile',
       (name) => ({ ...appFiles(name), [`overlays/old-${name}/kustomization.yaml`]: appFiles(name)[`apps/${name}/kustomization.yaml`]! }),
@@ -319,14 +319,16 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     );
     await initiallyDeployed(app);
     const d = await deliver(app);
-    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    // Issue 19: decided from the Kustomization and its GitRepository before any Git access (src/target-source.ts).
+    expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(d.finished.data.message).toMatch(
       new RegExp(
-        `Kustomization flux-system/${app.name} applied our commit [0-9a-f]{12} and is ready, but none of its workloads runs ghcr.io/podtato/head:0.2.0 \\(they run ghcr.io/podtato/head:0.1.0\\): .* is not part of what Kustomization flux-system/${app.name} deploys \\(spec.path ./apps/${app.name}\\)`,
+        `images\\[\\]\\.file overlays/old-${app.name}/kustomization\\.yaml is not in what Kustomization flux-system/${app.name} deploys from .*: directory apps/${app.name}\\)`,
       ),
     );
+    expect(await env.git.log(app.repo)).toHaveLength(1);
     expect(d.imageAtFinish).toBe(`${IMAGE}:0.1.0`);
-    expect(d.ms).toBeLessThan(60_000); // the settings' timeout is 90 s
+    expect(d.ms).toBeLessThan(20_000);
   }, 240_000);
 
   it('item 5: a failed Helm upgrade fails; the roll-back after it passes, not blamed for the old failure', async () => {
@@ -374,7 +376,7 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     expect(release.status.history[0]!.status).toBe('deployed');
   }, 300_000);
 
-  it('item 13: a GitRepository that follows another branch fails at once, saying which', async () => {
+  it('item 13: a GitRepository that follows another branch is refused before any write, saying which', async () => {
     const app = await newApp(
       'flux-branch',
       (name) => appFiles(name),
@@ -387,10 +389,11 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsYaml('flux', app));
     await initiallyDeployed(app);
     const d = await deliver(app);
-    expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(d.finished.data.message).toContain(
-      `GitRepository flux-system/${app.name} tracks branch dev, not branch main: it will never pick our commit`,
+      `Kustomization flux-system/${app.name} reads ${app.repoUrl} at branch dev, not branch main: point the target's source at branch main`,
     );
+    expect(await env.git.log(app.repo)).toHaveLength(1);
     expect(d.ms).toBeLessThan(20_000);
   }, 240_000);
 

@@ -36,6 +36,10 @@ export interface GitServer {
    */
   afterNextPush(repo: string, hook: () => Promise<void>): void;
   requests: number;
+  /** Every request, in arrival order, with the repository its path names (issue 19: which repository was reached). */
+  requestLog: ReadonlyArray<{ method: string; repo: string | undefined; path: string }>;
+  /** How many requests named repository `name` so far. */
+  requestsTo(name: string): number;
   close(): Promise<void>;
 }
 
@@ -60,10 +64,13 @@ export async function startGitServer(opts: { root: string; username?: string; pa
   let failStatus: number | undefined;
   let failPushStatus: number | undefined;
   let requests = 0;
+  const requestLog: Array<{ method: string; repo: string | undefined; path: string }> = [];
   const pushHooks = new Map<string, () => Promise<void>>();
 
   const server: Server = createServer((req, res) => {
     requests++;
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    requestLog.push({ method: req.method ?? '', repo: /^\/([^/]+?)(?:\.git)?(?:\/|$)/.exec(path)?.[1], path });
     if (failStatus) return void res.writeHead(failStatus).end('unavailable for the test\n');
     const pushing = (req.url ?? '').includes('git-receive-pack');
     if (failPushStatus && pushing) return void res.writeHead(failPushStatus).end('pushes unavailable for the test\n');
@@ -103,6 +110,8 @@ export async function startGitServer(opts: { root: string; username?: string; pa
     get requests() {
       return requests;
     },
+    requestLog,
+    requestsTo: (name) => requestLog.filter((r) => r.repo === name).length,
     async createRepo(name, files) {
       const bare = join(reposDir, `${name}.git`);
       await mkdir(bare, { recursive: true });

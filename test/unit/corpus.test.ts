@@ -19,7 +19,7 @@ import { MemoryStore } from '../../src/state/record.js';
 import { SoloRegistry } from '../../src/state/replicas.js';
 import type { DeliveryTool } from '../../src/tool.js';
 import { startGitServer, type GitServer } from '../env/gitserver.js';
-import { triggeredCloudEvent } from './helpers.js';
+import { targetReading, triggeredCloudEvent } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
 const CANARY_PASSWORD = 'CANARY-s3cr3t-7f1e2d';
@@ -32,6 +32,7 @@ let toolCalls = 0;
 let app: ReturnType<typeof buildApp>;
 let runner: DeploymentRunner;
 let eventCounter = 0;
+let targetUrl = '';
 
 const goodSettings = () => `git:
   url: ${repoUrl}
@@ -81,6 +82,8 @@ beforeAll(async () => {
         throw new Error(`Secret keptn/${ref.name} not found`);
       return { labels: {}, annotations: { 'gitops.keptn.sh/projects': 'podtato', 'gitops.keptn.sh/git-hosts': '127.0.0.1' } };
     },
+    // The target reads whatever repository the case's settings name: the corpus is about their other fields.
+    readObject: targetReading(() => ({ url: targetUrl, branch: 'main' })),
     secretNamespace: 'keptn',
     defaultTimeoutMs: 10_000,
     author: { name: 'Keptn', email: 'keptn@example.test' },
@@ -111,6 +114,7 @@ async function settingsFor(service: string, text: string): Promise<void> {
 async function deployThroughEndpoint(values: Record<string, unknown>, settings = goodSettings()) {
   const service = `svc-${++eventCounter}`;
   await settingsFor(service, settings);
+  targetUrl = /^\s*url: ['"]?([^'"\n]*)/m.exec(settings)?.[1] ?? '';
   const id = `00000000-0000-4000-8000-${String(eventCounter).padStart(12, '0')}`; // ids are UUIDs, as Keptn sends them
   const res = await app.inject({
     method: 'POST',

@@ -1,11 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { deploy, rollback, type DeploymentDeps } from '../../src/deployment.js';
+import { deploy, repositoryOf, rollback, type DeploymentDeps } from '../../src/deployment.js';
 import type { GitWorkspace } from '../../src/git/workspace.js';
 import type { ObjectRef } from '../../src/k8s/cluster.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from '../../src/keptn/events.js';
 import type { GitOpsSettings } from '../../src/settings/schema.js';
 import {
   GIT_HOSTS_ANNOTATION,
+  GIT_REPOSITORIES_ANNOTATION,
   gitEndpoint,
   hostEntryAdmits,
   listOf,
@@ -16,7 +17,7 @@ import {
   type GrantDecision,
   type GrantSubject,
 } from '../../src/grants.js';
-import { silentLog, triggeredCloudEvent } from './helpers.js';
+import { silentLog, targetReading, triggeredCloudEvent } from './helpers.js';
 
 const secret = (annotations?: Record<string, string>): GrantSubject => ({
   kind: 'Secret',
@@ -150,6 +151,37 @@ describe('secretGrant: a project uses only Secrets granted to it, and only towar
       { granted: false, annotation: PROJECTS_ANNOTATION },
     ],
     ['an SSH URL to a granted host', granted('team-a', 'github.com'), 'team-a', 'git@github.com:team-a/fleet.git', { granted: true }],
+    // ADR 13: the optional repositories annotation, an outer fence for a token many projects share.
+    [
+      'a listed repository, spelled another way',
+      secret({
+        ...granted('team-a,team-b', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://git.example.com/team-b/fleet, https://git.example.com/team-a/fleet',
+      }),
+      'team-a',
+      'https://git.example.com/team-a/fleet.git',
+      { granted: true },
+    ],
+    [
+      'a repository the Secret does not list',
+      secret({
+        ...granted('team-a,team-b', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://git.example.com/team-b/fleet',
+      }),
+      'team-a',
+      url,
+      { granted: false, annotation: GIT_REPOSITORIES_ANNOTATION, expected: url },
+    ],
+    [
+      'a listed repository on a host the Secret does not grant',
+      secret({
+        ...granted('team-a', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://other.example/team-a/fleet',
+      }),
+      'team-a',
+      'https://other.example/team-a/fleet',
+      { granted: false, annotation: GIT_HOSTS_ANNOTATION },
+    ],
   ])('%s', (_name, subject, project, gitUrl, want) => {
     const decision = secretGrant(subject, project, gitUrl);
     expect(decision.granted).toBe(want.granted);
@@ -170,6 +202,23 @@ describe('secretGrant: a project uses only Secrets granted to it, and only towar
         `kubectl annotate --overwrite secret -n keptn team-a-git ${PROJECTS_ANNOTATION}=<its current list>,team-a. Nothing was sent to Git.`,
     );
     expect(message).not.toContain('team-secret-project');
+  });
+
+  it('names a missing repository without showing which repositories the Secret lists', () => {
+    const decision = secretGrant(
+      secret({
+        ...granted('team-a,team-b', 'git.example.com').metadata.annotations,
+        [GIT_REPOSITORIES_ANNOTATION]: 'https://git.example.com/team-b/secret-plans',
+      }),
+      'team-a',
+      url,
+    );
+    if (decision.granted) throw new Error('expected a refusal');
+    const message = missingGrantMessage('team-a', decision.missing);
+    expect(message).toContain(
+      `kubectl annotate --overwrite secret -n keptn team-a-git ${GIT_REPOSITORIES_ANNOTATION}=<its current list>,${url}`,
+    );
+    expect(message).not.toContain('secret-plans');
   });
 
   it('gives a ready command when the annotation is absent', () => {
@@ -240,9 +289,9 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
   const event = { ...triggeredCloudEvent(), task: 'deployment' } as unknown as TriggeredEvent<DeploymentTriggeredData>;
   const GRANTED = { [PROJECTS_ANNOTATION]: 'podtato', [GIT_HOSTS_ANNOTATION]: 'git.example.com' };
 
-  function harness(annotations: { secret: Record<string, string>; target: Record<string, string> }) {
+  function harness(annotations: { secret: Record<string, string>; target: Record<string, string>; repoUrl?: string }) {
     const touched: string[] = [];
-    const read: ObjectRef[] = [];
+    const read: Array<Partial<ObjectRef>> = [];
     const refuse = (what: string) => async () => {
       touched.push(what);
       throw new Error(`${what} must not be reached`);
@@ -262,7 +311,12 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
       },
       objectMetadata: async (ref) => {
         read.push(ref);
-        return { labels: {}, annotations: ref.kind === 'Secret' ? annotations.secret : annotations.target };
+        return { labels: {}, annotations: annotations.secret };
+      },
+      readObject: async (kind, namespace, name) => {
+        read.push({ kind, namespace, name });
+        const target = await targetReading(() => ({ url: annotations.repoUrl ?? settings.git.url, branch: 'main' }))(kind, namespace, name);
+        return kind === 'GitRepository' ? target : { ...target, metadata: { ...target.metadata, annotations: annotations.target } };
       },
       secretNamespace: 'keptn',
       defaultTimeoutMs: 1_000,
@@ -292,9 +346,36 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
     await expect(deploy(event, h.deps, silentLog)).rejects.toThrow('git.commitImage must not be reached');
     expect(h.read).toEqual([
       { apiVersion: 'v1', kind: 'Secret', namespace: 'keptn', name: 'fleet-git' },
-      { apiVersion: 'helm.toolkit.fluxcd.io/v2', kind: 'HelmRelease', namespace: 'podtato', name: 'web' },
+      { kind: 'HelmRelease', namespace: 'podtato', name: 'web' },
+      { kind: 'GitRepository', namespace: 'podtato', name: 'web' },
     ]);
     expect(h.touched).toEqual(['secretData', 'git.commitImage']);
+  });
+
+  it('refuses, with TARGET_MISMATCH and nothing touched, settings naming a repository the granted target does not read (issue 19)', async () => {
+    // One Secret granted to this project (and maybe others); the target is this project's, reading its own repository.
+    const h = harness({ secret: GRANTED, target: GRANTED, repoUrl: 'https://git.example.com/podtato/own.git' });
+    for (const run of [deploy, rollback]) {
+      await expect(run(event, h.deps, silentLog)).rejects.toMatchObject({
+        code: 'TARGET_MISMATCH',
+        message: expect.stringMatching(
+          /^project podtato may not write there: git.url https:\/\/git.example.com\/podtato\/fleet.git is not a repository HelmRelease podtato\/web deploys from \(it reads https:\/\/git.example.com\/podtato\/own.git\);.* Nothing was sent to Git\.$/,
+        ),
+      });
+    }
+    expect(h.touched).toEqual([]);
+  });
+
+  it('the observer reads commits only from the repository of the granted target', async () => {
+    const h = harness({ secret: GRANTED, target: GRANTED, repoUrl: 'https://git.example.com/podtato/own.git' });
+    await expect(repositoryOf({ project: 'podtato', stage: 'dev', service: 'web' }, h.deps, silentLog)).rejects.toMatchObject({
+      code: 'TARGET_MISMATCH',
+    });
+    expect(h.touched).toEqual([]);
+    const granted = harness({ secret: GRANTED, target: GRANTED });
+    await expect(repositoryOf({ project: 'podtato', stage: 'dev', service: 'web' }, granted.deps, silentLog)).resolves.toMatchObject({
+      url: settings.git.url,
+    });
   });
 
   it('refuses a Secret and a target when there is no cluster to read their grants from', async () => {

@@ -25,3 +25,20 @@ export function triggeredCloudEvent(overrides: Record<string, unknown> = {}, dat
     },
   };
 }
+
+/**
+ * A cluster's `readObject` (src/tasks/deps.ts) holding the settings' target granted to `project` and deploying the
+ * whole of `git().url` at `git().branch`: for tests about everything after the target check.
+ */
+export function targetReading(git: () => { url: string; branch: string }, project = 'podtato') {
+  return async (kind: string, namespace: string, name: string) => {
+    const metadata = { name, namespace, annotations: { 'gitops.keptn.sh/projects': project } };
+    const { url, branch } = git();
+    const source = { kind: 'GitRepository', name };
+    if (kind === 'GitRepository') return { metadata, spec: { url, ref: { branch } } };
+    if (kind === 'Kustomization') return { metadata, spec: { path: './', sourceRef: source } };
+    if (kind === 'HelmRelease') return { metadata, spec: { chart: { spec: { chart: './', sourceRef: source } } } };
+    if (kind === 'Application') return { metadata, spec: { source: { repoURL: url, targetRevision: branch, path: '.' } } };
+    throw Object.assign(new Error(`${kind} ${namespace}/${name} not found`), { code: 'NOT_FOUND' });
+  };
+}

@@ -7,7 +7,7 @@ import { strategyPlan, type ProgressiveDriver } from '../../src/progressive.js';
 import { release, releaseRevision, releaseVersion } from '../../src/release.js';
 import type { GitOpsSettings } from '../../src/settings/schema.js';
 import type { DeliveryRequest } from '../../src/tool.js';
-import { silentLog, triggeredCloudEvent } from './helpers.js';
+import { silentLog, targetReading, triggeredCloudEvent } from './helpers.js';
 
 const SHA = '86eb1df762d6aa0c1c0b4a1fd6e1b8a4d3c2b1a0';
 const scope = { project: 'podtato', stage: 'dev', service: 'helloservice' };
@@ -129,6 +129,7 @@ describe('release: confirms with the driver, never writes to Git', () => {
         },
       ],
       objectMetadata: () => Promise.resolve({ annotations: { 'gitops.keptn.sh/projects': 'podtato' }, labels: {} }),
+      readObject: targetReading(() => settings.git),
       secretNamespace: 'keptn',
       defaultTimeoutMs: 60_000,
       author: { name: 'k', email: 'k@example.test' },

@@ -8,7 +8,7 @@ import type { DeploymentTriggeredData, TriggeredEvent } from '../../../src/keptn
 import type { GitOpsSettings } from '../../../src/settings/schema.js';
 import type { DeliveryRequest } from '../../../src/tool.js';
 import type { FinalVerdict } from '../../../src/wait.js';
-import { silentLog, triggeredCloudEvent } from '../helpers.js';
+import { silentLog, targetReading, triggeredCloudEvent } from '../helpers.js';
 
 const OBSERVED = 'c0ffee0000000000000000000000000000000001';
 const OURS = 'c0ffee0000000000000000000000000000000002';
@@ -50,6 +50,7 @@ function harness(opts: { onFailure?: 'report' | 'revert'; verdicts: Record<strin
       },
     ],
     objectMetadata: async () => ({ labels: {}, annotations: { 'gitops.keptn.sh/projects': 'podtato' } }),
+    readObject: targetReading(() => settings.git),
     secretNamespace: 'keptn',
     defaultTimeoutMs: 10_000,
     author: { name: 'Keptn', email: 'keptn@example.test' },

@@ -1,0 +1,48 @@
+/**
+ * What every task (deployment, rollback, release, observed revision) is given, the error a task ends errored with,
+ * and what `prepare` hands to each of them.
+ */
+import { ServiceError } from '../errors.js';
+import type { GitWorkspace, RepoRef } from '../git/workspace.js';
+import type { DeploymentOutcome } from '../keptn/events.js';
+import type { GitOpsSettings } from '../settings/schema.js';
+import type { SettingsSource } from '../settings/source.js';
+import type { DeliveryTool } from '../tool.js';
+import type { ObjectMetadata, ObjectRef } from '../k8s/cluster.js';
+import type { Metrics } from '../metrics.js';
+import type { ProgressiveDriver, ProgressiveKind } from '../progressive.js';
+import type { SourceKind, SourceObject } from '../target-source.js';
+
+export interface DeploymentDeps {
+  settings: SettingsSource;
+  git: GitWorkspace;
+  tools: DeliveryTool[];
+  /** Reads a Secret's data; absent when the service runs without a cluster. */
+  secretData?(namespace: string, name: string): Promise<Record<string, string>>;
+  /** Reads the labels and annotations grants live in (see grants.ts); absent when the service runs without a cluster. */
+  objectMetadata?(ref: ObjectRef): Promise<ObjectMetadata>;
+  /**
+   * Reads one Flux or Argo CD object in full with a GET from the API server (not a watch cache): the target and what
+   * it deploys from (target-check.ts); absent when the service runs without a cluster.
+   */
+  readObject?(kind: SourceKind, namespace: string, name: string): Promise<SourceObject>;
+  /** Argo Rollouts and Flagger, by the kind of their workload: absent when the service runs without a cluster. */
+  progressive?: Partial<Record<ProgressiveKind, ProgressiveDriver>>;
+  secretNamespace: string;
+  defaultTimeoutMs: number;
+  author: { name: string; email: string };
+  /** Hears how long each deployment waited for its tool. */
+  metrics?: Pick<Metrics, 'toolWaited'>;
+}
+
+/** A deployment that cannot be carried out as asked: reported as `errored` with this message. */
+export class DeploymentError extends ServiceError {}
+
+/** What a deployment and a rollback of one service both need: its settings, tool, repository and report. */
+export interface Prepared {
+  settings: GitOpsSettings;
+  tool: DeliveryTool;
+  repo: RepoRef;
+  timeoutMs: number;
+  report: Omit<DeploymentOutcome, 'status' | 'result' | 'message' | 'gitCommit'>;
+}

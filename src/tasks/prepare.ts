@@ -1,0 +1,74 @@
+/**
+ * The first step of every task: the service's settings, its tool, the grants, and the repository with its granted
+ * credentials; nothing reaches Git or the tool before it returns.
+ */
+import type { Logger } from 'pino';
+import type { RepoRef } from '../git/workspace.js';
+import { requestedStrategy, type DeploymentTriggeredData, type TriggeredEvent } from '../keptn/events.js';
+import { parseDuration } from '../duration.js';
+import type { GitOpsSettings } from '../settings/schema.js';
+import type { HandlerContext } from '../runner.js';
+import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
+import { credentials, grantedSecret } from './grant-checks.js';
+import { checkTarget } from './target-check.js';
+
+export async function prepare(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext>,
+): Promise<Prepared> {
+  const { project, stage, service } = event.data;
+  const { settings, where } = await deps.settings.load({ project, stage, service }, event.gitcommitid);
+  log.info({ where }, 'settings loaded');
+  context.onTarget?.(settings.target.kind);
+  const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
+  if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
+  // Both grants, and that the target deploys from what the settings write, are decided before anything is cloned,
+  // fetched, written or patched: a refusal sends nothing anywhere.
+  const secret = await grantedSecret(settings, project, deps, log);
+  await checkTarget(settings, project, deps, log);
+  return {
+    settings,
+    tool,
+    repo: {
+      url: settings.git.url,
+      branch: settings.git.branch,
+      ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}),
+      ...(await credentials(secret, deps)),
+    },
+    timeoutMs: settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs,
+    report: reportFields(event, settings),
+  };
+}
+
+/**
+ * The repository (with its granted credentials) the settings of a Keptn service name: where the observer reads who
+ * made a commit. The settings are the latest ones (no sequence, so no configuration version, asks for another).
+ */
+export async function repositoryOf(
+  scope: { project: string; stage: string; service: string },
+  deps: DeploymentDeps,
+  log: Logger,
+): Promise<RepoRef> {
+  const { settings } = await deps.settings.load(scope, undefined);
+  // The commit is read with the Secret's credentials: only from the repository the service's granted target reads.
+  const secret = await grantedSecret(settings, scope.project, deps, log);
+  await checkTarget(settings, scope.project, deps, log);
+  return {
+    url: settings.git.url,
+    branch: settings.git.branch,
+    ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}),
+    ...(await credentials(secret, deps)),
+  };
+}
+
+function reportFields(event: TriggeredEvent<DeploymentTriggeredData>, settings: GitOpsSettings) {
+  const asked = event.data.deployment;
+  return {
+    deploymentstrategy: requestedStrategy(event.data),
+    deploymentNames: settings.report?.deploymentNames ?? [event.data.service],
+    deploymentURIsLocal: settings.report?.deploymentURIsLocal ?? asked?.deploymentURIsLocal ?? [],
+    deploymentURIsPublic: settings.report?.deploymentURIsPublic ?? asked?.deploymentURIsPublic ?? [],
+  };
+}
