@@ -90,6 +90,7 @@ EOF
   chroot "$root" useradd --uid 1000 --gid node --shell /bin/bash --create-home node
   [ "$(chroot "$root" /usr/local/bin/node --version)" = "v$node_version" ] || { say "node does not run in the stand-in"; exit 1; }
   ctr=$(bah from scratch)
+  trap 'rm -rf "$work"; buildah "${storage[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
   bah add "$ctr" "$root" / >/dev/null
   bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env "NODE_VERSION=$node_version" \
     --cmd node "$ctr"
