@@ -8,7 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { echo "setup: $*" >&2; }
 
 need=()
-for pkg in git openssl openssh-client openssh-server nats-server redis-server util-linux shellcheck; do
+# buildah and mmdebstrap: the image's build in CI (test/env/image/build.sh), on a stand-in for node's base image.
+for pkg in git openssl openssh-client openssh-server nats-server redis-server util-linux shellcheck buildah mmdebstrap; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
