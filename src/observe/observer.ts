@@ -4,7 +4,6 @@
  * exactly once: a record per object and revision is created before the send (creation is the claim) and marked sent
  * after; a record left unsent by a crash is claimed (compare-and-swap) and sent again, once, with the same event id.
  */
-import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DEFAULT_DEGRADED_GRACE_MS } from '../argocd/evaluate.js';
 import { APPLICATIONS } from '../argocd/driver.js';
@@ -13,34 +12,15 @@ import type { Clock, FluxObject, FluxView } from '../flux/evaluate.js';
 import type { WorkloadKind } from '../flux/inventory.js';
 import type { Cluster } from '../k8s/cluster.js';
 import type { KubeObject, ResourceKind } from '../k8s/watch.js';
-import { REVISION_LABEL, sequenceTriggeredEvent } from '../keptn/events.js';
 import type { SequenceSink } from '../keptn/sender.js';
-import { StoreConflictError } from '../state/record.js';
-import { detect, TOOL_OF, type Detection, type ObservedTool } from './detect.js';
+import { Announcer, type CommitFacts } from './announcer.js';
+import { detect, type Detection, type ObservedTool } from './detect.js';
 import type { ObserverLease } from './lease.js';
-import { linkOf, type Link, type ObservedKind } from './link.js';
-import type { ObservationRecord, ObservationStore } from './records.js';
+import type { Link, ObservedKind } from './link.js';
+import { Links } from './linking.js';
+import type { ObservationStore } from './records.js';
 
-/** Label keys of the announced sequence: Keptn's Bridge shows them on the sequence. */
-export const LABELS = {
-  tool: 'gitops.keptn.sh/tool',
-  object: 'gitops.keptn.sh/object',
-  revision: REVISION_LABEL,
-  author: 'gitops.keptn.sh/author',
-  subject: 'gitops.keptn.sh/subject',
-  verdict: 'gitops.keptn.sh/verdict',
-} as const;
-
-/** What the repository says about an observed commit. */
-export interface CommitFacts {
-  /** The full commit hash (the tool may name it by 12 digits only: a Helm chart built from Git). */
-  revision: string;
-  /** `Name <email>`. */
-  author: string;
-  subject: string;
-  /** The commit carries this service's deployment trailer: a Keptn sequence made it. */
-  ownDeployment: boolean;
-}
+export { LABELS, uuidFrom, type CommitFacts } from './announcer.js';
 
 export interface ObserverOptions {
   cluster: Cluster;
@@ -58,9 +38,6 @@ export interface ObserverOptions {
   /** How often the Lease is renewed (and taken over); a quarter of its duration. */
   renewIntervalMs: number;
 }
-
-const MAX_LABEL = 250;
-const MAX_MESSAGE = 4 * 1024;
 
 interface Kind {
   kind: ObservedKind;
@@ -96,12 +73,16 @@ export class Observer {
   private readonly handled = new Map<string, string>();
   /** Linked objects whose revision is still pending: looked at again when a workload or chart they read changes. */
   private readonly pending = new Map<string, { kind: ObservedKind; key: string; watch: KindWatch<Obj> }>();
-  private readonly inflight = new Set<string>();
-  private readonly problems = new Map<string, string>();
   private readonly firstSeen = new Map<string, number>();
   private readonly degraded = new Map<string, { revision: string; since: number; timer: NodeJS.Timeout }>();
 
-  constructor(private readonly opts: ObserverOptions) {}
+  private readonly announcer: Announcer;
+  private readonly links: Links;
+
+  constructor(private readonly opts: ObserverOptions) {
+    this.announcer = new Announcer(opts);
+    this.links = new Links(opts.log);
+  }
 
   get observing(): boolean {
     return this.active;
@@ -133,7 +114,7 @@ export class Observer {
     }
     if (held && !this.active) this.activate();
     else if (!held && this.active) this.deactivate();
-    if (this.active) await this.resendUnsent();
+    if (this.active) await this.announcer.resendUnsent(() => this.active);
   }
 
   private activate(): void {
@@ -186,14 +167,8 @@ export class Observer {
       return;
     }
     const [namespace, objectName] = split(key);
-    const linked = linkOf(kind, namespace, objectName, obj.metadata.annotations as Record<string, string> | undefined);
-    if (!linked) return;
-    if ('problem' in linked) {
-      if (this.problems.get(name) !== linked.problem) this.opts.log.warn({ object: name, problem: linked.problem }, 'object not observed');
-      this.problems.set(name, linked.problem);
-      return;
-    }
-    this.problems.delete(name);
+    const link = this.links.of(kind, namespace, objectName, obj.metadata.annotations as Record<string, string> | undefined);
+    if (!link) return;
     const detection = this.detect(kind, key, obj, watch);
     if (detection.state === 'none') return;
     if (await this.baseline(name, detection.revision)) return;
@@ -203,7 +178,7 @@ export class Observer {
     }
     this.pending.delete(name);
     if (this.handled.get(name) === detection.revision) return;
-    await this.announce(kind, name, linked.link, detection);
+    await this.announcer.announce(kind, name, link, detection);
     this.handled.set(name, detection.revision);
   }
 
@@ -224,7 +199,7 @@ export class Observer {
     const run = (this.chains.get(object) ?? Promise.resolve()).then(async () => {
       if (this.handled.get(object) === detection.revision) return;
       if (await this.baseline(object, detection.revision)) return;
-      await this.announce(kind, object, link, detection);
+      await this.announcer.announce(kind, object, link, detection);
       this.handled.set(object, detection.revision);
     });
     const settled = run.catch(() => undefined);
@@ -244,7 +219,7 @@ export class Observer {
     const fresh = !(await this.opts.store.seen(name));
     this.baselined.add(name);
     if (!fresh) return false;
-    await this.opts.store.create(this.record(name, revision, 'baseline'));
+    await this.opts.store.create(this.announcer.record(name, revision, 'baseline'));
     this.handled.set(name, revision);
     this.opts.log.info({ object: name, revision }, 'observed object seen for the first time; its current revision is the baseline');
     return true;
@@ -286,138 +261,9 @@ export class Observer {
     }
     return detect({ kind, object: obj, view, clock, ...(degradedForMs !== undefined ? { degradedForMs } : {}) });
   }
-
-  private record(object: string, revision: string, phase: ObservationRecord['phase']): ObservationRecord {
-    return { object, revision, phase, owner: this.opts.lease.identity, at: Date.now(), claim: randomUUID() };
-  }
-
-  private async announce(kind: ObservedKind, name: string, link: Link, detection: Extract<Detection, { state: 'final' }>): Promise<void> {
-    const log = this.opts.log.child({
-      object: name,
-      revision: detection.revision,
-      project: link.project,
-      stage: link.stage,
-      service: link.service,
-    });
-    const existing = await this.opts.store.get(name, detection.revision);
-    if (existing) {
-      if (existing.phase === 'announcing') await this.claimAndSend(existing);
-      return;
-    }
-    const facts = await this.opts.commit(link, detection.revision).catch((err: unknown) => {
-      log.warn({ err }, 'observed commit not readable from the repository; announced without its author and subject');
-      return undefined;
-    });
-    const revision = facts?.revision ?? detection.revision;
-    if (facts?.ownDeployment || (await this.opts.deployedByUs(revision))) {
-      await this.opts.store.create(this.record(name, detection.revision, 'own'));
-      log.info('revision deployed by this service for a Keptn sequence; not announced');
-      return;
-    }
-    const labels: Record<string, string> = {
-      [LABELS.tool]: TOOL_OF[kind],
-      [LABELS.object]: name,
-      [LABELS.revision]: revision,
-      [LABELS.verdict]: detection.result,
-      ...(facts ? { [LABELS.author]: oneLine(facts.author), [LABELS.subject]: oneLine(facts.subject) } : {}),
-    };
-    const key = `${name}@${detection.revision}`;
-    const event = sequenceTriggeredEvent(
-      {
-        id: uuidFrom(`event ${key}`),
-        shkeptncontext: uuidFrom(`context ${key}`),
-        stage: link.stage,
-        sequence: link.sequence,
-        data: {
-          project: link.project,
-          stage: link.stage,
-          service: link.service,
-          labels,
-          status: 'succeeded',
-          result: detection.result,
-          message: detection.message.slice(0, MAX_MESSAGE),
-        },
-      },
-      { source: this.opts.source },
-    );
-    this.inflight.add(key);
-    try {
-      const created = await this.opts.store.create({ ...this.record(name, detection.revision, 'announcing'), event });
-      // Another replica (a Lease handover in flight) recorded it first: it is theirs to send.
-      if (!created) return;
-      await this.send(created, log);
-    } finally {
-      this.inflight.delete(key);
-    }
-  }
-
-  /** Re-sends what a crash left unsent: each claimed first, so only one replica sends it. */
-  private async resendUnsent(): Promise<void> {
-    let unsent: ObservationRecord[];
-    try {
-      unsent = await this.opts.store.unsent();
-    } catch (err: unknown) {
-      this.opts.log.warn({ err }, 'unsent announcements not listed');
-      return;
-    }
-    for (const record of unsent) {
-      if (!this.active) return;
-      await this.claimAndSend(record).catch((err: unknown) =>
-        this.opts.log.warn({ err, object: record.object, revision: record.revision }, 'unsent announcement not re-sent'),
-      );
-    }
-  }
-
-  private async claimAndSend(record: ObservationRecord): Promise<void> {
-    const key = `${record.object}@${record.revision}`;
-    if (this.inflight.has(key) || !record.event) return;
-    this.inflight.add(key);
-    try {
-      let claimed: ObservationRecord;
-      try {
-        claimed = await this.opts.store.update({ ...record, owner: this.opts.lease.identity, claim: randomUUID() });
-      } catch (err: unknown) {
-        if (err instanceof StoreConflictError) return;
-        throw err;
-      }
-      const log = this.opts.log.child({ object: record.object, revision: record.revision });
-      log.info({ from: record.owner }, 're-sending an announcement a crash left unsent');
-      await this.send(claimed, log);
-    } finally {
-      this.inflight.delete(key);
-    }
-  }
-
-  private async send(record: ObservationRecord, log: Logger): Promise<void> {
-    const event = record.event!;
-    try {
-      await this.opts.sink.send(event);
-    } catch (err: unknown) {
-      log.error({ err, type: event.type }, 'sequence not announced; re-sent later');
-      return;
-    }
-    log.info({ type: event.type, id: event.id, result: event.data.result }, 'change made in Git announced to Keptn');
-    try {
-      await this.opts.store.update({ ...record, phase: 'sent' });
-    } catch (err: unknown) {
-      log.warn({ err }, 'announcement sent but not marked sent');
-    }
-  }
 }
 
 function split(key: string): [string, string] {
   const i = key.indexOf('/');
   return [key.slice(0, i), key.slice(i + 1)];
-}
-
-/** Labels are one line of bounded length: commit authors and subjects come from whoever can push. */
-function oneLine(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, MAX_LABEL);
-}
-
-/** A UUID (version 4 layout) derived from `text`: the same announcement always gets the same id and context. */
-export function uuidFrom(text: string): string {
-  const h = createHash('sha256').update(text).digest('hex');
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

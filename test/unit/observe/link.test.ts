@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { linkOf } from '../../../src/observe/link.js';
 import { mayTake } from '../../../src/observe/lease.js';
-import { uuidFrom } from '../../../src/observe/observer.js';
+import { uuidFrom } from '../../../src/observe/announcer.js';
 import { KEPTN_UUID } from '../../../src/keptn/parse.js';
 
 const linked = {
