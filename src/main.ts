@@ -20,7 +20,9 @@ import { DEPLOYMENT_TRAILER } from './git/workspace.js';
 import { KubeObserverLease } from './observe/lease.js';
 import { Observer } from './observe/observer.js';
 import { ConfigMapObservationStore } from './observe/records.js';
-import { buildNotifyApp, notifyKeysFrom } from './observe/notify-app.js';
+import { buildNotifyApp } from './observe/notify-app.js';
+import { notifySenderFrom, NotifyKeyCache } from './observe/notify-keys.js';
+import { parseDuration } from './duration.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
@@ -102,23 +104,42 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
             const trailer = new RegExp(`^${DEPLOYMENT_TRAILER}: `, 'm');
             return { revision: facts.commit, author: facts.author, subject: facts.subject, ownDeployment: trailer.test(facts.body) };
           },
+          service: async (link) => {
+            const { settings } = await deps.settings.load(link, undefined);
+            const grace = settings.argocd?.degradedGrace;
+            return {
+              repoUrl: settings.git.url,
+              ...(grace ? { degradedGraceMs: parseDuration(grace) } : {}),
+              ...(settings.argocd?.suspended ? { suspended: settings.argocd.suspended } : {}),
+            };
+          },
           deployedByUs: async (revision) =>
             (await store.list()).some((r) => r.progress?.ownCommit && r.progress.commit.startsWith(revision)),
           renewIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
         })
       : undefined;
-  const notifySecret = config.notifySecret;
+  // The senders' keys are read in the background and cached: a request never reads the API before its signature holds.
+  const notifyKeys =
+    observer && config.notifyPort !== undefined && config.notifySecrets.length
+      ? new NotifyKeyCache({
+          secrets: config.notifySecrets,
+          read: async (name) =>
+            notifySenderFrom(
+              name,
+              await cluster.secretData(config.secretNamespace, name),
+              (await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: config.secretNamespace, name })).annotations,
+            ),
+          refreshMs: 30_000,
+          onError: (name, err) => log.warn({ err, secret: name }, 'notification keys not readable; the last ones read stay in use'),
+        })
+      : undefined;
   const notify =
-    observer && config.notifyPort !== undefined && notifySecret
+    observer && notifyKeys
       ? buildNotifyApp(
           {
-            keys: async () =>
-              notifyKeysFrom(
-                await cluster.secretData(config.secretNamespace, notifySecret),
-                (await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: config.secretNamespace, name: notifySecret }))
-                  .annotations,
-              ),
-            notified: (...args) => observer.notified(...args),
+            senders: () => notifyKeys.current(),
+            linkOf: (...args) => observer.linkOf(...args),
+            wake: (...args) => observer.wake(...args),
           },
           { loggerInstance: log.child({ component: 'notifications' }) },
         )
@@ -132,10 +153,12 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     await probes.listen({ host: config.healthHost, port: config.healthPort });
     await runner.start();
     observer?.start();
+    await notifyKeys?.start();
     if (notify) await notify.listen({ host: config.notifyHost, port: config.notifyPort! });
     await app.listen({ host: config.host, port: config.port });
   } catch (err: unknown) {
     runner.stop();
+    notifyKeys?.stop();
     await observer?.stop();
     await Promise.allSettled([app.close(), probes.close(), notify?.close()]);
     cluster.close();
@@ -159,6 +182,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       // No new events or announcements, then a bounded wait for the running deployments; what is left is recorded,
       // and resumed elsewhere.
       await observer?.stop();
+      notifyKeys?.stop();
       await notify?.close();
       await app.close();
       await runner.shutdown(config.drainMs);

@@ -1,20 +1,20 @@
 /**
- * The loop that owns the I/O of observing: holds the observer Lease, feeds every change of a linked Flux or Argo CD
- * object (from the shared watches, no polling) to the pure `detect`, and announces each final revision to Keptn
- * exactly once: a record per object and revision is created before the send (creation is the claim) and marked sent
- * after; a record left unsent by a crash is claimed (compare-and-swap) and sent again, once, with the same event id.
+ * The loop that owns the I/O of observing: holds the observer Lease and looks at a linked Flux or Argo CD object
+ * whenever it may have changed (a change in the shared watches, a notification, a timer of the rules), judging it by
+ * the deployment rules (judging.ts, detect.ts); announcer.ts announces each final revision to Keptn exactly once.
+ * Every look reads the object as the watch holds it then, so however the look was caused, and in whatever order, the
+ * same state gets the same answer (ADR 14).
  */
 import type { Logger } from 'pino';
-import { DEFAULT_DEGRADED_GRACE_MS } from '../argocd/evaluate.js';
 import { APPLICATIONS } from '../argocd/driver.js';
 import { HELMCHARTS, HELMRELEASES, KUSTOMIZATIONS, WORKLOADS } from '../flux/driver.js';
-import type { Clock, FluxObject, FluxView } from '../flux/evaluate.js';
-import type { WorkloadKind } from '../flux/inventory.js';
+import type { FluxObject } from '../flux/evaluate.js';
 import type { Cluster } from '../k8s/cluster.js';
 import type { KubeObject, ResourceKind } from '../k8s/watch.js';
 import type { SequenceSink } from '../keptn/sender.js';
 import { Announcer, type CommitFacts } from './announcer.js';
-import { detect, type Detection, type ObservedTool } from './detect.js';
+import type { ObservedService, ObservedTool } from './detect.js';
+import { Judging } from './judging.js';
 import type { ObserverLease } from './lease.js';
 import type { Link, ObservedKind } from './link.js';
 import { Links } from './linking.js';
@@ -35,6 +35,8 @@ export interface ObserverOptions {
   commit(link: Link, revision: string): Promise<CommitFacts | undefined>;
   /** Whether a deployment record of this service made the revision (its own commit for a Keptn sequence). */
   deployedByUs(revision: string): Promise<boolean>;
+  /** The linked Keptn service's settings: its repository (which source's revision counts) and `argocd` rules. */
+  service?(link: Link): Promise<ObservedService | undefined>;
   /** How often the Lease is renewed (and taken over); a quarter of its duration. */
   renewIntervalMs: number;
 }
@@ -73,15 +75,27 @@ export class Observer {
   private readonly handled = new Map<string, string>();
   /** Linked objects whose revision is still pending: looked at again when a workload or chart they read changes. */
   private readonly pending = new Map<string, { kind: ObservedKind; key: string; watch: KindWatch<Obj> }>();
-  private readonly firstSeen = new Map<string, number>();
-  private readonly degraded = new Map<string, { revision: string; since: number; timer: NodeJS.Timeout }>();
+  /** The watch of each observed kind, while observing. */
+  private readonly watches = new Map<ObservedKind, KindWatch<Obj>>();
+  /** Objects with a look queued that has not started yet. */
+  private readonly queued = new Set<string>();
 
   private readonly announcer: Announcer;
   private readonly links: Links;
+  private readonly judging: Judging;
 
   constructor(private readonly opts: ObserverOptions) {
     this.announcer = new Announcer(opts);
     this.links = new Links(opts.log);
+    this.judging = new Judging({
+      cluster: opts.cluster,
+      log: opts.log,
+      ...(opts.service ? { service: (link: Link) => opts.service!(link) } : {}),
+      lookAgain: (object) => {
+        const space = object.indexOf(' ');
+        this.wake(object.slice(0, space) as ObservedKind, ...split(object.slice(space + 1)));
+      },
+    });
   }
 
   get observing(): boolean {
@@ -124,7 +138,8 @@ export class Observer {
     for (const tool of this.opts.tools) {
       for (const { kind, resource } of OBSERVED[tool]) {
         const watch = cluster.watch<Obj>(resource);
-        this.unsubscribe.push(watch.subscribeAll((key, obj) => this.enqueue(kind, key, obj, watch)));
+        this.watches.set(kind, watch);
+        this.unsubscribe.push(watch.subscribeAll((key) => this.enqueue(kind, key, watch)));
       }
     }
     // What the Flux rules read besides the object: a change there may decide a pending revision.
@@ -138,20 +153,44 @@ export class Observer {
     if (this.active) this.opts.log.info({ replica: this.opts.lease.identity }, 'observing stopped');
     this.active = false;
     for (const off of this.unsubscribe.splice(0)) off();
-    for (const d of this.degraded.values()) clearTimeout(d.timer);
-    this.degraded.clear();
+    this.watches.clear();
+    this.judging.forget();
     this.pending.clear();
   }
 
-  private reconsiderPending(): void {
-    for (const { kind, key, watch } of this.pending.values()) this.enqueue(kind, key, watch.get(...split(key)), watch);
+  /**
+   * The link an observed object carries, as this replica's watch holds it; undefined when this replica does not
+   * observe (another holds the Lease) or the object is not linked. Reads no API.
+   */
+  linkOf(kind: ObservedKind, namespace: string, name: string): Link | undefined {
+    const obj = this.watches.get(kind)?.get(namespace, name);
+    return obj && this.links.of(kind, namespace, name, obj.metadata.annotations as Record<string, string> | undefined);
   }
 
-  private enqueue(kind: ObservedKind, key: string, obj: Obj | undefined, watch: KindWatch<Obj>): void {
+  /**
+   * A wake-up (a notification, a timer of the rules): look at the object now, as the watch holds it. It decides
+   * nothing by itself, so a repeated, stale or forged one costs a look and changes no verdict (ADR 14).
+   */
+  wake(kind: ObservedKind, namespace: string, name: string): void {
+    const watch = this.watches.get(kind);
+    if (watch) this.enqueue(kind, `${namespace}/${name}`, watch);
+  }
+
+  private reconsiderPending(): void {
+    for (const { kind, key, watch } of this.pending.values()) this.enqueue(kind, key, watch);
+  }
+
+  private enqueue(kind: ObservedKind, key: string, watch: KindWatch<Obj>): void {
     if (!this.active) return;
     const name = `${kind} ${key}`;
+    // Looks already queued behind a running one would read the same cache: one is enough.
+    if (this.queued.has(name)) return;
+    this.queued.add(name);
     const next = (this.chains.get(name) ?? Promise.resolve())
-      .then(() => this.consider(kind, key, obj, watch))
+      .then(() => {
+        this.queued.delete(name);
+        return this.consider(kind, key, watch);
+      })
       .catch((err: unknown) => this.opts.log.warn({ err, object: name }, 'observed object not handled; retried at its next change'))
       .finally(() => {
         if (this.chains.get(name) === next) this.chains.delete(name);
@@ -159,17 +198,21 @@ export class Observer {
     this.chains.set(name, next);
   }
 
-  private async consider(kind: ObservedKind, key: string, obj: Obj | undefined, watch: KindWatch<Obj>): Promise<void> {
+  private async consider(kind: ObservedKind, key: string, watch: KindWatch<Obj>): Promise<void> {
     const name = `${kind} ${key}`;
     if (!this.active) return;
+    const [namespace, objectName] = split(key);
+    // The object as it is now, not as it was when the look was asked for: looks never go back in time.
+    const obj = watch.get(namespace, objectName);
     if (!obj) {
       this.pending.delete(name);
+      this.judging.forget(name);
       return;
     }
-    const [namespace, objectName] = split(key);
     const link = this.links.of(kind, namespace, objectName, obj.metadata.annotations as Record<string, string> | undefined);
     if (!link) return;
-    const detection = this.detect(kind, key, obj, watch);
+    const detection = await this.judging.judge(kind, name, obj, link);
+    if (!this.active) return;
     if (detection.state === 'none') return;
     if (await this.baseline(name, detection.revision)) return;
     if (detection.state === 'pending') {
@@ -180,34 +223,6 @@ export class Observer {
     if (this.handled.get(name) === detection.revision) return;
     await this.announcer.announce(kind, name, link, detection);
     this.handled.set(name, detection.revision);
-  }
-
-  /**
-   * A deployment a notification reported (notifications.ts): announced like a watched one, under the same record, so
-   * a repeat of the notification, or the watch of the same object, announces nothing more; the first report of an
-   * object never seen is its baseline, as for the watches. Any replica may take it: the record's creation decides
-   * who sends.
-   */
-  notified(
-    kind: ObservedKind,
-    namespace: string,
-    name: string,
-    link: Link,
-    detection: Extract<Detection, { state: 'final' }>,
-  ): Promise<void> {
-    const object = `${kind} ${namespace}/${name}`;
-    const run = (this.chains.get(object) ?? Promise.resolve()).then(async () => {
-      if (this.handled.get(object) === detection.revision) return;
-      if (await this.baseline(object, detection.revision)) return;
-      await this.announcer.announce(kind, object, link, detection);
-      this.handled.set(object, detection.revision);
-    });
-    const settled = run.catch(() => undefined);
-    this.chains.set(object, settled);
-    void settled.finally(() => {
-      if (this.chains.get(object) === settled) this.chains.delete(object);
-    });
-    return run;
   }
 
   /**
@@ -223,43 +238,6 @@ export class Observer {
     this.handled.set(name, revision);
     this.opts.log.info({ object: name, revision }, 'observed object seen for the first time; its current revision is the baseline');
     return true;
-  }
-
-  private detect(kind: ObservedKind, key: string, obj: Obj, watch: KindWatch<Obj>): Detection {
-    const name = `${kind} ${key}`;
-    const { cluster } = this.opts;
-    const view: FluxView = {
-      kustomization: (ns, n) => cluster.watch<Obj>(KUSTOMIZATIONS).get(ns, n),
-      helmChart: (ns, n) => cluster.watch<Obj>(HELMCHARTS).get(ns, n),
-      workload: (ref) => {
-        const resource = WORKLOADS[ref.kind as WorkloadKind];
-        return resource ? cluster.watch<KubeObject & Record<string, unknown>>(resource).get(ref.namespace, ref.name) : undefined;
-      },
-    };
-    const now = Date.now();
-    const clock: Clock = { now, since: (k) => this.firstSeen.get(k) ?? (this.firstSeen.set(k, now), now) };
-    const status = (obj as { status?: { health?: { status?: string }; sync?: { revision?: string } } }).status;
-    let degradedForMs: number | undefined;
-    if (kind === 'Application') {
-      // The sync status names the revision: a new one starts the count again.
-      const spell = JSON.stringify(status?.sync ?? null);
-      const current = this.degraded.get(name);
-      if (status?.health?.status === 'Degraded') {
-        if (current?.revision === spell) degradedForMs = now - current.since;
-        else {
-          if (current) clearTimeout(current.timer);
-          // Nothing else may change on the Application when the grace period ends: look again then.
-          const timer = setTimeout(() => this.enqueue(kind, key, watch.get(...split(key)), watch), DEFAULT_DEGRADED_GRACE_MS + 50);
-          timer.unref();
-          this.degraded.set(name, { revision: spell, since: now, timer });
-          degradedForMs = 0;
-        }
-      } else if (current) {
-        clearTimeout(current.timer);
-        this.degraded.delete(name);
-      }
-    }
-    return detect({ kind, object: obj, view, clock, ...(degradedForMs !== undefined ? { degradedForMs } : {}) });
   }
 }
 
