@@ -174,3 +174,51 @@ describe('candidateRevision: only commits of the linked service repository are r
     expect(candidateRevision(kind, object, repoUrl ? { repoUrl } : undefined)).toBe(want);
   });
 });
+
+/** Built from Argo CD 3.5's Application status (controller/appcontroller.go): the observer's rows of issue 18 item 4. */
+describe('detect: Argo CD, the same rules as a deployment (issue 18 item 4)', () => {
+  const NEW = '2222222222222222222222222222222222222222';
+  const OLD = '1111111111111111111111111111111111111111';
+  const application = (status: Record<string, unknown>): Application =>
+    ({
+      metadata: { name: 'web', namespace: 'argocd' },
+      spec: { source: { repoURL: 'https://git.example/ops.git', path: 'apps/web', targetRevision: 'main' }, destination: {} },
+      status,
+    }) as unknown as Application;
+
+  it('a failed operation of an older revision is not the outcome of the new one', () => {
+    const app = application({
+      sync: { status: 'OutOfSync', revision: NEW },
+      health: { status: 'Healthy' },
+      operationState: { phase: 'Failed', message: 'one or more objects failed to apply', syncResult: { revision: OLD } },
+    });
+    expect(detect({ kind: 'Application', object: app, view, clock })).toMatchObject({ state: 'pending', revision: NEW });
+  });
+
+  it.each<[number, string]>([
+    [0, 'pending'],
+    [59_000, 'pending'],
+    [61_000, 'final'],
+  ])('Degraded right after the sync, seen for %i ms: %s (the deployment settle window, 60 s by default)', (degradedForMs, state) => {
+    const app = application({
+      sync: { status: 'Synced', revision: NEW },
+      health: { status: 'Degraded' },
+      reconciledAt: '2026-12-07T10:00:05Z',
+      operationState: { phase: 'Succeeded', finishedAt: '2026-12-07T10:00:00Z', syncResult: { revision: NEW } },
+    });
+    const d = detect({ kind: 'Application', object: app, view, clock, degradedForMs });
+    expect(d.state).toBe(state);
+    if (d.state === 'final') expect(d.result).toBe('fail');
+  });
+
+  it("the linked service's argocd.degradedGrace sets the window, as for its deployments", () => {
+    const app = application({
+      sync: { status: 'Synced', revision: NEW },
+      health: { status: 'Degraded' },
+      reconciledAt: '2026-12-07T10:00:05Z',
+      operationState: { phase: 'Succeeded', finishedAt: '2026-12-07T10:00:00Z', syncResult: { revision: NEW } },
+    });
+    const service = { repoUrl: 'https://git.example/ops', degradedGraceMs: 120_000 };
+    expect(detect({ kind: 'Application', object: app, view, clock, degradedForMs: 61_000, service }).state).toBe('pending');
+  });
+});
