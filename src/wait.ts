@@ -43,6 +43,8 @@ export interface WaitSpec {
   onBranch?(): Promise<boolean>;
   /** Our branch, for messages. */
   branch?: string;
+  /** A wait resumed after a restart or a takeover: the deadline applies no earlier than FIRST_LOOK_MS after its start. */
+  resumed?: boolean;
   /** Turns the last pending reason into the timeout message. */
   timeoutMessage(lastReason: string): string;
   onProgress?(reason: string): void;
@@ -54,7 +56,7 @@ export interface WaitSpec {
   retry?: RetryPolicy;
 }
 
-type RequestPart = 'commit' | 'deadline' | 'relation' | 'onBranch' | 'branch' | 'log' | 'onProgress';
+type RequestPart = 'commit' | 'deadline' | 'relation' | 'onBranch' | 'branch' | 'log' | 'onProgress' | 'resumed';
 
 /** The part of a wait a delivery request decides: `waitForVerdict({ ...waitingFor(req), observe, evaluate, ... })`. */
 export function waitingFor(req: DeliveryRequest): Pick<WaitSpec, RequestPart> {
@@ -66,12 +68,14 @@ export function waitingFor(req: DeliveryRequest): Pick<WaitSpec, RequestPart> {
     branch: req.branch,
     log: req.log,
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    ...(req.resumed ? { resumed: true } : {}),
   };
 }
 
 /**
  * How long the first look may take when the deadline has passed already (a wait resumed late): the watches' first
- * list and the pass's Git lookups. k8s/watch.ts untilSynced grants the first list the same time.
+ * list and the pass's Git lookups; and the least time a resumed wait runs before its deadline applies. k8s/watch.ts
+ * untilSynced grants the first list the same time.
  */
 export const FIRST_LOOK_MS = 30_000;
 
@@ -255,12 +259,15 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
     // Armed once the first look is over (or FIRST_LOOK_MS after the start at the latest, should it hang on Git): a
     // deadline that passed while the service was away must not pre-empt the look at what happened meanwhile.
     let timer: NodeJS.Timeout | undefined;
+    // A resumed wait's requests (a reconcile, a refresh) get FIRST_LOOK_MS to be answered: right after one the tool may
+    // show a passing "reconciling" over the final state it reached while the service was away.
+    const deadline = spec.resumed ? Math.max(spec.deadline, Date.now() + FIRST_LOOK_MS) : spec.deadline;
     const armDeadline = () => {
       if (settled || timer) return;
       clearTimeout(firstLookTimer);
-      timer = setTimeout(timedOut, Math.max(0, spec.deadline - Date.now()));
+      timer = setTimeout(timedOut, Math.max(0, deadline - Date.now()));
     };
-    const firstLookTimer = setTimeout(armDeadline, Math.max(spec.deadline - Date.now(), FIRST_LOOK_MS));
+    const firstLookTimer = setTimeout(armDeadline, Math.max(deadline - Date.now(), FIRST_LOOK_MS));
     // Not const: finish() reads it, and may run while observe() is still subscribing.
     // eslint-disable-next-line prefer-const
     let unsubscribe: (() => void) | undefined;

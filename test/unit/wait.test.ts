@@ -380,24 +380,55 @@ describe('a wait resumed after its deadline (the service was away longer than th
     },
   ];
   it.each(rows)('$name', async ({ tool, relation, want }) => {
-    const h = start({ deadline: Date.now() - MINUTE, relation: slowGit(relation) }, tool);
+    const h = start({ deadline: Date.now() - MINUTE, resumed: true, relation: slowGit(relation) }, tool);
     await elapse(0);
     // The deadline is long gone, and yet nothing is decided before the first look (and its Git lookup) is over.
     expect(h.settled()).toBeUndefined();
     await elapse(GIT_ANSWERS_AFTER + 1);
-    expect(h.settled()).toEqual(want);
+    if (want.state === 'passed' || !want.message.startsWith('timed out')) expect(h.settled()).toEqual(want);
+    else {
+      // Nothing final: the resumed wait's requests get FIRST_LOOK_MS to be answered, then the timeout applies.
+      expect(h.settled()).toBeUndefined();
+      await elapse(FIRST_LOOK_MS - GIT_ANSWERS_AFTER);
+      expect(h.settled()).toEqual(want);
+    }
+  });
+
+  it('the tool answers the resumed wait\'s request (a passing "reconciling" first) within FIRST_LOOK_MS: its answer, not a timeout', async () => {
+    const h = start(
+      { deadline: Date.now() - MINUTE, resumed: true, relation: async (sha) => (sha === OURS ? 'same' : 'unrelated') },
+      { revision: OLD },
+    );
+    await elapse(10_000);
+    expect(h.settled()).toBeUndefined();
+    h.tool.revision = OURS;
+    h.change();
+    await elapse(0);
+    expect(h.settled()).toMatchObject({ state: 'passed' });
+  });
+
+  it('a fresh (not resumed) wait keeps its deadline: it ends once its first look is over', async () => {
+    const h = start({ deadline: Date.now() - 1, relation: async () => 'unrelated' }, { revision: OLD });
+    await elapse(2);
+    expect(h.settled()).toEqual({ state: 'failed', message: `timed out: the tool is at ${OLD.slice(0, 7)}` });
   });
 
   it('does not act on the tool when the state found is final (no sync of an Application already there)', async () => {
     let nudged = 0;
-    const h = start({ deadline: Date.now() - MINUTE, relation: async () => 'same', nudge: async () => void nudged++ }, { revision: OURS });
+    const h = start(
+      { deadline: Date.now() - MINUTE, resumed: true, relation: async () => 'same', nudge: async () => void nudged++ },
+      { revision: OURS },
+    );
     await elapse(0);
     expect(h.settled()).toMatchObject({ state: 'passed' });
     expect(nudged).toBe(0);
   });
 
   it('a first look that hangs on Git is bounded: the deadline applies FIRST_LOOK_MS after the start', async () => {
-    const h = start({ deadline: Date.now() - MINUTE, relation: () => new Promise<Relation>(() => undefined) }, { revision: LATER });
+    const h = start(
+      { deadline: Date.now() - MINUTE, resumed: true, relation: () => new Promise<Relation>(() => undefined) },
+      { revision: LATER },
+    );
     await elapse(FIRST_LOOK_MS - 1);
     expect(h.settled()).toBeUndefined();
     await elapse(2);
