@@ -71,8 +71,11 @@ export interface ServiceConfig {
   /** Where Flux and Argo CD notifications are taken (src/observe/notify-app.ts); unset: not at all. */
   notifyPort?: number;
   notifyHost: string;
-  /** The Secret (in `secretNamespace`) holding the notification keys and their project grant. */
-  notifySecret?: string;
+  /**
+   * The Secrets (in `secretNamespace`) of the notification senders, one per sender: its keys and the projects and
+   * objects it may speak for (observe/notify-keys.ts). `NOTIFY_SECRET`, a comma-separated list; one name as before.
+   */
+  notifySecrets: string[];
   /** How long an observation record is kept after its object was last found at its revision (src/observe/retention.ts). */
   observationRetentionMs: number;
 }
@@ -152,8 +155,21 @@ export function loadConfig(env: Env): ServiceConfig {
   const notifyPort = env['NOTIFY_PORT'] === undefined ? undefined : portSetting('NOTIFY_PORT', 0);
   if (notifyPort !== undefined && (notifyPort === port || notifyPort === healthPort))
     problems.push(`NOTIFY_PORT must differ from PORT and HEALTH_PORT, got ${notifyPort}`);
-  if (notifyPort !== undefined && !env['NOTIFY_SECRET'])
-    problems.push('NOTIFY_SECRET must name the Secret holding the notification keys when NOTIFY_PORT is set');
+  if (notifyPort !== undefined && !(env['NOTIFY_SECRET'] ?? '').trim())
+    problems.push(
+      'NOTIFY_SECRET must name the Secret holding the notification keys when NOTIFY_PORT is set (one per sender, comma-separated)',
+    );
+  const notifySecrets = [
+    ...new Set(
+      (env['NOTIFY_SECRET'] ?? '')
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean),
+    ),
+  ];
+  for (const name of notifySecrets)
+    if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(name))
+      problems.push(`NOTIFY_SECRET must list Secret names separated by commas, got ${JSON.stringify(name.slice(0, 80))}`);
   const notifyHost = env['NOTIFY_HOST'] ?? '0.0.0.0';
   if (isIP(notifyHost) === 0) problems.push(`NOTIFY_HOST must be an IP address, got ${JSON.stringify(notifyHost)}`);
   const cacheLimit = parseQuantity(env['GIT_CACHE_LIMIT'] ?? DEFAULT_GIT_CACHE_LIMIT);
@@ -204,7 +220,7 @@ export function loadConfig(env: Env): ServiceConfig {
     observe: [...new Set(observe)] as Array<'flux' | 'argocd'>,
     ...(notifyPort !== undefined ? { notifyPort } : {}),
     notifyHost,
-    ...(env['NOTIFY_SECRET'] ? { notifySecret: env['NOTIFY_SECRET'] } : {}),
+    notifySecrets,
     observationRetentionMs: parseDuration(retention),
   };
 }

@@ -22,7 +22,9 @@ import { Observer } from './observe/observer.js';
 import { observationGrant, observedSettings } from './observe/link.js';
 import { ConfigMapObservationStore } from './observe/records.js';
 import { RecordRetention } from './observe/retention.js';
-import { buildNotifyApp, notifyKeysFrom } from './observe/notify-app.js';
+import { buildNotifyApp } from './observe/notify-app.js';
+import { notifySenderFrom, NotifyKeyCache } from './observe/notify-keys.js';
+import { parseDuration } from './duration.js';
 import { DeploymentRunner } from './runner.js';
 import { ConfigMapStore } from './state/configmaps.js';
 import { LeaseRegistry } from './state/replicas.js';
@@ -110,6 +112,15 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
             return { revision: facts.commit, author: facts.author, subject: facts.subject, ownDeployment: trailer.test(facts.body) };
           },
           authorize: async (object, hint) => observationGrant(object, hint, await observedSettings(deps.settings, hint)),
+          service: async (link) => {
+            const { settings } = await deps.settings.load(link, undefined);
+            const grace = settings.argocd?.degradedGrace;
+            return {
+              repoUrl: settings.git.url,
+              ...(grace ? { degradedGraceMs: parseDuration(grace) } : {}),
+              ...(settings.argocd?.suspended ? { suspended: settings.argocd.suspended } : {}),
+            };
+          },
           deployedByUs: async (revision) =>
             (await store.list()).some((r) => r.progress?.ownCommit && r.progress.commit.startsWith(revision)),
           renewIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
@@ -123,18 +134,28 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       active: () => observer.observing,
       log: log.child({ component: 'observer' }),
     });
-  const notifySecret = config.notifySecret;
+  // The senders' keys are read in the background and cached: a request never reads the API before its signature holds.
+  const notifyKeys =
+    observer && config.notifyPort !== undefined && config.notifySecrets.length
+      ? new NotifyKeyCache({
+          secrets: config.notifySecrets,
+          read: async (name) =>
+            notifySenderFrom(
+              name,
+              await cluster.secretData(config.secretNamespace, name),
+              (await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: config.secretNamespace, name })).annotations,
+            ),
+          refreshMs: 30_000,
+          onError: (name, err) => log.warn({ err, secret: name }, 'notification keys not readable; the last ones read stay in use'),
+        })
+      : undefined;
   const notify =
-    observer && config.notifyPort !== undefined && notifySecret
+    observer && notifyKeys
       ? buildNotifyApp(
           {
-            keys: async () =>
-              notifyKeysFrom(
-                await cluster.secretData(config.secretNamespace, notifySecret),
-                (await cluster.objectMetadata({ apiVersion: 'v1', kind: 'Secret', namespace: config.secretNamespace, name: notifySecret }))
-                  .annotations,
-              ),
-            notified: (...args) => observer.notified(...args),
+            senders: () => notifyKeys.current(),
+            linkOf: (...args) => observer.linkOf(...args),
+            wake: (...args) => observer.wake(...args),
           },
           { loggerInstance: log.child({ component: 'notifications' }) },
         )
@@ -149,10 +170,12 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     await runner.start();
     observer?.start();
     retention?.start();
+    await notifyKeys?.start();
     if (notify) await notify.listen({ host: config.notifyHost, port: config.notifyPort! });
     await app.listen({ host: config.host, port: config.port });
   } catch (err: unknown) {
     runner.stop();
+    notifyKeys?.stop();
     await observer?.stop();
     await retention?.stop();
     await Promise.allSettled([app.close(), probes.close(), notify?.close()]);
@@ -178,6 +201,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       // and resumed elsewhere.
       await observer?.stop();
       await retention?.stop();
+      notifyKeys?.stop();
       await notify?.close();
       await app.close();
       await runner.shutdown(config.drainMs);

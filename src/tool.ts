@@ -28,6 +28,11 @@ export interface DeliveryRequest {
   argocd?: ArgoCDSettings;
   /** Epoch milliseconds. */
   deadline: number;
+  /**
+   * The wait resumes one a restart or a takeover interrupted (ADR 14): its deadline applies no earlier than
+   * FIRST_LOOK_MS after it starts, so the tool may answer the requests the resumed wait makes before it is judged late.
+   */
+  resumed?: boolean;
   /** Tags the tool operation we start, so we recognise it. */
   deploymentId: string;
   relation(sha: string): Promise<Relation>;

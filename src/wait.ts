@@ -2,6 +2,11 @@
  * Waits for a tool's verdict on our commit: re-evaluates a pure rule on every observed change, answers the rule's
  * ancestry questions from Git, and ends at the deadline with the last thing the tool said.
  *
+ * A resumed wait (after a restart or a takeover) decides from the state it finds: the first look (one evaluation pass,
+ * with its ancestry lookups) always runs to its end before the deadline is applied, so a service that was away longer
+ * than the timeout still reports what the tool did meanwhile (ADR 14). A pass judges before it acts: when the state
+ * found is final, nothing is asked of the tool.
+ *
  * Failures along the way are never taken for answers: a step that fails (the tool's side effect, an ancestry lookup,
  * the on-branch check) is tried again after a backoff from the one retry policy, and its error stays in the reason
  * until it succeeds, so a timeout says what kept failing. Only a refusal (FORBIDDEN) or a missing object or kind
@@ -38,6 +43,8 @@ export interface WaitSpec {
   onBranch?(): Promise<boolean>;
   /** Our branch, for messages. */
   branch?: string;
+  /** A wait resumed after a restart or a takeover: the deadline applies no earlier than FIRST_LOOK_MS after its start. */
+  resumed?: boolean;
   /** Turns the last pending reason into the timeout message. */
   timeoutMessage(lastReason: string): string;
   onProgress?(reason: string): void;
@@ -49,7 +56,7 @@ export interface WaitSpec {
   retry?: RetryPolicy;
 }
 
-type RequestPart = 'commit' | 'deadline' | 'relation' | 'onBranch' | 'branch' | 'log' | 'onProgress';
+type RequestPart = 'commit' | 'deadline' | 'relation' | 'onBranch' | 'branch' | 'log' | 'onProgress' | 'resumed';
 
 /** The part of a wait a delivery request decides: `waitForVerdict({ ...waitingFor(req), observe, evaluate, ... })`. */
 export function waitingFor(req: DeliveryRequest): Pick<WaitSpec, RequestPart> {
@@ -61,8 +68,16 @@ export function waitingFor(req: DeliveryRequest): Pick<WaitSpec, RequestPart> {
     branch: req.branch,
     log: req.log,
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    ...(req.resumed ? { resumed: true } : {}),
   };
 }
+
+/**
+ * How long the first look may take when the deadline has passed already (a wait resumed late): the watches' first
+ * list and the pass's Git lookups; and the least time a resumed wait runs before its deadline applies. k8s/watch.ts
+ * untilSynced grants the first list the same time.
+ */
+export const FIRST_LOOK_MS = 30_000;
 
 export const WAIT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1_000, maxDelayMs: 15_000 };
 
@@ -84,6 +99,9 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
     const branchChecks = new Set<string>();
     const branchChecked = new Set<string>();
     let lastReason = 'nothing observed yet';
+    /** What the first look was finding out when the deadline came (a Git lookup that hung). */
+    let lookingUp: string | undefined;
+    let lastReasonSet = false;
     let settled = false;
     let running = false;
     let again = false;
@@ -95,6 +113,7 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(firstLookTimer);
       clearTimeout(retryTimer);
       unsubscribe?.();
       resolve(verdict);
@@ -112,7 +131,7 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
       if (relation === 'unrelated' && spec.onBranch && !branchChecked.has(sha)) branchChecks.add(sha);
     };
 
-    /** One evaluation: the side effect, the rule, the ancestry lookups it asks for, the on-branch checks. */
+    /** One evaluation: the rule, the ancestry lookups it asks for, the side effect, the on-branch checks. */
     const pass = async (): Promise<void> => {
       const failures: StepFailure[] = [];
       let retrySoon = false;
@@ -127,45 +146,54 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
         return false;
       };
 
-      if (spec.nudge) {
+      const asked = new Set<string>();
+      /** The rule with every ancestry question it asks answered (or failed); undefined when the wait ended. */
+      const look = async (): Promise<Verdict | undefined> => {
+        for (;;) {
+          let verdict: Verdict;
+          try {
+            verdict = spec.evaluate({ commit: spec.commit, relation: relationFrom(spec.commit, known) });
+          } catch (err: unknown) {
+            if (failed('evaluating the tool status', err)) return undefined;
+            return { state: 'pending', reason: lastReason };
+          }
+          const sha = verdict.state === 'pending' ? verdict.unknownRevision : undefined;
+          if (!sha || known.has(sha) || asked.has(sha)) return verdict;
+          asked.add(sha);
+          if (verdict.state === 'pending') lookingUp = verdict.reason;
+          let relation: Relation;
+          try {
+            relation = await spec.relation(sha);
+          } catch (err: unknown) {
+            if (failed(`looking up revision ${sha} in Git`, err)) return undefined;
+            continue;
+          }
+          if (settled) return undefined;
+          if (relation === 'unknown') {
+            const n = (misses.get(sha) ?? 0) + 1;
+            misses.set(sha, n);
+            // Not found even after a fetch, again and again: gone from the repository (force-pushed away).
+            if (n >= policy.attempts) learn(sha, 'unrelated');
+            else retrySoon = true;
+            continue;
+          }
+          learn(sha, relation);
+        }
+      };
+
+      let verdict = await look();
+      if (!verdict || settled) return;
+      // Judged before acting: a final state (reached while this service was away, or before it asked) needs nothing
+      // from the tool, and an action would only race it (a sync started on an Application that is there already).
+      if (verdict.state === 'pending' && spec.nudge) {
         try {
           await spec.nudge();
         } catch (err: unknown) {
           if (failed('acting on the tool', err)) return;
         }
-      }
-      if (settled) return;
-
-      const asked = new Set<string>();
-      let verdict: Verdict;
-      for (;;) {
-        try {
-          verdict = spec.evaluate({ commit: spec.commit, relation: relationFrom(spec.commit, known) });
-        } catch (err: unknown) {
-          if (failed('evaluating the tool status', err)) return;
-          verdict = { state: 'pending', reason: lastReason };
-          break;
-        }
-        const sha = verdict.state === 'pending' ? verdict.unknownRevision : undefined;
-        if (!sha || known.has(sha) || asked.has(sha)) break;
-        asked.add(sha);
-        let relation: Relation;
-        try {
-          relation = await spec.relation(sha);
-        } catch (err: unknown) {
-          if (failed(`looking up revision ${sha} in Git`, err)) return;
-          continue;
-        }
         if (settled) return;
-        if (relation === 'unknown') {
-          const n = (misses.get(sha) ?? 0) + 1;
-          misses.set(sha, n);
-          // Not found even after a fetch, again and again: gone from the repository (force-pushed away).
-          if (n >= policy.attempts) learn(sha, 'unrelated');
-          else retrySoon = true;
-          continue;
-        }
-        learn(sha, relation);
+        verdict = await look();
+        if (!verdict || settled) return;
       }
 
       for (const sha of [...branchChecks]) {
@@ -196,6 +224,7 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
         : verdict.reason;
       if (reason !== lastReason) spec.onProgress?.(reason);
       lastReason = reason;
+      lastReasonSet = true;
       if (failures.length || retrySoon) scheduleRetry();
       else failedPasses = 0;
     };
@@ -225,13 +254,25 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
       }
     };
 
-    const timedOut = () => finish({ state: 'failed', message: spec.timeoutMessage(lastReason) });
-    const timer = setTimeout(timedOut, Math.max(0, spec.deadline - Date.now()));
+    const timedOut = () =>
+      finish({ state: 'failed', message: spec.timeoutMessage(lastReasonSet ? lastReason : (lookingUp ?? lastReason)) });
+    // Armed once the first look is over (or FIRST_LOOK_MS after the start at the latest, should it hang on Git): a
+    // deadline that passed while the service was away must not pre-empt the look at what happened meanwhile.
+    let timer: NodeJS.Timeout | undefined;
+    // A resumed wait's requests (a reconcile, a refresh) get FIRST_LOOK_MS to be answered: right after one the tool may
+    // show a passing "reconciling" over the final state it reached while the service was away.
+    const deadline = spec.resumed ? Math.max(spec.deadline, Date.now() + FIRST_LOOK_MS) : spec.deadline;
+    const armDeadline = () => {
+      if (settled || timer) return;
+      clearTimeout(firstLookTimer);
+      timer = setTimeout(timedOut, Math.max(0, deadline - Date.now()));
+    };
+    const firstLookTimer = setTimeout(armDeadline, Math.max(deadline - Date.now(), FIRST_LOOK_MS));
     // Not const: finish() reads it, and may run while observe() is still subscribing.
     // eslint-disable-next-line prefer-const
     let unsubscribe: (() => void) | undefined;
     unsubscribe = spec.observe(() => void evaluate());
     if (settled) unsubscribe();
-    void evaluate();
+    void evaluate().finally(armDeadline);
   });
 }

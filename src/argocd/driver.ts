@@ -291,7 +291,8 @@ export class ArgoCDTool implements DeliveryTool {
   }
 }
 
-function degradedSpell(app: App): string {
+/** What a Degraded count is about (the compared revision and the last sync): a new one starts the count again. */
+export function degradedSpell(app: App): string {
   const status = app.status;
   return JSON.stringify([status?.sync?.revision, status?.sync?.revisions, status?.operationState?.finishedAt]);
 }

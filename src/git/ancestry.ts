@@ -33,3 +33,25 @@ export async function relationOf(clone: Clone, ours: string, sha: string, files:
   const changed = await clone.git.raw(['diff', '--no-renames', '--name-only', ours, sha, '--', ...files.map((f) => `:(literal)${f}`)]);
   return changed.trim() === '' ? 'descendant' : 'superseded';
 }
+
+/**
+ * Whether what `commit` changed still stands at `head`: undefined when every file it changed reads at `head` as the
+ * commit left it; otherwise the files that read differently and the latest commit after it that changed them (a
+ * revert, or a later change of the same files). Issue 18 item 6: a change no longer in effect is not "deployed".
+ */
+export async function changedAgain(clone: Clone, commit: string, head: string): Promise<{ by: string; files: string[] } | undefined> {
+  if (!HASH.test(commit)) return undefined;
+  const changed = (await clone.git.raw(['diff-tree', '--root', '--no-commit-id', '--name-only', '-r', commit]))
+    .split('\n')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  if (changed.length === 0) return undefined;
+  const literal = changed.map((f) => `:(literal)${f}`);
+  const differ = (await clone.git.raw(['diff', '--name-only', commit, head, '--', ...literal]))
+    .split('\n')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  if (differ.length === 0) return undefined;
+  const by = (await clone.git.raw(['log', '-1', '--format=%H', `${commit}..${head}`, '--', ...differ.map((f) => `:(literal)${f}`)])).trim();
+  return { by, files: differ };
+}

@@ -11,7 +11,7 @@ import { Transport, isLocalDamage, scratchDirOf, type RepoRef } from './transpor
 import { CommitProtocol, editsKey, stageRevert, type Author, type CommitOutcome, type FileEdit } from './commit.js';
 import type { HostPolicy, Lookup } from './hosts.js';
 import { checkTrailerLine, findCommitWithLines } from './trailers.js';
-import { isAncestor, relationOf, resolveCommit } from './ancestry.js';
+import { changedAgain, isAncestor, relationOf, resolveCommit } from './ancestry.js';
 import type { Relation } from '../readiness.js';
 import type { Sleep } from '../retry.js';
 
@@ -269,6 +269,17 @@ export class GitWorkspace {
       const out = await clone.git.raw(['show', '-s', '--format=%H%x00%an <%ae>%x00%s%x00%B', full, '--']);
       const [commit = full, author = '', subject = '', body = ''] = out.split('\0');
       return { commit: commit.trim(), author, subject, body };
+    });
+  }
+
+  /**
+   * Whether what `commit` changed still stands on the remote branch (fetched first): undefined when it does, otherwise
+   * the files that read differently now and the latest commit that changed them (a revert, a later change).
+   */
+  changedAgain(repo: RepoRef, commit: string): Promise<{ by: string; files: string[] } | undefined> {
+    return this.locked(repo, async () => {
+      const clone = await this.fetched(repo);
+      return changedAgain(clone, commit, `refs/remotes/origin/${repo.branch}`);
     });
   }
 

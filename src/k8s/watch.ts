@@ -269,16 +269,19 @@ export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
   }
 }
 
+/** The time a first list gets however late it is asked for (wait.ts FIRST_LOOK_MS is the same). */
+export const FIRST_LIST_MS = 30_000;
 /**
- * Waits for watches' first list (`synced`, or several joined with Promise.all), bounded by the deployment's deadline;
- * a refused list rejects at once with its reason.
+ * Waits for watches' first list (`synced`, or several joined with Promise.all), bounded by the deployment's deadline,
+ * but never by less than `minimumMs`: a wait resumed after its deadline (the service was away) still gets its first
+ * look at what the tool did meanwhile (ADR 14). A refused list rejects at once with its reason.
  */
-export async function untilSynced(synced: Promise<unknown>, deadline: number, what: string): Promise<void> {
+export async function untilSynced(synced: Promise<unknown>, deadline: number, what: string, minimumMs = FIRST_LIST_MS): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new WatchError('API_ERROR', `could not list ${what} from the Kubernetes API before the deadline`, { retryable: true })),
-      Math.max(0, deadline - Date.now()),
+      Math.max(minimumMs, deadline - Date.now()),
     );
   });
   try {

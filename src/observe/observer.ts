@@ -1,46 +1,26 @@
 /**
- * The loop that owns the I/O of observing: holds the observer Lease, feeds every change of a linked Flux or Argo CD
- * object (from the shared watches, no polling) to the pure `detect`, and announces each final revision to Keptn
- * exactly once: a record per object and revision is created before the send (creation is the claim) and marked sent
- * after; a record left unsent by a crash is claimed (compare-and-swap) and sent again, once, with the same event id.
+ * The loop that owns the I/O of observing: holds the observer Lease and looks at a linked Flux or Argo CD object
+ * whenever it may have changed (a change in the shared watches, a notification, a timer of the rules), judging it by
+ * the deployment rules (judging.ts, detect.ts); announcer.ts announces each final revision to Keptn exactly once.
+ * Every look reads the object as the watch holds it then, so however the look was caused, and in whatever order, the
+ * same state gets the same answer (ADR 14).
  */
-import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { DEFAULT_DEGRADED_GRACE_MS } from '../argocd/evaluate.js';
 import { APPLICATIONS } from '../argocd/driver.js';
 import { HELMCHARTS, HELMRELEASES, KUSTOMIZATIONS, WORKLOADS } from '../flux/driver.js';
-import type { Clock, FluxObject, FluxView } from '../flux/evaluate.js';
-import type { WorkloadKind } from '../flux/inventory.js';
+import type { FluxObject } from '../flux/evaluate.js';
 import type { Cluster } from '../k8s/cluster.js';
 import type { KubeObject, ResourceKind } from '../k8s/watch.js';
-import { REVISION_LABEL, sequenceTriggeredEvent } from '../keptn/events.js';
 import type { SequenceSink } from '../keptn/sender.js';
-import { StoreConflictError } from '../state/record.js';
-import { detect, TOOL_OF, type Detection, type ObservedTool } from './detect.js';
+import { Announcer, type AnnouncerOptions, type CommitFacts } from './announcer.js';
+import type { ObservedService, ObservedTool } from './detect.js';
+import { Judging } from './judging.js';
 import type { ObserverLease } from './lease.js';
-import { linkOf, type Link, type LinkHint, type ObservedKind, type ObservedObject } from './link.js';
-import type { ObservationRecord, ObservationStore } from './records.js';
+import type { Link, LinkHint, ObservedKind } from './link.js';
+import { Links } from './linking.js';
+import type { ObservationStore } from './records.js';
 
-/** Label keys of the announced sequence: Keptn's Bridge shows them on the sequence. */
-export const LABELS = {
-  tool: 'gitops.keptn.sh/tool',
-  object: 'gitops.keptn.sh/object',
-  revision: REVISION_LABEL,
-  author: 'gitops.keptn.sh/author',
-  subject: 'gitops.keptn.sh/subject',
-  verdict: 'gitops.keptn.sh/verdict',
-} as const;
-
-/** What the repository says about an observed commit. */
-export interface CommitFacts {
-  /** The full commit hash (the tool may name it by 12 digits only: a Helm chart built from Git). */
-  revision: string;
-  /** `Name <email>`. */
-  author: string;
-  subject: string;
-  /** The commit carries this service's deployment trailer: a Keptn sequence made it. */
-  ownDeployment: boolean;
-}
+export { LABELS, uuidFrom, type CommitFacts } from './announcer.js';
 
 export interface ObserverOptions {
   cluster: Cluster;
@@ -53,19 +33,15 @@ export interface ObserverOptions {
   log: Logger;
   /** Author, subject and trailers of a commit; undefined (or a throw) when the repository cannot be read. */
   commit(link: Link, revision: string): Promise<CommitFacts | undefined>;
-  /**
-   * Whether the project lets this object start the sequences of the service its annotations name (link.ts,
-   * observationGrant over the project's settings), and which sequence; a throw when the settings cannot be read now.
-   */
-  authorize(object: ObservedObject, hint: LinkHint): Promise<{ link: Link } | { problem: string }>;
   /** Whether a deployment record of this service made the revision (its own commit for a Keptn sequence). */
   deployedByUs(revision: string): Promise<boolean>;
+  /** Whether the project's settings let this object start its service's sequences (ADR 16; announcer.ts asks it). */
+  authorize: AnnouncerOptions['authorize'];
+  /** The linked Keptn service's settings: its repository (which source's revision counts) and `argocd` rules. */
+  service?(link: LinkHint): Promise<ObservedService | undefined>;
   /** How often the Lease is renewed (and taken over); a quarter of its duration. */
   renewIntervalMs: number;
 }
-
-const MAX_LABEL = 250;
-const MAX_MESSAGE = 4 * 1024;
 
 interface Kind {
   kind: ObservedKind;
@@ -101,12 +77,28 @@ export class Observer {
   private readonly handled = new Map<string, string>();
   /** Linked objects whose revision is still pending: looked at again when a workload or chart they read changes. */
   private readonly pending = new Map<string, { kind: ObservedKind; key: string; watch: KindWatch<Obj> }>();
-  private readonly inflight = new Set<string>();
-  private readonly problems = new Map<string, string>();
-  private readonly firstSeen = new Map<string, number>();
-  private readonly degraded = new Map<string, { revision: string; since: number; timer: NodeJS.Timeout }>();
+  /** The watch of each observed kind, while observing. */
+  private readonly watches = new Map<ObservedKind, KindWatch<Obj>>();
+  /** Objects with a look queued that has not started yet. */
+  private readonly queued = new Set<string>();
 
-  constructor(private readonly opts: ObserverOptions) {}
+  private readonly announcer: Announcer;
+  private readonly links: Links;
+  private readonly judging: Judging;
+
+  constructor(private readonly opts: ObserverOptions) {
+    this.announcer = new Announcer(opts);
+    this.links = new Links(opts.log);
+    this.judging = new Judging({
+      cluster: opts.cluster,
+      log: opts.log,
+      ...(opts.service ? { service: (link: LinkHint) => opts.service!(link) } : {}),
+      lookAgain: (object) => {
+        const space = object.indexOf(' ');
+        this.wake(object.slice(0, space) as ObservedKind, ...split(object.slice(space + 1)));
+      },
+    });
+  }
 
   get observing(): boolean {
     return this.active;
@@ -138,7 +130,7 @@ export class Observer {
     }
     if (held && !this.active) this.activate();
     else if (!held && this.active) this.deactivate();
-    if (this.active) await this.resendUnsent();
+    if (this.active) await this.announcer.resendUnsent(() => this.active);
   }
 
   private activate(): void {
@@ -148,7 +140,8 @@ export class Observer {
     for (const tool of this.opts.tools) {
       for (const { kind, resource } of OBSERVED[tool]) {
         const watch = cluster.watch<Obj>(resource);
-        this.unsubscribe.push(watch.subscribeAll((key, obj) => this.enqueue(kind, key, obj, watch)));
+        this.watches.set(kind, watch);
+        this.unsubscribe.push(watch.subscribeAll((key) => this.enqueue(kind, key, watch)));
       }
     }
     // What the Flux rules read besides the object: a change there may decide a pending revision.
@@ -162,20 +155,44 @@ export class Observer {
     if (this.active) this.opts.log.info({ replica: this.opts.lease.identity }, 'observing stopped');
     this.active = false;
     for (const off of this.unsubscribe.splice(0)) off();
-    for (const d of this.degraded.values()) clearTimeout(d.timer);
-    this.degraded.clear();
+    this.watches.clear();
+    this.judging.forget();
     this.pending.clear();
   }
 
-  private reconsiderPending(): void {
-    for (const { kind, key, watch } of this.pending.values()) this.enqueue(kind, key, watch.get(...split(key)), watch);
+  /**
+   * The link an observed object carries, as this replica's watch holds it; undefined when this replica does not
+   * observe (another holds the Lease) or the object is not linked. Reads no API.
+   */
+  linkOf(kind: ObservedKind, namespace: string, name: string): LinkHint | undefined {
+    const obj = this.watches.get(kind)?.get(namespace, name);
+    return obj && this.links.of(kind, namespace, name, obj.metadata.annotations as Record<string, string> | undefined);
   }
 
-  private enqueue(kind: ObservedKind, key: string, obj: Obj | undefined, watch: KindWatch<Obj>): void {
+  /**
+   * A wake-up (a notification, a timer of the rules): look at the object now, as the watch holds it. It decides
+   * nothing by itself, so a repeated, stale or forged one costs a look and changes no verdict (ADR 14).
+   */
+  wake(kind: ObservedKind, namespace: string, name: string): void {
+    const watch = this.watches.get(kind);
+    if (watch) this.enqueue(kind, `${namespace}/${name}`, watch);
+  }
+
+  private reconsiderPending(): void {
+    for (const { kind, key, watch } of this.pending.values()) this.enqueue(kind, key, watch);
+  }
+
+  private enqueue(kind: ObservedKind, key: string, watch: KindWatch<Obj>): void {
     if (!this.active) return;
     const name = `${kind} ${key}`;
+    // Looks already queued behind a running one would read the same cache: one is enough.
+    if (this.queued.has(name)) return;
+    this.queued.add(name);
     const next = (this.chains.get(name) ?? Promise.resolve())
-      .then(() => this.consider(kind, key, obj, watch))
+      .then(() => {
+        this.queued.delete(name);
+        return this.consider(kind, key, watch);
+      })
       .catch((err: unknown) => this.opts.log.warn({ err, object: name }, 'observed object not handled; retried at its next change'))
       .finally(() => {
         if (this.chains.get(name) === next) this.chains.delete(name);
@@ -183,23 +200,21 @@ export class Observer {
     this.chains.set(name, next);
   }
 
-  private async consider(kind: ObservedKind, key: string, obj: Obj | undefined, watch: KindWatch<Obj>): Promise<void> {
+  private async consider(kind: ObservedKind, key: string, watch: KindWatch<Obj>): Promise<void> {
     const name = `${kind} ${key}`;
     if (!this.active) return;
+    const [namespace, objectName] = split(key);
+    // The object as it is now, not as it was when the look was asked for: looks never go back in time.
+    const obj = watch.get(namespace, objectName);
     if (!obj) {
       this.pending.delete(name);
+      this.judging.forget(name);
       return;
     }
-    const [namespace, objectName] = split(key);
-    const linked = linkOf(kind, namespace, objectName, obj.metadata.annotations as Record<string, string> | undefined);
-    if (!linked) return;
-    if ('problem' in linked) {
-      if (this.problems.get(name) !== linked.problem) this.opts.log.warn({ object: name, problem: linked.problem }, 'object not observed');
-      this.problems.set(name, linked.problem);
-      return;
-    }
-    this.problems.delete(name);
-    const detection = this.detect(kind, key, obj, watch);
+    const link = this.links.of(kind, namespace, objectName, obj.metadata.annotations as Record<string, string> | undefined);
+    if (!link) return;
+    const detection = await this.judging.judge(kind, name, obj, link);
+    if (!this.active) return;
     if (detection.state === 'none') return;
     if (await this.baseline(name, detection.revision)) return;
     if (detection.state === 'pending') {
@@ -208,36 +223,8 @@ export class Observer {
     }
     this.pending.delete(name);
     if (this.handled.get(name) === detection.revision) return;
-    await this.announce(kind, name, linked.link, detection);
+    await this.announcer.announce(kind, name, link, detection);
     this.handled.set(name, detection.revision);
-  }
-
-  /**
-   * A deployment a notification reported (notifications.ts): announced like a watched one, under the same record, so
-   * a repeat of the notification, or the watch of the same object, announces nothing more; the first report of an
-   * object never seen is its baseline, as for the watches. Any replica may take it: the record's creation decides
-   * who sends.
-   */
-  notified(
-    kind: ObservedKind,
-    namespace: string,
-    name: string,
-    link: Link,
-    detection: Extract<Detection, { state: 'final' }>,
-  ): Promise<void> {
-    const object = `${kind} ${namespace}/${name}`;
-    const run = (this.chains.get(object) ?? Promise.resolve()).then(async () => {
-      if (this.handled.get(object) === detection.revision) return;
-      if (await this.baseline(object, detection.revision)) return;
-      await this.announce(kind, object, link, detection);
-      this.handled.set(object, detection.revision);
-    });
-    const settled = run.catch(() => undefined);
-    this.chains.set(object, settled);
-    void settled.finally(() => {
-      if (this.chains.get(object) === settled) this.chains.delete(object);
-    });
-    return run;
   }
 
   /**
@@ -249,199 +236,14 @@ export class Observer {
     const fresh = !(await this.opts.store.seen(name));
     this.baselined.add(name);
     if (!fresh) return false;
-    await this.opts.store.create(this.record(name, revision, 'baseline'));
+    await this.opts.store.create(this.announcer.record(name, revision, 'baseline'));
     this.handled.set(name, revision);
     this.opts.log.info({ object: name, revision }, 'observed object seen for the first time; its current revision is the baseline');
     return true;
-  }
-
-  private detect(kind: ObservedKind, key: string, obj: Obj, watch: KindWatch<Obj>): Detection {
-    const name = `${kind} ${key}`;
-    const { cluster } = this.opts;
-    const view: FluxView = {
-      kustomization: (ns, n) => cluster.watch<Obj>(KUSTOMIZATIONS).get(ns, n),
-      helmChart: (ns, n) => cluster.watch<Obj>(HELMCHARTS).get(ns, n),
-      workload: (ref) => {
-        const resource = WORKLOADS[ref.kind as WorkloadKind];
-        return resource ? cluster.watch<KubeObject & Record<string, unknown>>(resource).get(ref.namespace, ref.name) : undefined;
-      },
-    };
-    const now = Date.now();
-    const clock: Clock = { now, since: (k) => this.firstSeen.get(k) ?? (this.firstSeen.set(k, now), now) };
-    const status = (obj as { status?: { health?: { status?: string }; sync?: { revision?: string } } }).status;
-    let degradedForMs: number | undefined;
-    if (kind === 'Application') {
-      // The sync status names the revision: a new one starts the count again.
-      const spell = JSON.stringify(status?.sync ?? null);
-      const current = this.degraded.get(name);
-      if (status?.health?.status === 'Degraded') {
-        if (current?.revision === spell) degradedForMs = now - current.since;
-        else {
-          if (current) clearTimeout(current.timer);
-          // Nothing else may change on the Application when the grace period ends: look again then.
-          const timer = setTimeout(() => this.enqueue(kind, key, watch.get(...split(key)), watch), DEFAULT_DEGRADED_GRACE_MS + 50);
-          timer.unref();
-          this.degraded.set(name, { revision: spell, since: now, timer });
-          degradedForMs = 0;
-        }
-      } else if (current) {
-        clearTimeout(current.timer);
-        this.degraded.delete(name);
-      }
-    }
-    return detect({ kind, object: obj, view, clock, ...(degradedForMs !== undefined ? { degradedForMs } : {}) });
-  }
-
-  private record(object: string, revision: string, phase: ObservationRecord['phase']): ObservationRecord {
-    return { object, revision, phase, owner: this.opts.lease.identity, at: Date.now(), claim: randomUUID() };
-  }
-
-  private async announce(
-    kind: ObservedKind,
-    name: string,
-    hint: LinkHint,
-    detection: Extract<Detection, { state: 'final' }>,
-  ): Promise<void> {
-    const log = this.opts.log.child({
-      object: name,
-      revision: detection.revision,
-      project: hint.project,
-      stage: hint.stage,
-      service: hint.service,
-    });
-    const existing = await this.opts.store.get(name, detection.revision);
-    if (existing) {
-      if (existing.phase === 'announcing') await this.claimAndSend(existing);
-      // ADR 16 (issue 19 item 7): back at a recorded revision: its record becomes the object's newest for the retention.
-      else
-        await this.opts.store
-          .update({ ...existing, at: Date.now() })
-          .catch((err: unknown) => log.warn({ err }, 'record not moved forward'));
-      return;
-    }
-    // ADR 16 (issue 19 item 2): the project's settings, not the object's annotations, let the object start its sequences.
-    const [namespace, objectName] = split(name.slice(kind.length + 1));
-    const allowed = await this.opts.authorize({ kind, namespace, name: objectName }, hint);
-    if ('problem' in allowed) {
-      await this.opts.store.create(this.record(name, detection.revision, 'refused'));
-      log.warn({ problem: allowed.problem }, 'revision not announced: the project does not observe this object');
-      return;
-    }
-    const link = allowed.link;
-    const facts = await this.opts.commit(link, detection.revision).catch((err: unknown) => {
-      log.warn({ err }, 'observed commit not readable from the repository; announced without its author and subject');
-      return undefined;
-    });
-    const revision = facts?.revision ?? detection.revision;
-    if (facts?.ownDeployment || (await this.opts.deployedByUs(revision))) {
-      await this.opts.store.create(this.record(name, detection.revision, 'own'));
-      log.info('revision deployed by this service for a Keptn sequence; not announced');
-      return;
-    }
-    const labels: Record<string, string> = {
-      [LABELS.tool]: TOOL_OF[kind],
-      [LABELS.object]: name,
-      [LABELS.revision]: revision,
-      [LABELS.verdict]: detection.result,
-      ...(facts ? { [LABELS.author]: oneLine(facts.author), [LABELS.subject]: oneLine(facts.subject) } : {}),
-    };
-    const key = `${name}@${detection.revision}`;
-    const event = sequenceTriggeredEvent(
-      {
-        id: uuidFrom(`event ${key}`),
-        shkeptncontext: uuidFrom(`context ${key}`),
-        stage: link.stage,
-        sequence: link.sequence,
-        data: {
-          project: link.project,
-          stage: link.stage,
-          service: link.service,
-          labels,
-          status: 'succeeded',
-          result: detection.result,
-          message: detection.message.slice(0, MAX_MESSAGE),
-        },
-      },
-      { source: this.opts.source },
-    );
-    this.inflight.add(key);
-    try {
-      const created = await this.opts.store.create({ ...this.record(name, detection.revision, 'announcing'), event });
-      // Another replica (a Lease handover in flight) recorded it first: it is theirs to send.
-      if (!created) return;
-      await this.send(created, log);
-    } finally {
-      this.inflight.delete(key);
-    }
-  }
-
-  /** Re-sends what a crash left unsent: each claimed first, so only one replica sends it. */
-  private async resendUnsent(): Promise<void> {
-    let unsent: ObservationRecord[];
-    try {
-      unsent = await this.opts.store.unsent();
-    } catch (err: unknown) {
-      this.opts.log.warn({ err }, 'unsent announcements not listed');
-      return;
-    }
-    for (const record of unsent) {
-      if (!this.active) return;
-      await this.claimAndSend(record).catch((err: unknown) =>
-        this.opts.log.warn({ err, object: record.object, revision: record.revision }, 'unsent announcement not re-sent'),
-      );
-    }
-  }
-
-  private async claimAndSend(record: ObservationRecord): Promise<void> {
-    const key = `${record.object}@${record.revision}`;
-    if (this.inflight.has(key) || !record.event) return;
-    this.inflight.add(key);
-    try {
-      let claimed: ObservationRecord;
-      try {
-        claimed = await this.opts.store.update({ ...record, owner: this.opts.lease.identity, claim: randomUUID() });
-      } catch (err: unknown) {
-        if (err instanceof StoreConflictError) return;
-        throw err;
-      }
-      const log = this.opts.log.child({ object: record.object, revision: record.revision });
-      log.info({ from: record.owner }, 're-sending an announcement a crash left unsent');
-      await this.send(claimed, log);
-    } finally {
-      this.inflight.delete(key);
-    }
-  }
-
-  private async send(record: ObservationRecord, log: Logger): Promise<void> {
-    const event = record.event!;
-    try {
-      await this.opts.sink.send(event);
-    } catch (err: unknown) {
-      log.error({ err, type: event.type }, 'sequence not announced; re-sent later');
-      return;
-    }
-    log.info({ type: event.type, id: event.id, result: event.data.result }, 'change made in Git announced to Keptn');
-    try {
-      await this.opts.store.update({ ...record, phase: 'sent' });
-    } catch (err: unknown) {
-      log.warn({ err }, 'announcement sent but not marked sent');
-    }
   }
 }
 
 function split(key: string): [string, string] {
   const i = key.indexOf('/');
   return [key.slice(0, i), key.slice(i + 1)];
-}
-
-/** Labels are one line of bounded length: commit authors and subjects come from whoever can push. */
-function oneLine(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, MAX_LABEL);
-}
-
-/** A UUID (version 4 layout) derived from `text`: the same announcement always gets the same id and context. */
-export function uuidFrom(text: string): string {
-  const h = createHash('sha256').update(text).digest('hex');
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -60,6 +60,7 @@ export async function changeAndWait(
     branch: prepared.settings.git.branch,
     ...written,
     deadline: progress.deadline,
+    ...(context.progress ? { resumed: true } : {}),
     deploymentId: event.id,
     relation: (sha) => deps.git.relation(prepared.repo, commit, sha, written.files),
     onBranch: () => deps.git.onBranch(prepared.repo, commit),

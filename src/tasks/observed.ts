@@ -32,6 +32,23 @@ export async function confirmObserved(
   revision: string,
 ): Promise<DeploymentOutcome> {
   log.info({ revision }, 'confirming a change made in Git');
+  // Issue 18 item 6: a change reverted (or rewritten) on the branch before this task ran is not what gets deployed,
+  // whatever the tool says of the later revision that contains it. A resumed task has decided this already.
+  if (!context.progress) {
+    const later = await deps.git.changedAgain(prepared.repo, revision).catch((err: unknown) => {
+      // Unknown is not "reverted": the wait below still judges the commit itself.
+      log.warn({ err }, 'whether the observed change still stands could not be read from Git');
+      return undefined;
+    });
+    if (later)
+      return {
+        status: 'succeeded',
+        result: 'fail',
+        message: `commit ${revision} (made in Git, not by Keptn) is not deployed: it is no longer in effect, as ${later.files.slice(0, 5).join(', ')}${later.files.length > 5 ? ', …' : ''} changed again on branch ${prepared.settings.git.branch} after it (last in commit ${later.by})`,
+        gitCommit: revision,
+        ...prepared.report,
+      };
+  }
   const done = await changeAndWait(event, deps, log, context, prepared, async () => ({ commit: revision, created: false, reused: false }));
   const { progress, verdict } = done!;
   return verdict.state === 'passed'

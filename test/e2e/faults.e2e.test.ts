@@ -256,6 +256,33 @@ describe('faults', () => {
     });
   }, 240_000);
 
+  it('the service is down longer than the timeout while Flux applies the commit: the resumed wait reports the pass, once (ADR 14)', async () => {
+    const r = await replica('r-away');
+    const app = await gatedApp({ timeout: '20s' });
+    const t = trigger(app);
+    const acceptedBefore = Date.now();
+    await env.controlPlane.publish(t);
+    await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
+    await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
+    await r.process.kill();
+    // While the service is away, Flux applies the commit, and the deployment's deadline passes.
+    await app.openGate();
+    await waitUntil('Flux applied our commit', async () => (await imageInCluster(app)) === `${IMAGE}:0.2.0`, { timeoutMs: 90_000 });
+    await waitUntil('the deadline passed while the service was away', async () => Date.now() > acceptedBefore + 25_000, {
+      timeoutMs: 60_000,
+    });
+    await r.restart();
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    // What happened, not "did not apply in time" nor errored because the first list came after the deadline.
+    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass', deployment: { gitCommit: (await commits(app))[0]!.sha } });
+    expect(answers(t).sort()).toEqual(['finished', 'started']);
+    expect(await commits(app)).toHaveLength(1);
+    report.push({
+      fault: 'service down (SIGKILL) longer than the timeout while Flux applied the commit, then restarted',
+      outcome: 'the resumed wait looked before applying the deadline: one .finished (pass), one commit',
+    });
+  }, 300_000);
+
   it('two replicas, the owner is killed: the other adopts the deployment and finishes it', async () => {
     const a = await replica('r-a');
     const b = await replica('r-b');

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { ServiceError } from '../../src/errors.js';
 import type { Expectation, Relation, Verdict } from '../../src/readiness.js';
 import type { RetryPolicy } from '../../src/retry.js';
-import { waitForVerdict, type FinalVerdict, type WaitSpec } from '../../src/wait.js';
+import { FIRST_LOOK_MS, waitForVerdict, type FinalVerdict, type WaitSpec } from '../../src/wait.js';
 
 const OURS = 'a'.repeat(40);
 const OLD = 'b'.repeat(40);
@@ -18,6 +18,8 @@ const POLICY: RetryPolicy = { attempts: 3, baseDelayMs: 100, maxDelayMs: 400 };
 interface ToolStatus {
   revision?: string;
   failure?: string;
+  /** A failure the tool reports at its revision: final only once that revision is known to contain ours. */
+  failureAtRevision?: string;
 }
 
 function rule(tool: ToolStatus) {
@@ -27,6 +29,8 @@ function rule(tool: ToolStatus) {
     const relation = e.relation(tool.revision);
     if (relation === 'unknown')
       return { state: 'pending', reason: `checking ${tool.revision.slice(0, 7)}`, unknownRevision: tool.revision };
+    if (tool.failureAtRevision && (relation === 'same' || relation === 'descendant'))
+      return { state: 'failed', message: tool.failureAtRevision, revision: tool.revision };
     if (relation === 'same' || relation === 'descendant')
       return { state: 'passed', message: `applied ${tool.revision.slice(0, 7)}`, revision: tool.revision };
     return { state: 'pending', reason: `the tool is at ${tool.revision.slice(0, 7)}` };
@@ -345,5 +349,89 @@ describe('our commit no longer on the branch', () => {
     expect(h.reasons.at(-1)).toContain('checking that our commit is still on the branch failed: fetch failed');
     await elapse(100);
     expect(h.settled()?.message).toMatch(/is no longer on branch main/);
+  });
+});
+
+describe('a wait resumed after its deadline (the service was away longer than the timeout): ADR 14', () => {
+  const GIT_ANSWERS_AFTER = 5_000;
+  /** Git answers late (a clone fetched anew after the restart); the deadline passed a minute ago. */
+  const slowGit = (answer: Relation) => async () => {
+    await new Promise((r) => setTimeout(r, GIT_ANSWERS_AFTER));
+    return answer;
+  };
+  const rows: Array<{ name: string; tool: ToolStatus; relation: Relation; want: FinalVerdict }> = [
+    {
+      name: 'the tool applied our commit while the service was away: pass, not a timeout',
+      tool: { revision: LATER },
+      relation: 'descendant',
+      want: { state: 'passed', message: `applied ${LATER.slice(0, 7)}`, revision: LATER },
+    },
+    {
+      name: 'the tool failed at our commit while the service was away: its own failure, not a timeout',
+      tool: { revision: LATER, failureAtRevision: 'Flux could not apply it: kustomize build failed' },
+      relation: 'descendant',
+      want: { state: 'failed', message: 'Flux could not apply it: kustomize build failed', revision: LATER },
+    },
+    {
+      name: 'the tool is still at an older revision: the deadline applies after the look, with what the tool says',
+      tool: { revision: OLD },
+      relation: 'unrelated',
+      want: { state: 'failed', message: `timed out: the tool is at ${OLD.slice(0, 7)}` },
+    },
+  ];
+  it.each(rows)('$name', async ({ tool, relation, want }) => {
+    const h = start({ deadline: Date.now() - MINUTE, resumed: true, relation: slowGit(relation) }, tool);
+    await elapse(0);
+    // The deadline is long gone, and yet nothing is decided before the first look (and its Git lookup) is over.
+    expect(h.settled()).toBeUndefined();
+    await elapse(GIT_ANSWERS_AFTER + 1);
+    if (want.state === 'passed' || !want.message.startsWith('timed out')) expect(h.settled()).toEqual(want);
+    else {
+      // Nothing final: the resumed wait's requests get FIRST_LOOK_MS to be answered, then the timeout applies.
+      expect(h.settled()).toBeUndefined();
+      await elapse(FIRST_LOOK_MS - GIT_ANSWERS_AFTER);
+      expect(h.settled()).toEqual(want);
+    }
+  });
+
+  it('the tool answers the resumed wait\'s request (a passing "reconciling" first) within FIRST_LOOK_MS: its answer, not a timeout', async () => {
+    const h = start(
+      { deadline: Date.now() - MINUTE, resumed: true, relation: async (sha) => (sha === OURS ? 'same' : 'unrelated') },
+      { revision: OLD },
+    );
+    await elapse(10_000);
+    expect(h.settled()).toBeUndefined();
+    h.tool.revision = OURS;
+    h.change();
+    await elapse(0);
+    expect(h.settled()).toMatchObject({ state: 'passed' });
+  });
+
+  it('a fresh (not resumed) wait keeps its deadline: it ends once its first look is over', async () => {
+    const h = start({ deadline: Date.now() - 1, relation: async () => 'unrelated' }, { revision: OLD });
+    await elapse(2);
+    expect(h.settled()).toEqual({ state: 'failed', message: `timed out: the tool is at ${OLD.slice(0, 7)}` });
+  });
+
+  it('does not act on the tool when the state found is final (no sync of an Application already there)', async () => {
+    let nudged = 0;
+    const h = start(
+      { deadline: Date.now() - MINUTE, resumed: true, relation: async () => 'same', nudge: async () => void nudged++ },
+      { revision: OURS },
+    );
+    await elapse(0);
+    expect(h.settled()).toMatchObject({ state: 'passed' });
+    expect(nudged).toBe(0);
+  });
+
+  it('a first look that hangs on Git is bounded: the deadline applies FIRST_LOOK_MS after the start', async () => {
+    const h = start(
+      { deadline: Date.now() - MINUTE, resumed: true, relation: () => new Promise<Relation>(() => undefined) },
+      { revision: LATER },
+    );
+    await elapse(FIRST_LOOK_MS - 1);
+    expect(h.settled()).toBeUndefined();
+    await elapse(2);
+    expect(h.settled()).toEqual({ state: 'failed', message: `timed out: checking ${LATER.slice(0, 7)}` });
   });
 });

@@ -127,6 +127,18 @@ describe('GitWorkspace', () => {
     expect(await ws.relation(repo, out.commit, later, ['app/kustomization.yaml'])).toBe('descendant');
   });
 
+  it('tells whether a commit made in Git still stands on the branch: not once a later commit reverted it (issue 18 item 6)', async () => {
+    const { name, ws, request } = await setup();
+    const repo = request('d-1').repo;
+    const change = await server.commitAsOther(name, { 'app/kustomization.yaml': kustomization.replace('0.3.1', '0.4.0') }, 'bump');
+    expect(await ws.changedAgain(repo, change)).toBeUndefined();
+    // A commit of other files leaves it standing.
+    await server.commitAsOther(name, { 'x.txt': 'x' }, 'unrelated change');
+    expect(await ws.changedAgain(repo, change)).toBeUndefined();
+    const revert = await server.commitAsOther(name, { 'app/kustomization.yaml': kustomization }, 'revert the bump');
+    expect(await ws.changedAgain(repo, change)).toEqual({ by: revert, files: ['app/kustomization.yaml'] });
+  });
+
   it('calls a descendant superseded once a later commit rewrote a file we edited, and only then', async () => {
     const { name, ws, request } = await setup();
     const out = await ws.commitImage(request('d-1'));

@@ -329,13 +329,22 @@ describe('refusals are surfaced at once', () => {
     api.listFailures = Array(1000).fill(500);
     const w = startWatch();
     const t0 = Date.now();
-    const err = await untilSynced(w.synced, Date.now() + 300, 'Flux Kustomizations').catch((e: unknown) => e);
+    const err = await untilSynced(w.synced, Date.now() + 300, 'Flux Kustomizations', 0).catch((e: unknown) => e);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
     expect(err).toMatchObject({
       code: 'API_ERROR',
       message: 'could not list Flux Kustomizations from the Kubernetes API before the deadline',
     });
     expect(api.requests.length).toBeGreaterThan(2);
+  });
+
+  it('a deadline already passed (a wait resumed late) still gives the first list its minimum time', async () => {
+    api.listFailures = Array(1000).fill(500);
+    const w = startWatch();
+    const t0 = Date.now();
+    const err = await untilSynced(w.synced, Date.now() - 60_000, 'Flux Kustomizations', 300).catch((e: unknown) => e);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(err).toMatchObject({ code: 'API_ERROR' });
   });
 
   it('untilSynced rejects at once on a refusal, long before the deadline', async () => {

@@ -16,10 +16,11 @@ describe('OBSERVE and NOTIFY_* settings', () => {
     [{ OBSERVE: ' flux , argocd,flux' }, { observe: ['flux', 'argocd'] }],
     [
       { NOTIFY_PORT: '8083', NOTIFY_SECRET: 'keys' },
-      { notifyPort: 8083, notifyHost: '0.0.0.0', notifySecret: 'keys' },
+      { notifyPort: 8083, notifyHost: '0.0.0.0', notifySecrets: ['keys'] },
     ],
     [{ OBSERVATION_RETENTION: '720h' }, { observationRetentionMs: 720 * 3_600_000 }],
     [{ OBSERVATION_RETENTION: '1h' }, { observationRetentionMs: 3_600_000 }],
+    [{ NOTIFY_PORT: '8083', NOTIFY_SECRET: 'team-a-notify, team-b-notify' }, { notifySecrets: ['team-a-notify', 'team-b-notify'] }],
   ])('reads %j', (env, want) => {
     expect(loadConfig(env)).toMatchObject(want);
   });

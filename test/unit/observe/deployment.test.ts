@@ -14,7 +14,11 @@ const OBSERVED = 'c0ffee0000000000000000000000000000000001';
 const OURS = 'c0ffee0000000000000000000000000000000002';
 const REVERT = 'c0ffee0000000000000000000000000000000003';
 
-function harness(opts: { onFailure?: 'report' | 'revert'; verdicts: Record<string, FinalVerdict> }) {
+function harness(opts: {
+  onFailure?: 'report' | 'revert';
+  verdicts: Record<string, FinalVerdict>;
+  changedAgain?: { by: string; files: string[] };
+}) {
   const settings: GitOpsSettings = {
     git: { url: 'https://git.example.com/podtato/fleet.git', branch: 'main' },
     images: [{ file: 'apps/kustomization.yaml', kustomizeImage: 'ghcr.io/podtato/head' }],
@@ -38,6 +42,7 @@ function harness(opts: { onFailure?: 'report' | 'revert'; verdicts: Record<strin
       },
       relation: async () => 'same',
       onBranch: async () => true,
+      changedAgain: async () => opts.changedAgain,
     } as unknown as GitWorkspace,
     tools: [
       {
@@ -68,6 +73,19 @@ describe('a deployment.triggered for a change made in Git (the revision label)',
     expect(h.calls).toEqual([`deliver ${OBSERVED}`]);
     expect(h.delivered[0]).toMatchObject({ images: [], files: [] });
     expect(outcome).toMatchObject({ status: 'succeeded', result: 'pass', gitCommit: OBSERVED });
+  });
+
+  it('a change reverted on the branch before the task ran is not deployed: fails at once, the tool not asked (issue 18 item 6)', async () => {
+    const h = harness({
+      verdicts: { [OBSERVED]: { state: 'passed', message: 'Flux applied a later commit', revision: REVERT } },
+      changedAgain: { by: REVERT, files: ['apps/kustomization.yaml'] },
+    });
+    const outcome = await deploy(event({ labels: { 'gitops.keptn.sh/revision': OBSERVED } }), h.deps, silentLog);
+    expect(h.calls).toEqual([]);
+    expect(outcome).toMatchObject({ result: 'fail', gitCommit: OBSERVED });
+    expect(outcome.message).toContain(
+      `no longer in effect, as apps/kustomization.yaml changed again on branch main after it (last in commit ${REVERT})`,
+    );
   });
 
   it("reports the tool's failure at that commit", async () => {

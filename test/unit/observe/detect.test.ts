@@ -87,3 +87,138 @@ describe('detect: Argo CD Application', () => {
     });
   });
 });
+
+/** Built from the upstream code (no OCI registry or multi-source Application in test/env): the revisions each names. */
+describe('candidateRevision: only commits of the linked service repository are revisions to announce (issue 18 item 5)', () => {
+  const SHA = '86eb1df762d648ef6da4a944aeea85a41e50d9b7';
+  const helmRelease = (spec: Record<string, unknown>, lastAttemptedRevision: string): FluxObject => ({
+    kind: 'HelmRelease',
+    metadata: { name: 'web', namespace: 'web' },
+    spec,
+    status: { lastAttemptedRevision },
+  });
+  const app = (sources: Array<{ repoURL: string; chart?: string }>, revisions: string[]): Application =>
+    ({
+      metadata: { name: 'web', namespace: 'argocd' },
+      spec: { sources, destination: {} },
+      status: { sync: { status: 'Synced', revisions } },
+    }) as unknown as Application;
+
+  it.each<[string, ObservedKind, FluxObject | Application, string | undefined, string | undefined]>([
+    [
+      'a chart built from a GitRepository: the commit in its version',
+      'HelmRelease',
+      helmRelease(
+        { chart: { spec: { chart: './charts/web', sourceRef: { kind: 'GitRepository', name: 'app' } } } },
+        `0.1.0+${SHA.slice(0, 12)}`,
+      ),
+      undefined,
+      SHA.slice(0, 12),
+    ],
+    [
+      // helm-controller internal/controller/helmrelease_controller.go mutateChartWithDigest: `<version>+<digest12>`.
+      'an OCI chart (chartRef OCIRepository): its digest is no commit',
+      'HelmRelease',
+      helmRelease({ chartRef: { kind: 'OCIRepository', name: 'web' } }, '1.2.0+3f1a9c0d2b4e'),
+      undefined,
+      undefined,
+    ],
+    [
+      'a chart from a HelmRepository: a version, no commit',
+      'HelmRelease',
+      helmRelease({ chart: { spec: { chart: 'web', sourceRef: { kind: 'HelmRepository', name: 'charts' } } } }, '1.2.0+3f1a9c0d2b4e'),
+      undefined,
+      undefined,
+    ],
+    [
+      'a Kustomization fed by an OCIRepository: a digest, no commit',
+      'Kustomization',
+      {
+        kind: 'Kustomization',
+        metadata: { name: 'web' },
+        spec: { sourceRef: { kind: 'OCIRepository', name: 'web' } },
+        status: { lastAttemptedRevision: `latest@sha256:${'a'.repeat(64)}` },
+      },
+      undefined,
+      undefined,
+    ],
+    [
+      'a multi-source Application: the revision of the source that reads the linked service repository',
+      'Application',
+      app(
+        [
+          { repoURL: 'https://git.example/values.git' },
+          { repoURL: 'https://charts.example', chart: 'web' },
+          { repoURL: 'https://git.example/ops.git' },
+        ],
+        ['1'.repeat(40), '1.2.0', SHA],
+      ),
+      'https://git.example/ops',
+      SHA,
+    ],
+    [
+      'a multi-source Application with two Git sources and no settings to tell which: none',
+      'Application',
+      app([{ repoURL: 'https://git.example/values.git' }, { repoURL: 'https://git.example/ops.git' }], ['1'.repeat(40), SHA]),
+      undefined,
+      undefined,
+    ],
+    [
+      'an Argo CD OCI source: a digest, no commit',
+      'Application',
+      app([{ repoURL: 'oci://registry.example/web' }], [`sha256:${'b'.repeat(64)}`]),
+      undefined,
+      undefined,
+    ],
+  ])('%s', (_, kind, object, repoUrl, want) => {
+    expect(candidateRevision(kind, object, repoUrl ? { repoUrl } : undefined)).toBe(want);
+  });
+});
+
+/** Built from Argo CD 3.5's Application status (controller/appcontroller.go): the observer's rows of issue 18 item 4. */
+describe('detect: Argo CD, the same rules as a deployment (issue 18 item 4)', () => {
+  const NEW = '2222222222222222222222222222222222222222';
+  const OLD = '1111111111111111111111111111111111111111';
+  const application = (status: Record<string, unknown>): Application =>
+    ({
+      metadata: { name: 'web', namespace: 'argocd' },
+      spec: { source: { repoURL: 'https://git.example/ops.git', path: 'apps/web', targetRevision: 'main' }, destination: {} },
+      status,
+    }) as unknown as Application;
+
+  it('a failed operation of an older revision is not the outcome of the new one', () => {
+    const app = application({
+      sync: { status: 'OutOfSync', revision: NEW },
+      health: { status: 'Healthy' },
+      operationState: { phase: 'Failed', message: 'one or more objects failed to apply', syncResult: { revision: OLD } },
+    });
+    expect(detect({ kind: 'Application', object: app, view, clock })).toMatchObject({ state: 'pending', revision: NEW });
+  });
+
+  it.each<[number, string]>([
+    [0, 'pending'],
+    [59_000, 'pending'],
+    [61_000, 'final'],
+  ])('Degraded right after the sync, seen for %i ms: %s (the deployment settle window, 60 s by default)', (degradedForMs, state) => {
+    const app = application({
+      sync: { status: 'Synced', revision: NEW },
+      health: { status: 'Degraded' },
+      reconciledAt: '2026-12-07T10:00:05Z',
+      operationState: { phase: 'Succeeded', finishedAt: '2026-12-07T10:00:00Z', syncResult: { revision: NEW } },
+    });
+    const d = detect({ kind: 'Application', object: app, view, clock, degradedForMs });
+    expect(d.state).toBe(state);
+    if (d.state === 'final') expect(d.result).toBe('fail');
+  });
+
+  it("the linked service's argocd.degradedGrace sets the window, as for its deployments", () => {
+    const app = application({
+      sync: { status: 'Synced', revision: NEW },
+      health: { status: 'Degraded' },
+      reconciledAt: '2026-12-07T10:00:05Z',
+      operationState: { phase: 'Succeeded', finishedAt: '2026-12-07T10:00:00Z', syncResult: { revision: NEW } },
+    });
+    const service = { repoUrl: 'https://git.example/ops', degradedGraceMs: 120_000 };
+    expect(detect({ kind: 'Application', object: app, view, clock, degradedForMs: 61_000, service }).state).toBe('pending');
+  });
+});

@@ -3,7 +3,7 @@ import { linkOf, observationGrant, observedSettings, type ObservedSettings } fro
 import { SettingsError } from '../../../src/settings/schema.js';
 import { SettingsUnavailableError } from '../../../src/settings/source.js';
 import { mayTake } from '../../../src/observe/lease.js';
-import { uuidFrom } from '../../../src/observe/observer.js';
+import { uuidFrom } from '../../../src/observe/announcer.js';
 import { KEPTN_UUID } from '../../../src/keptn/parse.js';
 
 const linked = {

@@ -1,20 +1,20 @@
-// Notifications from clusters the service does not watch: signatures over the raw body, Flux events captured from
-// the real controllers (test/fixtures/flux/event-*.json) and Argo CD webhook bodies read as finished deployments,
-// and the HTTP face through app.inject().
+// Notifications as wake-ups (ADR 14): signatures over the raw body, Flux events captured from the real controllers
+// (test/fixtures/flux/event-*.json) and Argo CD webhook bodies read only for the object they name, the senders' keys
+// and their bounds, the rate limit, and the HTTP face through app.inject().
 import { createHmac } from 'node:crypto';
 import { describe, expect, it, jest } from '@jest/globals';
 import { pino } from 'pino';
-import { buildNotifyApp, notifyKeysFrom, type NotifyDeps } from '../../../src/observe/notify-app.js';
+import type { Link } from '../../../src/observe/link.js';
+import { buildNotifyApp, type NotifyDeps } from '../../../src/observe/notify-app.js';
+import { notifySenderFrom, NotifyKeyCache, RateLimiter, senderMayName, type NotifySender } from '../../../src/observe/notify-keys.js';
 import { argoNotification, fluxNotification, verifyBearer, verifyHmac } from '../../../src/observe/notifications.js';
 import { fixture } from '../fixtures.js';
 
 const KEY = 'flux-hmac-key';
 const sign = (raw: string, key = KEY) => `sha256=${createHmac('sha256', key).update(raw).digest('hex')}`;
-const eventMetadata = { 'keptn-project': 'podtato', 'keptn-stage': 'dev', 'keptn-service': 'web' };
 
-function fluxEvent(name: string, withLink = true): Record<string, unknown> {
-  const body = fixture<{ body: Record<string, unknown> }>('flux', name).body;
-  return withLink ? { ...body, metadata: { ...(body['metadata'] as object), ...eventMetadata } } : body;
+function fluxEvent(name: string): Record<string, unknown> {
+  return fixture<{ body: Record<string, unknown> }>('flux', name).body;
 }
 
 describe('signatures', () => {
@@ -40,149 +40,170 @@ describe('signatures', () => {
   });
 });
 
-describe('Flux events as finished deployments', () => {
+describe('a notification names the object to look at, nothing more', () => {
   it.each([
-    ['event-kustomization-reconciliationsucceeded-info', 'pass', '738ddbf6793b901abef754589144a82e57bfbe20'],
-    ['event-kustomization-buildfailed-error', 'fail', '95f68d02d75bd051b5fd870f0047a7d86c27c752'],
-    ['event-kustomization-healthcheckfailed-error', 'fail', '86eb1df762d648ef6da4a944aeea85a41e50d9b7'],
-    ['event-helmrelease-upgradesucceeded-info', 'pass', 'b75e00c4ca18'],
-    ['event-helmrelease-upgradefailed-error', 'fail', '019ed930aafb'],
-  ])('%s → %s at %s', (name, result, revision) => {
-    const outcome = fluxNotification(fluxEvent(name));
-    expect(outcome).toMatchObject({
-      kind: 'deployment',
-      deployment: { link: { project: 'podtato', stage: 'dev', service: 'web', sequence: 'delivery' }, detection: { result, revision } },
-    });
+    // Success, failure, retry: every event is the same wake-up; its severity, reason and revision decide nothing.
+    ['event-kustomization-reconciliationsucceeded-info', 'Kustomization'],
+    ['event-kustomization-buildfailed-error', 'Kustomization'],
+    ['event-kustomization-healthcheckfailed-error', 'Kustomization'],
+    ['event-helmrelease-upgradesucceeded-info', 'HelmRelease'],
+    ['event-helmrelease-upgradefailed-error', 'HelmRelease'],
+  ])('%s → look at the %s', (name, kind) => {
+    const body = fluxEvent(name);
+    const involved = body['involvedObject'] as { namespace: string; name: string };
+    expect(fluxNotification(body)).toEqual({ kind: 'look', object: { kind, namespace: involved.namespace, name: involved.name } });
   });
 
-  it('a failure carries the controller message', () => {
-    const outcome = fluxNotification(fluxEvent('event-kustomization-buildfailed-error'));
-    expect(outcome.kind === 'deployment' && outcome.deployment.detection.message).toMatch(/missing\.yaml/);
+  it.each<[string, unknown]>([
+    ['not an object', 'text'],
+    ['another kind', { involvedObject: { kind: 'GitRepository', namespace: 'flux-system', name: 'app' } }],
+    ['an invalid name', { involvedObject: { kind: 'Kustomization', namespace: 'flux-system', name: '../x' } }],
+  ])('Flux: %s is ignored', (_, body) => {
+    expect(fluxNotification(body).kind).toBe('ignored');
   });
 
-  it.each([
-    ['event-kustomization-progressing-info', true, /does not end a deployment/],
-    ['event-gitrepository-newartifact-info', true, /not deployments/],
-    ['event-kustomization-reconciliationsucceeded-info', false, /eventMetadata: keptn-project/],
-  ])('ignored: %s', (name, withLink, reason) => {
-    const outcome = fluxNotification(fluxEvent(name, withLink));
-    expect(outcome.kind).toBe('ignored');
-    expect((outcome as { reason: string }).reason).toMatch(reason);
+  it('Argo CD: the Application; an older template that says Succeeded/Healthy for another revision decides nothing either', () => {
+    const body = { namespace: 'argocd', name: 'app', revision: 'b'.repeat(40), phase: 'Succeeded', health: 'Healthy', sync: 'Synced' };
+    expect(argoNotification(body)).toEqual({ kind: 'look', object: { kind: 'Application', namespace: 'argocd', name: 'app' } });
+    expect(argoNotification({ name: 'app' }).kind).toBe('ignored');
   });
 });
 
-describe('Argo CD webhook bodies as finished deployments', () => {
-  const base = {
-    namespace: 'argocd',
-    name: 'app',
-    revision: 'a'.repeat(40),
-    sync: 'Synced',
-    syncedRevision: 'a'.repeat(40),
-    annotations: {
-      'gitops.keptn.sh/observe-project': 'podtato',
-      'gitops.keptn.sh/observe-stage': 'dev',
-      'gitops.keptn.sh/observe-service': 'web',
-    },
-  };
-  it.each<[string, Record<string, unknown>, string | undefined]>([
-    ['synced and Healthy', { phase: 'Succeeded', health: 'Healthy' }, 'pass'],
-    ['sync failed', { phase: 'Failed', health: 'Healthy', message: 'one or more objects failed to apply' }, 'fail'],
-    ['Degraded', { phase: 'Succeeded', health: 'Degraded' }, 'fail'],
-    ['still Progressing', { phase: 'Succeeded', health: 'Progressing' }, undefined],
-    // A refresh moved the compared revision on; the Succeeded operation is the previous revision's.
-    ['compared, not yet synced', { phase: 'Succeeded', health: 'Healthy', sync: 'OutOfSync', syncedRevision: 'b'.repeat(40) }, undefined],
-    ['synced to another revision', { phase: 'Succeeded', health: 'Healthy', syncedRevision: 'b'.repeat(40) }, undefined],
-  ])('%s', (_, fields, result) => {
-    const outcome = argoNotification({ ...base, ...fields });
-    if (result) expect(outcome).toMatchObject({ kind: 'deployment', deployment: { kind: 'Application', detection: { result } } });
-    else expect(outcome.kind).toBe('ignored');
+describe('senders: each key bound to the projects and objects it may speak for (issue 19 item 3)', () => {
+  it('reads a Secret as a sender; without notify-objects it may name any object of its projects', () => {
+    const sender = notifySenderFrom('team-a', { 'flux-token': 'k' }, { 'gitops.keptn.sh/projects': 'a, b' });
+    expect(sender).toEqual({ name: 'team-a', flux: 'k', projects: ['a', 'b'] });
+    expect(senderMayName(sender, { kind: 'Kustomization', namespace: 'x', name: 'y' })).toBe(true);
+  });
+
+  it.each<[string, string, boolean]>([
+    ['team-a/web', 'team-a/web', true],
+    ['team-a/*', 'team-a/web', true],
+    ['team-a/web', 'team-a/api', false],
+    ['team-a/*', 'team-b/web', false],
+  ])('notify-objects %s, object %s → %s', (pattern, object, want) => {
+    const sender = notifySenderFrom(
+      's',
+      { 'flux-token': 'k' },
+      { 'gitops.keptn.sh/projects': 'a', 'gitops.keptn.sh/notify-objects': pattern },
+    );
+    const [namespace, name] = object.split('/') as [string, string];
+    expect(senderMayName(sender, { kind: 'Kustomization', namespace, name })).toBe(want);
+  });
+
+  it('keys are read in the background, not on a request: a Secret that cannot be read keeps its last reading', async () => {
+    let fail = false;
+    const reads: string[] = [];
+    const cache = new NotifyKeyCache({
+      secrets: ['a', 'b'],
+      read: async (name) => {
+        reads.push(name);
+        if (fail) throw new Error('HTTP 503');
+        return { name, flux: `key-${name}`, projects: ['p'] };
+      },
+      refreshMs: 60_000,
+      onError: () => undefined,
+    });
+    expect(cache.current()).toBeUndefined();
+    await cache.start();
+    cache.stop();
+    expect(cache.current()?.map((s) => s.flux)).toEqual(['key-a', 'key-b']);
+    fail = true;
+    await cache.refresh();
+    expect(cache.current()?.map((s) => s.flux)).toEqual(['key-a', 'key-b']);
+    expect(reads).toHaveLength(4);
+  });
+});
+
+describe('the rate limit (issue 19 item 6)', () => {
+  it('per address and overall, refilled with time', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ ratePerSecond: 1, burst: 2 }, { ratePerSecond: 10, burst: 3 }, () => now);
+    expect([limiter.allow('a'), limiter.allow('a'), limiter.allow('a')]).toEqual([true, true, false]);
+    // Another address has its own share, within the overall one (3 at once).
+    expect([limiter.allow('b'), limiter.allow('b')]).toEqual([true, false]);
+    now += 1_000;
+    expect(limiter.allow('a')).toBe(true);
   });
 });
 
 describe('the notification endpoint', () => {
-  function app(projects = ['podtato']) {
-    const notified = jest.fn<NotifyDeps['notified']>(async () => undefined);
+  const LINK: Link = { project: 'podtato', stage: 'dev', service: 'web', sequence: 'delivery' };
+  const TEAM_A: NotifySender = { name: 'team-a', flux: KEY, argocd: 's3cret', projects: ['podtato'] };
+  /** `null`: no keys read yet / the object is not observed here. */
+  function app(senders: NotifySender[] | null = [TEAM_A], link: Link | null = LINK, limiter?: RateLimiter) {
+    const wake = jest.fn<NotifyDeps['wake']>();
+    const linkOf = jest.fn<NotifyDeps['linkOf']>(() => link ?? undefined);
     const server = buildNotifyApp(
-      {
-        keys: async () =>
-          notifyKeysFrom({ 'flux-token': KEY, 'argocd-token': 's3cret' }, { 'gitops.keptn.sh/projects': projects.join(',') }),
-        notified,
-      },
+      { senders: () => senders ?? undefined, linkOf, wake, ...(limiter ? { limiter } : {}) },
       { loggerInstance: pino({ level: 'silent' }) },
     );
-    return { server, notified };
+    return { server, wake, linkOf };
   }
   const raw = JSON.stringify(fluxEvent('event-kustomization-reconciliationsucceeded-info'));
+  const involved = JSON.parse(raw).involvedObject as { namespace: string; name: string };
+  const post = (server: ReturnType<typeof app>['server'], headers: Record<string, string>, payload = raw, url = '/flux') =>
+    server.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', ...headers }, payload });
 
-  it('takes a signed Flux event', async () => {
-    const { server, notified } = app();
-    const res = await server.inject({
-      method: 'POST',
-      url: '/flux',
-      headers: { 'content-type': 'application/json', 'x-signature': sign(raw) },
-      payload: raw,
-    });
+  it('a signed Flux event wakes the observer up for the object it names', async () => {
+    const { server, wake } = app();
+    const res = await post(server, { 'x-signature': sign(raw) });
     expect(res.statusCode).toBe(202);
-    expect(notified).toHaveBeenCalledWith(
-      'Kustomization',
-      'flux-system',
-      'app',
-      expect.objectContaining({ project: 'podtato' }),
-      expect.objectContaining({ result: 'pass' }),
-    );
+    expect(wake).toHaveBeenCalledWith('Kustomization', involved.namespace, involved.name);
+  });
+
+  it('finds the sender by its key among several', async () => {
+    const other: NotifySender = { name: 'team-b', flux: 'team-b-key', projects: ['other'] };
+    const { server, wake } = app([other, TEAM_A]);
+    expect((await post(server, { 'x-signature': sign(raw) })).statusCode).toBe(202);
+    expect(wake).toHaveBeenCalledTimes(1);
   });
 
   it.each([
     ['forged', { 'x-signature': sign(raw, 'guessed') }],
     ['unsigned', {}],
-  ])('refuses a %s Flux event with 401 and triggers nothing', async (_, headers) => {
-    const { server, notified } = app();
-    const res = await server.inject({
-      method: 'POST',
-      url: '/flux',
-      headers: { 'content-type': 'application/json', ...headers },
-      payload: raw,
-    });
-    expect(res.statusCode).toBe(401);
-    expect(notified).not.toHaveBeenCalled();
+  ])('refuses a %s Flux event with 401: nothing read about the object, nothing woken', async (_, headers) => {
+    const { server, wake, linkOf } = app();
+    expect((await post(server, headers)).statusCode).toBe(401);
+    expect(linkOf).not.toHaveBeenCalled();
+    expect(wake).not.toHaveBeenCalled();
   });
 
-  it('refuses a project the key is not granted to', async () => {
-    const { server, notified } = app(['other']);
-    const res = await server.inject({
-      method: 'POST',
-      url: '/flux',
-      headers: { 'content-type': 'application/json', 'x-signature': sign(raw) },
-      payload: raw,
-    });
-    expect(res.statusCode).toBe(403);
-    expect(notified).not.toHaveBeenCalled();
+  it("refuses an object of a project the sender's key is not granted to (403), and one its notify-objects do not name", async () => {
+    const { server, wake } = app([{ ...TEAM_A, projects: ['other'] }]);
+    expect((await post(server, { 'x-signature': sign(raw) })).statusCode).toBe(403);
+    const narrow = app([{ ...TEAM_A, objects: ['team-x/*'] }]);
+    expect((await post(narrow.server, { 'x-signature': sign(raw) })).statusCode).toBe(403);
+    expect(narrow.linkOf).not.toHaveBeenCalled();
+    expect(wake).not.toHaveBeenCalled();
   });
 
-  it('takes an Argo CD webhook with the shared secret, refuses one without', async () => {
-    const { server, notified } = app();
-    const body = JSON.stringify({
-      namespace: 'argocd',
-      name: 'app',
-      revision: 'b'.repeat(40),
-      sync: 'Synced',
-      phase: 'Succeeded',
-      health: 'Healthy',
-      annotations: {
-        'gitops.keptn.sh/observe-project': 'podtato',
-        'gitops.keptn.sh/observe-stage': 'dev',
-        'gitops.keptn.sh/observe-service': 'web',
-      },
-    });
-    const bad = await server.inject({ method: 'POST', url: '/argocd', headers: { 'content-type': 'application/json' }, payload: body });
-    expect(bad.statusCode).toBe(401);
-    const good = await server.inject({
-      method: 'POST',
-      url: '/argocd',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer s3cret' },
-      payload: body,
-    });
-    expect(good.statusCode).toBe(202);
-    expect(notified).toHaveBeenCalledTimes(1);
+  it('an object not observed here changes nothing (202, ignored)', async () => {
+    const { server, wake } = app([TEAM_A], null);
+    const res = await post(server, { 'x-signature': sign(raw) });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ status: 'ignored' });
+    expect(wake).not.toHaveBeenCalled();
+  });
+
+  it('503 until the keys were read once', async () => {
+    const { server } = app(null);
+    expect((await post(server, { 'x-signature': sign(raw) })).statusCode).toBe(503);
+  });
+
+  it('an Argo CD webhook with the shared secret wakes the observer up; one without is refused', async () => {
+    const { server, wake } = app();
+    const body = JSON.stringify({ namespace: 'argocd', name: 'app' });
+    expect((await post(server, {}, body, '/argocd')).statusCode).toBe(401);
+    expect((await post(server, { authorization: 'Bearer s3cret' }, body, '/argocd')).statusCode).toBe(202);
+    expect(wake).toHaveBeenCalledWith('Application', 'argocd', 'app');
+  });
+
+  it('over the rate limit: 429 before the signature is even checked', async () => {
+    const { server, wake } = app([TEAM_A], LINK, new RateLimiter({ ratePerSecond: 0.001, burst: 1 }, { ratePerSecond: 100, burst: 100 }));
+    expect((await post(server, { 'x-signature': sign(raw) })).statusCode).toBe(202);
+    const res = await post(server, { 'x-signature': sign(raw) });
+    expect(res.statusCode).toBe(429);
+    expect(wake).toHaveBeenCalledTimes(1);
   });
 });

@@ -65,7 +65,7 @@ function kustomization(
         'gitops.keptn.sh/projects': 'podtato',
       },
     },
-    spec: { wait: true },
+    spec: { wait: true, sourceRef: { kind: 'GitRepository', name: 'app' } },
     status: {
       lastAttemptedRevision: `main@sha1:${attempted}`,
       lastAppliedRevision: `main@sha1:${applied}`,
@@ -220,25 +220,6 @@ describe('the observer', () => {
     expect((await store.get('Kustomization flux-system/app', REV2))!.owner).toBe('r2');
   });
 
-  it('a notification repeated by its sender, and the watch of the same object, announce the revision once', async () => {
-    const { ks, sent, observer } = setup();
-    const link = { project: 'podtato', stage: 'dev', service: 'web', sequence: 'delivery' };
-    const detection = { state: 'final', revision: REV2, result: 'pass', message: 'Flux applied it' } as const;
-    // The first report of an object never seen is its baseline.
-    await observer.notified('Kustomization', 'flux-system', 'app', link, { ...detection, revision: REV1 });
-    expect(sent).toHaveLength(0);
-    await observer.notified('Kustomization', 'flux-system', 'app', link, detection);
-    await observer.notified('Kustomization', 'flux-system', 'app', link, detection);
-    expect(sent).toHaveLength(1);
-    // The watch reports the same object at the same revision once this replica observes it.
-    ks.put(kustomization(REV2, REV2, 'True'));
-    observer.start();
-    await waitFor(async () => observer.observing);
-    ks.put(kustomization(REV3, REV3, 'True'));
-    await waitFor(async () => sent.length === 2);
-    expect(sent.map((e) => e.data.labels?.['gitops.keptn.sh/revision'])).toEqual([REV2, REV3]);
-  });
-
   it("starts nothing for an object its project's settings do not observe, not even that revision once they do", async () => {
     // The object is linked and granted by its own annotations; the settings of podtato/dev/web name another target.
     let settings: ObservedSettings = {
@@ -307,5 +288,106 @@ describe('the observer', () => {
     expect(idle.observing).toBe(false);
     expect(await store.seen('Kustomization flux-system/app')).toBe(false);
     expect(sent).toHaveLength(0);
+  });
+});
+
+/** A Kustomization without `wait`, applied and Ready at `applied`, its inventory a Deployment (kustomize-controller 1.9). */
+function withoutWait(applied: string): KubeObject {
+  const k = kustomization(applied, applied, 'True');
+  return {
+    ...k,
+    spec: { sourceRef: { kind: 'GitRepository', name: 'app' } },
+    status: { ...(k as unknown as { status: object }).status, inventory: { entries: [{ id: 'web_web_apps_Deployment', v: 'v1' }] } },
+  } as KubeObject;
+}
+
+/** A Deployment whose rollout is complete, or still waiting for its new ReplicaSet (kstatus: InProgress). */
+function deployment(rolledOut: boolean): KubeObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'web', namespace: 'web', generation: 2 },
+    spec: { replicas: 1, template: { spec: { containers: [{ name: 'web', image: 'ghcr.io/podtato/head:0.2.0' }] } } },
+    status: rolledOut
+      ? {
+          observedGeneration: 2,
+          replicas: 1,
+          updatedReplicas: 1,
+          readyReplicas: 1,
+          availableReplicas: 1,
+          conditions: [
+            { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' },
+            { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable' },
+          ],
+        }
+      : { observedGeneration: 2, replicas: 2, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1, unavailableReplicas: 1 },
+  } as KubeObject;
+}
+
+type Step = { put: KubeObject } | { wake: true } | { expect: Array<'pass' | 'fail'> };
+
+/**
+ * The one judge (ADR 14), table-driven: whatever the wake-ups (notifications, in any number and order), the verdict
+ * announced is the one the deployment rules give for the object as the watches hold it.
+ */
+describe('the observer decides from the objects; a wake-up only makes it look', () => {
+  const rows: Array<{ name: string; steps: Step[] }> = [
+    {
+      name: 'a wake-up before health is known (no wait, the Deployment still rolling out): no pass until it has rolled out',
+      steps: [
+        { put: withoutWait(REV1) },
+        { put: deployment(true) },
+        { expect: [] },
+        { put: deployment(false) },
+        { put: withoutWait(REV2) },
+        { wake: true },
+        { wake: true },
+        { expect: [] },
+        { put: deployment(true) },
+        { expect: ['pass'] },
+      ],
+    },
+    {
+      name: 'repeated and stale wake-ups after the announcement change nothing',
+      steps: [
+        { put: kustomization(REV1, REV1, 'True') },
+        { expect: [] },
+        { put: kustomization(REV2, REV2, 'True') },
+        { expect: ['pass'] },
+        { wake: true },
+        { wake: true },
+        { wake: true },
+        { expect: ['pass'] },
+      ],
+    },
+    {
+      name: 'a failure the controller still retries is not announced; the retry that succeeds is, once',
+      steps: [
+        { put: kustomization(REV1, REV1, 'True') },
+        { expect: [] },
+        { put: kustomization(REV2, REV1, 'Unknown', 'ProgressingWithRetry') },
+        { wake: true },
+        { expect: [] },
+        { put: kustomization(REV2, REV2, 'True') },
+        { wake: true },
+        { expect: ['pass'] },
+      ],
+    },
+  ];
+
+  it.each(rows)('$name', async ({ steps }) => {
+    const { cluster, ks, sent, observer } = setup();
+    const deployments = cluster.of('deployments');
+    observer.start();
+    await waitFor(async () => observer.observing);
+    for (const step of steps) {
+      if ('put' in step) (step.put.kind === 'Deployment' ? deployments : ks).put(step.put);
+      else if ('wake' in step) observer.wake('Kustomization', 'flux-system', 'app');
+      else {
+        // Every look queued so far has run (the chain per object settles before a timer turn passes).
+        await new Promise((r) => setTimeout(r, 30));
+        expect(sent.map((e) => e.data.result)).toEqual(step.expect);
+      }
+    }
   });
 });
