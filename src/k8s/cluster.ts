@@ -6,7 +6,8 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStra
 import type { Logger } from 'pino';
 import { ServiceError } from '../errors.js';
 import { pooledApiClient } from './pool.js';
-import { NamespacedWatches, SharedWatch, type KubeObject, type ObjectWatch, type ResourceKind, type WatchOptions } from './watch.js';
+import { NamespacedWatches } from './namespaced.js';
+import { SharedWatch, type KubeObject, type ObjectWatch, type ResourceKind, type WatchOptions } from './watch.js';
 
 export interface Cluster {
   watch<T extends KubeObject>(kind: ResourceKind): ObjectWatch<T>;

@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { NamespacedWatches, SharedWatch, untilSynced, WatchError, type KubeObject, type WatchOptions } from '../../../src/k8s/watch.js';
+import { NamespacedWatches } from '../../../src/k8s/namespaced.js';
+import { SharedWatch, untilSynced, WatchError, type KubeObject, type WatchOptions } from '../../../src/k8s/watch.js';
 import { silentLog } from '../helpers.js';
 
 const KIND = { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' };
