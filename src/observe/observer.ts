@@ -5,38 +5,23 @@
  * Every look reads the object as the watch holds it then, so however the look was caused, and in whatever order, the
  * same state gets the same answer (ADR 14).
  */
-import type { Logger } from 'pino';
 import { APPLICATIONS } from '../argocd/driver.js';
 import { HELMCHARTS, HELMRELEASES, KUSTOMIZATIONS, WORKLOADS } from '../flux/driver.js';
 import type { FluxObject } from '../flux/evaluate.js';
 import type { Cluster } from '../k8s/cluster.js';
 import type { KubeObject, ResourceKind } from '../k8s/watch.js';
-import type { SequenceSink } from '../keptn/sender.js';
-import { Announcer, type AnnouncerOptions, type CommitFacts } from './announcer.js';
+import { Announcer, type AnnouncerOptions } from './announcer.js';
 import type { ObservedService, ObservedTool } from './detect.js';
 import { Judging } from './judging.js';
-import type { ObserverLease } from './lease.js';
-import type { Link, LinkHint, ObservedKind } from './link.js';
+import type { LinkHint, ObservedKind } from './link.js';
 import { Links } from './linking.js';
-import type { ObservationStore } from './records.js';
 
 export { LABELS, uuidFrom, type CommitFacts } from './announcer.js';
 
-export interface ObserverOptions {
+/** What the observer needs: the announcer's parties (announcer.ts) and the cluster it watches. */
+export interface ObserverOptions extends AnnouncerOptions {
   cluster: Cluster;
   tools: readonly ObservedTool[];
-  store: ObservationStore;
-  lease: ObserverLease;
-  sink: SequenceSink;
-  /** CloudEvent `source`. */
-  source: string;
-  log: Logger;
-  /** Author, subject and trailers of a commit; undefined (or a throw) when the repository cannot be read. */
-  commit(link: Link, revision: string): Promise<CommitFacts | undefined>;
-  /** Whether a deployment record of this service made the revision (its own commit for a Keptn sequence). */
-  deployedByUs(revision: string): Promise<boolean>;
-  /** Whether the project's settings let this object start its service's sequences (ADR 16; announcer.ts asks it). */
-  authorize: AnnouncerOptions['authorize'];
   /** The linked Keptn service's settings: its repository (which source's revision counts) and `argocd` rules. */
   service?(link: LinkHint): Promise<ObservedService | undefined>;
   /** How often the Lease is renewed (and taken over); a quarter of its duration. */
