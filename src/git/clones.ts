@@ -32,6 +32,11 @@ const OWN_CONFIG =
  * repository under both). Two URLs with one key share a clone; that is safe even for a server that tells `x` from
  * `x.git`, because every use fetches the branch from the URL it was given first, and git's answers depend only on
  * the commits' content.
+ *
+ * Stricter than src/repository.ts sameRepository on purpose, which decides what a target reads: that rule makes
+ * `ssh://git@host:2222/org/repo` and `https://host/org/repo` one repository, and drops the user name. A clone keeps
+ * its `remote.origin.url` (checked below against this key), so it stays one clone per transport, port and user:
+ * sharing it would fetch over another transport, with another user's credentials, than the URL the settings name.
  */
 export function cloneKey(url: string): string {
   const scheme = /^(https?|ssh):\/\/([^/]*)(.*)$/i.exec(url);
