@@ -26,6 +26,7 @@
  */
 import { sameRepository } from './repository.js';
 import type { TargetKind } from './settings/schema.js';
+import { applicationReads, judgedApplication } from './target-application.js';
 
 /** An object as read from the API server; only what the rules read is typed. */
 export interface SourceObject {
@@ -42,6 +43,7 @@ export const SOURCE_KINDS = {
   Application: { group: 'argoproj.io', version: 'v1alpha1', plural: 'applications' },
   GitRepository: { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'gitrepositories' },
   HelmChart: { group: 'source.toolkit.fluxcd.io', version: 'v1', plural: 'helmcharts' },
+  ApplicationSet: { group: 'argoproj.io', version: 'v1alpha1', plural: 'applicationsets' },
 } as const;
 export type SourceKind = keyof typeof SOURCE_KINDS;
 
@@ -103,11 +105,18 @@ function chartRefOf(target: SourceObject): SourceRef | undefined {
 
 /**
  * The objects still to read to know what the target deploys from, given those read so far (empty once all are known).
- * The caller reads them and asks again: at most three rounds (the target's refs, then a HelmChart's or a manager's
- * GitRepository).
+ * The caller reads them and asks again: at most three rounds for Flux (the target's refs, then a HelmChart's or a
+ * manager's GitRepository); for an Application one round per level of apps of apps, then its ApplicationSet
+ * (target-application.ts).
  */
-export function sourcesToRead(kind: TargetKind, target: SourceObject, read: ReadObjects, tried: ReadonlySet<string>): SourceRef[] {
-  if (kind === 'Application') return [];
+export function sourcesToRead(
+  kind: TargetKind,
+  target: SourceObject,
+  read: ReadObjects,
+  tried: ReadonlySet<string>,
+  write: WriteWanted,
+): SourceRef[] {
+  if (kind === 'Application') return applicationReads(target, read, tried, write);
   const wanted: SourceRef[] = [];
   const ns = nsOf(target);
   if (kind === 'Kustomization') {
@@ -225,13 +234,13 @@ function helmChartScopes(via: string, chartSpec: Record<string, unknown> | undef
   );
 }
 
-/** Every place the target deploys from Git, by the rules at the top of this file. */
+/** Every place the target deploys from Git, by the rules at the top of this file (an Application: its own sources). */
 export function deployScopes(kind: TargetKind, target: SourceObject, read: ReadObjects): Scope[] {
   return kind === 'Application' ? applicationScopes(target) : fluxScopes(kind, target, read);
 }
 
 /** An Application's Git sources; a ref-only source (no path) deploys only the values files others take from it. */
-function applicationScopes(target: SourceObject): Scope[] {
+export function applicationScopes(target: SourceObject): Scope[] {
   const scopes: Scope[] = [];
   const shown = name('Application', target);
   const spec = target.spec ?? {};
@@ -324,8 +333,16 @@ function reads(scope: Scope): string {
  */
 export function targetSourceDecision(kind: TargetKind, target: SourceObject, read: ReadObjects, wanted: WriteWanted): TargetSourceDecision {
   const shown = name(kind, target);
-  const scopes = deployScopes(kind, target, read);
   const refuse = (problem: string): TargetSourceDecision => ({ granted: false, problem: `${problem}. Nothing was sent to Git.` });
+  // An Application: the one the driver judges (an app of apps' child), and files its ApplicationSet's generator reads.
+  const judged = kind === 'Application' ? judgedApplication(target, read, wanted) : undefined;
+  if (judged && 'problem' in judged) return refuse(judged.problem);
+  const scopes = judged
+    ? applicationScopes(judged.app as SourceObject).map((s) =>
+        judged.via.length ? { ...s, via: `${s.via}, child of ${judged.via.join(' → ')}` } : s,
+      )
+    : deployScopes(kind, target, read);
+  const generated = judged?.generated ?? [];
   if (scopes.length === 0)
     return refuse(
       `${shown} deploys from no Git repository the service can see (a GitRepository it reads directly or through a HelmChart, or an Argo CD Git source), so git.url ${wanted.repoUrl} cannot be tied to it; the service writes only where the target deploys from`,
@@ -342,10 +359,10 @@ export function targetSourceDecision(kind: TargetKind, target: SourceObject, rea
       `${shown} reads ${wanted.repoUrl} at ${[...new Set(same.map((s) => tracksText(s.tracks)))].join(', ')}, not branch ${wanted.branch}${fixed ? ' (the service pushes to a branch, never to a tag, semver range or commit)' : ''}: point the target's source at branch ${wanted.branch}, or git.branch at the branch it tracks`,
     );
   }
-  const outside = wanted.files.filter((f) => !onBranch.some((s) => within(repoPath(f), s)));
+  const outside = wanted.files.filter((f) => !generated.includes(f) && !onBranch.some((s) => within(repoPath(f), s)));
   if (outside.length)
     return refuse(
-      `images[].file ${outside.join(', ')} ${outside.length > 1 ? 'are' : 'is'} not in what ${shown} deploys from ${wanted.repoUrl} on branch ${wanted.branch} (${onBranch.map((s) => `${s.via}: ${reads(s)}`).join('; ')}): name a file there in images[].file, or the target that deploys ${outside.length > 1 ? 'them' : 'it'}`,
+      `images[].file ${outside.join(', ')} ${outside.length > 1 ? 'are' : 'is'} not in what ${shown} deploys from ${wanted.repoUrl} on branch ${wanted.branch} (${onBranch.map((s) => `${s.via}: ${reads(s)}`).join('; ')}${judged?.applicationSet ? `; no Git files generator of its ${judged.applicationSet} reads ${outside.length > 1 ? 'them' : 'it'}` : ''}): name a file there in images[].file, or the target that deploys ${outside.length > 1 ? 'them' : 'it'}`,
     );
   return { granted: true };
 }

@@ -53,11 +53,6 @@ export interface Application {
 /** The `info` entry that marks a sync operation as started by this service for one deployment. */
 export const OPERATION_INFO_KEY = 'keptn-triggeredid';
 
-/** Same repository by the one rule of src/repository.ts, which the pre-Git target check uses too. */
-export function sameRepo(a: string, b: string): boolean {
-  return sameRepository(a, b);
-}
-
 export function sourcesOf(app: Application): ApplicationSource[] {
   return app.spec.sources?.length ? app.spec.sources : app.spec.source ? [app.spec.source] : [];
 }
@@ -105,7 +100,7 @@ export type TrackedSource = { index: number; tracksHead: boolean } | { problem: 
 export function trackedSource(app: Application, repoUrl: string, branch: string): TrackedSource {
   const ours = sourcesOf(app)
     .map((source, index) => ({ index, revision: source.targetRevision?.trim() || 'HEAD', source }))
-    .filter((s) => !s.source.chart && sameRepo(s.source.repoURL, repoUrl));
+    .filter((s) => !s.source.chart && sameRepository(s.source.repoURL, repoUrl));
   if (ours.length === 0)
     return { problem: `${appName(app)} does not read the GitOps repository ${repoUrl}; check git.url in the settings` };
   const onBranch = ours.find((s) => s.revision === branch || s.revision === `refs/heads/${branch}`);

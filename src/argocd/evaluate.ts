@@ -24,7 +24,6 @@ export {
   isAutomated,
   OPERATION_INFO_KEY,
   prunes,
-  sameRepo,
   sourcesOf,
   trackedSource,
   type Application,

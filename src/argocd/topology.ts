@@ -3,7 +3,8 @@
  * parent lists, and Applications an ApplicationSet generates (and, with a RollingSync strategy, syncs itself).
  * Pure rules: the driver reads the objects and asks these.
  */
-import { appName, sameRepo, sourcesOf, trackedSource, type Application } from './application.js';
+import { sameRepository } from '../repository.js';
+import { appName, sourcesOf, trackedSource, type Application } from './application.js';
 
 /** At most this many levels of apps of apps are followed (a loop of Applications naming each other ends here). */
 const MAX_DEPTH = 5;
@@ -35,7 +36,7 @@ export function closeness(app: Application, repoUrl: string, branch: string, fil
   const sources = sourcesOf(app);
   let best = -1;
   sources.forEach((source, index) => {
-    if (source.chart || !sameRepo(source.repoURL, repoUrl)) return;
+    if (source.chart || !sameRepository(source.repoURL, repoUrl)) return;
     if (index !== tracked.index && (source.targetRevision?.trim() || 'HEAD') !== (sources[tracked.index]?.targetRevision?.trim() || 'HEAD'))
       return;
     for (const file of files) best = Math.max(best, depthHolding(source.path, file));
@@ -190,7 +191,7 @@ function gitGenerators(generators: ApplicationSetGenerator[] | undefined, depth 
  */
 export function generatedFromFile(appSet: ApplicationSet, repoUrl: string, branch: string, files: readonly string[]): string | undefined {
   for (const git of gitGenerators(appSet.spec?.generators)) {
-    if (!git.repoURL || !sameRepo(git.repoURL, repoUrl) || !git.files?.length) continue;
+    if (!git.repoURL || !sameRepository(git.repoURL, repoUrl) || !git.files?.length) continue;
     const revision = git.revision?.trim() || 'HEAD';
     if (revision !== branch && revision !== `refs/heads/${branch}` && revision !== 'HEAD') continue;
     const include = git.files.filter((f) => !f.exclude && f.path);

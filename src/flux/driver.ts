@@ -9,6 +9,7 @@ import { Coalescer } from '../k8s/coalesce.js';
 import type { WorkloadObject } from '../k8s/kstatus.js';
 import { untilSynced, type KubeObject, type ResourceKind, type ObjectWatch } from '../k8s/watch.js';
 import type { Verdict } from '../readiness.js';
+import { sameRepository } from '../repository.js';
 import type { DeliveryRequest, DeliveryTool } from '../tool.js';
 import { waitForVerdict, waitingFor, type FinalVerdict } from '../wait.js';
 import {
@@ -17,7 +18,6 @@ import {
   evaluateHelmRelease,
   evaluateKustomization,
   objectName,
-  sameRepository,
   specMayCarryImage,
   type Clock,
   type FluxObject,

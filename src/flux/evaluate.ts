@@ -13,5 +13,5 @@ export {
   type HelmReleaseContext,
   type RuleContext,
 } from './object.js';
-export { checkGitRepositoryRef, evaluateGitRepository, sameRepository, type SourceWanted } from './sources.js';
+export { checkGitRepositoryRef, evaluateGitRepository, type SourceWanted } from './sources.js';
 export { IMAGE_SETTLE_MS } from './workloads.js';

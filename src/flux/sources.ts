@@ -3,7 +3,7 @@
  * what does it say after our reconcile request? docs/verdicts.md (Flux, GitRepository) is the table.
  * @see https://fluxcd.io/flux/components/source/gitrepositories/#status
  */
-import { sameRepository as sameRepositoryUrl } from '../repository.js';
+import { sameRepository } from '../repository.js';
 import { commitOf, findCondition, type Expectation, type Verdict } from '../readiness.js';
 import {
   askAbout,
@@ -52,11 +52,6 @@ export function checkGitRepositoryRef(obj: FluxObject, wanted: SourceWanted): Ve
   if (tracks)
     return { state: 'failed', message: `${objectName(obj)} tracks ${tracks}, not branch ${wanted.branch}: it will never pick our commit` };
   return undefined;
-}
-
-/** Same repository by the one rule of src/repository.ts (an ssh URL with a port matches the https URL of the same path). */
-export function sameRepository(a: string, b: string): boolean {
-  return sameRepositoryUrl(a, b);
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
  * The workloads a Kustomization or HelmRelease applied (its `status.inventory`): does one run each image we wrote,
- * and, when Flux did not check health itself, have they rolled out (kstatus rules in k8s/kstatus.ts)?
+ * and, when Flux did not check health itself, have they rolled out (kstatus rules in k8s/kstatus.ts)? Where Flux did
+ * check, it trusted kstatus, which calls an OnDelete StatefulSet (or one whose partition covers every Pod) Current with
+ * the new template on no Pod (cli-utils pkg/kstatus/status/core.go stsConditions): those get our rollout rule too.
  */
-import { imagesOf, rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
+import { imagesOf, laxerInKstatus, rolloutOf, type WorkloadObject } from '../k8s/kstatus.js';
 import type { Verdict } from '../readiness.js';
 import { carriesOtherImages, inventoryRefs, isWorkload, sameImage, type Inventory, type InventoryRef } from './inventory.js';
 import { objectName, short, type FluxObject, type RuleContext } from './object.js';
@@ -40,8 +42,9 @@ export function checkInventory(
 ): Verdict | undefined {
   const images = check.images;
   const refs = inventoryRefs(inventory);
-  const unchecked = refs.filter(isWorkload).filter((ref) => !check.checkedByFlux(ref));
-  if (images.length === 0 && unchecked.length === 0) return undefined;
+  // A StatefulSet Flux checked may still need our rule (laxerInKstatus), which only its spec tells: it must be seen.
+  const toJudge = refs.filter(isWorkload).filter((ref) => !check.checkedByFlux(ref) || ref.kind === 'StatefulSet');
+  if (images.length === 0 && toJudge.length === 0) return undefined;
   const workloads = refs.filter(isWorkload);
   const seen: Array<{ ref: InventoryRef; obj: WorkloadObject }> = [];
   for (const ref of workloads) {
@@ -78,7 +81,8 @@ export function checkInventory(
   }
 
   for (const { ref, obj } of seen) {
-    if (check.checkedByFlux(ref)) continue;
+    const byFlux = check.checkedByFlux(ref);
+    if (byFlux && !laxerInKstatus({ ...obj, kind: ref.kind })) continue;
     const rollout = rolloutOf({ ...obj, kind: ref.kind });
     const what = `${ref.kind} ${ref.namespace}/${ref.name}`;
     if (rollout.status === 'Failed')
@@ -90,7 +94,9 @@ export function checkInventory(
     if (rollout.status !== 'Current') {
       return {
         state: 'pending',
-        reason: `${objectName(owner)} applied ${short(check.revision)} without checking health (${check.why}); ${what} is rolling out: ${rollout.message}`,
+        reason: byFlux
+          ? `${objectName(owner)} applied ${short(check.revision)} and Flux's health check (kstatus) passed ${what}, but it has not rolled out: ${rollout.message}`
+          : `${objectName(owner)} applied ${short(check.revision)} without checking health (${check.why}); ${what} is rolling out: ${rollout.message}`,
       };
     }
   }

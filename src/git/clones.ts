@@ -32,8 +32,13 @@ const OWN_CONFIG =
  * repository under both). Two URLs with one key share a clone; that is safe even for a server that tells `x` from
  * `x.git`, because every use fetches the branch from the URL it was given first, and git's answers depend only on
  * the commits' content.
+ *
+ * Stricter than src/repository.ts sameRepository on purpose, which decides what a target reads: that rule makes
+ * `ssh://git@host:2222/org/repo` and `https://host/org/repo` one repository, and drops the user name. A clone keeps
+ * its `remote.origin.url` (checked below against this key), so it stays one clone per transport, port and user:
+ * sharing it would fetch over another transport, with another user's credentials, than the URL the settings name.
  */
-export function repositoryKey(url: string): string {
+export function cloneKey(url: string): string {
   const scheme = /^(https?|ssh):\/\/([^/]*)(.*)$/i.exec(url);
   let out: string;
   if (scheme) {
@@ -63,7 +68,7 @@ export class CloneCache {
 
   /** The working tree of `url`, the same for every spelling of it: also the key of its lock. */
   dirFor(url: string): string {
-    return join(this.root, createHash('sha256').update(repositoryKey(url)).digest('hex').slice(0, 16));
+    return join(this.root, createHash('sha256').update(cloneKey(url)).digest('hex').slice(0, 16));
   }
 
   /**
@@ -118,7 +123,7 @@ export class CloneCache {
       const planted = keys.find((k) => !OWN_CONFIG.test(k));
       if (planted) return `unexpected setting ${planted.slice(0, 100)} in .git/config`;
       const origin = (await git.raw(['config', '--local', '--get-all', 'remote.origin.url'])).trim();
-      if (origin.includes('\n') || repositoryKey(origin) !== repositoryKey(url)) return 'the clone points to another remote';
+      if (origin.includes('\n') || cloneKey(origin) !== cloneKey(url)) return 'the clone points to another remote';
       // HEAD and the index must still be readable (an empty clone has no HEAD commit yet, which is fine).
       await git.raw(['symbolic-ref', '-q', 'HEAD']).catch(() => git.raw(['rev-parse', '--verify', '-q', 'HEAD']));
       await git.raw(['ls-files', '--stage', '--', '.git-clone-check']);

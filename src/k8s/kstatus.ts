@@ -64,6 +64,18 @@ export function imagesOf(workload: Pick<WorkloadObject, 'spec'>): string[] {
   return [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])].map((c) => c.image ?? '').filter(Boolean);
 }
 
+/**
+ * Whether kstatus may call this workload Current by a laxer rule than `rolloutOf` (the StatefulSet cases above):
+ * then a health check that trusts kstatus (Flux's `wait`, Helm's wait through kstatus) passed it although the new
+ * template may run on no Pod. sigs.k8s.io/cli-utils pkg/kstatus/status/core.go stsConditions: OnDelete returns Current
+ * before any count, and the partition rule holds with zero updated Pods once the partition reaches `replicas`.
+ */
+export function laxerInKstatus(obj: Pick<WorkloadObject, 'kind' | 'spec'>): boolean {
+  if (obj.kind !== 'StatefulSet') return false;
+  const strategy = obj.spec?.updateStrategy;
+  return strategy?.type === 'OnDelete' || (strategy?.rollingUpdate?.partition ?? 0) > 0;
+}
+
 const MAX_INT32 = 2147483647;
 const inProgress = (message: string): Rollout => ({ status: 'InProgress', message });
 

@@ -321,6 +321,8 @@ function semanticProblems(s: GitOpsSettings): string[] {
 export function gitUrlProblem(url: string): string | undefined {
   if (/[\s\x00-\x1f]/.test(url)) return 'must not contain white space or control characters';
   if (url.startsWith('-')) return 'must not start with "-"';
+  // WHATWG URL parsers read `\` as `/` in http(s) URLs, git and curl do not: `https://a\@b/` is host a to one, b to the other.
+  if (url.includes('\\')) return 'must not contain a backslash (URL parsers and git read it differently)';
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme) {
     if (!['https', 'http', 'ssh'].includes(scheme)) return `scheme ${scheme}:// is not allowed; use https://, http:// or ssh://`;

@@ -12,8 +12,11 @@ import { refKey, sourcesToRead, targetSourceDecision, type ReadObjects, type Sou
 import { DeploymentError, type DeploymentDeps } from './deps.js';
 import { METADATA_RETRY, refuseUnlessGranted } from './grant-checks.js';
 
-/** Reads of what the target deploys from; beyond this many rounds the objects refer to each other in a loop. */
-const MAX_ROUNDS = 4;
+/**
+ * Reads of what the target deploys from; beyond this many rounds the objects refer to each other in a loop. An
+ * Application takes one round per level of apps of apps (topology.ts follows at most 5) and one for its ApplicationSet.
+ */
+const MAX_ROUNDS = 7;
 
 async function readOne(
   deps: DeploymentDeps,
@@ -53,10 +56,11 @@ export async function checkTarget(settings: GitOpsSettings, project: string, dep
     project,
     log,
   );
+  const wanted = { repoUrl: settings.git.url, branch: settings.git.branch, files: settings.images.map((w) => w.file) };
   const read = new Map<string, SourceObject>();
   const tried = new Set<string>();
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const next = sourcesToRead(kind, target, read as ReadObjects, tried);
+    const next = sourcesToRead(kind, target, read as ReadObjects, tried, wanted);
     if (next.length === 0) break;
     for (const ref of next) {
       tried.add(refKey(ref));
@@ -64,11 +68,7 @@ export async function checkTarget(settings: GitOpsSettings, project: string, dep
       if (obj) read.set(refKey(ref), obj);
     }
   }
-  const decision = targetSourceDecision(kind, target, read, {
-    repoUrl: settings.git.url,
-    branch: settings.git.branch,
-    files: settings.images.map((w) => w.file),
-  });
+  const decision = targetSourceDecision(kind, target, read, wanted);
   if (decision.granted) return;
   log.warn({ target: `${kind} ${namespace}/${name}` }, 'settings do not match what the target deploys; refused');
   throw new DeploymentError('TARGET_MISMATCH', `project ${project} may not write there: ${decision.problem}`);

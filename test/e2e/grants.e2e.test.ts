@@ -155,10 +155,11 @@ describe('a project uses only Secrets granted to it, and their credentials go on
     [
       "the team's own Secret, through a URL that names the granted host to a URL parser and the recorder to git",
       () => ({ url: `${env.git.url}\\@${recorderHost()}/fleet.git`, secret: 'team-a-git' }),
-      () => /no grant for Secret keptn\/team-a-git: git\.url contains a backslash/,
+      // Refused by the settings check already, before any grant is read (src/settings/schema.ts gitUrlProblem).
+      () => /git\.url: must not contain a backslash/,
     ],
   ])(
-    'refuses %s: errored, the grant named, nothing sent',
+    'refuses %s: errored, saying why, nothing sent',
     async (_name, git, message) => {
       const app = await newApp('flux', [TEAM_A]);
       env.resources.put({ project: TEAM_A, stage: 'dev', service: app.service }, 'gitops/config.yaml', settings('flux', app, git()));

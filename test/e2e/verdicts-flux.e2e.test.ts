@@ -575,49 +575,73 @@ spec:
   };
   const readSts = (app: TestApp) => env.cluster.read<StatefulSet>('apps/v1', 'StatefulSet', app.namespace, 'web');
 
-  it('item 8: an OnDelete StatefulSet passes only once its Pod was deleted and came back on the new template', async () => {
-    const app = await newApp(
-      'flux-ondelete',
-      statefulSetFiles,
-      (a) => fluxObjects(a, { wait: false }),
-      (a) => settingsYaml('flux', a),
-    );
-    await waitUntil(
-      `${app.name} initially running`,
-      async () => ((await readSts(app).catch(() => undefined))?.status?.readyReplicas ?? 0) === 1,
-      {
-        timeoutMs: 120_000,
-      },
-    );
-    const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
-      project: 'podtato',
-      stage: 'dev',
-      service: app.service,
-      configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
-      deployment: { deploymentstrategy: 'direct' },
-    });
-    await env.controlPlane.publish(triggered);
-    // Flux applied the new template; the controller replaced no Pod (what kstatus calls Current).
-    await waitUntil(
-      'the new template applied, no Pod on it',
-      async () => {
-        const sts = await readSts(app);
-        return (
-          sts.spec.template.spec.containers[0]!.image === `${IMAGE}:0.2.0` &&
-          Boolean(sts.status?.updateRevision) &&
-          sts.status?.updateRevision !== sts.status?.currentRevision &&
-          (sts.status?.updatedReplicas ?? 0) === 0
-        );
-      },
-      { timeoutMs: 60_000 },
-    );
-    expect(events.received.filter((e) => e.triggeredid === triggered.id && e.type.endsWith('.finished'))).toEqual([]);
+  // spec.wait: true: Flux health-checks the StatefulSet with kstatus (Current at once); the service still applies its
+  // own rollout rule to it (src/flux/workloads.ts, laxerInKstatus).
+  it.each([false, true])(
+    'item 8: an OnDelete StatefulSet passes only once its Pod was deleted and came back on the new template (spec.wait: %s)',
+    async (wait) => {
+      const app = await newApp(
+        wait ? 'flux-ondelete-wait' : 'flux-ondelete',
+        statefulSetFiles,
+        (a) => fluxObjects(a, { wait }),
+        (a) => settingsYaml('flux', a),
+      );
+      await waitUntil(
+        `${app.name} initially running`,
+        async () => ((await readSts(app).catch(() => undefined))?.status?.readyReplicas ?? 0) === 1,
+        {
+          timeoutMs: 120_000,
+        },
+      );
+      const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
+        project: 'podtato',
+        stage: 'dev',
+        service: app.service,
+        configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+        deployment: { deploymentstrategy: 'direct' },
+      });
+      await env.controlPlane.publish(triggered);
+      // Flux applied the new template; the controller replaced no Pod (what kstatus calls Current).
+      await waitUntil(
+        'the new template applied, no Pod on it',
+        async () => {
+          const sts = await readSts(app);
+          return (
+            sts.spec.template.spec.containers[0]!.image === `${IMAGE}:0.2.0` &&
+            Boolean(sts.status?.updateRevision) &&
+            sts.status?.updateRevision !== sts.status?.currentRevision &&
+            (sts.status?.updatedReplicas ?? 0) === 0
+          );
+        },
+        { timeoutMs: 60_000 },
+      );
+      // Flux calls it Ready at the new commit (with wait: its kstatus health check passed the StatefulSet).
+      const kust = fluxObjects(app)[2]!.metadata!;
+      await waitUntil(
+        'Flux Ready at the new commit',
+        async () => {
+          const k = await env.cluster.read<
+            KubernetesObject & { status?: { lastAppliedRevision?: string; conditions?: Array<{ type: string; status: string }> } }
+          >('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', kust.namespace!, kust.name!);
+          return (
+            !(k.status?.lastAppliedRevision ?? app.initialCommit).includes(app.initialCommit) &&
+            k.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
+          );
+        },
+        { timeoutMs: 60_000 },
+      );
+      expect(events.received.filter((e) => e.triggeredid === triggered.id && e.type.endsWith('.finished'))).toEqual([]);
 
-    // The team's OnDelete procedure: delete the Pod; the controller recreates it on the update revision.
-    await env.cluster.objects.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-0', namespace: app.namespace } });
-    const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 120_000, what: '.finished' });
-    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
-    const sts = await readSts(app);
-    expect(sts.status).toMatchObject({ updatedReplicas: 1, readyReplicas: 1 });
-  }, 300_000);
+      // The team's OnDelete procedure: delete the Pod; the controller recreates it on the update revision.
+      const deletedAt = Date.now();
+      await env.cluster.objects.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-0', namespace: app.namespace } });
+      const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 120_000, what: '.finished' });
+      expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+      // Not passed on Flux's (kstatus') word before the Pod was replaced.
+      expect(Date.parse(String(finished.time))).toBeGreaterThanOrEqual(deletedAt);
+      const sts = await readSts(app);
+      expect(sts.status).toMatchObject({ updatedReplicas: 1, readyReplicas: 1 });
+    },
+    300_000,
+  );
 });

@@ -261,6 +261,7 @@ describe('release (progressive): promotes the tested version and no other', () =
       tools: [{ kinds: ['Application'], deliver: () => Promise.reject(new Error('not asked')) }],
       progressive: { Rollout: driver },
       objectMetadata: () => Promise.resolve({ annotations: { 'gitops.keptn.sh/projects': 'podtato' }, labels: {} }),
+      readObject: targetReading(() => settings.git),
       secretNamespace: 'keptn',
       defaultTimeoutMs: 60_000,
       author: { name: 'k', email: 'k@example.test' },

@@ -45,6 +45,7 @@ function objects(...objs: Array<[string, Obj]>): Map<string, SourceObject> {
   );
 }
 const want = (repoUrl: string, files: string[], branch = 'main'): WriteWanted => ({ repoUrl, branch, files });
+const NO_WRITE = want('', []);
 
 describe('targetSourceDecision', () => {
   const flux = objects(['GitRepository', gitRepository]);
@@ -361,14 +362,14 @@ describe('targetSourceDecision', () => {
 
 describe('sourcesToRead', () => {
   it('asks for the Kustomization source, then nothing more', () => {
-    expect(sourcesToRead('Kustomization', kustomization, new Map(), new Set())).toEqual([
+    expect(sourcesToRead('Kustomization', kustomization, new Map(), new Set(), NO_WRITE)).toEqual([
       { kind: 'GitRepository', namespace: 'flux-system', name: 'app' },
     ]);
-    expect(sourcesToRead('Kustomization', kustomization, new Map(), new Set(['GitRepository/flux-system/app']))).toEqual([]);
+    expect(sourcesToRead('Kustomization', kustomization, new Map(), new Set(['GitRepository/flux-system/app']), NO_WRITE)).toEqual([]);
   });
 
   it("asks for a HelmRelease's chart source and its manager, then the manager's source", () => {
-    const first = sourcesToRead('HelmRelease', helmRelease, new Map(), new Set());
+    const first = sourcesToRead('HelmRelease', helmRelease, new Map(), new Set(), NO_WRITE);
     expect(first).toEqual([
       { kind: 'GitRepository', namespace: 'flux-system', name: 'flux-chart-values-1' },
       { kind: 'Kustomization', namespace: 'flux-system', name: 'flux-chart-values-1' },
@@ -376,7 +377,7 @@ describe('sourcesToRead', () => {
     const read = objects(['Kustomization', manager]);
     const tried = new Set(first.map(refKey));
     // The manager's GitRepository is the chart's: already asked for.
-    expect(sourcesToRead('HelmRelease', helmRelease, read, tried)).toEqual([]);
+    expect(sourcesToRead('HelmRelease', helmRelease, read, tried, NO_WRITE)).toEqual([]);
   });
 
   it('asks for a chartRef HelmChart, then its GitRepository', () => {
@@ -385,16 +386,22 @@ describe('sourcesToRead', () => {
       { chart: undefined, chartRef: { kind: 'HelmChart', name: 'flux-system-demo', namespace: 'flux-system' } },
       { labels: {} },
     );
-    expect(sourcesToRead('HelmRelease', target, new Map(), new Set())).toEqual([
+    expect(sourcesToRead('HelmRelease', target, new Map(), new Set(), NO_WRITE)).toEqual([
       { kind: 'HelmChart', namespace: 'flux-system', name: 'flux-system-demo' },
     ]);
     expect(
-      sourcesToRead('HelmRelease', target, objects(['HelmChart', helmChart]), new Set(['HelmChart/flux-system/flux-system-demo'])),
+      sourcesToRead(
+        'HelmRelease',
+        target,
+        objects(['HelmChart', helmChart]),
+        new Set(['HelmChart/flux-system/flux-system-demo']),
+        NO_WRITE,
+      ),
     ).toEqual([{ kind: 'GitRepository', namespace: 'flux-system', name: 'app' }]);
   });
 
   it('reads nothing for an Application: its sources are in its spec', () => {
-    expect(sourcesToRead('Application', application, new Map(), new Set())).toEqual([]);
+    expect(sourcesToRead('Application', application, new Map(), new Set(), NO_WRITE)).toEqual([]);
     expect(deployScopes('Application', application, new Map())).toEqual([
       { via: 'Application argocd/demo', url: URL_APP, tracks: { branch: 'main', shown: 'targetRevision main' }, dirs: ['app'], files: [] },
     ]);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { sameRepo, trackedSource, type Application } from '../../../src/argocd/application.js';
+import { trackedSource, type Application } from '../../../src/argocd/application.js';
+import { sameRepository as sameRepo } from '../../../src/repository.js';
 
 describe('which source follows our branch', () => {
   const source = (targetRevision?: string, repoURL = 'http://git/fleet.git') => ({

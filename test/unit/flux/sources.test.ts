@@ -2,7 +2,8 @@
 // Objects here are built from the controllers' API types and source (builders.ts); fixtures.test.ts runs the same rules
 // over objects captured from the real controllers.
 import { describe, expect, it } from '@jest/globals';
-import { checkGitRepositoryRef, evaluateGitRepository, handledSince, sameRepository, type FluxObject } from '../../../src/flux/evaluate.js';
+import { checkGitRepositoryRef, evaluateGitRepository, handledSince, type FluxObject } from '../../../src/flux/evaluate.js';
+import { sameRepository } from '../../../src/repository.js';
 import { OLD, LATER, expected, cast } from './builders.js';
 
 describe('Flux GitRepository', () => {

@@ -38,6 +38,39 @@ describe('Flux Kustomization without spec.wait: the workloads in its inventory (
     ).toBe('passed');
   });
 
+  // Built from upstream code (test/env's kwok runs no StatefulSet controller): kstatus core.go stsConditions calls an
+  // OnDelete StatefulSet Current, so Flux's wait passes it; stateful_set_control.go counts in updatedReplicas the Pods
+  // on updateRevision, which under OnDelete moves only when someone deletes a Pod.
+  const onDelete = (updatedReplicas: number): WorkloadObject =>
+    ({
+      kind: 'StatefulSet',
+      metadata: { name: 'db', namespace: 'app', generation: 2 },
+      spec: { replicas: 2, updateStrategy: { type: 'OnDelete' }, template: { spec: { containers: [{ name: 'db', image: IMAGE }] } } },
+      status: {
+        observedGeneration: 2,
+        replicas: 2,
+        readyReplicas: 2,
+        currentReplicas: 2 - updatedReplicas,
+        updatedReplicas,
+        currentRevision: 'db-1',
+        updateRevision: 'db-2',
+      },
+    }) as unknown as WorkloadObject;
+  it.each([
+    [
+      'with spec.wait: true, still waits for an OnDelete StatefulSet whose new template runs on no Pod (kstatus: Current)',
+      0,
+      'pending',
+      /Flux's health check \(kstatus\) passed StatefulSet app\/db, but it has not rolled out: OnDelete update strategy: 0\/2 Pods/,
+    ],
+    ['with spec.wait: true, passes the OnDelete StatefulSet once every Pod runs the new template', 2, 'passed', /Applied revision/],
+  ] as const)('%s', (_name, updated, verdict, text) => {
+    const k = kustomization(appliedStatus(OURS, { inventory: inventory('app_db_apps_StatefulSet') }), { wait: true });
+    const v = evaluateKustomization(k, expected(), ctx({ view: viewOf({ workloads: [onDelete(updated)] }), images: [IMAGE] }));
+    expect(v.state).toBe(verdict);
+    expect(v.state === 'pending' ? v.reason : v.message).toMatch(text);
+  });
+
   it('trusts Flux with spec.healthChecks', () => {
     const k = kustomization(appliedStatus(OURS, { inventory: inventory('app_web_apps_Deployment') }), {
       wait: false,

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { gitIn } from '../../../src/git/command.js';
 import { checkGitHost, isInternalAddress, isInternalName } from '../../../src/git/hosts.js';
 import { parseImageRef } from '../../../src/git/image.js';
-import { repositoryKey } from '../../../src/git/clones.js';
+import { cloneKey } from '../../../src/git/clones.js';
 import { GitWorkspace, type CommitRequest } from '../../../src/git/workspace.js';
 import { startGitServer, type GitServer } from '../../env/gitserver.js';
 
@@ -246,7 +246,7 @@ describe('the clone cache (item 5)', () => {
     ['git@Git.Example.com:team/fleet.git', 'git@git.example.com:team/fleet'],
     ['https://git.example.com:8443/fleet', 'https://git.example.com:8443/fleet'],
     ['https://git.example.com/Team/Fleet', 'https://git.example.com/Team/Fleet'],
-  ])('the repository of %s is %s', (url, key) => expect(repositoryKey(url)).toBe(key));
+  ])('the repository of %s is %s', (url, key) => expect(cloneKey(url)).toBe(key));
 
   it('one clone per repository, whatever the spelling', async () => {
     const r = await repo(0);

@@ -101,6 +101,7 @@ describe('git URLs', () => {
     ['file:///srv/repo.git', 'scheme file:// is not allowed'],
     ['/srv/repo.git', 'must be https://'],
     ['--upload-pack=id', 'must not start with "-"'],
+    ['https://git.example.com\\@attacker.example/fleet.git', 'must not contain a backslash'],
     ['https://user:token@git.example.com/a.git', 'must not carry credentials'],
     // Tokens in the path (issue 19, item 8): forge formats, user:token segments, long hex tokens.
     [`https://git.example.com/${'ghp_' + 'a1'.repeat(18)}/team/fleet.git`, 'must not carry a token'],
