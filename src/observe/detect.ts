@@ -4,7 +4,8 @@
  * argocd/evaluate.ts), taking that revision as "our commit": earlier revisions do not contain it, so a verdict
  * left over from them never counts. docs/verdicts.md has the rules; this only picks the revision and the inputs.
  */
-import { evaluateApplication, sameRepo, sourcesOf, type Application, type SuspendedVerdict } from '../argocd/evaluate.js';
+import { evaluateApplication, sourcesOf, type Application, type SuspendedVerdict } from '../argocd/evaluate.js';
+import { sameRepository } from '../repository.js';
 import { evaluateHelmRelease, evaluateKustomization, type Clock, type FluxObject, type FluxView } from '../flux/evaluate.js';
 import { commitOf, type Expectation, type Verdict } from '../readiness.js';
 import type { ObservedKind } from './link.js';
@@ -78,7 +79,7 @@ export function gitSourceIndex(app: Application, repoUrl?: string): number | und
   const sources = sourcesOf(app)
     .map((s, index) => ({ s, index }))
     .filter(({ s }) => !s.chart && !/^oci:\/\//i.test(s.repoURL));
-  if (repoUrl !== undefined) return sources.find(({ s }) => sameRepo(s.repoURL, repoUrl))?.index;
+  if (repoUrl !== undefined) return sources.find(({ s }) => sameRepository(s.repoURL, repoUrl))?.index;
   return sources.length === 1 ? sources[0]!.index : undefined;
 }
 

@@ -9,7 +9,16 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { appFiles, deployedApp, IMAGE, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../env/sample-app.js';
+import {
+  appFiles,
+  deployedApp,
+  IMAGE,
+  keptnSecret,
+  requestFluxReconcile,
+  settingsYaml,
+  toolObjects,
+  type TestApp,
+} from '../env/sample-app.js';
 import { imageInCluster as imageOf } from '../env/sample-app.js';
 
 let env: Environment;
@@ -265,8 +274,10 @@ describe('faults', () => {
     await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
     await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
     await r.process.kill();
-    // While the service is away, Flux applies the commit, and the deployment's deadline passes.
+    // While the service is away, Flux applies the commit (fetched on its own interval, which the test brings forward:
+    // the kill may come before the service's own reconcile request), and the deployment's deadline passes.
     await app.openGate();
+    await requestFluxReconcile(env.cluster, app.name);
     await waitUntil('Flux applied our commit', async () => (await imageInCluster(app)) === `${IMAGE}:0.2.0`, { timeoutMs: 90_000 });
     await waitUntil('the deadline passed while the service was away', async () => Date.now() > acceptedBefore + 25_000, {
       timeoutMs: 60_000,
