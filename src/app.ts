@@ -8,10 +8,10 @@
  */
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { isLoopbackAddress } from './config.js';
-import { ServiceError } from './errors.js';
-import { GATE_PATH, GATES, type Gate } from './flagger/evaluate.js';
+import { ServiceError } from './shared/errors.js';
+import { GATE_PATH, GATES, type Gate } from './tools/flagger/evaluate.js';
 import { parseRequest } from './keptn/parse.js';
-import type { Acceptance } from './runner.js';
+import type { Acceptance } from './tasks/runner.js';
 import type { TriggeredEvent } from './keptn/events.js';
 
 export interface AppDeps {
@@ -21,9 +21,9 @@ export interface AppDeps {
 
 export interface ProbeDeps {
   ready(): boolean;
-  /** The Prometheus exposition (src/metrics.ts); without it there is no `/metrics`. */
+  /** The Prometheus exposition (src/platform/metrics.ts); without it there is no `/metrics`. */
   metrics?: { readonly contentType: string; render(): Promise<string> };
-  /** Flagger's gates (src/flagger): whether the gate is open for the Canary now. Without it there are no gate routes. */
+  /** Flagger's gates (src/tools/flagger): whether the gate is open for the Canary now. Without it there are no gate routes. */
   gate?(gate: Gate, namespace: string, name: string): Promise<{ open: boolean; reason: string }>;
 }
 

@@ -6,8 +6,8 @@
 import { isIP } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isDuration, parseDuration } from './duration.js';
-import { ServiceError, type ServiceErrorOptions } from './errors.js';
+import { isDuration, parseDuration } from './shared/duration.js';
+import { ServiceError, type ServiceErrorOptions } from './shared/errors.js';
 import { MIN_RETENTION_MS } from './observe/retention.js';
 
 export interface ServiceConfig {

@@ -4,19 +4,19 @@
  */
 import { pino, type DestinationStream } from 'pino';
 import { buildApp, buildProbeApp } from './app.js';
-import { ArgoCDTool } from './argocd/driver.js';
+import { ArgoCDTool } from './tools/argocd/driver.js';
 import { loadConfig, REDACT_PATHS, type ServiceConfig } from './config.js';
-import { deploy, repositoryOf, rollback, type DeploymentDeps } from './deployment.js';
-import { messageOf } from './errors.js';
-import { FluxTool } from './flux/driver.js';
-import { GitWorkspace, safeUrl } from './git/workspace.js';
-import { KubeCluster, loadKubeConfig } from './k8s/cluster.js';
+import { deploy, repositoryOf, rollback, type DeploymentDeps } from './tasks/deployment.js';
+import { messageOf } from './shared/errors.js';
+import { FluxTool } from './tools/flux/driver.js';
+import { GitWorkspace, safeUrl } from './platform/git/workspace.js';
+import { KubeCluster, loadKubeConfig } from './platform/k8s/cluster.js';
 import { HttpEventSink } from './keptn/sender.js';
-import { PrometheusMetrics } from './metrics.js';
-import { release } from './release.js';
-import { RolloutsDriver } from './rollouts/driver.js';
-import { FlaggerDriver } from './flagger/driver.js';
-import { DEPLOYMENT_TRAILER } from './git/workspace.js';
+import { PrometheusMetrics } from './platform/metrics.js';
+import { release } from './tasks/release.js';
+import { RolloutsDriver } from './tools/rollouts/driver.js';
+import { FlaggerDriver } from './tools/flagger/driver.js';
+import { DEPLOYMENT_TRAILER } from './platform/git/workspace.js';
 import { KubeObserverLease } from './observe/lease.js';
 import { Observer } from './observe/observer.js';
 import { observationGrant, observedSettings } from './observe/link.js';
@@ -24,13 +24,13 @@ import { ConfigMapObservationStore } from './observe/records.js';
 import { RecordRetention } from './observe/retention.js';
 import { buildNotifyApp } from './observe/notify-app.js';
 import { notifySenderFrom, NotifyKeyCache } from './observe/notify-keys.js';
-import { parseDuration } from './duration.js';
-import { DeploymentRunner } from './runner.js';
-import { ConfigMapStore } from './state/configmaps.js';
-import { LeaseRegistry } from './state/replicas.js';
-import { DirectorySettings, ResourceServiceSettings } from './settings/source.js';
+import { parseDuration } from './shared/duration.js';
+import { DeploymentRunner } from './tasks/runner.js';
+import { ConfigMapStore } from './platform/state/configmaps.js';
+import { LeaseRegistry } from './platform/state/replicas.js';
+import { DirectorySettings, ResourceServiceSettings } from './platform/settings/source.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
-import { SOURCE_KINDS } from './target-source.js';
+import { SOURCE_KINDS } from './tasks/target-source.js';
 
 export async function startService(config: ServiceConfig, logDestination?: DestinationStream) {
   // ISO times and level names: what log stores and people read without a lookup table.

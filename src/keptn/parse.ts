@@ -4,7 +4,7 @@
  * @see https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/http-protocol-binding.md
  */
 import { HTTP, type CloudEventV1 } from 'cloudevents';
-import { isRecord, isStringMap, nestsDeeperThan } from '../json.js';
+import { isRecord, isStringMap, nestsDeeperThan } from '../shared/json.js';
 import { EVENT_PREFIX, type KeptnEventData, type TriggeredEvent } from './events.js';
 
 /**

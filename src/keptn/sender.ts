@@ -5,8 +5,8 @@
  */
 import axios, { type AxiosInstance } from 'axios';
 import type { OutgoingEvent, SequenceTriggeredEvent } from './events.js';
-import { ServiceError, type ServiceErrorOptions } from '../errors.js';
-import { isRetryableError, realSleep, retry, type RetryPolicy, type Sleep } from '../retry.js';
+import { ServiceError, type ServiceErrorOptions } from '../shared/errors.js';
+import { isRetryableError, realSleep, retry, type RetryPolicy, type Sleep } from '../shared/retry.js';
 
 export interface EventSink {
   send(event: OutgoingEvent): Promise<void>;

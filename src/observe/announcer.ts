@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { REVISION_LABEL, sequenceTriggeredEvent } from '../keptn/events.js';
 import type { SequenceSink } from '../keptn/sender.js';
-import { StoreConflictError } from '../state/record.js';
+import { StoreConflictError } from '../platform/state/record.js';
 import { TOOL_OF, type Detection } from './detect.js';
 import type { ObserverLease } from './lease.js';
 import type { Link, LinkHint, ObservedKind, ObservedObject } from './link.js';

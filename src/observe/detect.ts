@@ -4,10 +4,10 @@
  * argocd/evaluate.ts), taking that revision as "our commit": earlier revisions do not contain it, so a verdict
  * left over from them never counts. docs/verdicts.md has the rules; this only picks the revision and the inputs.
  */
-import { evaluateApplication, sourcesOf, type Application, type SuspendedVerdict } from '../argocd/evaluate.js';
-import { sameRepository } from '../repository.js';
-import { evaluateHelmRelease, evaluateKustomization, type Clock, type FluxObject, type FluxView } from '../flux/evaluate.js';
-import { commitOf, type Expectation, type Verdict } from '../readiness.js';
+import { evaluateApplication, sourcesOf, type Application, type SuspendedVerdict } from '../tools/argocd/evaluate.js';
+import { sameRepository } from '../platform/git/repository.js';
+import { evaluateHelmRelease, evaluateKustomization, type Clock, type FluxObject, type FluxView } from '../tools/flux/evaluate.js';
+import { commitOf, type Expectation, type Verdict } from '../judge/verdict.js';
 import type { ObservedKind } from './link.js';
 
 export type ObservedTool = 'flux' | 'argocd';

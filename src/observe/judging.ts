@@ -5,13 +5,13 @@
  * said their answer may change with time alone (a settle window ending), as the deployment wait does.
  */
 import type { Logger } from 'pino';
-import { degradedSpell, DegradedClock } from '../argocd/driver.js';
-import { DEFAULT_DEGRADED_GRACE_MS, type Application } from '../argocd/evaluate.js';
-import { HELMCHARTS, KUSTOMIZATIONS, WORKLOADS } from '../flux/driver.js';
-import type { Clock, FluxObject, FluxView } from '../flux/evaluate.js';
-import type { WorkloadKind } from '../flux/inventory.js';
-import type { Cluster } from '../k8s/cluster.js';
-import type { KubeObject } from '../k8s/watch.js';
+import { degradedSpell, DegradedClock } from '../tools/argocd/driver.js';
+import { DEFAULT_DEGRADED_GRACE_MS, type Application } from '../tools/argocd/evaluate.js';
+import { HELMCHARTS, KUSTOMIZATIONS, WORKLOADS } from '../tools/flux/driver.js';
+import type { Clock, FluxObject, FluxView } from '../tools/flux/evaluate.js';
+import type { WorkloadKind } from '../tools/flux/inventory.js';
+import type { Cluster } from '../platform/k8s/cluster.js';
+import type { KubeObject } from '../platform/k8s/watch.js';
 import { detect, type Detection, type ObservedService } from './detect.js';
 import type { LinkHint, ObservedKind } from './link.js';
 

@@ -4,8 +4,8 @@
  * resourceVersion, so two replicas never both win the same round.
  */
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import { pooledApiClient } from '../k8s/pool.js';
-import { StoreUnavailableError } from '../state/record.js';
+import { pooledApiClient } from '../platform/k8s/pool.js';
+import { StoreUnavailableError } from '../platform/state/record.js';
 
 export const OBSERVER_LEASE = 'keptn-gitops-observer';
 

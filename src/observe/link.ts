@@ -10,9 +10,9 @@
  *   project's sequences anyway.
  * Pure, except `observedSettings`, which reads the settings through the injected source.
  */
-import { listOf, PROJECTS_ANNOTATION, targetGrant } from '../grants.js';
-import { SettingsError, type GitOpsSettings } from '../settings/schema.js';
-import type { SettingsSource } from '../settings/source.js';
+import { listOf, PROJECTS_ANNOTATION, targetGrant } from '../platform/grants.js';
+import { SettingsError, type GitOpsSettings } from '../platform/settings/schema.js';
+import type { SettingsSource } from '../platform/settings/source.js';
 
 export const OBSERVE_PROJECT = 'gitops.keptn.sh/observe-project';
 export const OBSERVE_STAGE = 'gitops.keptn.sh/observe-stage';

@@ -6,7 +6,7 @@
  * signatures are checked over the raw body, then the body is read as hostile JSON.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { isRecord } from '../json.js';
+import { isRecord } from '../shared/json.js';
 import type { ObservedKind } from './link.js';
 
 /**

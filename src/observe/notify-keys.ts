@@ -9,7 +9,7 @@
  * The keys are read in the background and cached, never on a request: a request without a valid signature costs no
  * API read (item 6). A rotated Secret takes effect at the next refresh.
  */
-import { listOf, PROJECTS_ANNOTATION } from '../grants.js';
+import { listOf, PROJECTS_ANNOTATION } from '../platform/grants.js';
 import type { ObservedKind } from './link.js';
 
 export const NOTIFY_OBJECTS_ANNOTATION = 'gitops.keptn.sh/notify-objects';

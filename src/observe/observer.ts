@@ -5,11 +5,11 @@
  * Every look reads the object as the watch holds it then, so however the look was caused, and in whatever order, the
  * same state gets the same answer (ADR 14).
  */
-import { APPLICATIONS } from '../argocd/driver.js';
-import { HELMCHARTS, HELMRELEASES, KUSTOMIZATIONS, WORKLOADS } from '../flux/driver.js';
-import type { FluxObject } from '../flux/evaluate.js';
-import type { Cluster } from '../k8s/cluster.js';
-import type { KubeObject, ResourceKind } from '../k8s/watch.js';
+import { APPLICATIONS } from '../tools/argocd/driver.js';
+import { HELMCHARTS, HELMRELEASES, KUSTOMIZATIONS, WORKLOADS } from '../tools/flux/driver.js';
+import type { FluxObject } from '../tools/flux/evaluate.js';
+import type { Cluster } from '../platform/k8s/cluster.js';
+import type { KubeObject, ResourceKind } from '../platform/k8s/watch.js';
 import { Announcer, type AnnouncerOptions } from './announcer.js';
 import type { ObservedService, ObservedTool } from './detect.js';
 import { Judging } from './judging.js';

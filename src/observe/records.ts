@@ -11,9 +11,9 @@
  */
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { pooledApiClient } from '../k8s/pool.js';
+import { pooledApiClient } from '../platform/k8s/pool.js';
 import type { SequenceTriggeredEvent } from '../keptn/events.js';
-import { StoreConflictError, StoreUnavailableError } from '../state/record.js';
+import { StoreConflictError, StoreUnavailableError } from '../platform/state/record.js';
 
 /**
  * `baseline`: the revision an object was at when it was first seen linked (never announced); `own`: a revision this

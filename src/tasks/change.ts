@@ -3,17 +3,17 @@
  * tool; and the pieces a change is made of (trailers, the image from the event, the file edit).
  */
 import type { Logger } from 'pino';
-import { parseImageRef, type ImageRef } from '../git/image.js';
-import type { ImageWrite } from '../git/editors.js';
-import type { FileEdit } from '../git/workspace.js';
+import { parseImageRef, type ImageRef } from '../platform/git/image.js';
+import type { ImageWrite } from '../platform/git/editors.js';
+import type { FileEdit } from '../platform/git/workspace.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from '../keptn/events.js';
-import { isRecord } from '../json.js';
-import type { ImageWriteSetting } from '../settings/schema.js';
-import type { DeliveryRequest } from '../tool.js';
-import type { HandlerContext } from '../runner.js';
-import type { Progress } from '../state/record.js';
-import type { FinalVerdict } from '../wait.js';
-import { toolOf } from '../metrics.js';
+import { isRecord } from '../shared/json.js';
+import type { ImageWriteSetting } from '../platform/settings/schema.js';
+import type { DeliveryRequest } from '../judge/tool.js';
+import type { HandlerContext } from './runner.js';
+import type { Progress } from '../platform/state/record.js';
+import type { FinalVerdict } from '../judge/wait.js';
+import { toolOf } from '../platform/metrics.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
 
 /**

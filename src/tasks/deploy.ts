@@ -3,12 +3,12 @@
  * the progressive workload), and revert a failed commit when the settings ask for it.
  */
 import type { Logger } from 'pino';
-import { messageOf } from '../errors.js';
-import { formatImageRef } from '../git/image.js';
-import { DEPLOYMENT_TRAILER, type GitWorkspace } from '../git/workspace.js';
+import { messageOf } from '../shared/errors.js';
+import { formatImageRef } from '../platform/git/image.js';
+import { DEPLOYMENT_TRAILER, type GitWorkspace } from '../platform/git/workspace.js';
 import type { DeploymentOutcome, DeploymentTriggeredData, TriggeredEvent } from '../keptn/events.js';
-import type { HandlerContext } from '../runner.js';
-import type { Progress } from '../state/record.js';
+import type { HandlerContext } from './runner.js';
+import type { Progress } from '../platform/state/record.js';
 import { changeAndWait, fileEdit, imageFrom, trailers } from './change.js';
 import type { DeploymentDeps, Prepared } from './deps.js';
 import { confirmObserved, observedRevision } from './observed.js';
@@ -69,7 +69,7 @@ export async function deploy(
     );
     verdict = held.state === 'passed' ? { ...held, message: `${verdict.message}; ${held.message}` } : held;
     report = await progressiveReport(deps, plan.workload, prepared, 'preview', log);
-    // The exact version Keptn's tests will see: the release promotes it and nothing newer (src/release.ts).
+    // The exact version Keptn's tests will see: the release promotes it and nothing newer (src/tasks/release.ts).
     if (held.state === 'passed' && held.revision) report = { ...report, progressiveVersion: held.revision };
   }
   const change = progress.ownCommit ? `commit ${progress.commit}` : `commit ${progress.commit} (the image was already in Git)`;

@@ -2,16 +2,16 @@
  * What every task (deployment, rollback, release, observed revision) is given, the error a task ends errored with,
  * and what `prepare` hands to each of them.
  */
-import { ServiceError } from '../errors.js';
-import type { GitWorkspace, RepoRef } from '../git/workspace.js';
+import { ServiceError } from '../shared/errors.js';
+import type { GitWorkspace, RepoRef } from '../platform/git/workspace.js';
 import type { DeploymentOutcome } from '../keptn/events.js';
-import type { GitOpsSettings } from '../settings/schema.js';
-import type { SettingsSource } from '../settings/source.js';
-import type { DeliveryTool } from '../tool.js';
-import type { ObjectMetadata, ObjectRef } from '../k8s/cluster.js';
-import type { Metrics } from '../metrics.js';
-import type { ProgressiveDriver, ProgressiveKind } from '../progressive.js';
-import type { SourceKind, SourceObject } from '../target-source.js';
+import type { GitOpsSettings } from '../platform/settings/schema.js';
+import type { SettingsSource } from '../platform/settings/source.js';
+import type { DeliveryTool } from '../judge/tool.js';
+import type { ObjectMetadata, ObjectRef } from '../platform/k8s/cluster.js';
+import type { Metrics } from '../platform/metrics.js';
+import type { ProgressiveDriver, ProgressiveKind } from '../judge/progressive.js';
+import type { SourceKind, SourceObject } from './target-source.js';
 
 export interface DeploymentDeps {
   settings: SettingsSource;

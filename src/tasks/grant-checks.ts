@@ -3,12 +3,12 @@
  * decided before anything is cloned, fetched, written or patched (the target: target-check.ts).
  */
 import type { Logger } from 'pino';
-import { codeOf, messageOf } from '../errors.js';
-import { missingGrantMessage, secretGrant, type GrantDecision } from '../grants.js';
-import { credentialsFromSecretData, type GitCredentials } from '../git/credentials.js';
-import type { GitOpsSettings } from '../settings/schema.js';
-import type { ObjectMetadata, ObjectRef } from '../k8s/cluster.js';
-import { retry } from '../retry.js';
+import { codeOf, messageOf } from '../shared/errors.js';
+import { missingGrantMessage, secretGrant, type GrantDecision } from '../platform/grants.js';
+import { credentialsFromSecretData, type GitCredentials } from '../platform/git/credentials.js';
+import type { GitOpsSettings } from '../platform/settings/schema.js';
+import type { ObjectMetadata, ObjectRef } from '../platform/k8s/cluster.js';
+import { retry } from '../shared/retry.js';
 import { DeploymentError, type DeploymentDeps } from './deps.js';
 
 /** A Secret the settings name, with the namespace filled in. */

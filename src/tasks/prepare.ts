@@ -3,11 +3,11 @@
  * credentials; nothing reaches Git or the tool before it returns.
  */
 import type { Logger } from 'pino';
-import type { RepoRef } from '../git/workspace.js';
+import type { RepoRef } from '../platform/git/workspace.js';
 import { requestedStrategy, type DeploymentTriggeredData, type TriggeredEvent } from '../keptn/events.js';
-import { parseDuration } from '../duration.js';
-import type { GitOpsSettings } from '../settings/schema.js';
-import type { HandlerContext } from '../runner.js';
+import { parseDuration } from '../shared/duration.js';
+import type { GitOpsSettings } from '../platform/settings/schema.js';
+import type { HandlerContext } from './runner.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
 import { credentials, grantedSecret } from './grant-checks.js';
 import { checkTarget } from './target-check.js';

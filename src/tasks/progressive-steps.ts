@@ -3,11 +3,11 @@
  * workload, waiting for the workload, and the report naming where each version is reached.
  */
 import type { Logger } from 'pino';
-import { codeOf, messageOf } from '../errors.js';
-import { workloadGrant } from '../grants.js';
+import { codeOf, messageOf } from '../shared/errors.js';
+import { workloadGrant } from '../platform/grants.js';
 import { requestedStrategy, type DeploymentTriggeredData, type TriggeredEvent } from '../keptn/events.js';
-import type { Progress } from '../state/record.js';
-import type { FinalVerdict } from '../wait.js';
+import type { Progress } from '../platform/state/record.js';
+import type { FinalVerdict } from '../judge/wait.js';
 import {
   settingOf,
   strategyPlan,
@@ -16,7 +16,7 @@ import {
   type ProgressiveKind,
   type ProgressiveRef,
   type StrategyPlan,
-} from '../progressive.js';
+} from '../judge/progressive.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
 import { metadataOf, refuseUnlessGranted } from './grant-checks.js';
 

@@ -4,11 +4,11 @@
  * (target-source.ts decides). Every read is a GET before any Git access: a refusal fetches and pushes nothing.
  */
 import type { Logger } from 'pino';
-import { codeOf, messageOf } from '../errors.js';
-import { targetGrant } from '../grants.js';
-import { retry } from '../retry.js';
-import type { GitOpsSettings } from '../settings/schema.js';
-import { refKey, sourcesToRead, targetSourceDecision, type ReadObjects, type SourceKind, type SourceObject } from '../target-source.js';
+import { codeOf, messageOf } from '../shared/errors.js';
+import { targetGrant } from '../platform/grants.js';
+import { retry } from '../shared/retry.js';
+import type { GitOpsSettings } from '../platform/settings/schema.js';
+import { refKey, sourcesToRead, targetSourceDecision, type ReadObjects, type SourceKind, type SourceObject } from './target-source.js';
 import { DeploymentError, type DeploymentDeps } from './deps.js';
 import { METADATA_RETRY, refuseUnlessGranted } from './grant-checks.js';
 

@@ -8,7 +8,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
-import { recordName } from '../../src/state/configmaps.js';
+import { recordName } from '../../src/platform/state/configmaps.js';
 import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 

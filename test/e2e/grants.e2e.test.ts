@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import { AuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { KubeCluster } from '../../src/k8s/cluster.js';
+import { KubeCluster } from '../../src/platform/k8s/cluster.js';
 import { chartSecretRbac, serviceAccountKubeConfig } from '../env/chart-rbac.js';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { keptnCreateSecret } from '../env/keptn-secrets.js';
@@ -155,7 +155,7 @@ describe('a project uses only Secrets granted to it, and their credentials go on
     [
       "the team's own Secret, through a URL that names the granted host to a URL parser and the recorder to git",
       () => ({ url: `${env.git.url}\\@${recorderHost()}/fleet.git`, secret: 'team-a-git' }),
-      // Refused by the settings check already, before any grant is read (src/settings/schema.ts gitUrlProblem).
+      // Refused by the settings check already, before any grant is read (src/platform/settings/schema.ts gitUrlProblem).
       () => /git\.url: must not contain a backslash/,
     ],
   ])(

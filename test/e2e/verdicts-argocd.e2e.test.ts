@@ -132,7 +132,7 @@ describe('Argo CD verdicts', () => {
     await initiallyDeployed(app, 'v1.4.0');
 
     const d = await deliver(app);
-    // Issue 19: refused from the Application's spec before any Git access (src/target-source.ts).
+    // Issue 19: refused from the Application's spec before any Git access (src/tasks/target-source.ts).
     expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(d.finished.data.message).toContain(
       `Application argocd/${app.name} reads ${app.repoUrl} at targetRevision v1.4.0, not branch main`,
@@ -222,7 +222,7 @@ describe('Argo CD verdicts', () => {
     await initiallyDeployed(app, app.initialCommit);
 
     const d = await deliver(app);
-    // Issue 19: refused from the Application's spec before any Git access (src/target-source.ts).
+    // Issue 19: refused from the Application's spec before any Git access (src/tasks/target-source.ts).
     expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(d.finished.data.message).toContain(
       `images[].file ${elsewhere} is not in what Application argocd/${app.name} deploys from ${app.repoUrl} on branch main (Application argocd/${app.name}: directory apps/${app.name})`,

@@ -319,7 +319,7 @@ describe('Flux verdicts on the setups teams run (issue 7)', () => {
     );
     await initiallyDeployed(app);
     const d = await deliver(app);
-    // Issue 19: decided from the Kustomization and its GitRepository before any Git access (src/target-source.ts).
+    // Issue 19: decided from the Kustomization and its GitRepository before any Git access (src/tasks/target-source.ts).
     expect(d.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
     expect(d.finished.data.message).toMatch(
       new RegExp(
@@ -576,7 +576,7 @@ spec:
   const readSts = (app: TestApp) => env.cluster.read<StatefulSet>('apps/v1', 'StatefulSet', app.namespace, 'web');
 
   // spec.wait: true: Flux health-checks the StatefulSet with kstatus (Current at once); the service still applies its
-  // own rollout rule to it (src/flux/workloads.ts, laxerInKstatus).
+  // own rollout rule to it (src/tools/flux/workloads.ts, laxerInKstatus).
   it.each([false, true])(
     'item 8: an OnDelete StatefulSet passes only once its Pod was deleted and came back on the new template (spec.wait: %s)',
     async (wait) => {

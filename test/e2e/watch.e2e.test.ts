@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { mkdir, rm } from 'node:fs/promises';
 import { pino } from 'pino';
-import { SharedWatch, untilSynced, type KubeObject } from '../../src/k8s/watch.js';
+import { SharedWatch, untilSynced, type KubeObject } from '../../src/platform/k8s/watch.js';
 import { TestCluster } from '../env/cluster.js';
 import { startKube, type Kube } from '../env/kube.js';
 import { waitUntil } from '../env/process.js';

@@ -9,7 +9,7 @@ export const IMAGE = 'ghcr.io/podtato/head';
 export const PROJECT = 'podtato';
 
 /**
- * The grant annotations (src/grants.ts) a platform engineer puts on a target object or a Secret: the projects that
+ * The grant annotations (src/platform/grants.ts) a platform engineer puts on a target object or a Secret: the projects that
  * may use it and, for a Secret, the Git hosts (`host` or `host:port`) its credentials may go to.
  */
 export function grantAnnotations(projects: string[] = [PROJECT], gitHosts?: string[]): Record<string, string> {

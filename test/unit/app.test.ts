@@ -4,8 +4,8 @@ import { pino } from 'pino';
 import { buildApp, buildProbeApp } from '../../src/app.js';
 import type { TriggeredEvent } from '../../src/keptn/events.js';
 import { MAX_DATA_BYTES, MAX_DATA_DEPTH } from '../../src/keptn/parse.js';
-import { PrometheusMetrics } from '../../src/metrics.js';
-import { RecordTooLargeError, StoreUnavailableError } from '../../src/state/record.js';
+import { PrometheusMetrics } from '../../src/platform/metrics.js';
+import { RecordTooLargeError, StoreUnavailableError } from '../../src/platform/state/record.js';
 import { triggeredCloudEvent } from './helpers.js';
 
 function appWith() {

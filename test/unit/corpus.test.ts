@@ -10,14 +10,14 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
-import { deploy } from '../../src/deployment.js';
-import { GitWorkspace } from '../../src/git/workspace.js';
+import { deploy } from '../../src/tasks/deployment.js';
+import { GitWorkspace } from '../../src/platform/git/workspace.js';
 import type { DeploymentTriggeredData, OutgoingEvent, TriggeredEvent } from '../../src/keptn/events.js';
-import { DeploymentRunner } from '../../src/runner.js';
-import { DirectorySettings } from '../../src/settings/source.js';
-import { MemoryStore } from '../../src/state/record.js';
-import { SoloRegistry } from '../../src/state/replicas.js';
-import type { DeliveryTool } from '../../src/tool.js';
+import { DeploymentRunner } from '../../src/tasks/runner.js';
+import { DirectorySettings } from '../../src/platform/settings/source.js';
+import { MemoryStore } from '../../src/platform/state/record.js';
+import { SoloRegistry } from '../../src/platform/state/replicas.js';
+import type { DeliveryTool } from '../../src/judge/tool.js';
 import { startGitServer, type GitServer } from '../env/gitserver.js';
 import { targetReading, triggeredCloudEvent } from './helpers.js';
 
@@ -76,7 +76,7 @@ beforeAll(async () => {
       if (name !== 'fleet-git') throw new Error(`Secret keptn/${name} not found`);
       return { username: 'keptn', password: CANARY_PASSWORD };
     },
-    // Grants as a platform engineer sets them (src/grants.ts): the Secret and every target, to project podtato.
+    // Grants as a platform engineer sets them (src/platform/grants.ts): the Secret and every target, to project podtato.
     objectMetadata: async (ref: { kind: string; name: string }) => {
       if (ref.kind === 'Secret' && !['fleet-git', 'ssh-without-known-hosts'].includes(ref.name))
         throw new Error(`Secret keptn/${ref.name} not found`);

@@ -2,12 +2,12 @@
 // observed commit is confirmed without writing (item 4), and a failed commit of ours is reverted when the settings
 // ask for it (item 6).
 import { describe, expect, it } from '@jest/globals';
-import { deploy, type DeploymentDeps } from '../../../src/deployment.js';
-import type { GitWorkspace, RevertRequest } from '../../../src/git/workspace.js';
+import { deploy, type DeploymentDeps } from '../../../src/tasks/deployment.js';
+import type { GitWorkspace, RevertRequest } from '../../../src/platform/git/workspace.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from '../../../src/keptn/events.js';
-import type { GitOpsSettings } from '../../../src/settings/schema.js';
-import type { DeliveryRequest } from '../../../src/tool.js';
-import type { FinalVerdict } from '../../../src/wait.js';
+import type { GitOpsSettings } from '../../../src/platform/settings/schema.js';
+import type { DeliveryRequest } from '../../../src/judge/tool.js';
+import type { FinalVerdict } from '../../../src/judge/wait.js';
 import { silentLog, targetReading, triggeredCloudEvent } from '../helpers.js';
 
 const OBSERVED = 'c0ffee0000000000000000000000000000000001';

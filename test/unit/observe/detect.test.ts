@@ -1,8 +1,8 @@
 // Which revision an observed object has finished deploying, judged by the same rules as a Keptn-driven deployment,
 // over objects captured from the real controllers (test/fixtures).
 import { describe, expect, it } from '@jest/globals';
-import type { Application } from '../../../src/argocd/evaluate.js';
-import type { FluxObject } from '../../../src/flux/evaluate.js';
+import type { Application } from '../../../src/tools/argocd/evaluate.js';
+import type { FluxObject } from '../../../src/tools/flux/evaluate.js';
 import { candidateRevision, detect, type Detection } from '../../../src/observe/detect.js';
 import type { ObservedKind } from '../../../src/observe/link.js';
 import { fixture } from '../fixtures.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { linkOf, observationGrant, observedSettings, type ObservedSettings } from '../../../src/observe/link.js';
-import { SettingsError } from '../../../src/settings/schema.js';
-import { SettingsUnavailableError } from '../../../src/settings/source.js';
+import { SettingsError } from '../../../src/platform/settings/schema.js';
+import { SettingsUnavailableError } from '../../../src/platform/settings/source.js';
 import { mayTake } from '../../../src/observe/lease.js';
 import { uuidFrom } from '../../../src/observe/announcer.js';
 import { KEPTN_UUID } from '../../../src/keptn/parse.js';

@@ -2,8 +2,8 @@
 // (exactly one announcement per object and revision), across repeats, own deployments, send failures and a crash.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
-import type { Cluster } from '../../../src/k8s/cluster.js';
-import type { KubeObject, ResourceKind, SharedWatch } from '../../../src/k8s/watch.js';
+import type { Cluster } from '../../../src/platform/k8s/cluster.js';
+import type { KubeObject, ResourceKind, SharedWatch } from '../../../src/platform/k8s/watch.js';
 import type { SequenceTriggeredEvent } from '../../../src/keptn/events.js';
 import { Observer, type CommitFacts } from '../../../src/observe/observer.js';
 import { observationGrant, type ObservedSettings } from '../../../src/observe/link.js';

@@ -1,12 +1,12 @@
 // The observation records and the observer Lease through @kubernetes/client-node against the in-process API server
-// (test/unit/state/api-server.ts): creation is the claim, updates are compare-and-swap, the Lease goes to one replica.
+// (test/unit/platform/state/api-server.ts): creation is the claim, updates are compare-and-swap, the Lease goes to one replica.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { KubeObserverLease } from '../../../src/observe/lease.js';
 import { pino } from 'pino';
 import { ConfigMapObservationStore, EXPIRED_PAGE, observationName, type ObservationRecord } from '../../../src/observe/records.js';
 import { RecordRetention } from '../../../src/observe/retention.js';
-import { StoreConflictError } from '../../../src/state/record.js';
-import { FakeApiServer } from '../state/api-server.js';
+import { StoreConflictError } from '../../../src/platform/state/record.js';
+import { FakeApiServer } from '../platform/state/api-server.js';
 
 let api: FakeApiServer;
 let store: ConfigMapObservationStore;

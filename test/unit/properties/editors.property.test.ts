@@ -3,8 +3,8 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { parse } from 'yaml';
-import { applyImageWrite, EditError } from '../../../src/git/editors.js';
-import { formatImageRef, parseImageRef, type ImageRef } from '../../../src/git/image.js';
+import { applyImageWrite, EditError } from '../../../src/platform/git/editors.js';
+import { formatImageRef, parseImageRef, type ImageRef } from '../../../src/platform/git/image.js';
 
 const component = fc.stringMatching(/^[a-z0-9]{1,8}$/);
 const imageRef: fc.Arbitrary<ImageRef> = fc

@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { KEPTN_UUID, MAX_DATA_DEPTH, parseRequest } from '../../../src/keptn/parse.js';
-import { ImageRefError, formatImageRef, parseImageRef } from '../../../src/git/image.js';
+import { ImageRefError, formatImageRef, parseImageRef } from '../../../src/platform/git/image.js';
 import { triggeredCloudEvent } from '../helpers.js';
 
 const contentTypes = fc.constantFrom(

@@ -1,0 +1,382 @@
+/**
+ * The single owner of a deployment's events: every accepted `.triggered` gets one `.started` and then exactly one
+ * `.finished`, whatever happens in between, including a crash of this process.
+ *
+ * Each deployment is recorded in the state store before it is acknowledged, and its record moves
+ * accepted → started → finishing → done as the events go out. A restarted process resumes its own records; a
+ * replica adopts the records of a replica whose Lease ran out. The Git commit is idempotent (a trailer names the
+ * deployment), so resuming never commits twice. A repeated event id finds its record and changes nothing.
+ *
+ * Nothing acts on a record it has not claimed: acceptance creates the record with a fresh claim, and the resume loop,
+ * which works from a list that may be stale by the time it gets to a record, first writes a new claim with the
+ * version it listed (compare-and-swap). If anything saved the record since, the claim fails and the record is left
+ * alone; so a deployment that finished meanwhile is never launched again, here or on another replica.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ServiceError } from '../shared/errors.js';
+import { FairSlots } from '../shared/limit.js';
+import { noMetrics, resultLabel, toolOf, type Metrics } from '../platform/metrics.js';
+import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from '../keptn/events.js';
+import type { EventSink } from '../keptn/sender.js';
+import { realSleep, retry, type RetryPolicy, type Sleep } from '../shared/retry.js';
+import { StoreConflictError, type DeploymentRecord, type Progress, type StateStore } from '../platform/state/record.js';
+import type { ReplicaRegistry } from '../platform/state/replicas.js';
+
+export interface HandlerContext {
+  /** Epoch ms of acceptance: deadlines count from here, across restarts and takeovers. */
+  acceptedAt: number;
+  /** What an earlier run of this deployment recorded, when it is resumed. */
+  progress?: Progress;
+  /** Records progress; never throws (a resume can still find the commit by its trailer). */
+  checkpoint(progress: Progress): Promise<void>;
+  /** Hears the target kind once the settings name it: the metrics' `tool` label, also for outcomes decided before the tool. */
+  onTarget?(kind: string): void;
+}
+
+export type Handler = (event: TriggeredEvent, log: Logger, context: HandlerContext) => Promise<DeploymentOutcome>;
+
+export interface RunnerOptions {
+  sink: EventSink;
+  handle: Handler;
+  log: Logger;
+  source: string;
+  store: StateStore;
+  replicas: ReplicaRegistry;
+  /** How often to look for deployments to resume or adopt, and to retry undelivered `.finished` events. */
+  resumeIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  /** How long a finished deployment's record is kept to recognise redeliveries. */
+  doneRetentionMs?: number;
+  /** How long after acceptance an undelivered `.finished` is still re-sent; then it is given up, loudly. */
+  finishedRetryMs?: number;
+  /** Waits between save attempts; tests pass one that does not sleep. */
+  sleep?: Sleep;
+  metrics?: Metrics;
+  /** How many deployments may be starting at once (default MAX_STARTING). */
+  maxStarting?: number;
+}
+
+/**
+ * Deployments that may be starting at once: from launch until their first checkpoint (the commit is pushed) or their
+ * end. Starting is the busy part (.started, settings, Secrets, Git); waiting for the tool costs almost nothing. The
+ * others wait their turn, recorded and acknowledged already, so a burst of events does not starve the answers to
+ * new ones (issue 11). A project holds at most three quarters of them, so one whose Git host never answers cannot
+ * hold back another project's `.started` (issue 19, item 4).
+ */
+export const MAX_STARTING = 64;
+
+/**
+ * Saving a record: the API server may be restarting, so a few quick attempts. A conflict is final (someone else
+ * holds the claim); so is a record too large to store. Anything without a verdict of its own is taken as transient.
+ */
+export const SAVE_POLICY: RetryPolicy = {
+  attempts: 6,
+  baseDelayMs: 250,
+  maxDelayMs: 4_000,
+  retryable: (err) => !(err instanceof ServiceError) || err.retryable,
+};
+
+/**
+ * The distributor refuses event bodies over 64 KiB (keptn/keptn distributor/pkg/forwarder/forwarder.go), so a
+ * longer message would make `.finished` undeliverable; a message this long has said what it has to say anyway.
+ */
+export const MAX_MESSAGE_CHARS = 8 * 1024;
+
+export type Acceptance = 'accepted' | 'duplicate';
+
+export class DeploymentRunner {
+  private readonly running = new Map<string, Promise<void>>();
+  /** Outcomes whose `.finished` this process delivered but could not mark done: never sent twice from here. */
+  private readonly delivered = new Map<string, DeploymentOutcome>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private resuming: Promise<void> | undefined;
+  private readonly metrics: Metrics;
+  private readonly startSlots: FairSlots;
+
+  constructor(private readonly opts: RunnerOptions) {
+    this.metrics = opts.metrics ?? noMetrics;
+    this.startSlots = new FairSlots(opts.maxStarting ?? MAX_STARTING);
+  }
+
+  get identity(): string {
+    return this.opts.replicas.identity;
+  }
+
+  /**
+   * Records the deployment and starts it. Throws when the record cannot be written: the caller answers 5xx and the
+   * distributor delivers the event again, so nothing is acknowledged that could be lost.
+   */
+  async accept(event: TriggeredEvent): Promise<Acceptance> {
+    if (this.running.has(event.id)) return 'duplicate';
+    // Taken before the record exists: a resume round that lists the new record before it is launched leaves it to
+    // us, instead of claiming and starting it beside this acceptance (two `.started`).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    this.running.set(event.id, held);
+    try {
+      const fresh: DeploymentRecord = { event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now(), claim: randomUUID() };
+      const record = await this.opts.store.create(fresh);
+      if (!record) return 'duplicate';
+      this.launch(record);
+      return 'accepted';
+    } finally {
+      if (this.running.get(event.id) === held) this.running.delete(event.id);
+      release();
+    }
+  }
+
+  /** Heartbeats and the resume loop; resumes this replica's unfinished deployments at once. */
+  async start(): Promise<void> {
+    await this.opts.replicas.heartbeat();
+    const every = (ms: number, work: () => Promise<void>) => {
+      const t = setInterval(() => void work().catch((err: unknown) => this.opts.log.warn({ err }, 'background step failed')), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.opts.heartbeatIntervalMs ?? 5_000, () => this.opts.replicas.heartbeat());
+    every(this.opts.resumeIntervalMs ?? 10_000, () => this.resume());
+    await this.resume();
+  }
+
+  /** Stops heartbeats and resume rounds (at once: a failed start, or the first step of a graceful stop). */
+  stop(): void {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+  }
+
+  /** Waits for the deployments running in this process, for at most `withinMs`; true when none is left. */
+  async drain(withinMs = Infinity): Promise<boolean> {
+    const all = Promise.allSettled([...this.running.values()]).then(() => true);
+    if (withinMs === Infinity) return all;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
+    return Promise.race([all, late]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * A graceful stop: no more rounds, a bounded wait for running deployments (their `.finished` goes out from here
+   * rather than after a Lease runs out), then our Lease goes, unless something of ours is unfinished (others adopt it).
+   */
+  async shutdown(drainMs: number): Promise<void> {
+    this.stop();
+    const drained = await this.drain(drainMs);
+    if (!drained) this.opts.log.info({ running: this.running.size }, 'stopping with deployments running; another replica resumes them');
+    await this.opts.replicas.release();
+  }
+
+  /** Resumes own unfinished records, adopts those of dead replicas, forgets old finished ones. */
+  resume(): Promise<void> {
+    this.resuming ??= this.resumeOnce().finally(() => (this.resuming = undefined));
+    return this.resuming;
+  }
+
+  private async resumeOnce(): Promise<void> {
+    // One Lease read per other replica per round, however many of its records are listed: the read was the largest
+    // share of the service's API requests under load (docs/benchmarks.md, GET leases).
+    const alive = new Map<string, Promise<boolean>>();
+    const isAlive = (owner: string) => {
+      let answer = alive.get(owner);
+      if (!answer) alive.set(owner, (answer = this.opts.replicas.isAlive(owner)));
+      return answer;
+    };
+    for (const listed of await this.opts.store.list()) {
+      try {
+        await this.reconsider(listed, isAlive);
+      } catch (err: unknown) {
+        // Someone saved the record after it was listed: it is theirs, or it moved on; the next round sees it anew.
+        if (err instanceof StoreConflictError) continue;
+        this.logFor(listed.event).warn({ err }, 'could not resume deployment');
+      }
+    }
+  }
+
+  /** What one listed record needs; `listed` may be stale, so every write goes with its version and may conflict. */
+  private async reconsider(listed: DeploymentRecord, isAlive: (owner: string) => Promise<boolean>): Promise<void> {
+    if (listed.phase === 'done') {
+      if (Date.now() - (listed.doneAt ?? 0) > (this.opts.doneRetentionMs ?? 3_600_000)) await this.opts.store.remove(listed);
+      return;
+    }
+    if (this.running.has(listed.event.id)) return;
+    const log = this.logFor(listed.event);
+    if (listed.owner === this.identity) {
+      const sent = this.delivered.get(listed.event.id);
+      if (sent) {
+        // The record may still say `started` if the outcome could not be saved either.
+        await this.opts.store.update({ ...listed, phase: 'done', outcome: sent, doneAt: Date.now() });
+        this.delivered.delete(listed.event.id);
+        return;
+      }
+      if (listed.phase === 'finishing' && Date.now() - listed.acceptedAt > (this.opts.finishedRetryMs ?? 24 * 3_600_000)) {
+        await this.opts.store.update({ ...listed, phase: 'done', doneAt: Date.now() });
+        log.error({ result: listed.outcome?.result, message: listed.outcome?.message }, 'gave up delivering deployment.finished');
+        return;
+      }
+      const claimed = await this.claim(listed);
+      log.info({ phase: claimed.phase }, 'resuming deployment');
+      this.metrics.resumed();
+      this.launch(claimed);
+    } else if (!(await isAlive(listed.owner))) {
+      const claimed = await this.claim(listed);
+      log.info({ phase: claimed.phase, from: listed.owner }, 'adopted deployment of a stopped replica');
+      this.metrics.adopted();
+      this.launch(claimed);
+    }
+  }
+
+  /**
+   * Takes the record over with the version it was listed at: throws StoreConflictError when it changed since. The
+   * claim token is new, so the write changes the record even when the owner stays the same (the API server keeps the
+   * version of an update that changes nothing: k8s.io/apiserver storage/etcd3/store.go, GuaranteedUpdate), and a
+   * drive still holding an older claim stops at its next save.
+   */
+  private claim(listed: DeploymentRecord): Promise<DeploymentRecord> {
+    return this.opts.store.update({ ...listed, owner: this.identity, claim: randomUUID() });
+  }
+
+  private launch(record: DeploymentRecord): void {
+    this.metrics.deploymentBegan();
+    const run = this.startSlot(record.event.data.project)
+      .then((started) => this.drive(record, started).finally(started))
+      .finally(() => {
+        this.running.delete(record.event.id);
+        this.metrics.deploymentEnded();
+      });
+    this.running.set(record.event.id, run);
+  }
+
+  /** A turn among the starting deployments, shared fairly between projects (limit.ts, FairSlots). */
+  private startSlot(project: string): Promise<() => void> {
+    return this.startSlots.acquire(project);
+  }
+
+  private logFor(event: TriggeredEvent): Logger {
+    return this.opts.log.child({
+      shkeptncontext: event.shkeptncontext,
+      triggeredid: event.id,
+      project: event.data.project,
+      stage: event.data.stage,
+      service: event.data.service,
+    });
+  }
+
+  private async drive(initial: DeploymentRecord, started: () => void = () => undefined): Promise<void> {
+    const { event } = initial;
+    const log = this.logFor(event);
+    const source = this.opts.source;
+    let record = initial;
+    let tool = toolOf(record.progress?.target.kind ?? '');
+    /** Counted once the outcome is saved (or cannot be and is sent anyway), not when another replica took over. */
+    const decided = (outcome: DeploymentOutcome) =>
+      this.metrics.deploymentFinished({ task: event.task, tool, result: resultLabel(outcome) }, (Date.now() - record.acceptedAt) / 1000);
+    try {
+      if (record.phase === 'accepted') {
+        const delivered = await this.deliver(startedEvent(event, { source }), log);
+        // If Keptn did not get `.started`, do not deploy; a `.finished` closes the task if it did and is ignored if not.
+        const next: DeploymentRecord = delivered
+          ? { ...record, phase: 'started' }
+          : {
+              ...record,
+              phase: 'finishing',
+              outcome: errored(
+                event,
+                'the service could not deliver deployment.started to Keptn, so it did not deploy; trigger the delivery again',
+              ),
+            };
+        // `.started` is out: go on even if the API cannot take the new phase now, or a resume would send it twice.
+        record = await this.save(next).catch((err: unknown) => {
+          if (err instanceof StoreConflictError) throw err;
+          log.warn({ err }, 'could not record the phase; going on');
+          return next;
+        });
+        if (delivered) log.info('deployment started');
+        else if (next.outcome) decided(next.outcome);
+      }
+      if (record.phase === 'started') {
+        let outcome: DeploymentOutcome;
+        const checkpoint = async (progress: Progress) => {
+          try {
+            record = await this.save({ ...record, progress });
+          } catch (err: unknown) {
+            log.warn({ err }, 'could not record progress');
+          }
+          started();
+        };
+        try {
+          outcome = await this.opts.handle(event, log, {
+            acceptedAt: record.acceptedAt,
+            ...(record.progress ? { progress: record.progress } : {}),
+            checkpoint,
+            onTarget: (kind) => (tool = toolOf(kind)),
+          });
+        } catch (err: unknown) {
+          log.warn({ err }, 'deployment errored');
+          outcome = errored(event, err instanceof Error ? err.message : String(err));
+        }
+        record = { ...record, phase: 'finishing', outcome: bounded(outcome) };
+        record = await this.save(record).catch((err: unknown) => {
+          if (err instanceof StoreConflictError) throw err;
+          // Deliver what we know even when it cannot be saved: a `.finished` sent twice beats one never sent.
+          log.error({ err }, 'could not save the outcome; sending it anyway');
+          return record;
+        });
+        decided(outcome);
+      }
+      if (record.phase === 'finishing' && record.outcome) {
+        const final = record.outcome;
+        const delivered = await this.deliver(finishedEvent(event, final, { source }), log);
+        log.info(
+          { result: final.result, status: final.status, message: final.message, gitCommit: final.gitCommit, delivered },
+          'deployment finished',
+        );
+        // Undelivered: the record stays `finishing` and the resume loop sends it again.
+        if (delivered) {
+          this.delivered.set(event.id, final);
+          await this.save({ ...record, phase: 'done', doneAt: Date.now() });
+          this.delivered.delete(event.id);
+        }
+      }
+    } catch (err: unknown) {
+      if (err instanceof StoreConflictError) log.warn('another replica took this deployment over');
+      else log.error({ err }, 'deployment state could not be saved; it will be resumed');
+    }
+  }
+
+  /**
+   * Saves under SAVE_POLICY. A conflict is final unless the stored record still carries our claim: then an earlier
+   * save of ours went through but its answer was lost, and this one goes over that version.
+   */
+  private save(record: DeploymentRecord): Promise<DeploymentRecord> {
+    let next = record;
+    const attempt = async () => {
+      try {
+        return await this.opts.store.update(next);
+      } catch (err: unknown) {
+        if (!(err instanceof StoreConflictError)) throw err;
+        const stored = await this.opts.store.get(next.event.id);
+        if (!stored || stored.claim !== next.claim || stored.version === next.version) throw err;
+        next = { ...next, version: stored.version };
+        return await this.opts.store.update(next);
+      }
+    };
+    return retry(SAVE_POLICY, attempt, this.opts.sleep ?? realSleep);
+  }
+
+  private async deliver(event: OutgoingEvent, log: Logger): Promise<boolean> {
+    try {
+      await this.opts.sink.send(event);
+      return true;
+    } catch (err: unknown) {
+      log.error({ type: event.type, err }, 'event not delivered');
+      this.metrics.eventUndelivered(event.type);
+      return false;
+    }
+  }
+}
+
+function bounded(outcome: DeploymentOutcome): DeploymentOutcome {
+  if (outcome.message.length <= MAX_MESSAGE_CHARS) return outcome;
+  return {
+    ...outcome,
+    message: `${outcome.message.slice(0, MAX_MESSAGE_CHARS)}… (${outcome.message.length - MAX_MESSAGE_CHARS} more characters)`,
+  };
+}

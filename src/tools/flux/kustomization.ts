@@ -1,0 +1,165 @@
+/**
+ * When has a Flux Kustomization applied our commit, and does what it applied run? docs/verdicts.md (Flux,
+ * Kustomization) is the table of these rules.
+ *
+ * kustomize-controller 1.9 (internal/controller/kustomization_controller.go): `lastAttemptedRevision` is set before
+ * the build, `lastAppliedRevision` only after apply and health checks succeed; `lastHandledReconcileAt` is written in
+ * finalizeStatus at the end of a reconcile; Stalled is set for InvalidCELExpression, AccessDenied and
+ * FeatureGateDisabled before any revision is attempted; DependencyNotReady, ArtifactFailed and HealthCheckCanceled
+ * are retried.
+ * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#status
+ */
+import { isDuration, parseDuration } from '../../shared/duration.js';
+import { commitOf, imagesExpectedAt, type Expectation, type Verdict } from '../../judge/verdict.js';
+import {
+  askAbout,
+  conditionText,
+  isTrue,
+  KUSTOMIZATION_NOT_YET,
+  objectName,
+  ours,
+  readyAtGeneration,
+  reconciledAfterApply,
+  short,
+  STALLED_BEFORE_ATTEMPT,
+  suspended,
+  type FluxObject,
+  type RuleContext,
+} from './object.js';
+import { blockedDependency } from './dependencies.js';
+import type { InventoryRef } from './inventory.js';
+import { kustomizationRevisions } from './origin.js';
+import { checkInventory } from './workloads.js';
+
+/**
+ * Whether a Kustomization's own spec can carry an image (`spec.images`, `spec.postBuild.substitute`): only then does
+ * the Kustomization that applies it stand between our commit and the cluster. Otherwise our change is in the files it
+ * reads, and its manager's state (a failing neighbour in the manager's inventory) is none of this deployment's business.
+ */
+export function specMayCarryImage(obj: FluxObject): boolean {
+  const images = obj.spec?.['images'];
+  const substitute = (obj.spec?.['postBuild'] as { substitute?: Record<string, string> } | undefined)?.substitute;
+  return (Array.isArray(images) && images.length > 0) || Object.keys(substitute ?? {}).length > 0;
+}
+
+interface HealthCheckRef {
+  apiVersion?: string;
+  kind?: string;
+  name?: string;
+  namespace?: string;
+}
+
+/**
+ * Which workloads kustomize-controller health-checked before it set Ready=True. kustomize-controller 1.9.4
+ * kustomization_controller.go checkHealth: with `spec.wait` every applied object; otherwise only the objects
+ * `spec.healthChecks` lists (internal/inventory/inventory.go ReferenceToObjMetadataSet: the group from `apiVersion`,
+ * `apps/v1` when empty, and the namespace as written, none when left out); with neither, none. A workload the list
+ * leaves out was applied, not checked, so it gets the same rollout check as under a Kustomization without `wait`.
+ */
+export function fluxHealthChecks(obj: FluxObject): { all: boolean; checked: (ref: InventoryRef) => boolean; why: string } {
+  if (obj.spec?.['wait'] === true) return { all: true, checked: () => true, why: '' };
+  const listed = (obj.spec?.['healthChecks'] as HealthCheckRef[] | undefined) ?? [];
+  if (listed.length === 0) return { all: false, checked: () => false, why: 'spec.wait is off' };
+  const checked = (ref: InventoryRef): boolean =>
+    listed.some((hc) => {
+      const apiVersion = hc.apiVersion || 'apps/v1';
+      const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+      return group === ref.group && hc.kind === ref.kind && hc.name === ref.name && (hc.namespace ?? '') === ref.namespace;
+    });
+  return { all: false, checked, why: 'spec.wait is off and spec.healthChecks does not list it' };
+}
+
+export function evaluateKustomization(obj: FluxObject, expected: Expectation, ctx: RuleContext, depth = 0): Verdict {
+  const stop = suspended(obj);
+  if (stop) return stop;
+  if (ctx.manager) {
+    const upstream = evaluateKustomization(ctx.manager, expected, { ...ctx, images: [], manager: undefined }, depth + 1);
+    if (upstream.state === 'failed' || (upstream.state === 'pending' && upstream.unknownRevision)) return upstream;
+    if (upstream.state === 'pending')
+      return { ...upstream, reason: `${objectName(obj)} is applied by ${objectName(ctx.manager)}: ${upstream.reason}` };
+  }
+  const { ready, current } = readyAtGeneration(obj);
+  // Through an OCIRepository, the Git origin its artifact records (origin.ts, issue 18 item 14).
+  const { applied, attempted, problem } = kustomizationRevisions(obj, ctx.view);
+  if (problem) return { state: 'failed', message: `${objectName(obj)} reads an artifact without a commit: ${problem}` };
+  const ask = askAbout(expected, attempted, applied);
+  if (ask) return ask;
+  const attemptedOurs = ours(expected, attempted);
+  const appliedOurs = ours(expected, applied);
+  const reconciling = isTrue(obj, 'Reconciling');
+  // With a manager, our spec (e.g. `spec.images`) reaches this object only through the manager's apply.
+  const atOurSpec = !ctx.manager || reconciledAfterApply(obj, ctx);
+
+  const stall = isTrue(obj, 'Stalled');
+  if (stall && current && STALLED_BEFORE_ATTEMPT.has(stall.reason ?? '')) {
+    return { state: 'failed', message: `${objectName(obj)} is stalled before it could try our commit: ${conditionText(stall)}` };
+  }
+  if (appliedOurs && current && ready?.status === 'True' && !reconciling) {
+    if (!atOurSpec)
+      return {
+        state: 'pending',
+        reason: `${objectName(obj)} applied ${short(applied)}, but has not reconciled since ${objectName(ctx.manager!)} applied our commit`,
+      };
+    const health = fluxHealthChecks(obj);
+    const where = typeof obj.spec?.['path'] === 'string' ? `spec.path ${String(obj.spec['path'])}` : 'its path';
+    const rollout = checkInventory(
+      obj,
+      obj.status?.inventory,
+      {
+        checkedByFlux: health.checked,
+        why: health.why,
+        where,
+        revision: applied!,
+        images: imagesExpectedAt(expected.relation(applied!), ctx.images),
+      },
+      ctx,
+    );
+    if (rollout) return rollout;
+    return {
+      state: 'passed',
+      message: `Flux applied ${objectName(obj)} at ${applied}: ${conditionText(ready)}${health.all ? '' : '; its workloads rolled out'}`,
+      revision: applied!,
+    };
+  }
+  if (attemptedOurs && atOurSpec) {
+    if (stall)
+      return { state: 'failed', message: `${objectName(obj)} is stalled at ${attempted}: ${conditionText(stall)}`, revision: attempted! };
+    if (current && ready?.status === 'False' && !KUSTOMIZATION_NOT_YET.has(ready.reason ?? '')) {
+      return {
+        state: 'failed',
+        message: `Flux could not apply ${objectName(obj)} at ${attempted}: ${conditionText(ready)}`,
+        revision: attempted!,
+      };
+    }
+  }
+  if (current && ready?.status === 'False' && ready.reason === 'DependencyNotReady') {
+    const dependency = blockedDependency(obj, 'Kustomization', expected, ctx.view);
+    if (dependency) return dependency;
+  }
+  const busy = healthCheckOfAnotherRevision(obj, expected);
+  if (busy) return { state: 'pending', reason: busy };
+  const at = applied ? `applied ${short(applied)}` : 'nothing applied yet';
+  return { state: 'pending', reason: `${objectName(obj)}: ${at}; ${conditionText(ready)}` };
+}
+
+/**
+ * kustomize-controller checks one revision at a time: while it waits for the health of an earlier revision (a
+ * failing one, typically, before a rollback) ours waits until that check times out (issue 24 item 1). kustomize-controller
+ * 1.9.4 kustomization_controller.go checkHealth marks `Reconciling=True Progressing` "Running health checks for
+ * revision <rev> with a timeout of <spec.timeout>" (api/v1 GetTimeout: `spec.timeout`, else the interval less 30 s,
+ * at least 30 s); only the CancelHealthCheckOnNewRevision feature gate (internal/features/features.go, off by default)
+ * cancels it on a new revision. The end is counted from the condition's transition, which the reconcile set when it
+ * began, so it is a lower bound. Undefined when no such check of another revision runs.
+ */
+function healthCheckOfAnotherRevision(obj: FluxObject, expected: Expectation): string | undefined {
+  const reconciling = isTrue(obj, 'Reconciling');
+  const running = /^Running health checks for revision (\S+) with a timeout of (\S+)$/.exec(reconciling?.message ?? '');
+  if (!running) return undefined;
+  const [, revision, timeout] = running as unknown as [string, string, string];
+  const sha = commitOf(revision);
+  if (!sha || expected.relation(sha) === 'unknown' || ours(expected, sha)) return undefined;
+  const since = Date.parse(reconciling?.lastTransitionTime ?? '');
+  const until =
+    isDuration(timeout) && Number.isFinite(since) ? ` until about ${new Date(since + parseDuration(timeout)).toISOString()}` : '';
+  return `${objectName(obj)} is still checking the health of revision ${short(sha)}${until} (timeout ${timeout}); kustomize-controller applies our commit only after that check ends (a shorter spec.timeout, or its CancelHealthCheckOnNewRevision feature gate, ends it sooner)`;
+}
