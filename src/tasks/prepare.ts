@@ -31,12 +31,7 @@ export async function prepare(
   return {
     settings,
     tool,
-    repo: {
-      url: settings.git.url,
-      branch: settings.git.branch,
-      ...(settings.git.insecureAcceptNewHostKey ? { insecureAcceptNewHostKey: true } : {}),
-      ...(await credentials(secret, deps)),
-    },
+    repo: await repositoryWith(settings, secret, deps),
     timeoutMs: settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs,
     report: reportFields(event, settings),
   };
@@ -55,6 +50,15 @@ export async function repositoryOf(
   // The commit is read with the Secret's credentials: only from the repository the service's granted target reads.
   const secret = await grantedSecret(settings, scope.project, deps, log);
   await checkTarget(settings, scope.project, deps, log);
+  return repositoryWith(settings, secret, deps);
+}
+
+/** The settings' repository and branch, with the granted Secret's credentials when there is one. */
+async function repositoryWith(
+  settings: GitOpsSettings,
+  secret: Awaited<ReturnType<typeof grantedSecret>>,
+  deps: DeploymentDeps,
+): Promise<RepoRef> {
   return {
     url: settings.git.url,
     branch: settings.git.branch,
