@@ -189,6 +189,9 @@ export class ArgoCDTool implements DeliveryTool {
         const current = apps.get(namespace, name);
         if (!current) return { state: 'failed', message: `Argo CD Application ${namespace}/${name} was deleted` };
         observeRefreshes(current);
+        // Workloads our sync applied may run no Pods by design: read them (the next nudge) before judging the images.
+        if (podless.due(current, req.images))
+          return { state: 'pending', reason: 'reading the live workloads our sync applied (they may run no Pods by design)' };
         return evaluateApplication(current, {
           ...expected,
           sourceIndex: tracked.index,

@@ -27,16 +27,24 @@ export class PodlessReads {
     private readonly app: Application,
   ) {}
 
-  /** After a sync, once Synced and Healthy without our image among the Pods': read the candidates once. */
-  async refresh(current: Application, images: readonly string[]): Promise<void> {
+  /**
+   * Whether this sync's candidates are still to be read: Synced and Healthy without our image among the Pods', not yet
+   * read for this operation. The rule must not judge such a state before they are (the wait judges before it acts).
+   */
+  due(current: Application, images: readonly string[]): boolean {
     const status = current.status;
-    const result = status?.operationState?.syncResult;
-    if (!inCluster(this.app) || !result || status?.sync?.status !== 'Synced' || status.health?.status !== 'Healthy') return;
+    if (!inCluster(this.app) || !status?.operationState?.syncResult) return false;
+    if (status.sync?.status !== 'Synced' || status.health?.status !== 'Healthy') return false;
     const running = status.summary?.images ?? [];
-    if (images.every((w) => running.some((r) => sameImage(w, r)))) return;
-    const key = status.operationState?.finishedAt ?? '';
-    if (this.readFor === key) return;
-    this.readFor = key;
+    if (images.every((w) => running.some((r) => sameImage(w, r)))) return false;
+    return this.readFor !== (status.operationState.finishedAt ?? '');
+  }
+
+  /** Reads the candidates of the current sync once (see due). */
+  async refresh(current: Application, images: readonly string[]): Promise<void> {
+    if (!this.due(current, images)) return;
+    const result = current.status!.operationState!.syncResult!;
+    this.readFor = current.status!.operationState!.finishedAt ?? '';
     const found: Array<ResourceRef & { why: string }> = [];
     for (const r of result.resources ?? []) {
       const plural = PLURALS[r.kind];
