@@ -53,8 +53,12 @@ async function replica(id: string, extra: Record<string, string> = {}): Promise<
 }
 
 /**
- * A Flux app whose Kustomization depends on a gate Kustomization that is not ready: a deployment waits (Flux says
+ * A Flux app whose Kustomization depends on a gate Kustomization that is not ready yet: a deployment waits (Flux says
  * DependencyNotReady) until the test opens the gate. This holds a deployment mid-wait for as long as a test needs.
+ * The closed gate reads a GitRepository that does not exist, which kustomize-controller 1.9 reports as Ready=False
+ * ArtifactFailed and retries (kustomization_controller.go reconcile, getSource NotFound): a dependency that may still
+ * become ready. A gate that had failed at our commit instead (a missing path) is a dependency that cannot become ready
+ * without a fix, and the service rightly fails the deployment on it (tools/flux/dependencies.ts).
  */
 async function gatedApp(opts: { timeout?: string } = {}): Promise<TestApp & { openGate(): Promise<void> }> {
   const name = `fault-${++counter}`;
@@ -75,21 +79,28 @@ async function gatedApp(opts: { timeout?: string } = {}): Promise<TestApp & { op
     settingsYaml('flux', app, { timeout: opts.timeout ?? '240s' }),
   );
   await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(app)) === `${IMAGE}:0.1.0`, { timeoutMs: 120_000 });
-  const gate = (path: string) =>
+  const gate = (source: string) =>
     ({
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
       kind: 'Kustomization',
       metadata: { name: `gate-${name}`, namespace: 'flux-system' },
-      spec: { interval: '1h', path, prune: true, targetNamespace: name, sourceRef: { kind: 'GitRepository', name } },
+      spec: {
+        interval: '1h',
+        retryInterval: '2s',
+        path: './gates/open',
+        prune: true,
+        targetNamespace: name,
+        sourceRef: { kind: 'GitRepository', name: source },
+      },
     }) as KubernetesObject;
-  await env.cluster.apply([gate('./gates/closed')]);
+  await env.cluster.apply([gate(`${name}-gate-never-created`)]);
   await env.cluster.mergePatch({
     apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
     kind: 'Kustomization',
     metadata: { name, namespace: 'flux-system' },
     spec: { dependsOn: [{ name: `gate-${name}` }] },
   });
-  return { ...app, openGate: () => env.cluster.apply([gate('./gates/open')]) };
+  return { ...app, openGate: () => env.cluster.apply([gate(name)]) };
 }
 
 const imageInCluster = (app: TestApp) => imageOf(env.cluster, app);
