@@ -606,14 +606,23 @@ describe('two replicas', () => {
     const app = await linkedApp('flux', {
       'gates/open/gate.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gate\ndata: { open: "true" }\n',
     });
-    const gate = (path: string) =>
+    // The closed gate reads a GitRepository that does not exist: Ready=False ArtifactFailed, retried, a dependency that
+    // may still become ready (a gate failed at the pushed revision would rightly fail the change: faults.e2e gatedApp).
+    const gate = (source: string) =>
       ({
         apiVersion: API.flux,
         kind: 'Kustomization',
         metadata: { name: `gate-${app.name}`, namespace: 'flux-system' },
-        spec: { interval: '1h', path, prune: true, targetNamespace: app.name, sourceRef: { kind: 'GitRepository', name: app.name } },
+        spec: {
+          interval: '1h',
+          retryInterval: '2s',
+          path: './gates/open',
+          prune: true,
+          targetNamespace: app.name,
+          sourceRef: { kind: 'GitRepository', name: source },
+        },
       }) as KubernetesObject;
-    await env.cluster.apply([gate('./gates/closed')]);
+    await env.cluster.apply([gate(`${app.name}-gate-never-created`)]);
     await env.cluster.mergePatch({
       apiVersion: API.flux,
       kind: 'Kustomization',
@@ -633,7 +642,7 @@ describe('two replicas', () => {
     await waitUntil('the other replica holds the observer Lease', async () => (await holder()) === survivor.replicaId, {
       timeoutMs: 30_000,
     });
-    await env.cluster.apply([gate('./gates/open')]);
+    await env.cluster.apply([gate(app.name)]);
     await notifyTool('flux', app);
     const sequence = await announcementOf(app, foreign);
     expect(sequence.data).toMatchObject({ result: 'pass', labels: { 'gitops.keptn.sh/revision': foreign } });

@@ -165,13 +165,20 @@ export async function startFlux(opts: StartFluxOptions): Promise<Flux> {
     {
       name: 'kustomize-controller',
       bin: join(sourceDir, 'bin', 'kustomize-controller'),
-      args: [`--events-addr=${eventsUrl}`, ...(opts.kustomizeWorkers ? [`--concurrent=${opts.kustomizeWorkers}`] : [])],
+      // --requeue-dependency (default 30 s, main.go): how soon an object held by a dependency that is not ready looks
+      // again. Tests open such gates on purpose; 5 s keeps them from idling, and the rules read the dependency's own
+      // state anyway (tools/flux/dependencies.ts), so the verdicts do not depend on it.
+      args: [
+        `--events-addr=${eventsUrl}`,
+        '--requeue-dependency=5s',
+        ...(opts.kustomizeWorkers ? [`--concurrent=${opts.kustomizeWorkers}`] : []),
+      ],
     },
     {
       name: 'helm-controller',
       bin: join(helmDir, 'bin', 'helm-controller'),
       // Default 600 s: on SIGTERM it would wait for in-flight Helm actions far longer than a test run allows.
-      args: [`--events-addr=${eventsUrl}`, '--graceful-shutdown-timeout=5s'],
+      args: [`--events-addr=${eventsUrl}`, '--graceful-shutdown-timeout=5s', '--requeue-dependency=5s'],
     },
   ];
 
