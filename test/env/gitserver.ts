@@ -1,9 +1,9 @@
 // A real Git server over HTTP for the tests: Debian's `git http-backend` behind a small Node CGI host that demands
 // HTTP Basic credentials, so authentication is exercised like against a real forge.
 import { spawn, execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -94,8 +94,6 @@ export async function startGitServer(opts: { root: string; username?: string; pa
     return dir;
   };
   const writeFiles = async (dir: string, files: Record<string, string>) => {
-    const { writeFile } = await import('node:fs/promises');
-    const { dirname } = await import('node:path');
     for (const [path, content] of Object.entries(files)) {
       await mkdir(dirname(join(dir, path)), { recursive: true });
       await writeFile(join(dir, path), content);

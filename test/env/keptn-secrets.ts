@@ -57,18 +57,7 @@ export async function grantToScope(kc: KubeConfig, opts: { namespace: string; na
     metadata: { name: capability, namespace, labels },
     rules: [{ verbs, apiGroups: [''], resources: ['secrets'], resourceNames: [opts.name] }],
   }));
-  for (const role of roles) {
-    try {
-      await rbac.createNamespacedRole({ namespace, body: role });
-    } catch (err: unknown) {
-      if (status(err) !== 409) throw err;
-      const existing = await rbac.readNamespacedRole({ namespace, name: role.metadata!.name! });
-      const names = existing.rules![0]!.resourceNames ?? [];
-      if (names.includes(opts.name)) continue;
-      existing.rules![0]!.resourceNames = [...names, opts.name];
-      await rbac.replaceNamespacedRole({ namespace, name: role.metadata!.name!, body: existing });
-    }
-  }
+  for (const role of roles) await addToRole(rbac, role, opts.name);
   try {
     await rbac.createNamespacedRoleBinding({
       namespace,
@@ -80,5 +69,31 @@ export async function grantToScope(kc: KubeConfig, opts: { namespace: string; na
     });
   } catch (err: unknown) {
     if (status(err) !== 409) throw err;
+  }
+}
+
+/**
+ * Creates the scope's Role, or adds the Secret's name to it: a read-modify-write that tests making Secrets at once
+ * may race on, so a conflict (409: someone else's write came between) is answered by reading again.
+ */
+async function addToRole(rbac: RbacAuthorizationV1Api, role: V1Role, secret: string): Promise<void> {
+  const { namespace, name } = role.metadata as { namespace: string; name: string };
+  for (;;) {
+    try {
+      await rbac.createNamespacedRole({ namespace, body: role });
+      return;
+    } catch (err: unknown) {
+      if (status(err) !== 409) throw err;
+    }
+    const existing = await rbac.readNamespacedRole({ namespace, name });
+    const names = existing.rules![0]!.resourceNames ?? [];
+    if (names.includes(secret)) return;
+    existing.rules![0]!.resourceNames = [...names, secret];
+    try {
+      await rbac.replaceNamespacedRole({ namespace, name, body: existing });
+      return;
+    } catch (err: unknown) {
+      if (status(err) !== 409) throw err;
+    }
   }
 }
