@@ -2,6 +2,7 @@
 // delivery sequence (deployment, then release), building each `.triggered` the way shipyard-controller does; the real
 // distributor hands the events to the service; real Flux or Argo CD applied the deployment. A `direct` release writes
 // nothing to Git: it confirms that what runs is still the deployed commit, or a later one that contains it.
+// The cases run concurrently (jest's maxConcurrency), each on an app of its own.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
@@ -116,75 +117,95 @@ function expectExactlyOneStartedAndFinished(run: TaskRun, task: string): void {
 }
 
 describe.each(tools)('release through %s', (tool) => {
-  it('deployment then release: the release confirms the deployed commit runs, writes nothing, one .started/.finished each', async () => {
-    const app = await newApp(tool);
-    const { input, deployment } = await deploy(app);
-    const deployed = String(deployment.finished.data.deployment.gitCommit);
-    const commitsBefore = await env.git.log(app.repo);
+  it.concurrent(
+    'deployment then release: the release confirms the deployed commit runs, writes nothing, one .started/.finished each',
+    async () => {
+      const app = await newApp(tool);
+      const { input, deployment } = await deploy(app);
+      const deployed = String(deployment.finished.data.deployment.gitCommit);
+      const commitsBefore = await env.git.log(app.repo);
 
-    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
-    expect(rel.triggered.data).toMatchObject({ deployment: { gitCommit: deployed, deploymentstrategy: 'direct' }, result: 'pass' });
-    expectExactlyOneStartedAndFinished(deployment, 'deployment');
-    expectExactlyOneStartedAndFinished(rel, 'release');
-    expect(rel.finished.data).toMatchObject({
-      status: 'succeeded',
-      result: 'pass',
-      release: { gitCommit: deployed, deploymentstrategy: 'direct', deploymentNames: [app.service] },
-    });
-    expect(rel.finished.data.message).toMatch(new RegExp(`^released: commit ${deployed}, deployed by this sequence, still runs`));
-    expect(await env.git.log(app.repo)).toEqual(commitsBefore);
-    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
-  }, 300_000);
+      const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+      expect(rel.triggered.data).toMatchObject({ deployment: { gitCommit: deployed, deploymentstrategy: 'direct' }, result: 'pass' });
+      expectExactlyOneStartedAndFinished(deployment, 'deployment');
+      expectExactlyOneStartedAndFinished(rel, 'release');
+      expect(rel.finished.data).toMatchObject({
+        status: 'succeeded',
+        result: 'pass',
+        release: { gitCommit: deployed, deploymentstrategy: 'direct', deploymentNames: [app.service] },
+      });
+      expect(rel.finished.data.message).toMatch(new RegExp(`^released: commit ${deployed}, deployed by this sequence, still runs`));
+      expect(await env.git.log(app.repo)).toEqual(commitsBefore);
+      expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+    },
+    300_000,
+  );
 
-  it("passes after someone else's unrelated later commit: it contains the deployed one", async () => {
-    const app = await newApp(tool);
-    const { input, deployment } = await deploy(app);
-    const foreign = await env.git.commitAsOther(app.repo, { 'docs/NOTES.md': 'unrelated change\n' }, 'docs: notes');
-    await toolApplies(tool, app, foreign);
+  it.concurrent(
+    "passes after someone else's unrelated later commit: it contains the deployed one",
+    async () => {
+      const app = await newApp(tool);
+      const { input, deployment } = await deploy(app);
+      const foreign = await env.git.commitAsOther(app.repo, { 'docs/NOTES.md': 'unrelated change\n' }, 'docs: notes');
+      await toolApplies(tool, app, foreign);
 
-    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
-    expectExactlyOneStartedAndFinished(rel, 'release');
-    expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
-    expect((await env.git.log(app.repo))[0]!.sha).toBe(foreign);
-    // The tool's own words name the later commit it applied, which contains the deployed one.
-    expect(rel.finished.data.message).toContain(foreign);
-    expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
-  }, 300_000);
+      const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+      expectExactlyOneStartedAndFinished(rel, 'release');
+      expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+      expect((await env.git.log(app.repo))[0]!.sha).toBe(foreign);
+      // The tool's own words name the later commit it applied, which contains the deployed one.
+      expect(rel.finished.data.message).toContain(foreign);
+      expect(await imageInCluster(env.cluster, app)).toBe(`${IMAGE}:0.2.0`);
+    },
+    300_000,
+  );
 
-  it('fails, saying why, when the deployed commit is no longer on the branch', async () => {
-    const app = await newApp(tool);
-    const { input, deployment } = await deploy(app);
-    const deployed = String(deployment.finished.data.deployment.gitCommit);
-    await env.git.rewriteAsOther(app.repo, app.initialCommit, { 'docs/NOTES.md': 'history rewritten\n' }, 'rewrite');
+  it.concurrent(
+    'fails, saying why, when the deployed commit is no longer on the branch',
+    async () => {
+      const app = await newApp(tool);
+      const { input, deployment } = await deploy(app);
+      const deployed = String(deployment.finished.data.deployment.gitCommit);
+      await env.git.rewriteAsOther(app.repo, app.initialCommit, { 'docs/NOTES.md': 'history rewritten\n' }, 'rewrite');
 
-    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
-    expectExactlyOneStartedAndFinished(rel, 'release');
-    expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'fail', release: { gitCommit: deployed } });
-    expect(rel.finished.data.message).toMatch(
-      new RegExp(`the deployed commit ${deployed} is no longer on branch main: its history was rewritten after the deployment`),
-    );
-  }, 300_000);
+      const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+      expectExactlyOneStartedAndFinished(rel, 'release');
+      expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'fail', release: { gitCommit: deployed } });
+      expect(rel.finished.data.message).toMatch(
+        new RegExp(`the deployed commit ${deployed} is no longer on branch main: its history was rewritten after the deployment`),
+      );
+    },
+    300_000,
+  );
 });
 
 describe('a release that cannot be done ends in .started then an errored .finished that says what to fix', () => {
-  it('without a deployed revision (no deployment task answered by this service before release)', async () => {
-    const app = await newApp(tools[0]!);
-    const rel = await runTask('release', nextTriggeredData(deliveryInput(app), [], 'release', {}));
-    expectExactlyOneStartedAndFinished(rel, 'release');
-    expect(rel.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-    expect(rel.finished.data.message).toMatch(/carries no deployment.gitCommit.*deployment task answered by keptn-gitops-service/);
-  }, 300_000);
+  it.concurrent(
+    'without a deployed revision (no deployment task answered by this service before release)',
+    async () => {
+      const app = await newApp(tools[0]!);
+      const rel = await runTask('release', nextTriggeredData(deliveryInput(app), [], 'release', {}));
+      expectExactlyOneStartedAndFinished(rel, 'release');
+      expect(rel.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(rel.finished.data.message).toMatch(/carries no deployment.gitCommit.*deployment task answered by keptn-gitops-service/);
+    },
+    300_000,
+  );
 
-  it('with a strategy the target cannot promote', async () => {
-    const app = await newApp(tools[0]!);
-    const { input, deployment } = await deploy(app);
-    const data = afterEvaluation(input, deployment, 'pass', 'release');
-    const rel = await runTask('release', {
-      ...data,
-      deployment: { ...(data['deployment'] as object), deploymentstrategy: 'blue_green_service' },
-    });
-    expectExactlyOneStartedAndFinished(rel, 'release');
-    expect(rel.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-    expect(rel.finished.data.message).toMatch(/"blue_green_service" needs a progressive workload.*alone cannot do/);
-  }, 300_000);
+  it.concurrent(
+    'with a strategy the target cannot promote',
+    async () => {
+      const app = await newApp(tools[0]!);
+      const { input, deployment } = await deploy(app);
+      const data = afterEvaluation(input, deployment, 'pass', 'release');
+      const rel = await runTask('release', {
+        ...data,
+        deployment: { ...(data['deployment'] as object), deploymentstrategy: 'blue_green_service' },
+      });
+      expectExactlyOneStartedAndFinished(rel, 'release');
+      expect(rel.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(rel.finished.data.message).toMatch(/"blue_green_service" needs a progressive workload.*alone cannot do/);
+    },
+    300_000,
+  );
 });
