@@ -155,6 +155,10 @@ container and makes server-side apply refuse the object (duplicate entries for k
 - apiGroups: [apps]
   resources: [deployments, statefulsets, replicasets]
   verbs: [get]
+# A Suspended Application's Argo Rollouts, read only then: a timed pause resumes on its own and is waited out.
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, list, watch]
 {{- end }}
 {{- if .Values.rbac.rollouts }}
 # Progressive strategies: follow the settings' Rollout, promote it (release) and abort it (rollback), as the

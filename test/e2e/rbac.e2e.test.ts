@@ -221,8 +221,13 @@ describe('access reviews with the same token: what the chart ServiceAccount must
       ...verbs(['list', 'patch', ...WRITES], { group: 'apps', resource: 'replicasets', namespace: 'default' }),
       ...verbs(['patch', ...WRITES], { group: 'apps', resource: 'deployments', namespace: 'default' }),
       ...verbs(['get', 'list', 'create', 'delete'], { resource: 'pods', namespace: 'default' }),
+      // rbac.argocd reads Rollouts (a Suspended Application's timed pause); only rbac.rollouts may promote or abort them.
+      ...verbs(['patch', ...WRITES], { group: 'argoproj.io', resource: 'rollouts', namespace: 'default' }),
+      { group: 'argoproj.io', resource: 'rollouts', namespace: 'default', verb: 'patch', subresource: 'status' },
       ...verbs(['create', 'bind', 'escalate'], { group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'keptn' }),
     ])
       expect({ ...attrs, allowed: await allowed(attrs) }).toEqual({ ...attrs, allowed: false });
+    for (const attrs of verbs(['get', 'list', 'watch'], { group: 'argoproj.io', resource: 'rollouts', namespace: 'default' }))
+      expect({ ...attrs, allowed: await allowed(attrs) }).toEqual({ ...attrs, allowed: true });
   }, 60_000);
 });

@@ -4,6 +4,8 @@
 // gate, rollback (abort, and the stable version serves again). Keptn sees the same events as for a direct deployment.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { afterEvaluation, answersTo, runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
@@ -38,7 +40,11 @@ interface RolloutState {
   status?: { phase?: string; currentPodHash?: string; stableRS?: string; abort?: boolean; blueGreen?: { activeSelector?: string } };
 }
 
-function rolloutFiles(name: string, strategy: Strategy, tool: Tool): Record<string, string> {
+/** The canary steps of every canary Rollout here unless a test names its own. */
+const HELD_STEPS = `        - setWeight: 50
+        - pause: {}`;
+
+function rolloutFiles(name: string, strategy: Strategy, tool: Tool, steps = HELD_STEPS): Record<string, string> {
   const strategyYaml =
     strategy === 'blueGreen'
       ? `  strategy:
@@ -49,8 +55,7 @@ function rolloutFiles(name: string, strategy: Strategy, tool: Tool): Record<stri
       : `  strategy:
     canary:
       steps:
-        - setWeight: 50
-        - pause: {}`;
+${steps}`;
   const service = (svc: string) => `apiVersion: v1
 kind: Service
 metadata:
@@ -115,9 +120,9 @@ async function readRollout(app: TestApp): Promise<RolloutState> {
   return env.cluster.read<KubernetesObject & RolloutState>('argoproj.io/v1alpha1', 'Rollout', app.namespace, 'web');
 }
 
-async function newApp(strategy: Strategy, tool: Tool = 'argocd'): Promise<TestApp> {
+async function newApp(strategy: Strategy, tool: Tool = 'argocd', steps?: string): Promise<TestApp> {
   const name = `ro-${tool}-${strategy.toLowerCase()}-${++counter}`;
-  const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy, tool));
+  const { url, commit } = await env.git.createRepo(name, rolloutFiles(name, strategy, tool, steps));
   const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
   const [repoSecret] = toolObjects(tool, app, env);
   const objects =
@@ -293,6 +298,74 @@ describe('Argo Rollouts: the exact version, and a roll-back after promotion', ()
     expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
     expect(ro.status?.currentPodHash).toBe(stableBefore);
     expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.1.0`);
+  }, 400_000);
+});
+
+/** With ROLLOUTS_CAPTURE=<dir>, keeps the Rollout and its Application as the controllers left them, for test/fixtures/argocd. */
+async function capture(app: TestApp, file: string): Promise<void> {
+  const dir = process.env['ROLLOUTS_CAPTURE'];
+  if (!dir) return;
+  const objects = {
+    application: await env.cluster.read<KubernetesObject>('argoproj.io/v1alpha1', 'Application', 'argocd', app.name),
+    rollout: await env.cluster.read<KubernetesObject>('argoproj.io/v1alpha1', 'Rollout', app.namespace, 'web'),
+  };
+  for (const o of Object.values(objects)) delete (o.metadata as { managedFields?: unknown }).managedFields;
+  await writeFile(join(dir, `${file}.json`), `${JSON.stringify(objects, null, 2)}\n`);
+}
+
+// Issue 18 item 18: under `direct` a Rollout's timed pause (Argo CD: Suspended) resumes on its own, so it is waited out.
+describe('Argo Rollouts through Argo CD under the direct strategy', () => {
+  it('a timed canary pause is waited out and the deployment passes once the Rollout is Healthy', async () => {
+    const app = await newApp('canary', 'argocd', `        - setWeight: 50\n        - pause: { duration: 5s }`);
+    const input = {
+      project: 'podtato',
+      stage: 'dev',
+      service: app.service,
+      configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+      deployment: { deploymentstrategy: 'direct' },
+    };
+    let finished = false;
+    const running = runTask('deployment', input).finally(() => (finished = true));
+    // Argo CD calls the paused Rollout Suspended; the deployment is still waiting then.
+    await waitUntil(
+      'the Application Suspended at the timed pause',
+      async () => {
+        const a = await env.cluster.read<KubernetesObject & { status?: { health?: { status?: string } } }>(
+          'argoproj.io/v1alpha1',
+          'Application',
+          'argocd',
+          app.name,
+        );
+        return a.status?.health?.status === 'Suspended';
+      },
+      { timeoutMs: 120_000 },
+    );
+    expect(finished).toBe(false);
+    await capture(app, 'suspended-rollout-timed-pause');
+    const deployment = await running;
+    expect(deployment.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+    expect(deployment.finished.data.message).toMatch(/and it is Healthy/);
+    const ro = await readRollout(app);
+    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.2.0`);
+    expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
+
+    // A teammate makes the pause indefinite: under `direct` nothing promotes the next version, so it fails at once.
+    const file = `apps/${app.name}/rollout.yaml`;
+    await env.git.commitAsOther(
+      app.repo,
+      { [file]: (await env.git.readFile(app.repo, file)).replace('pause: { duration: 5s }', 'pause: {}') },
+      'hold every version for promotion',
+    );
+    const started = Date.now();
+    const held = await runTask('deployment', { ...input, configurationChange: { values: { image: `${IMAGE}:0.3.0` } } });
+    expect(held.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+    expect(held.finished.data.message).toMatch(
+      new RegExp(
+        `Rollout ${app.namespace}/web is at an indefinite pause step \\(step 1: pause: \\{\\}\\), which nothing resumes under this strategy: promote it`,
+      ),
+    );
+    expect(Date.now() - started).toBeLessThan(100_000);
+    await capture(app, 'suspended-rollout-indefinite-pause');
   }, 400_000);
 });
 

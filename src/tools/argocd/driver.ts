@@ -15,6 +15,7 @@ import { waitForVerdict, waitingFor, type FinalVerdict } from '../../judge/wait.
 import { blockedUntil, type SyncWindow } from './windows.js';
 import { followedApplication, generatedFromFile, owningApplicationSet, syncsStepByStep, type ApplicationSet } from './topology.js';
 import { PodlessReads } from './podless.js';
+import { PausedRollouts } from './paused-rollouts.js';
 import {
   alreadyPastOurs,
   comparisonError,
@@ -134,6 +135,7 @@ export class ArgoCDTool implements DeliveryTool {
     const log = req.log.child({ application: `${namespace}/${name}` });
     log.info({ sourceIndex: tracked.index, mustSync, via: followed.via, ...generated }, 'argo cd refresh requested');
     const podless = new PodlessReads(this.cluster, app);
+    const paused = new PausedRollouts(this.cluster, app, (req.argocd?.suspended ?? 'fail') === 'fail', this.clock);
 
     const syncBlocked = await this.windowsBlocking(app, mustSync, req);
     const graceMs = req.argocd?.degradedGrace ? parseDuration(req.argocd.degradedGrace) : DEFAULT_DEGRADED_GRACE_MS;
@@ -147,10 +149,12 @@ export class ArgoCDTool implements DeliveryTool {
       ...waitingFor(req),
       observe: (onChange) => {
         degraded.onElapsed = onChange;
+        paused.onChange = onChange;
         const unsubscribe = apps.subscribe(namespace, name, onChange);
         return () => {
           unsubscribe();
           degraded.stop();
+          paused.stop();
         };
       },
       nudge: async () => {
@@ -163,6 +167,7 @@ export class ArgoCDTool implements DeliveryTool {
           log.info({ comparisonError: comparisonError(current) }, 'argo cd could not reach the repository; normal refresh requested');
         }
         await podless.refresh(current, req.images);
+        await paused.refresh(current, req.deadline);
         // A Git files generator regenerated the Application after our sync (our file is in its spec now, not in the
         // manifests we synced): the new spec needs a sync too. Its status is no part of spec, so compare spec only.
         if (syncStarted && generated.regeneratedBy && JSON.stringify(current.spec) !== syncedSpec) syncStarted = false;
@@ -192,6 +197,8 @@ export class ArgoCDTool implements DeliveryTool {
         // Workloads our sync applied may run no Pods by design: read them (the next nudge) before judging the images.
         if (podless.due(current, req.images))
           return { state: 'pending', reason: 'reading the live workloads our sync applied (they may run no Pods by design)' };
+        // A Suspended Application's Rollouts may be in a timed pause: read them before judging the pause.
+        if (paused.due(current)) return { state: 'pending', reason: 'reading the Argo Rollouts of the Suspended Application' };
         return evaluateApplication(current, {
           ...expected,
           sourceIndex: tracked.index,
@@ -207,6 +214,7 @@ export class ArgoCDTool implements DeliveryTool {
           degradedGraceMs: graceMs,
           ...(syncBlocked ? { syncBlocked } : {}),
           ...(podless.found.length ? { podless: podless.found } : {}),
+          ...paused.expectation(current),
           ...generated,
         });
       },

@@ -18,6 +18,7 @@ import {
 } from './application.js';
 import type { ArgoExpectation } from './expectation.js';
 import { appliedImages, degraded, runningOurImage } from './health.js';
+import { suspendedWithoutConsent } from './suspended.js';
 
 // The entry points other modules import from here (kept stable when the rules were split by job).
 export {
@@ -152,17 +153,7 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
     // Paused on purpose: the new Pods may not exist yet, so the image applied by our sync counts as well.
     if (verdict === 'pass')
       return runningOurImage(app, expected, synced!, 'Suspended (argocd.suspended: pass)', ourOperation ? appliedImages(app) : []);
-    if (verdict === 'fail') {
-      const paused = (status.resources ?? [])
-        .filter((r) => r.health?.status === 'Suspended')
-        .map((r) => `${resourceName(r)}${r.health?.message ? ` (${r.health.message})` : ''}`);
-      const why = paused.length ? `: ${paused.join(', ')}` : status.health?.message ? `: ${status.health.message}` : '';
-      return {
-        state: 'failed',
-        message: `${appName(app)} is Suspended at ${synced}${why}; it does not resume on its own (set argocd.suspended to pass or wait if it is paused on purpose)`,
-        revision: synced!,
-      };
-    }
+    if (verdict === 'fail') return suspendedWithoutConsent(app, expected, synced!);
   }
   return {
     state: 'pending',

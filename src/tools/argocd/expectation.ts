@@ -2,6 +2,7 @@
  * What the Argo CD rules are told besides the Application: our commit, our source, and what the driver observed.
  */
 import type { Expectation } from '../../judge/verdict.js';
+import type { PausableRollout } from '../../platform/k8s/rollout-pause.js';
 import type { ResourceRef } from './application.js';
 
 /** What a `Suspended` health at our commit means for this service (settings `argocd.suspended`). */
@@ -32,6 +33,15 @@ export interface ArgoExpectation extends Expectation {
   /** How long `Degraded` may last when the workload running our image is not known to be Degraded; default 60 s. */
   degradedGraceMs?: number;
   suspended?: SuspendedVerdict;
+  /**
+   * The live Argo Rollouts among the Application's resources, read only while it is Suspended and `suspended` is
+   * `fail`: whether their pauses end by themselves (suspended.ts).
+   */
+  rollouts?: readonly PausableRollout[];
+  /** Why the Rollouts could not be read (no grant), named in the failure. */
+  rolloutsUnread?: string;
+  /** How long ago a Rollout this wait saw in a timed pause left it, on this service's clock alone. */
+  rolloutResumedForMs?: number;
   /** Set when the project's sync windows keep the sync from running at any time before the deadline: why. */
   syncBlocked?: string;
   /**

@@ -20,8 +20,12 @@
  * - `rolled-back` (rollback): the stable version serves again: current = stable, phase Healthy, and it is not ours.
  */
 import { carriesAll } from '../../platform/git/image.js';
+import { timedPause } from '../../platform/k8s/rollout-pause.js';
 import type { ProgressiveExpectation } from '../../judge/progressive.js';
 import type { Verdict } from '../../judge/verdict.js';
+
+// The pause rules are shared with the Argo CD rule (a paused Rollout is Suspended there): src/platform/k8s/rollout-pause.ts.
+export { timedPause };
 
 /** The object a `spec.workloadRef` names, as the watch holds it (only what the rules read). */
 export interface WorkloadRefObject {
@@ -98,18 +102,6 @@ export function workloadRefLag(ro: RolloutObject, workload?: WorkloadRefObject):
   if (workload.metadata.generation !== undefined && seen !== String(workload.metadata.generation))
     return `${rolloutName(ro)} has not observed generation ${workload.metadata.generation} of ${what} yet (observed ${seen ?? 'none'})`;
   return undefined;
-}
-
-/**
- * The pause the Rollout is in at its current canary step, if it is a timed one (`pause: {duration}`): the controller
- * resumes it itself once the duration passed (rollout/pause.go CompletedCanaryPauseStep), so it is no gate.
- */
-export function timedPause(ro: RolloutObject): string | undefined {
-  const index = ro.status?.currentStepIndex;
-  const step = index === undefined ? undefined : ro.spec?.strategy?.canary?.steps?.[index];
-  const duration = step?.pause?.duration;
-  if (duration === undefined || duration === null) return undefined;
-  return typeof duration === 'number' ? `${duration}s` : String(duration);
 }
 
 const DEGRADING_REASONS = new Set(['RolloutAborted', 'ProgressDeadlineExceeded']);
