@@ -3,7 +3,8 @@
 // gates (its confirm-promotion and rollback webhooks point at the probe port); kwok makes the Pods ready. This test
 // plays Keptn's control plane: deployment (the new version waits at the promotion gate), then release (the gate
 // opens, Flagger promotes) or, after a failed quality gate, rollback (the rollback gate opens, Flagger rolls back,
-// the commit is reverted). Keptn sees the same events as for a direct deployment or an Argo Rollout.
+// the commit is reverted). Keptn sees the same events as for a direct deployment or an Argo Rollout. The cases run
+// concurrently (jest's maxConcurrency), each on an app, namespace and Canary of its own.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
@@ -173,61 +174,73 @@ async function deployNewVersion(app: TestApp) {
 }
 
 describe('Flagger blue-green through Flux', () => {
-  it('deployment leaves the new version at the promotion gate; release opens it and Flagger promotes', async () => {
-    const app = await newApp();
-    const { input, deployment } = await deployNewVersion(app);
+  it.concurrent(
+    'deployment leaves the new version at the promotion gate; release opens it and Flagger promotes',
+    async () => {
+      const app = await newApp();
+      const { input, deployment } = await deployNewVersion(app);
 
-    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
-    expect(rel.finished.data).toMatchObject({
-      status: 'succeeded',
-      result: 'pass',
-      release: {
-        gitCommit: deployment.finished.data.deployment.gitCommit,
-        deploymentURIsLocal: [`http://web-primary.${app.namespace}:80`],
-      },
-    });
-    expect(rel.finished.data.message).toMatch(/promoted .*0\.2\.0: web-primary runs it/);
-    const canary = await readCanary(app);
-    expect(canary.status).toMatchObject({ phase: 'Succeeded', lastPromotedSpec: canary.status?.lastAppliedSpec });
-    // The approval names the version Flagger promoted, nothing newer.
-    expect(canary.metadata.annotations?.['gitops.keptn.sh/promote']).toBe(canary.status?.lastAppliedSpec);
-    expect(await imageOf(app, 'web-primary')).toBe(`${IMAGE}:0.2.0`);
-  }, 600_000);
+      const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+      expect(rel.finished.data).toMatchObject({
+        status: 'succeeded',
+        result: 'pass',
+        release: {
+          gitCommit: deployment.finished.data.deployment.gitCommit,
+          deploymentURIsLocal: [`http://web-primary.${app.namespace}:80`],
+        },
+      });
+      expect(rel.finished.data.message).toMatch(/promoted .*0\.2\.0: web-primary runs it/);
+      const canary = await readCanary(app);
+      expect(canary.status).toMatchObject({ phase: 'Succeeded', lastPromotedSpec: canary.status?.lastAppliedSpec });
+      // The approval names the version Flagger promoted, nothing newer.
+      expect(canary.metadata.annotations?.['gitops.keptn.sh/promote']).toBe(canary.status?.lastAppliedSpec);
+      expect(await imageOf(app, 'web-primary')).toBe(`${IMAGE}:0.2.0`);
+    },
+    600_000,
+  );
 
-  it('after a failed quality gate, rollback opens the rollback gate, Flagger rolls back and Git is reverted', async () => {
-    const app = await newApp();
-    const { input, deployment } = await deployNewVersion(app);
-    const held = (await readCanary(app)).status?.lastAppliedSpec;
+  it.concurrent(
+    'after a failed quality gate, rollback opens the rollback gate, Flagger rolls back and Git is reverted',
+    async () => {
+      const app = await newApp();
+      const { input, deployment } = await deployNewVersion(app);
+      const held = (await readCanary(app)).status?.lastAppliedSpec;
 
-    const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
-    expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
-    expect(rb.finished.data.message).toMatch(/web-primary serves .*0\.1\.0 again/);
-    const canary = await readCanary(app);
-    expect(canary.status?.phase).toBe('Failed');
-    expect(canary.metadata.annotations?.['gitops.keptn.sh/rollback']).toBe(held);
-    expect(await imageOf(app, 'web-primary')).toBe(`${IMAGE}:0.1.0`);
-    expect(await imageOf(app, 'web')).toBe(`${IMAGE}:0.1.0`);
-    expect(await env.git.readFile(app.repo, `apps/${app.name}/deployment.yaml`)).toContain(`image: ${IMAGE}:0.1.0`);
-  }, 600_000);
+      const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
+      expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+      expect(rb.finished.data.message).toMatch(/web-primary serves .*0\.1\.0 again/);
+      const canary = await readCanary(app);
+      expect(canary.status?.phase).toBe('Failed');
+      expect(canary.metadata.annotations?.['gitops.keptn.sh/rollback']).toBe(held);
+      expect(await imageOf(app, 'web-primary')).toBe(`${IMAGE}:0.1.0`);
+      expect(await imageOf(app, 'web')).toBe(`${IMAGE}:0.1.0`);
+      expect(await env.git.readFile(app.repo, `apps/${app.name}/deployment.yaml`)).toContain(`image: ${IMAGE}:0.1.0`);
+    },
+    600_000,
+  );
 
-  it('a Canary that would promote without asking Keptn is refused before anything is written', async () => {
-    const app = await newApp();
-    // The team removes the promotion gate from the Canary (as if it were never there).
-    await env.cluster.mergePatch({
-      apiVersion: 'flagger.app/v1beta1',
-      kind: 'Canary',
-      metadata: { name: 'web', namespace: app.namespace },
-      spec: { analysis: { webhooks: [{ name: 'keptn-rollback', type: 'rollback', url: 'http://127.0.0.1:1/flagger/gates/rollback' }] } },
-    });
-    const run = await runTask('deployment', {
-      project: PROJECT,
-      stage: 'dev',
-      service: app.service,
-      configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
-      deployment: { deploymentstrategy: 'blue_green_service' },
-    });
-    expect(run.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-    expect(run.finished.data.message).toMatch(/no confirm-promotion webhook, so Flagger would promote without Keptn.s quality gate/);
-    expect(await env.git.log(app.repo)).toHaveLength(1);
-  }, 400_000);
+  it.concurrent(
+    'a Canary that would promote without asking Keptn is refused before anything is written',
+    async () => {
+      const app = await newApp();
+      // The team removes the promotion gate from the Canary (as if it were never there).
+      await env.cluster.mergePatch({
+        apiVersion: 'flagger.app/v1beta1',
+        kind: 'Canary',
+        metadata: { name: 'web', namespace: app.namespace },
+        spec: { analysis: { webhooks: [{ name: 'keptn-rollback', type: 'rollback', url: 'http://127.0.0.1:1/flagger/gates/rollback' }] } },
+      });
+      const run = await runTask('deployment', {
+        project: PROJECT,
+        stage: 'dev',
+        service: app.service,
+        configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+        deployment: { deploymentstrategy: 'blue_green_service' },
+      });
+      expect(run.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(run.finished.data.message).toMatch(/no confirm-promotion webhook, so Flagger would promote without Keptn.s quality gate/);
+      expect(await env.git.log(app.repo)).toHaveLength(1);
+    },
+    400_000,
+  );
 });
