@@ -26,12 +26,15 @@ export async function prepare(
   if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
   // Both grants, and that the target deploys from what the settings write, are decided before anything is cloned,
   // fetched, written or patched: a refusal sends nothing anywhere.
-  const secret = await grantedSecret(settings, project, deps, log);
-  await checkTarget(settings, project, deps, log);
+  // The grant and the target check are independent reads of the API server, so they run side by side (issue 22,
+  // item 3); when both refuse, the grant's refusal is the one reported, as when they ran one after the other. The
+  // Secret's data is read only once both passed.
+  const [secret] = await inOrder(grantedSecret(settings, project, deps, log), checkTarget(settings, project, deps, log));
+  const repo = await repositoryWith(settings, secret, deps);
   return {
     settings,
     tool,
-    repo: await repositoryWith(settings, secret, deps),
+    repo,
     timeoutMs: settings.timeout ? parseDuration(settings.timeout) : deps.defaultTimeoutMs,
     report: reportFields(event, settings),
   };
@@ -51,6 +54,14 @@ export async function repositoryOf(
   const secret = await grantedSecret(settings, scope.project, deps, log);
   await checkTarget(settings, scope.project, deps, log);
   return repositoryWith(settings, secret, deps);
+}
+
+/** Awaits both; throws the first one's error before the second's, whichever came first. */
+async function inOrder<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value];
 }
 
 /** The settings' repository and branch, with the granted Secret's credentials when there is one. */
