@@ -21,6 +21,8 @@ export const SIZES = {
   /** kustomize-controller's workers (`--concurrent`); Flux's default is 4, too few for a burst of 200 Kustomizations. */
   fluxWorkers: num('BENCH_FLUX_WORKERS', 4),
 };
+/** `ack`: only the burst (which the acknowledgement rounds build on) and the acknowledgement rounds, for quick runs. */
+export const ONLY = process.env['BENCH_ONLY'];
 /** A commit whose service is measured beside this one in the acknowledgement round (before/after a change). */
 export const BEFORE = process.env['BENCH_BEFORE'];
 export const OUT = process.env['BENCH_OUT'] ?? 'docs/benchmarks.md';

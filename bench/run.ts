@@ -4,16 +4,17 @@
 //   BENCH_TOOLS=flux,argocd  BENCH_DEPLOYMENTS=50  BENCH_BASELINE_SAMPLES=3  BENCH_BURST=200  BENCH_OBJECTS=1000
 //   BENCH_RATES=100,200,500  BENCH_RATE_SECONDS=10  BENCH_STEADY_SECONDS=60  BENCH_OUT=docs/benchmarks.md
 //   BENCH_FLUX_WORKERS=4  BENCH_PROFILE_DIR=/tmp/prof (a CPU profile of the service)
+//   BENCH_ONLY=ack (only the burst and the acknowledgement rounds: a quick look at one change, not a report)
 // The npm script holds the shared e2e lock (flock /tmp/e2e.lock) so that no test runs beside it.
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type } from 'node:os';
 import { startEnvironment, startServiceProcess, type ServiceReplica } from '../test/env/environment.js';
 import { table } from './stats.js';
-import { SIZES, BEFORE, OUT, PROFILE_DIR, rows, details } from './common.js';
+import { SIZES, BEFORE, ONLY, OUT, PROFILE_DIR, rows, details } from './common.js';
 import { observeEvents } from './observe.js';
 import { sequential, transportFloor } from './latency.js';
 import { burst } from './burst.js';
-import { serviceAt, acknowledgement } from './ack.js';
+import { serviceAt, acknowledgement, apiServerLimit } from './ack.js';
 import { recordCount, steadyState } from './steady.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -39,11 +40,12 @@ try {
     extraEnv: { LOG_LEVEL: 'info', ...(PROFILE_DIR ? { DRAIN_TIMEOUT: '1s' } : {}) },
     ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
   });
-  const floor = await transportFloor(env, replica, Math.max(20, SIZES.deployments));
-  for (const tool of SIZES.tools) {
-    console.log(`bench: ${tool}: ${SIZES.deployments} deployments, then ${SIZES.baselineSamples} of each baseline`);
-    await sequential(env, events, tool, floor);
-  }
+  const floor = ONLY === 'ack' ? undefined : await transportFloor(env, replica, Math.max(20, SIZES.deployments));
+  if (floor)
+    for (const tool of SIZES.tools) {
+      console.log(`bench: ${tool}: ${SIZES.deployments} deployments, then ${SIZES.baselineSamples} of each baseline`);
+      await sequential(env, events, tool, floor);
+    }
   console.log(`bench: burst of ${SIZES.burst} with ${SIZES.objects} watched objects`);
   // A burst that cannot run is a missed target in the table; the rounds after it still run.
   await burst(env, events, replica).catch((err: unknown) =>
@@ -55,17 +57,28 @@ try {
       met: false,
     }),
   );
-  console.log(`bench: steady state after the burst, 2 × ${SIZES.steadySeconds} s`);
-  await steadyState(env, replica, `after the burst (${await recordCount(env)} deployment records kept)`);
+  if (ONLY !== 'ack') {
+    console.log(`bench: steady state after the burst, 2 × ${SIZES.steadySeconds} s`);
+    await steadyState(env, replica, `after the burst (${await recordCount(env)} deployment records kept)`);
+  }
+  console.log('bench: the API server alone, taking the writes of the acknowledgement');
+  const limit = await apiServerLimit(env);
   console.log(`bench: acknowledgement at ${SIZES.rates.join(', ')} events/s`);
   const before = BEFORE ? await serviceAt(env, BEFORE) : undefined;
   try {
-    await acknowledgement(env, events, [{ label: 'now', port: replica.port, stop: async () => undefined }, ...(before ? [before] : [])]);
+    await acknowledgement(
+      env,
+      events,
+      [{ label: 'now', port: replica.port, stop: async () => undefined }, ...(before ? [before] : [])],
+      limit,
+    );
   } finally {
     await before?.stop();
   }
-  console.log(`bench: steady state after the acknowledgement rounds, 2 × ${SIZES.steadySeconds} s`);
-  await steadyState(env, replica, `after the acknowledgement rounds (${await recordCount(env)} deployment records kept)`);
+  if (ONLY !== 'ack') {
+    console.log(`bench: steady state after the acknowledgement rounds, 2 × ${SIZES.steadySeconds} s`);
+    await steadyState(env, replica, `after the acknowledgement rounds (${await recordCount(env)} deployment records kept)`);
+  }
 } catch (err: unknown) {
   failure = err;
   console.error('bench failed:', err);
@@ -93,6 +106,7 @@ baseline measured in the same run, because the machine is shared and noisy.
   'BENCH_RATE_SECONDS',
   'BENCH_STEADY_SECONDS',
   'BENCH_FLUX_WORKERS',
+  'BENCH_ONLY',
 ]
   .filter((k) => process.env[k])
   .map((k) => `${k}=${process.env[k]}`)
