@@ -2,6 +2,7 @@
 // runs the Rollout that real Argo CD or Flux applies from Git; kwok makes the Pods ready. This test plays Keptn's control
 // plane: deployment (the new version waits as preview or canary), then release (promote) or, after a failed quality
 // gate, rollback (abort, and the stable version serves again). Keptn sees the same events as for a direct deployment.
+// The cases run concurrently (jest's maxConcurrency), each on an app and Rollout of its own.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { startEnvironment, type Environment } from '../env/environment.js';
 import { afterEvaluation, answersTo, runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
 import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
+import { KEPTN_STRATEGY, rolloutFiles, settings, type Strategy } from './support/rollout-apps.js';
 
 let env: Environment;
 let events: EventStream;
@@ -31,91 +33,10 @@ afterAll(async () => {
   await env?.stop();
 }, 60_000);
 
-type Strategy = 'blueGreen' | 'canary';
-/** The Keptn strategy name each Rollout strategy answers to in these settings. */
-const KEPTN_STRATEGY: Record<Strategy, string> = { blueGreen: 'blue_green_service', canary: 'canary' };
-
 interface RolloutState {
   spec: { template: { spec: { containers: Array<{ image: string }> } } };
   status?: { phase?: string; currentPodHash?: string; stableRS?: string; abort?: boolean; blueGreen?: { activeSelector?: string } };
 }
-
-/** The canary steps of every canary Rollout here unless a test names its own. */
-const HELD_STEPS = `        - setWeight: 50
-        - pause: {}`;
-
-function rolloutFiles(name: string, strategy: Strategy, tool: Tool, steps = HELD_STEPS): Record<string, string> {
-  const strategyYaml =
-    strategy === 'blueGreen'
-      ? `  strategy:
-    blueGreen:
-      activeService: web
-      previewService: web-preview
-      autoPromotionEnabled: false`
-      : `  strategy:
-    canary:
-      steps:
-${steps}`;
-  const service = (svc: string) => `apiVersion: v1
-kind: Service
-metadata:
-  name: ${svc}${
-    tool === 'flux'
-      ? `
-  # The Rollouts controller owns the selector's pod-template-hash key: Flux creates the Service and leaves it alone.
-  annotations: { kustomize.toolkit.fluxcd.io/ssa: IfNotPresent }`
-      : ''
-  }
-spec:
-  selector: { app: web }
-  ports: [{ port: 80, targetPort: 8080 }]
-`;
-  return {
-    [`apps/${name}/rollout.yaml`]: `apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: web
-  annotations:
-    gitops.keptn.sh/projects: podtato
-spec:
-  replicas: 2
-  revisionHistoryLimit: 3
-  selector:
-    matchLabels: { app: web }
-  template:
-    metadata:
-      labels: { app: web }
-    spec:
-      containers:
-        - name: web
-          image: ${IMAGE}:0.1.0
-${strategyYaml}
-`,
-    [`apps/${name}/service.yaml`]: service('web'),
-    ...(strategy === 'blueGreen' ? { [`apps/${name}/preview.yaml`]: service('web-preview') } : {}),
-  };
-}
-
-function settings(app: TestApp, tool: Tool): string {
-  const target =
-    tool === 'argocd'
-      ? `{ kind: Application, name: ${app.name}, namespace: argocd }`
-      : `{ kind: Kustomization, name: ${app.name}, namespace: flux-system }`;
-  return `git:
-  url: ${app.repoUrl}
-  branch: main
-  secretRef: { name: ${app.name}-git }
-images:
-  - file: apps/${app.name}/rollout.yaml
-    yamlPath: spec.template.spec.containers[0].image
-target: ${target}
-progressive:
-  rollout: { name: web, namespace: ${app.namespace} }
-  strategies: [blue_green_service, canary]
-timeout: 120s
-`;
-}
-
 async function readRollout(app: TestApp): Promise<RolloutState> {
   return env.cluster.read<KubernetesObject & RolloutState>('argoproj.io/v1alpha1', 'Rollout', app.namespace, 'web');
 }
@@ -209,96 +130,114 @@ describe.each<[Strategy, Tool]>([
   ['blueGreen', 'flux'],
   ['canary', 'flux'],
 ])('Argo Rollouts %s through %s', (strategy, tool) => {
-  it('deployment leaves the new version paused beside the stable one; release promotes it to stable', async () => {
-    const app = await newApp(strategy, tool);
-    const { input, deployment } = await deployNewVersion(app, strategy);
+  it.concurrent(
+    'deployment leaves the new version paused beside the stable one; release promotes it to stable',
+    async () => {
+      const app = await newApp(strategy, tool);
+      const { input, deployment } = await deployNewVersion(app, strategy);
 
-    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
-    expect(rel.finished.data).toMatchObject({
-      status: 'succeeded',
-      result: 'pass',
-      release: { gitCommit: deployment.finished.data.deployment.gitCommit },
-    });
-    expect(rel.finished.data.message).toMatch(/promoted .* to stable and it is Healthy/);
-    const ro = await readRollout(app);
-    expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
-    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.2.0`);
-  }, 400_000);
+      const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+      expect(rel.finished.data).toMatchObject({
+        status: 'succeeded',
+        result: 'pass',
+        release: { gitCommit: deployment.finished.data.deployment.gitCommit },
+      });
+      expect(rel.finished.data.message).toMatch(/promoted .* to stable and it is Healthy/);
+      const ro = await readRollout(app);
+      expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
+      expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.2.0`);
+    },
+    400_000,
+  );
 
-  it('after a failed quality gate, rollback aborts it and the stable version serves again', async () => {
-    const app = await newApp(strategy, tool);
-    const { input, deployment, stableBefore } = await deployNewVersion(app, strategy);
+  it.concurrent(
+    'after a failed quality gate, rollback aborts it and the stable version serves again',
+    async () => {
+      const app = await newApp(strategy, tool);
+      const { input, deployment, stableBefore } = await deployNewVersion(app, strategy);
 
-    const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
-    expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
-    expect(rb.finished.data.message).toMatch(/serves its stable version .* again/);
-    const ro = await readRollout(app);
-    expect(ro.status).toMatchObject({ phase: 'Healthy', currentPodHash: stableBefore, stableRS: stableBefore });
-    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.1.0`);
-    expect(await env.git.readFile(app.repo, `apps/${app.name}/rollout.yaml`)).toContain(`image: ${IMAGE}:0.1.0`);
-  }, 400_000);
+      const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
+      expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+      expect(rb.finished.data.message).toMatch(/serves its stable version .* again/);
+      const ro = await readRollout(app);
+      expect(ro.status).toMatchObject({ phase: 'Healthy', currentPodHash: stableBefore, stableRS: stableBefore });
+      expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.1.0`);
+      expect(await env.git.readFile(app.repo, `apps/${app.name}/rollout.yaml`)).toContain(`image: ${IMAGE}:0.1.0`);
+    },
+    400_000,
+  );
 });
 
 // Issue 18 items 17 and 18 on the real Rollouts controller and Argo CD.
 describe('Argo Rollouts: the exact version, and a roll-back after promotion', () => {
-  it('release promotes only the version the deployment tested: a newer template with the same image is refused, nothing promoted', async () => {
-    const app = await newApp('blueGreen');
-    const { input, deployment, stableBefore } = await deployNewVersion(app, 'blueGreen');
-    const tested = (await readRollout(app)).status?.currentPodHash;
-    expect(deployment.finished.data.deployment).toMatchObject({ progressiveVersion: tested });
+  it.concurrent(
+    'release promotes only the version the deployment tested: a newer template with the same image is refused, nothing promoted',
+    async () => {
+      const app = await newApp('blueGreen');
+      const { input, deployment, stableBefore } = await deployNewVersion(app, 'blueGreen');
+      const tested = (await readRollout(app)).status?.currentPodHash;
+      expect(deployment.finished.data.deployment).toMatchObject({ progressiveVersion: tested });
 
-    // A teammate changes the template after the tests ran, keeping the image: a new version Keptn never tested.
-    const file = `apps/${app.name}/rollout.yaml`;
-    const changed = (await env.git.readFile(app.repo, file)).replace(
-      `          image: ${IMAGE}:0.2.0\n`,
-      `          image: ${IMAGE}:0.2.0\n          env: [{ name: LOG_LEVEL, value: debug }]\n`,
-    );
-    expect(changed).toContain('LOG_LEVEL');
-    const newer = await env.git.commitAsOther(app.repo, { [file]: changed }, 'more logging');
-    await env.cluster.mergePatch({
-      apiVersion: 'argoproj.io/v1alpha1',
-      kind: 'Application',
-      metadata: { name: app.name, namespace: 'argocd' },
-      operation: { sync: { revision: newer } },
-    });
-    await waitUntil(
-      'the newer template reaches the Rollout',
-      async () => {
-        const ro = await readRollout(app);
-        return Boolean(ro.status?.currentPodHash) && ro.status?.currentPodHash !== tested;
-      },
-      { timeoutMs: 120_000 },
-    );
-    const held = (await readRollout(app)).status?.currentPodHash;
+      // A teammate changes the template after the tests ran, keeping the image: a new version Keptn never tested.
+      const file = `apps/${app.name}/rollout.yaml`;
+      const changed = (await env.git.readFile(app.repo, file)).replace(
+        `          image: ${IMAGE}:0.2.0\n`,
+        `          image: ${IMAGE}:0.2.0\n          env: [{ name: LOG_LEVEL, value: debug }]\n`,
+      );
+      expect(changed).toContain('LOG_LEVEL');
+      const newer = await env.git.commitAsOther(app.repo, { [file]: changed }, 'more logging');
+      await env.cluster.mergePatch({
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'Application',
+        metadata: { name: app.name, namespace: 'argocd' },
+        operation: { sync: { revision: newer } },
+      });
+      await waitUntil(
+        'the newer template reaches the Rollout',
+        async () => {
+          const ro = await readRollout(app);
+          return Boolean(ro.status?.currentPodHash) && ro.status?.currentPodHash !== tested;
+        },
+        { timeoutMs: 120_000 },
+      );
+      const held = (await readRollout(app)).status?.currentPodHash;
 
-    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
-    expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(rel.finished.data.message).toMatch(
-      new RegExp(`not released: Rollout ${app.namespace}/web holds version ${held}, not ${tested} that this sequence deployed and tested`),
-    );
-    const ro = await readRollout(app);
-    expect(ro.status?.stableRS).toBe(stableBefore);
-    expect(ro.status).not.toMatchObject({ promoteFull: true });
-  }, 400_000);
+      const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+      expect(rel.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+      expect(rel.finished.data.message).toMatch(
+        new RegExp(
+          `not released: Rollout ${app.namespace}/web holds version ${held}, not ${tested} that this sequence deployed and tested`,
+        ),
+      );
+      const ro = await readRollout(app);
+      expect(ro.status?.stableRS).toBe(stableBefore);
+      expect(ro.status).not.toMatchObject({ promoteFull: true });
+    },
+    400_000,
+  );
 
-  it('a roll-back after the version was promoted promotes the revert, and the old version serves again', async () => {
-    const app = await newApp('blueGreen');
-    const { input, deployment, stableBefore } = await deployNewVersion(app, 'blueGreen');
-    const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
-    expect(rel.finished.data).toMatchObject({ result: 'pass' });
+  it.concurrent(
+    'a roll-back after the version was promoted promotes the revert, and the old version serves again',
+    async () => {
+      const app = await newApp('blueGreen');
+      const { input, deployment, stableBefore } = await deployNewVersion(app, 'blueGreen');
+      const rel = await runTask('release', afterEvaluation(input, deployment, 'pass', 'release'), deployment.triggered.shkeptncontext);
+      expect(rel.finished.data).toMatchObject({ result: 'pass' });
 
-    // A later task of the sequence fails: Keptn rolls the service back after its release.
-    const started = Date.now();
-    const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
-    expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
-    expect(rb.finished.data.message).toMatch(/serves its stable version .* again/);
-    // Well before the settings' 120 s timeout: the revert was promoted, not waited for.
-    expect(Date.now() - started).toBeLessThan(100_000);
-    const ro = await readRollout(app);
-    expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
-    expect(ro.status?.currentPodHash).toBe(stableBefore);
-    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.1.0`);
-  }, 400_000);
+      // A later task of the sequence fails: Keptn rolls the service back after its release.
+      const started = Date.now();
+      const rb = await runTask('rollback', afterEvaluation(input, deployment, 'fail', 'rollback'), deployment.triggered.shkeptncontext);
+      expect(rb.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+      expect(rb.finished.data.message).toMatch(/serves its stable version .* again/);
+      // Well before the settings' 120 s timeout: the revert was promoted, not waited for.
+      expect(Date.now() - started).toBeLessThan(100_000);
+      const ro = await readRollout(app);
+      expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
+      expect(ro.status?.currentPodHash).toBe(stableBefore);
+      expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.1.0`);
+    },
+    400_000,
+  );
 });
 
 /** With ROLLOUTS_CAPTURE=<dir>, keeps the Rollout and its Application as the controllers left them, for test/fixtures/argocd. */
@@ -315,72 +254,80 @@ async function capture(app: TestApp, file: string): Promise<void> {
 
 // Issue 18 item 18: under `direct` a Rollout's timed pause (Argo CD: Suspended) resumes on its own, so it is waited out.
 describe('Argo Rollouts through Argo CD under the direct strategy', () => {
-  it('a timed canary pause is waited out and the deployment passes once the Rollout is Healthy', async () => {
-    const app = await newApp('canary', 'argocd', `        - setWeight: 50\n        - pause: { duration: 5s }`);
-    const input = {
-      project: 'podtato',
-      stage: 'dev',
-      service: app.service,
-      configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
-      deployment: { deploymentstrategy: 'direct' },
-    };
-    let finished = false;
-    const running = runTask('deployment', input).finally(() => (finished = true));
-    // Argo CD calls the paused Rollout Suspended; the deployment is still waiting then.
-    await waitUntil(
-      'the Application Suspended at the timed pause',
-      async () => {
-        const a = await env.cluster.read<KubernetesObject & { status?: { health?: { status?: string } } }>(
-          'argoproj.io/v1alpha1',
-          'Application',
-          'argocd',
-          app.name,
-        );
-        return a.status?.health?.status === 'Suspended';
-      },
-      { timeoutMs: 120_000 },
-    );
-    expect(finished).toBe(false);
-    await capture(app, 'suspended-rollout-timed-pause');
-    const deployment = await running;
-    expect(deployment.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
-    expect(deployment.finished.data.message).toMatch(/and it is Healthy/);
-    const ro = await readRollout(app);
-    expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.2.0`);
-    expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
+  it.concurrent(
+    'a timed canary pause is waited out and the deployment passes once the Rollout is Healthy',
+    async () => {
+      const app = await newApp('canary', 'argocd', `        - setWeight: 50\n        - pause: { duration: 5s }`);
+      const input = {
+        project: 'podtato',
+        stage: 'dev',
+        service: app.service,
+        configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+        deployment: { deploymentstrategy: 'direct' },
+      };
+      let finished = false;
+      const running = runTask('deployment', input).finally(() => (finished = true));
+      // Argo CD calls the paused Rollout Suspended; the deployment is still waiting then.
+      await waitUntil(
+        'the Application Suspended at the timed pause',
+        async () => {
+          const a = await env.cluster.read<KubernetesObject & { status?: { health?: { status?: string } } }>(
+            'argoproj.io/v1alpha1',
+            'Application',
+            'argocd',
+            app.name,
+          );
+          return a.status?.health?.status === 'Suspended';
+        },
+        { timeoutMs: 120_000 },
+      );
+      expect(finished).toBe(false);
+      await capture(app, 'suspended-rollout-timed-pause');
+      const deployment = await running;
+      expect(deployment.finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+      expect(deployment.finished.data.message).toMatch(/and it is Healthy/);
+      const ro = await readRollout(app);
+      expect(ro.spec.template.spec.containers[0]!.image).toBe(`${IMAGE}:0.2.0`);
+      expect(ro.status).toMatchObject({ phase: 'Healthy', stableRS: ro.status?.currentPodHash });
 
-    // A teammate makes the pause indefinite: under `direct` nothing promotes the next version, so it fails at once.
-    const file = `apps/${app.name}/rollout.yaml`;
-    await env.git.commitAsOther(
-      app.repo,
-      { [file]: (await env.git.readFile(app.repo, file)).replace('pause: { duration: 5s }', 'pause: {}') },
-      'hold every version for promotion',
-    );
-    const started = Date.now();
-    const held = await runTask('deployment', { ...input, configurationChange: { values: { image: `${IMAGE}:0.3.0` } } });
-    expect(held.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(held.finished.data.message).toMatch(
-      new RegExp(
-        `Rollout ${app.namespace}/web is at an indefinite pause step \\(step 1: pause: \\{\\}\\), which nothing resumes under this strategy: promote it`,
-      ),
-    );
-    expect(Date.now() - started).toBeLessThan(100_000);
-    await capture(app, 'suspended-rollout-indefinite-pause');
-  }, 400_000);
+      // A teammate makes the pause indefinite: under `direct` nothing promotes the next version, so it fails at once.
+      const file = `apps/${app.name}/rollout.yaml`;
+      await env.git.commitAsOther(
+        app.repo,
+        { [file]: (await env.git.readFile(app.repo, file)).replace('pause: { duration: 5s }', 'pause: {}') },
+        'hold every version for promotion',
+      );
+      const started = Date.now();
+      const held = await runTask('deployment', { ...input, configurationChange: { values: { image: `${IMAGE}:0.3.0` } } });
+      expect(held.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+      expect(held.finished.data.message).toMatch(
+        new RegExp(
+          `Rollout ${app.namespace}/web is at an indefinite pause step \\(step 1: pause: \\{\\}\\), which nothing resumes under this strategy: promote it`,
+        ),
+      );
+      expect(Date.now() - started).toBeLessThan(100_000);
+      await capture(app, 'suspended-rollout-indefinite-pause');
+    },
+    400_000,
+  );
 });
 
 describe('a progressive strategy the settings do not map', () => {
-  it('ends errored, saying so, and writes nothing', async () => {
-    const app = await newApp('blueGreen');
-    const run = await runTask('deployment', {
-      project: 'podtato',
-      stage: 'dev',
-      service: app.service,
-      configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
-      deployment: { deploymentstrategy: 'ab_test' },
-    });
-    expect(run.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-    expect(run.finished.data.message).toMatch(/"ab_test" is not one the settings deploy progressively/);
-    expect(await env.git.log(app.repo)).toHaveLength(1);
-  }, 400_000);
+  it.concurrent(
+    'ends errored, saying so, and writes nothing',
+    async () => {
+      const app = await newApp('blueGreen');
+      const run = await runTask('deployment', {
+        project: 'podtato',
+        stage: 'dev',
+        service: app.service,
+        configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
+        deployment: { deploymentstrategy: 'ab_test' },
+      });
+      expect(run.finished.data).toMatchObject({ status: 'errored', result: 'fail' });
+      expect(run.finished.data.message).toMatch(/"ab_test" is not one the settings deploy progressively/);
+      expect(await env.git.log(app.repo)).toHaveLength(1);
+    },
+    400_000,
+  );
 });
