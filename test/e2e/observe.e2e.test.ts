@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { serviceAccountKubeConfig } from '../env/chart-rbac.js';
 import { TestCluster } from '../env/cluster.js';
-import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
+import { startEnvironment, startServiceProcess, stateNamespace, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { freePort, waitUntil } from '../env/process.js';
 import {
@@ -116,7 +116,7 @@ async function linkedApp(tool: Tool, extraFiles: Record<string, string> = {}, li
 async function records(object: string): Promise<Array<{ revision: string; phase: string }>> {
   const list = await env.cluster.kc
     .makeApiClient(CoreV1Api)
-    .listNamespacedConfigMap({ namespace: 'keptn', labelSelector: 'keptn-gitops-service/kind=observation' });
+    .listNamespacedConfigMap({ namespace: stateNamespace(env), labelSelector: 'keptn-gitops-service/kind=observation' });
   return list.items
     .filter((cm) => cm.metadata?.annotations?.['keptn-gitops-service/object'] === object)
     .map((cm) => ({
@@ -625,7 +625,7 @@ describe('two replicas', () => {
 
     const leases = env.cluster.kc.makeApiClient(CoordinationV1Api);
     const holder = async () =>
-      (await leases.readNamespacedLease({ namespace: 'keptn', name: 'keptn-gitops-observer' })).spec?.holderIdentity;
+      (await leases.readNamespacedLease({ namespace: stateNamespace(env), name: 'keptn-gitops-observer' })).spec?.holderIdentity;
     const observing = await holder();
     const dead = replicas.find((r) => r.replicaId === observing)!;
     const survivor = replicas.find((r) => r.replicaId !== observing)!;
