@@ -123,6 +123,77 @@ describe('helm lint --strict and the values checks', () => {
 });
 
 describe('rendered templates', () => {
+  /** Namespace → the resources its Roles let the service write (create, update or delete). */
+  const writable = (objects: KubernetesObject[]): Record<string, string[]> => {
+    const out: Record<string, string[]> = {};
+    for (const role of objects.filter((o) => o.kind === 'Role') as Array<
+      KubernetesObject & { rules: Array<{ resources: string[]; verbs: string[] }> }
+    >)
+      for (const rule of role.rules)
+        if (rule.verbs.some((v) => ['create', 'update', 'delete'].includes(v)))
+          (out[role.metadata!.namespace!] ??= []).push(...rule.resources);
+    return out;
+  };
+  const podSpec = (objects: KubernetesObject[]) => deploymentOf(objects).spec!.template.spec!;
+
+  it('keeps the state in a namespace of its own, made by the chart and kept on uninstall; the only writes are there (ADR 17)', async () => {
+    const objects = await helm.render('gitops-service', 'keptn', {});
+    const namespaces = objects.filter((o) => o.kind === 'Namespace');
+    expect(namespaces.map((n) => [n.metadata?.name, n.metadata?.annotations?.['helm.sh/resource-policy']])).toEqual([
+      ['keptn-gitops-service-state', 'keep'],
+    ]);
+    expect(writable(objects)).toEqual({ 'keptn-gitops-service-state': ['configmaps', 'leases'] });
+    const env = containerEnv(podSpec(objects), 'gitops-service');
+    expect(env['STATE_NAMESPACE']?.value).toBe('keptn-gitops-service-state');
+    expect(env['PREVIOUS_STATE_NAMESPACE']).toBeUndefined();
+    // A namespace named in the values is the user's: the chart makes none.
+    const named = await helm.render('gitops-service', 'keptn', { state: { namespace: 'gitops-state' } });
+    expect(named.filter((o) => o.kind === 'Namespace')).toEqual([]);
+    expect(writable(named)).toEqual({ 'gitops-state': ['configmaps', 'leases'] });
+    // Names past 63 characters are cut, and a hash of the whole keeps two releases apart.
+    const long = (release: string) =>
+      helm
+        .render(release, 'keptn-team-platform-delivery', {})
+        .then((o) => containerEnv(podSpec(o), 'gitops-service')['STATE_NAMESPACE']?.value ?? '');
+    const [a, b] = await Promise.all([long('gitops-service-for-the-payments-team-a'), long('gitops-service-for-the-payments-team-b')]);
+    expect([a.length, b.length]).toEqual([63, 63]);
+    expect(a).not.toBe(b);
+    expect(a).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+  });
+
+  it('moving the state (state.moveFrom, or what helm upgrade finds): the service is told, and keeps its Role there meanwhile', async () => {
+    const objects = await helm.render('gitops-service', 'keptn', { state: { moveFrom: 'keptn' } });
+    expect(containerEnv(podSpec(objects), 'gitops-service')['PREVIOUS_STATE_NAMESPACE']?.value).toBe('keptn');
+    expect(writable(objects)).toEqual({ 'keptn-gitops-service-state': ['configmaps', 'leases'], keptn: ['configmaps', 'leases'] });
+    // From a namespace into itself there is nothing to move.
+    const same = await helm.render('gitops-service', 'keptn', { state: { namespace: 'keptn', moveFrom: 'keptn' } });
+    expect(containerEnv(podSpec(same), 'gitops-service')['PREVIOUS_STATE_NAMESPACE']).toBeUndefined();
+  });
+
+  it("apart from Keptn: Keptn's Secrets, and a DNS search path into Keptn's namespace for NATS and the distributor's API proxy", async () => {
+    const beside = podSpec(await helm.render('gitops-service', 'keptn', {}));
+    expect(beside.dnsConfig).toBeUndefined();
+    const objects = await helm.render('gitops', 'keptn-gitops', { keptnNamespace: 'keptn' });
+    const spec = podSpec(objects);
+    // resource-service:8080 and shipyard-controller:8080 are fixed in the distributor (keptn/keptn 1.4.5
+    // distributor/pkg/config/const.go): short names, found only through the search path.
+    expect(spec.dnsConfig).toEqual({ searches: ['keptn.svc.cluster.local'] });
+    expect(containerEnv(spec, 'distributor')['PUBSUB_URL']?.value).toBe('nats://keptn-nats');
+    expect(containerEnv(spec, 'gitops-service')['SECRET_NAMESPACE']?.value).toBe('keptn');
+    expect(containerEnv(spec, 'gitops-service')['STATE_NAMESPACE']?.value).toBe('keptn-gitops-gitops-state');
+    expect(
+      objects
+        .filter((o) => o.kind === 'RoleBinding' && o.metadata?.namespace === 'keptn')
+        .map((o) => (o as { roleRef: { name: string } }).roleRef.name),
+    ).toEqual(['keptn-secrets-default-read']);
+    expect(writable(objects)).toEqual({ 'keptn-gitops-gitops-state': ['configmaps', 'leases'] });
+    const domain = podSpec(await helm.render('gitops', 'keptn-gitops', { keptnNamespace: 'keptn', clusterDomain: 'corp.example' }));
+    expect(domain.dnsConfig).toEqual({ searches: ['keptn.svc.corp.example'] });
+    // A remote execution plane reaches Keptn through its API, not by cluster names.
+    const remote = podSpec(await helm.render('remote', 'keptn-exec', { ...VALUE_SETS['remotePlane'], keptnNamespace: 'keptn' }));
+    expect(remote.dnsConfig).toBeUndefined();
+  });
+
   it("pulls the image of the chart's appVersion by default, and that is package.json's version (what a release publishes)", async () => {
     const chart = parse(await readFile(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { appVersion: string };
     const pkg = JSON.parse(await readFile(join(CHART_DIR, '..', 'package.json'), 'utf8')) as { version: string };
@@ -320,24 +391,28 @@ describe('the notes after install', () => {
   it("fit where the chart was installed: beside Keptn, or apart from Keptn's namespace", async () => {
     const beside = await notes('gitops-service', 'keptn', {});
     expect(beside).toContain("Keptn is taken to run in keptn, this release's namespace");
-    expect(beside).toContain("and that is\n  Keptn's namespace: Keptn's own ConfigMaps and leader-election Leases included");
+    expect(beside).toContain("If Keptn runs in another namespace, upgrade with --set keptnNamespace=<Keptn's namespace>");
+    expect(beside).toContain("Deployment records and replica Leases: namespace keptn-gitops-service-state, the release's own");
+    expect(beside).not.toContain("Keptn's own ConfigMaps");
 
-    const apart = await notes('gitops', 'keptn-gitops', {
-      service: { secretNamespace: 'keptn' },
-      state: { namespace: 'keptn-gitops-state' },
-    });
-    expect(apart).toContain('Keptn runs in keptn (service.secretNamespace), apart from this release');
-    expect(apart).toContain('WARNING: distributor.natsUrl=nats://keptn-nats is a name in keptn-gitops, not in keptn');
+    // The state in Keptn's namespace, asked for: said plainly what that allows.
+    const inKeptns = await notes('gitops-service', 'keptn', { state: { namespace: 'keptn' } });
+    expect(inKeptns).toContain("and that is\n  Keptn's namespace: Keptn's own ConfigMaps and leader-election Leases included");
+
+    const apart = await notes('gitops', 'keptn-gitops', { keptnNamespace: 'keptn' });
+    expect(apart).toContain('Keptn runs in keptn (keptnNamespace), apart from this release: Git credentials are read in keptn');
+    expect(apart).toContain("the pod's DNS search path goes on to keptn.svc.cluster.local, where the distributor finds NATS");
     expect(apart).toContain('kubectl -n keptn annotate secret <name>');
+    expect(apart).toContain('namespace keptn-gitops-gitops-state, the release');
     expect(apart).not.toContain("Keptn's own ConfigMaps");
 
-    const apartWithNats = await notes('gitops', 'keptn-gitops', {
-      service: { secretNamespace: 'keptn' },
-      distributor: { natsUrl: 'nats://keptn-nats.keptn' },
-    });
-    expect(apartWithNats).not.toContain('WARNING');
+    // Installations made before keptnNamespace named Keptn's namespace as the Secrets' one: it counts as Keptn's.
+    const apartBySecrets = await notes('gitops', 'keptn-gitops', { service: { secretNamespace: 'keptn' } });
+    expect(apartBySecrets).toContain('Keptn runs in keptn (keptnNamespace), apart from this release');
+
     // Records in the release's own namespace, which is not Keptn's: a warning about that namespace, not Keptn's.
-    expect(apartWithNats).toContain('keep nothing else in\n  keptn-gitops');
+    const inRelease = await notes('gitops', 'keptn-gitops', { keptnNamespace: 'keptn', state: { namespace: 'keptn-gitops' } });
+    expect(inRelease).toContain('keep nothing else in\n  keptn-gitops.');
 
     const remote = await notes('remote', 'keptn-exec', VALUE_SETS['remotePlane']!);
     expect(remote).toContain('Keptn runs in another cluster: Git credentials are Secrets in namespace keptn-exec of this one.');
@@ -377,6 +452,8 @@ describe('server-side dry run on the real API server', () => {
       expect(objects.map((o) => o.kind)).toEqual(
         expect.arrayContaining(['ServiceAccount', 'Role', 'RoleBinding', ...clusterWide, 'Service', 'Deployment', 'Pod']),
       );
+      // helm creates the namespaces it renders before what goes into them; a dry run of a Namespace creates none.
+      await cluster.apply(objects.filter((o) => o.kind === 'Namespace'));
       for (const obj of objects) {
         const accepted = await explain(`dry run of ${obj.kind} ${obj.metadata?.name}`, () =>
           cluster.objects.patch(obj, undefined, 'All', 'chart-e2e', true, PatchStrategy.ServerSideApply),
