@@ -1,6 +1,6 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { request as httpsRequest } from 'node:https';
-import { type Environment, type ServiceReplica } from '../test/env/environment.js';
+import { stateNamespace, type Environment, type ServiceReplica } from '../test/env/environment.js';
 import { SIZES, rows } from './common.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ export async function apiserverCounts(env: Environment): Promise<Map<string, num
 /** The service's deployment records (ConfigMaps in its state namespace), finished ones included. */
 export async function recordCount(env: Environment): Promise<number> {
   const list = await env.cluster.kc.makeApiClient(CoreV1Api).listNamespacedConfigMap({
-    namespace: env.identity?.stateNamespace ?? 'keptn',
+    namespace: stateNamespace(env),
     labelSelector: 'app.kubernetes.io/managed-by=keptn-gitops-service',
   });
   return list.items.length;

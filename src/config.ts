@@ -47,6 +47,11 @@ export interface ServiceConfig {
   apiToken?: string;
   /** Namespace of the deployment records and replica Leases. */
   stateNamespace: string;
+  /**
+   * Where an earlier release kept them (PREVIOUS_STATE_NAMESPACE, set by the chart on the upgrade that moves the
+   * state): what is left there is moved here once that release's replicas have stopped (ADR 17).
+   */
+  previousStateNamespace?: string;
   /** This replica's name in Leases and records; stable across container restarts in one pod. */
   replicaId: string;
   /** A replica whose Lease is this old is taken for stopped; its deployments are adopted. */
@@ -186,6 +191,14 @@ export function loadConfig(env: Env): ServiceConfig {
     problems.push(
       `ALLOWED_GIT_HOSTS must list host or host:port entries (or *), comma-separated, got ${JSON.stringify(badHost.slice(0, 80))}`,
     );
+  const stateNamespace = env['STATE_NAMESPACE'] ?? env['POD_NAMESPACE'] ?? 'keptn';
+  const previousStateNamespace = env['PREVIOUS_STATE_NAMESPACE']?.trim() || undefined;
+  for (const [name, value] of [
+    ['STATE_NAMESPACE', stateNamespace],
+    ['PREVIOUS_STATE_NAMESPACE', previousStateNamespace],
+  ] as const)
+    if (value !== undefined && !NAMESPACE.test(value))
+      problems.push(`${name} must be a namespace name, got ${JSON.stringify(value.slice(0, 80))}`);
   const retention = env['OBSERVATION_RETENTION'] ?? DEFAULT_OBSERVATION_RETENTION;
   if (!isDuration(retention) || parseDuration(retention) < MIN_RETENTION_MS)
     problems.push(`OBSERVATION_RETENTION must be a duration of at least 1h, like 168h, got ${JSON.stringify(retention)}`);
@@ -211,7 +224,8 @@ export function loadConfig(env: Env): ServiceConfig {
       email: env['GIT_AUTHOR_EMAIL'] ?? 'keptn-gitops-service@keptn.local',
     },
     ...(env['KEPTN_API_TOKEN'] ? { apiToken: env['KEPTN_API_TOKEN'] } : {}),
-    stateNamespace: env['STATE_NAMESPACE'] ?? env['POD_NAMESPACE'] ?? 'keptn',
+    stateNamespace,
+    ...(previousStateNamespace && previousStateNamespace !== stateNamespace ? { previousStateNamespace } : {}),
     replicaId: env['REPLICA_ID'] ?? env['POD_NAME'] ?? hostname(),
     leaseSeconds,
     resumeIntervalMs: parseDuration(resumeInterval),

@@ -28,6 +28,7 @@ import { parseDuration } from './shared/duration.js';
 import { DeploymentRunner } from './tasks/runner.js';
 import { ConfigMapStore } from './platform/state/configmaps.js';
 import { LeaseRegistry } from './platform/state/replicas.js';
+import { StateMove } from './platform/state/move.js';
 import { DirectorySettings, ResourceServiceSettings } from './platform/settings/source.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
 import { SOURCE_KINDS } from './tasks/target-source.js';
@@ -160,6 +161,17 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
           { loggerInstance: log.child({ component: 'notifications' }) },
         )
       : undefined;
+  // An upgrade that changed the state namespace: what the earlier release left there comes here once its replicas
+  // stopped, and is adopted like the work of any stopped replica. The observer waits for it, so that one replica
+  // observes at a time across the move (the earlier one holds the observer Lease there until it stops).
+  let stopping = false;
+  const moved = config.previousStateNamespace
+    ? new StateMove(kc, config.previousStateNamespace, config.stateNamespace).untilDone(
+        config.resumeIntervalMs,
+        log.child({ component: 'state-move' }),
+        () => stopping,
+      )
+    : Promise.resolve();
   const probes = buildProbeApp(
     { ready: () => cluster.ready(), metrics, gate: (...args) => flagger.gate(...args) },
     { loggerInstance: log },
@@ -168,12 +180,16 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   try {
     await probes.listen({ host: config.healthHost, port: config.healthPort });
     await runner.start();
-    observer?.start();
-    retention?.start();
+    void moved.then(() => {
+      if (stopping) return;
+      observer?.start();
+      retention?.start();
+    });
     await notifyKeys?.start();
     if (notify) await notify.listen({ host: config.notifyHost, port: config.notifyPort! });
     await app.listen({ host: config.host, port: config.port });
   } catch (err: unknown) {
+    stopping = true;
     runner.stop();
     notifyKeys?.stop();
     await observer?.stop();
@@ -197,6 +213,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      stopping = true;
       // No new events or announcements, then a bounded wait for the running deployments; what is left is recorded,
       // and resumed elsewhere.
       await observer?.stop();

@@ -190,3 +190,69 @@ container and makes server-side apply refuse the object (duplicate entries for k
   verbs: [get, list, watch]
 {{- end }}
 {{- end }}
+
+{{/*
+Keptn's namespace: keptnNamespace, else service.secretNamespace (where `keptn create secret` puts Secrets, which is
+Keptn's namespace), else the release namespace (installed beside Keptn).
+*/}}
+{{- define "gitops.keptnNamespace" -}}
+{{- .Values.keptnNamespace | default .Values.service.secretNamespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* Where the service reads the Secrets named without a namespace: service.secretNamespace, else Keptn's namespace. */}}
+{{- define "gitops.secretNamespace" -}}
+{{- .Values.service.secretNamespace | default (include "gitops.keptnNamespace" .) -}}
+{{- end -}}
+
+{{/*
+The state namespace (ADR 17): state.namespace, else one of the release's own, `<release namespace>-<release>-state`
+(both are DNS labels, so the name is one too); past 63 characters it is cut and a hash of the whole keeps it unique.
+*/}}
+{{- define "gitops.stateNamespace" -}}
+{{- if .Values.state.namespace -}}
+{{- .Values.state.namespace -}}
+{{- else -}}
+{{- $name := printf "%s-%s-state" .Release.Namespace .Release.Name -}}
+{{- if gt (len $name) 63 -}}
+{{- printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (sha256sum $name | trunc 8) -}}
+{{- else -}}
+{{- $name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where an earlier release kept the state, when it is not the state namespace now (ADR 17): state.moveFrom, else what
+this release's running Deployment says (its STATE_NAMESPACE; or, after an upgrade that began a move, its
+PREVIOUS_STATE_NAMESPACE while anything of the service is left there). Empty when nothing is to be moved, and always
+under `helm template`, where lookup answers nothing.
+*/}}
+{{- define "gitops.stateMoveFrom" -}}
+{{- $to := include "gitops.stateNamespace" . -}}
+{{- $from := .Values.state.moveFrom -}}
+{{- if not $from -}}
+{{- $env := dict -}}
+{{- $current := lookup "apps/v1" "Deployment" .Release.Namespace (include "gitops.fullname" .) -}}
+{{- range (dig "spec" "template" "spec" "containers" list $current) -}}
+{{- if eq (get . "name") "gitops-service" -}}
+{{- range (get . "env" | default list) -}}
+{{- $_ := set $env (get . "name") (get . "value" | default "") -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $was := get $env "STATE_NAMESPACE" -}}
+{{- $before := get $env "PREVIOUS_STATE_NAMESPACE" -}}
+{{- if and $was (ne $was $to) -}}
+{{- $from = $was -}}
+{{- else if and $before (ne $before $to) -}}
+{{- $left := false -}}
+{{- range (concat (dig "items" list (lookup "v1" "ConfigMap" $before "")) (dig "items" list (lookup "coordination.k8s.io/v1" "Lease" $before ""))) -}}
+{{- if eq (dig "metadata" "labels" "app.kubernetes.io/managed-by" "" .) "keptn-gitops-service" -}}
+{{- $left = true -}}
+{{- end -}}
+{{- end -}}
+{{- if $left }}{{ $from = $before }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $from (ne $from $to) }}{{ $from }}{{ end -}}
+{{- end -}}

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import { createServer as createTcpServer, type Socket } from 'node:net';
-import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
+import { startEnvironment, startServiceProcess, stateNamespace, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
 import {
@@ -120,7 +120,7 @@ const answers = (t: KeptnCloudEvent) =>
 async function records(): Promise<Array<{ owner: string; phase: string; triggeredid: string }>> {
   const list = await env.cluster.kc
     .makeApiClient(CoreV1Api)
-    .listNamespacedConfigMap({ namespace: 'keptn', labelSelector: 'keptn-gitops-service/kind=deployment' });
+    .listNamespacedConfigMap({ namespace: stateNamespace(env), labelSelector: 'keptn-gitops-service/kind=deployment' });
   return list.items.map((cm) => ({
     owner: cm.metadata?.annotations?.['keptn-gitops-service/owner'] ?? '',
     phase: cm.metadata?.labels?.['keptn-gitops-service/phase'] ?? '',

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import { recordName } from '../../src/platform/state/configmaps.js';
-import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../env/environment.js';
+import { startEnvironment, startServiceProcess, stateNamespace, type Environment, type ServiceReplica } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../env/keptn.js';
 
 const execFileAsync = promisify(execFile);
@@ -149,7 +149,7 @@ const triggered = (service: string): KeptnCloudEvent =>
 
 async function recorded(id: string): Promise<boolean> {
   try {
-    await env.cluster.kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace: 'keptn', name: recordName(id) });
+    await env.cluster.kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace: stateNamespace(env), name: recordName(id) });
     return true;
   } catch (err: unknown) {
     if ((err as { code?: number }).code === 404) return false;

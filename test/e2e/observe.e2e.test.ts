@@ -6,7 +6,7 @@
 // observing replica.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, type KubernetesObject } from '@kubernetes/client-node';
-import { startServiceProcess } from '../env/environment.js';
+import { startServiceProcess, stateNamespace } from '../env/environment.js';
 import { waitUntil } from '../env/process.js';
 import { changeCases } from './observe/changes.cases.js';
 import { notificationCases } from './observe/notifications.cases.js';
@@ -69,7 +69,7 @@ describe('two replicas', () => {
 
     const leases = env.cluster.kc.makeApiClient(CoordinationV1Api);
     const holder = async () =>
-      (await leases.readNamespacedLease({ namespace: 'keptn', name: 'keptn-gitops-observer' })).spec?.holderIdentity;
+      (await leases.readNamespacedLease({ namespace: stateNamespace(env), name: 'keptn-gitops-observer' })).spec?.holderIdentity;
     const observing = await holder();
     const dead = replicas.find((r) => r.replicaId === observing)!;
     const survivor = replicas.find((r) => r.replicaId !== observing)!;

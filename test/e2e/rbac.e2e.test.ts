@@ -24,7 +24,8 @@ import {
 
 const RELEASE = 'gitops';
 const RELEASE_NAMESPACE = 'gitops-system';
-const STATE_NAMESPACE = 'gitops-state';
+/** The chart's default state namespace for this release: one of its own (ADR 17). */
+const STATE_NAMESPACE = 'gitops-system-gitops-state';
 const MANAGED = 'app.kubernetes.io/managed-by=keptn-gitops-service';
 
 let env: Environment;
@@ -35,12 +36,9 @@ beforeAll(async () => {
   env = await startEnvironment({
     flux: true,
     argocd: true,
-    // Installed apart from Keptn, as the chart README recommends: Secrets in Keptn's namespace, state in its own.
-    chartIdentity: {
-      release: RELEASE,
-      namespace: RELEASE_NAMESPACE,
-      values: { service: { secretNamespace: 'keptn' }, state: { namespace: STATE_NAMESPACE } },
-    },
+    // Installed apart from Keptn with nothing set but Keptn's namespace (chart README): Secrets read there, the
+    // state in a namespace of its own by default.
+    chartIdentity: { release: RELEASE, namespace: RELEASE_NAMESPACE, values: { keptnNamespace: 'keptn' } },
   });
   events = env.controlPlane.subscribe('sh.keptn.event.>');
 }, 300_000);
@@ -188,6 +186,14 @@ describe('access reviews with the same token: what the chart ServiceAccount must
       for (const attrs of [
         ...verbs(ALL, { namespace, resource: 'configmaps' }),
         ...verbs(ALL, { namespace, group: 'coordination.k8s.io', resource: 'leases' }),
+      ])
+        expect({ ...attrs, allowed: await allowed(attrs) }).toEqual({ ...attrs, allowed: false });
+    }
+    // Keptn's own leader-election Lease and configuration, by name.
+    for (const verb of ['update', 'patch', 'delete']) {
+      for (const attrs of [
+        { namespace: 'keptn', verb, group: 'coordination.k8s.io', resource: 'leases', name: 'shipyard-controller' },
+        { namespace: 'keptn', verb, resource: 'configmaps', name: 'keptn-domain' },
       ])
         expect({ ...attrs, allowed: await allowed(attrs) }).toEqual({ ...attrs, allowed: false });
     }

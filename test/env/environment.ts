@@ -101,7 +101,7 @@ export function serviceEnvironment(
     GITOPS_WORK_DIR: join(env.workDir, `service-git-${port}`),
     KUBECONFIG: env.identity?.kubeconfigPath ?? env.kube.kubeconfigPath,
     SECRET_NAMESPACE: env.identity?.secretNamespace ?? 'keptn',
-    STATE_NAMESPACE: env.identity?.stateNamespace ?? 'keptn',
+    STATE_NAMESPACE: stateNamespace(env),
     ...(env.identity?.watchNamespaces ? { WATCH_NAMESPACES: env.identity.watchNamespaces } : {}),
     LOG_LEVEL: 'debug',
     // The Git and SSH servers of the environment listen on loopback, which the service refuses unless allowed (the
@@ -109,6 +109,11 @@ export function serviceEnvironment(
     ALLOWED_GIT_HOSTS: '127.0.0.1',
     ...extra,
   };
+}
+
+/** Where the service under test keeps its records and Leases: the chart's state namespace (ADR 17). */
+export function stateNamespace(env: Pick<Environment, 'identity'>): string {
+  return env.identity?.stateNamespace ?? 'keptn';
 }
 
 /** The chart as the README installs it: in Keptn's namespace, default values. */

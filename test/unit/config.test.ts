@@ -84,3 +84,21 @@ describe('Git settings (issue 19, items 5 and 8)', () => {
     expect(() => loadConfig(env)).toThrow(problem);
   });
 });
+
+describe('state settings', () => {
+  it('keeps the state in STATE_NAMESPACE, and moves it from PREVIOUS_STATE_NAMESPACE only when that is another one', () => {
+    expect(loadConfig({ STATE_NAMESPACE: 'keptn-gitops-service-state', PREVIOUS_STATE_NAMESPACE: 'keptn' })).toMatchObject({
+      stateNamespace: 'keptn-gitops-service-state',
+      previousStateNamespace: 'keptn',
+    });
+    expect(loadConfig({ STATE_NAMESPACE: 'keptn', PREVIOUS_STATE_NAMESPACE: 'keptn' }).previousStateNamespace).toBeUndefined();
+    expect(loadConfig({ STATE_NAMESPACE: 'keptn', PREVIOUS_STATE_NAMESPACE: ' ' }).previousStateNamespace).toBeUndefined();
+  });
+
+  it.each([
+    [{ STATE_NAMESPACE: 'Keptn State' }, /STATE_NAMESPACE must be a namespace name, got "Keptn State"/],
+    [{ PREVIOUS_STATE_NAMESPACE: 'keptn/other' }, /PREVIOUS_STATE_NAMESPACE must be a namespace name, got "keptn\/other"/],
+  ])('refuses %j', (env, problem) => {
+    expect(() => loadConfig(env)).toThrow(problem);
+  });
+});

@@ -2,7 +2,7 @@
 // observing replica, shared by every case module of observe.e2e.test.ts, and the team setups the cases build.
 // `env`, `events` and `notifyPort` are live bindings: set by start() in the test file's beforeAll.
 import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
-import { startEnvironment, startServiceProcess, type Environment, type ServiceReplica } from '../../env/environment.js';
+import { startEnvironment, startServiceProcess, stateNamespace, type Environment, type ServiceReplica } from '../../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../../env/keptn.js';
 import { freePort, waitUntil } from '../../env/process.js';
 import {
@@ -115,7 +115,7 @@ export async function linkedApp(tool: Tool, extraFiles: Record<string, string> =
 export async function records(object: string): Promise<Array<{ revision: string; phase: string }>> {
   const list = await env.cluster.kc
     .makeApiClient(CoreV1Api)
-    .listNamespacedConfigMap({ namespace: 'keptn', labelSelector: 'keptn-gitops-service/kind=observation' });
+    .listNamespacedConfigMap({ namespace: stateNamespace(env), labelSelector: 'keptn-gitops-service/kind=observation' });
   return list.items
     .filter((cm) => cm.metadata?.annotations?.['keptn-gitops-service/object'] === object)
     .map((cm) => ({

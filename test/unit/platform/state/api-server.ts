@@ -1,5 +1,5 @@
-// A small in-process stand-in for the parts of the Kubernetes API the state modules use (ConfigMaps and Leases in
-// one namespace), over real HTTP, so that ConfigMapStore and LeaseRegistry are tested through @kubernetes/client-node
+// A small in-process stand-in for the parts of the Kubernetes API the state modules use (ConfigMaps and Leases, per
+// namespace; `keptn` unless a test names another), over real HTTP, so that ConfigMapStore and LeaseRegistry are tested through @kubernetes/client-node
 // as they run. It keeps the API server's rules that matter to them: resourceVersion compare-and-swap on replace
 // (409), 409 on creating what exists, 404 on what does not, a delete's resourceVersion precondition (409), label
 // selectors on list, and an update that changes nothing keeps its resourceVersion (k8s.io/apiserver
@@ -52,7 +52,7 @@ export class FakeApiServer {
     return kc;
   }
 
-  /** The next requests answer these statuses, one each, before anything is done. */
+  /** The next requests answer these statuses, one each, before anything is done (0: that request is served). */
   failNext(...statuses: number[]): void {
     this.failures.push(...statuses);
   }
@@ -62,14 +62,20 @@ export class FakeApiServer {
     this.listFailures.push(...statuses);
   }
 
-  get(kind: 'configmaps' | 'leases', name: string): StoredObject | undefined {
-    return this.objects.get(`${kind}/${name}`);
+  get(kind: 'configmaps' | 'leases', name: string, namespace = 'keptn'): StoredObject | undefined {
+    return this.objects.get(`${kind}/${namespace}/${name}`);
   }
 
-  /** Puts an object as another writer would, with a new resourceVersion. */
+  /** The names of the objects of a kind in a namespace. */
+  names(kind: 'configmaps' | 'leases', namespace: string): string[] {
+    return [...this.objects.keys()].filter((k) => k.startsWith(`${kind}/${namespace}/`)).map((k) => k.split('/')[2]!);
+  }
+
+  /** Puts an object as another writer would, with a new resourceVersion (in its namespace, or `keptn`). */
   put(kind: 'configmaps' | 'leases', object: StoredObject): StoredObject {
-    const stored = { ...object, metadata: { ...object.metadata, resourceVersion: String(++this.revision) } };
-    this.objects.set(`${kind}/${object.metadata.name}`, stored);
+    const namespace = object.metadata.namespace ?? 'keptn';
+    const stored = { ...object, metadata: { ...object.metadata, namespace, resourceVersion: String(++this.revision) } };
+    this.objects.set(`${kind}/${namespace}/${object.metadata.name}`, stored);
     return stored;
   }
 
@@ -88,24 +94,24 @@ export class FakeApiServer {
       res.end(JSON.stringify(payload));
     };
     const failure = this.failures.shift();
-    if (failure !== undefined) return send(failure, status(failure, 'injected failure'));
+    if (failure !== undefined && failure !== 0) return send(failure, status(failure, 'injected failure'));
     const match = ROUTE.exec(url.pathname);
     if (!match) return send(404, status(404, `no route ${url.pathname}`));
-    const [, , kind, name] = match as unknown as [string, string, 'configmaps' | 'leases', string | undefined];
+    const [, namespace, kind, name] = match as unknown as [string, string, 'configmaps' | 'leases', string | undefined];
     const listFailure = req.method === 'GET' && !name ? this.listFailures.shift() : undefined;
     if (listFailure !== undefined) return send(listFailure, status(listFailure, 'injected failure'));
-    const key = (n: string) => `${kind}/${n}`;
+    const key = (n: string) => `${kind}/${namespace}/${n}`;
     switch (`${req.method} ${name ? 'one' : 'all'}`) {
       case 'POST all': {
         if (this.objects.has(key(body!.metadata.name))) return send(409, status(409, 'AlreadyExists'));
-        return send(201, this.put(kind, body!));
+        return send(201, this.put(kind, { ...body!, metadata: { ...body!.metadata, namespace } }));
       }
       case 'PUT one': {
         const current = this.objects.get(key(name!));
         if (!current) return send(404, status(404, 'NotFound'));
         if (body!.metadata.resourceVersion !== current.metadata.resourceVersion) return send(409, status(409, 'Conflict'));
         if (JSON.stringify(body) === JSON.stringify(current)) return send(200, current);
-        return send(200, this.put(kind, body!));
+        return send(200, this.put(kind, { ...body!, metadata: { ...body!.metadata, namespace } }));
       }
       case 'GET one': {
         const current = this.objects.get(key(name!));
@@ -127,7 +133,7 @@ export class FakeApiServer {
         const items = [...this.objects.entries()]
           .filter(
             ([k, o]) =>
-              k.startsWith(`${kind}/`) &&
+              k.startsWith(`${kind}/${namespace}/`) &&
               Object.entries(selector).every(([l, v]) => o.metadata.labels?.[l] === v) &&
               excluded.every(([l, v]) => o.metadata.labels?.[l] !== v),
           )
