@@ -27,7 +27,7 @@ import {
   type RuleContext,
 } from './object.js';
 import { blockedDependency } from './dependencies.js';
-import type { InventoryRef } from './inventory.js';
+import { fluxHealthChecks } from './healthcheck.js';
 import { kustomizationRevisions } from './origin.js';
 import { checkInventory } from './workloads.js';
 
@@ -40,33 +40,6 @@ export function specMayCarryImage(obj: FluxObject): boolean {
   const images = obj.spec?.['images'];
   const substitute = (obj.spec?.['postBuild'] as { substitute?: Record<string, string> } | undefined)?.substitute;
   return (Array.isArray(images) && images.length > 0) || Object.keys(substitute ?? {}).length > 0;
-}
-
-interface HealthCheckRef {
-  apiVersion?: string;
-  kind?: string;
-  name?: string;
-  namespace?: string;
-}
-
-/**
- * Which workloads kustomize-controller health-checked before it set Ready=True. kustomize-controller 1.9.4
- * kustomization_controller.go checkHealth: with `spec.wait` every applied object; otherwise only the objects
- * `spec.healthChecks` lists (internal/inventory/inventory.go ReferenceToObjMetadataSet: the group from `apiVersion`,
- * `apps/v1` when empty, and the namespace as written, none when left out); with neither, none. A workload the list
- * leaves out was applied, not checked, so it gets the same rollout check as under a Kustomization without `wait`.
- */
-export function fluxHealthChecks(obj: FluxObject): { all: boolean; checked: (ref: InventoryRef) => boolean; why: string } {
-  if (obj.spec?.['wait'] === true) return { all: true, checked: () => true, why: '' };
-  const listed = (obj.spec?.['healthChecks'] as HealthCheckRef[] | undefined) ?? [];
-  if (listed.length === 0) return { all: false, checked: () => false, why: 'spec.wait is off' };
-  const checked = (ref: InventoryRef): boolean =>
-    listed.some((hc) => {
-      const apiVersion = hc.apiVersion || 'apps/v1';
-      const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-      return group === ref.group && hc.kind === ref.kind && hc.name === ref.name && (hc.namespace ?? '') === ref.namespace;
-    });
-  return { all: false, checked, why: 'spec.wait is off and spec.healthChecks does not list it' };
 }
 
 export function evaluateKustomization(obj: FluxObject, expected: Expectation, ctx: RuleContext, depth = 0): Verdict {
