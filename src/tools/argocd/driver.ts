@@ -11,7 +11,7 @@ import { untilSynced, type KubeObject } from '../../platform/k8s/watch.js';
 import { parseDuration } from '../../shared/duration.js';
 import { isRetryableError, retry, type RetryPolicy } from '../../shared/retry.js';
 import type { DeliveryRequest, DeliveryTool } from '../../judge/tool.js';
-import { waitForVerdict, waitingFor, type FinalVerdict } from '../../judge/wait.js';
+import { toolTimeoutMessage, waitForVerdict, waitingFor, type FinalVerdict } from '../../judge/wait.js';
 import { blockedUntil, type SyncWindow } from './windows.js';
 import { followedApplication, generatedFromFile, owningApplicationSet, syncsStepByStep, type ApplicationSet } from './topology.js';
 import { PodlessReads } from './podless.js';
@@ -210,7 +210,7 @@ export class ArgoCDTool implements DeliveryTool {
           ...generated,
         });
       },
-      timeoutMessage: (last) => `Argo CD did not apply commit ${req.commit} in time: ${last}`,
+      timeoutMessage: toolTimeoutMessage('Argo CD', req.commit),
     });
   }
 
