@@ -15,6 +15,7 @@ import { toolTimeoutMessage, waitForVerdict, waitingFor, type FinalVerdict } fro
 import { blockedUntil, type SyncWindow } from './windows.js';
 import { followedApplication, generatedFromFile, owningApplicationSet, syncsStepByStep, type ApplicationSet } from './topology.js';
 import { PodlessReads } from './podless.js';
+import { UnhealthyReads } from './unhealthy.js';
 import {
   alreadyPastOurs,
   comparisonError,
@@ -134,6 +135,7 @@ export class ArgoCDTool implements DeliveryTool {
     const log = req.log.child({ application: `${namespace}/${name}` });
     log.info({ sourceIndex: tracked.index, mustSync, via: followed.via, ...generated }, 'argo cd refresh requested');
     const podless = new PodlessReads(this.cluster, app);
+    const unhealthy = new UnhealthyReads(this.cluster, app);
 
     const syncBlocked = await this.windowsBlocking(app, mustSync, req);
     const graceMs = req.argocd?.degradedGrace ? parseDuration(req.argocd.degradedGrace) : DEFAULT_DEGRADED_GRACE_MS;
@@ -163,6 +165,7 @@ export class ArgoCDTool implements DeliveryTool {
           log.info({ comparisonError: comparisonError(current) }, 'argo cd could not reach the repository; normal refresh requested');
         }
         await podless.refresh(current, req.images);
+        await unhealthy.refresh(current);
         // A Git files generator regenerated the Application after our sync (our file is in its spec now, not in the
         // manifests we synced): the new spec needs a sync too. Its status is no part of spec, so compare spec only.
         if (syncStarted && generated.regeneratedBy && JSON.stringify(current.spec) !== syncedSpec) syncStarted = false;
@@ -207,6 +210,7 @@ export class ArgoCDTool implements DeliveryTool {
           degradedGraceMs: graceMs,
           ...(syncBlocked ? { syncBlocked } : {}),
           ...(podless.found.length ? { podless: podless.found } : {}),
+          ...(unhealthy.found.length ? { unhealthy: unhealthy.found } : {}),
           ...generated,
         });
       },
