@@ -250,7 +250,7 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
       lastReason = reason;
       lastApplied = verdict.applied;
       lastReasonSet = true;
-      if (verdict.busyUntil !== undefined) extendDeadline(verdict.busyUntil);
+      countFrom(verdict.busyUntil);
       if (failures.length || retrySoon) scheduleRetry();
       else failedPasses = 0;
     };
@@ -299,19 +299,29 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
       clearTimeout(firstLookTimer);
       timer = setTimeout(timedOut, Math.max(0, deadline - Date.now()));
     };
+    /** The deadline before any tool said it was busy; `busy` while the last pending answer said so. */
+    const baseDeadline = deadline;
+    let busy = false;
     /**
      * The tool cannot act on our commit before `busyUntil` (issue 24 item 1: kustomize-controller finishing the health
-     * check of a failed revision before it applies a revert): that time is not ours to count, so the deadline is at
-     * least the wait's own length after it, however short the settings' timeout.
+     * check of a failed revision before it applies a revert): that time is not ours to count. While it is busy the
+     * deadline is the wait's own length after `busyUntil` (an upper bound); once it is free, the wait's own length
+     * after the moment it was seen free, so a check that ended early gives back the time it did not take. Never before
+     * the deadline the wait began with.
      */
-    const extendDeadline = (busyUntil: number) => {
-      const extended = Math.min(busyUntil, Date.now() + MAX_TOOL_BUSY_MS) + allowance;
-      if (settled || extended <= deadline) return;
+    const countFrom = (busyUntil: number | undefined) => {
+      if (settled || (busyUntil === undefined && !busy)) return;
+      busy = busyUntil !== undefined;
+      const free = busyUntil === undefined ? Date.now() : Math.min(busyUntil, Date.now() + MAX_TOOL_BUSY_MS);
+      const moved = Math.max(baseDeadline, free + allowance);
+      if (moved === deadline) return;
       spec.log?.info(
-        { busyUntil: new Date(busyUntil).toISOString(), deadline: new Date(extended).toISOString() },
-        'the tool is busy with an earlier revision until busyUntil; the deadline moves',
+        { busy, free: new Date(free).toISOString(), deadline: new Date(moved).toISOString() },
+        busy
+          ? 'the tool is busy with an earlier revision; the deadline counts from when it is free'
+          : 'the tool is free; the deadline counts from now',
       );
-      deadline = extended;
+      deadline = moved;
       if (timer) {
         clearTimeout(timer);
         timer = undefined;

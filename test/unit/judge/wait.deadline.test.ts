@@ -92,6 +92,18 @@ describe('a tool busy with an earlier revision moves the deadline (issue 24 item
     expect(h.settled()?.message).toBe(`Flux did not apply commit ${OURS} in time: still checking another revision`);
   });
 
+  it('to the wait’s own length after the moment it is seen free, when its check ends earlier than it said', async () => {
+    let said: Verdict = { state: 'pending', reason: 'busy', busyUntil: Date.now() + 5 * MINUTE };
+    const h = start(() => said);
+    await elapse(2 * MINUTE);
+    said = { state: 'pending', reason: 'applying ours now' };
+    h.change();
+    await elapse(MINUTE - 1);
+    expect(h.settled()).toBeUndefined();
+    await elapse(1);
+    expect(h.settled()?.message).toBe(`Flux did not apply commit ${OURS} in time: applying ours now`);
+  });
+
   it('not at all when the tool is free before the deadline would end the wait anyway', async () => {
     const h = start(() => ({ state: 'pending', reason: 'busy a little', busyUntil: Date.now() - 10_000 }));
     await elapse(MINUTE);
