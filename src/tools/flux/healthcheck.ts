@@ -119,9 +119,7 @@ export function checkingAnother(obj: FluxObject, expected: Expectation, ctx: Rul
   const check = runningHealthCheck(obj);
   if (!check?.sha || expected.relation(check.sha) === 'unknown' || ours(expected, check.sha)) return undefined;
   const failing = notReadyWorkloads(obj, ctx);
-  const which = failing.length
-    ? `the failing revision ${short(check.sha)} (${failing.join('; ')})`
-    : `revision ${short(check.sha)}`;
+  const which = failing.length ? `the failing revision ${short(check.sha)} (${failing.join('; ')})` : `revision ${short(check.sha)}`;
   return {
     state: 'pending',
     reason:
