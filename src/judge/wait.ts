@@ -1,6 +1,8 @@
 /**
  * Waits for a tool's verdict on our commit: re-evaluates a pure rule on every observed change, answers the rule's
- * ancestry questions from Git, and ends at the deadline with the last thing the tool said.
+ * ancestry questions from Git, and ends at the deadline with the last thing the tool said: whether it applied our
+ * commit, and what it still waited for. Time the tool spends on an earlier revision before it can act on ours
+ * (`busyUntil`) does not count (issue 24).
  *
  * A resumed wait (after a restart or a takeover) decides from the state it finds: the first look (one evaluation pass,
  * with its ancestry lookups) always runs to its end before the deadline is applied, so a service that was away longer
