@@ -17,11 +17,17 @@ export interface Expectation {
 /**
  * A rule's answer. `unknownRevision` asks the waiter how a commit relates to ours; `recheckAt` (epoch ms) says the
  * answer may change at that time without any object changing (a settle window), so the driver evaluates again then.
+ * A pending answer also says what is true so far, for the message at the deadline and for the deadline itself:
+ * `applied` is the revision (ours or one containing it) the tool has applied while what it applied is not healthy yet;
+ * `busyUntil` (epoch ms) is when the tool is free at the latest to act on our commit at all (kustomize-controller
+ * still checking the health of an earlier revision), so the wait's time starts counting only then.
  */
 export type Verdict =
-  | { state: 'pending'; reason: string; unknownRevision?: string; recheckAt?: number }
+  | { state: 'pending'; reason: string; unknownRevision?: string; recheckAt?: number; applied?: string; busyUntil?: number }
   | { state: 'passed'; message: string; revision: string }
   | { state: 'failed'; message: string; revision?: string };
+
+export type PendingVerdict = Extract<Verdict, { state: 'pending' }>;
 
 /** How a wait ends: a pass or a failure, never pending. */
 export type FinalVerdict = Extract<Verdict, { state: 'passed' | 'failed' }>;

@@ -1,6 +1,8 @@
 /**
  * Waits for a tool's verdict on our commit: re-evaluates a pure rule on every observed change, answers the rule's
- * ancestry questions from Git, and ends at the deadline with the last thing the tool said.
+ * ancestry questions from Git, and ends at the deadline with the last thing the tool said: whether it applied our
+ * commit, and what it still waited for. Time the tool spends on an earlier revision before it can act on ours
+ * (`busyUntil`) does not count (issue 24).
  *
  * A resumed wait (after a restart or a takeover) decides from the state it finds: the first look (one evaluation pass,
  * with its ancestry lookups) always runs to its end before the deadline is applied, so a service that was away longer
@@ -15,7 +17,7 @@
 import type { Logger } from 'pino';
 import { codeOf, messageOf } from '../shared/errors.js';
 import { kubeStatusMessage } from '../platform/k8s/watch.js';
-import { relationFrom, type Expectation, type FinalVerdict, type Relation, type Verdict } from './verdict.js';
+import { commitOf, relationFrom, type Expectation, type FinalVerdict, type Relation, type Verdict } from './verdict.js';
 import { backoffDelay, type RetryPolicy } from '../shared/retry.js';
 import type { DeliveryRequest } from './tool.js';
 
@@ -45,8 +47,11 @@ export interface WaitSpec {
   branch?: string;
   /** A wait resumed after a restart or a takeover: the deadline applies no earlier than FIRST_LOOK_MS after its start. */
   resumed?: boolean;
-  /** Turns the last pending reason into the timeout message. */
-  timeoutMessage(lastReason: string): string;
+  /**
+   * Turns the last pending reason into the timeout message; `last.applied` is the revision the tool had applied (ours
+   * or one containing it) when the rule last said so, undefined when it had not applied our commit.
+   */
+  timeoutMessage(lastReason: string, last: { applied?: string }): string;
   onProgress?(reason: string): void;
   log?: Logger;
   /**
@@ -81,6 +86,25 @@ export const FIRST_LOOK_MS = 30_000;
 
 export const WAIT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1_000, maxDelayMs: 15_000 };
 
+/**
+ * The longest a tool's own timer (`busyUntil`) may move a deadline: the settings' longest `timeout` (schema.ts), so a
+ * tool object set to wait for days (a Kustomization `spec.timeout: 720h`) cannot hold a Keptn task for longer.
+ */
+export const MAX_TOOL_BUSY_MS = 24 * 3600_000;
+
+/**
+ * The deadline message of a GitOps tool's wait: what was last true. Applied (the rule said which revision) but not
+ * healthy is not "did not apply" (issue 24 item 2); the reason then names what is not healthy, in the tool's words.
+ */
+export function toolTimeoutMessage(tool: string, commit: string): WaitSpec['timeoutMessage'] {
+  return (reason, last) => {
+    if (!last.applied) return `${tool} did not apply commit ${commit} in time: ${reason}`;
+    const applied = commitOf(last.applied);
+    const via = applied && !commit.startsWith(applied) ? ` (in ${applied.slice(0, 12)}, which contains it)` : '';
+    return `${tool} applied commit ${commit}${via}, but it did not become healthy in time: ${reason}`;
+  };
+}
+
 /** A step that failed during one evaluation pass. */
 interface StepFailure {
   step: string;
@@ -99,6 +123,8 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
     const branchChecks = new Set<string>();
     const branchChecked = new Set<string>();
     let lastReason = 'nothing observed yet';
+    /** What the rule last said the tool had applied (PendingVerdict.applied). */
+    let lastApplied: string | undefined;
     /** What the first look was finding out when the deadline came (a Git lookup that hung). */
     let lookingUp: string | undefined;
     let lastReasonSet = false;
@@ -224,7 +250,9 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
         : verdict.reason;
       if (reason !== lastReason) spec.onProgress?.(reason);
       lastReason = reason;
+      lastApplied = verdict.applied;
       lastReasonSet = true;
+      countFrom(verdict.busyUntil);
       if (failures.length || retrySoon) scheduleRetry();
       else failedPasses = 0;
     };
@@ -255,17 +283,52 @@ export function waitForVerdict(spec: WaitSpec): Promise<FinalVerdict> {
     };
 
     const timedOut = () =>
-      finish({ state: 'failed', message: spec.timeoutMessage(lastReasonSet ? lastReason : (lookingUp ?? lastReason)) });
+      finish({
+        state: 'failed',
+        message: spec.timeoutMessage(lastReasonSet ? lastReason : (lookingUp ?? lastReason), lastReasonSet ? { applied: lastApplied } : {}),
+      });
     // Armed once the first look is over (or FIRST_LOOK_MS after the start at the latest, should it hang on Git): a
     // deadline that passed while the service was away must not pre-empt the look at what happened meanwhile.
     let timer: NodeJS.Timeout | undefined;
     // A resumed wait's requests (a reconcile, a refresh) get FIRST_LOOK_MS to be answered: right after one the tool may
     // show a passing "reconciling" over the final state it reached while the service was away.
-    const deadline = spec.resumed ? Math.max(spec.deadline, Date.now() + FIRST_LOOK_MS) : spec.deadline;
+    const startedAt = Date.now();
+    let deadline = spec.resumed ? Math.max(spec.deadline, startedAt + FIRST_LOOK_MS) : spec.deadline;
+    /** The wait's own length: what our commit gets once the tool is free to act on it. */
+    const allowance = Math.max(deadline - startedAt, FIRST_LOOK_MS);
     const armDeadline = () => {
       if (settled || timer) return;
       clearTimeout(firstLookTimer);
       timer = setTimeout(timedOut, Math.max(0, deadline - Date.now()));
+    };
+    /** The deadline before any tool said it was busy; `busy` while the last pending answer said so. */
+    const baseDeadline = deadline;
+    let busy = false;
+    /**
+     * The tool cannot act on our commit before `busyUntil` (issue 24 item 1: kustomize-controller finishing the health
+     * check of a failed revision before it applies a revert): that time is not ours to count. While it is busy the
+     * deadline is the wait's own length after `busyUntil` (an upper bound); once it is free, the wait's own length
+     * after the moment it was seen free, so a check that ended early gives back the time it did not take. Never before
+     * the deadline the wait began with.
+     */
+    const countFrom = (busyUntil: number | undefined) => {
+      if (settled || (busyUntil === undefined && !busy)) return;
+      busy = busyUntil !== undefined;
+      const free = busyUntil === undefined ? Date.now() : Math.min(busyUntil, Date.now() + MAX_TOOL_BUSY_MS);
+      const moved = Math.max(baseDeadline, free + allowance);
+      if (moved === deadline) return;
+      spec.log?.info(
+        { busy, free: new Date(free).toISOString(), deadline: new Date(moved).toISOString() },
+        busy
+          ? 'the tool is busy with an earlier revision; the deadline counts from when it is free'
+          : 'the tool is free; the deadline counts from now',
+      );
+      deadline = moved;
+      if (timer) {
+        clearTimeout(timer);
+        timer = undefined;
+        armDeadline();
+      }
     };
     const firstLookTimer = setTimeout(armDeadline, Math.max(deadline - Date.now(), FIRST_LOOK_MS));
     // Not const: finish() reads it, and may run while observe() is still subscribing.

@@ -11,11 +11,12 @@ import { untilSynced, type KubeObject } from '../../platform/k8s/watch.js';
 import { parseDuration } from '../../shared/duration.js';
 import { isRetryableError, retry, type RetryPolicy } from '../../shared/retry.js';
 import type { DeliveryRequest, DeliveryTool } from '../../judge/tool.js';
-import { waitForVerdict, waitingFor, type FinalVerdict } from '../../judge/wait.js';
+import { toolTimeoutMessage, waitForVerdict, waitingFor, type FinalVerdict } from '../../judge/wait.js';
 import { blockedUntil, type SyncWindow } from './windows.js';
 import { followedApplication, generatedFromFile, owningApplicationSet, syncsStepByStep, type ApplicationSet } from './topology.js';
 import { PodlessReads } from './podless.js';
 import { PausedRollouts } from './paused-rollouts.js';
+import { UnhealthyReads } from './unhealthy.js';
 import {
   alreadyPastOurs,
   comparisonError,
@@ -136,6 +137,7 @@ export class ArgoCDTool implements DeliveryTool {
     log.info({ sourceIndex: tracked.index, mustSync, via: followed.via, ...generated }, 'argo cd refresh requested');
     const podless = new PodlessReads(this.cluster, app);
     const paused = new PausedRollouts(this.cluster, app, (req.argocd?.suspended ?? 'fail') === 'fail', this.clock);
+    const unhealthy = new UnhealthyReads(this.cluster, app);
 
     const syncBlocked = await this.windowsBlocking(app, mustSync, req);
     const graceMs = req.argocd?.degradedGrace ? parseDuration(req.argocd.degradedGrace) : DEFAULT_DEGRADED_GRACE_MS;
@@ -168,6 +170,7 @@ export class ArgoCDTool implements DeliveryTool {
         }
         await podless.refresh(current, req.images);
         await paused.refresh(current, req.deadline);
+        await unhealthy.refresh(current);
         // A Git files generator regenerated the Application after our sync (our file is in its spec now, not in the
         // manifests we synced): the new spec needs a sync too. Its status is no part of spec, so compare spec only.
         if (syncStarted && generated.regeneratedBy && JSON.stringify(current.spec) !== syncedSpec) syncStarted = false;
@@ -215,10 +218,11 @@ export class ArgoCDTool implements DeliveryTool {
           ...(syncBlocked ? { syncBlocked } : {}),
           ...(podless.found.length ? { podless: podless.found } : {}),
           ...paused.expectation(current),
+          ...(unhealthy.found.length ? { unhealthy: unhealthy.found } : {}),
           ...generated,
         });
       },
-      timeoutMessage: (last) => `Argo CD did not apply commit ${req.commit} in time: ${last}`,
+      timeoutMessage: toolTimeoutMessage('Argo CD', req.commit),
     });
   }
 

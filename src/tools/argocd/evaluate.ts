@@ -142,12 +142,12 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
     return { state: 'pending', reason: `${appName(app)} is ${status.sync?.status ?? 'not compared yet'} at ${synced}${by}` };
   }
   if (op?.finishedAt && (!status.reconciledAt || Date.parse(status.reconciledAt) < Date.parse(op.finishedAt))) {
-    return { state: 'pending', reason: `${appName(app)} health not yet reassessed after the sync` };
+    return { state: 'pending', reason: `${appName(app)} health not yet reassessed after the sync`, applied: synced! };
   }
 
   const health = status.health?.status;
   if (health === 'Healthy') return runningOurImage(app, expected, synced!, 'Healthy', [], ourOperation === true);
-  if (health === 'Degraded') return degraded(app, expected, synced!, ourOperation === true);
+  if (health === 'Degraded') return appliedAt(degraded(app, expected, synced!, ourOperation === true), synced!);
   if (health === 'Suspended') {
     const verdict = expected.suspended ?? 'fail';
     // Paused on purpose: the new Pods may not exist yet, so the image applied by our sync counts as well.
@@ -155,10 +155,29 @@ export function evaluateApplication(app: Application, expected: ArgoExpectation)
       return runningOurImage(app, expected, synced!, 'Suspended (argocd.suspended: pass)', ourOperation ? appliedImages(app) : []);
     if (verdict === 'fail') return suspendedWithoutConsent(app, expected, synced!);
   }
+  const behind = notHealthy(app, expected);
   return {
     state: 'pending',
-    reason: `${appName(app)} is ${health ?? 'of unknown health'} at ${synced}${status.health?.message ? `: ${status.health.message}` : ''}`,
+    reason: `${appName(app)} is ${health ?? 'of unknown health'} at ${synced}${status.health?.message ? `: ${status.health.message}` : ''}${behind.length ? `; not Healthy: ${behind.join('; ')}` : ''}`,
+    applied: synced!,
   };
+}
+
+/** Synced to our commit: a pending answer from here on is about health, with our commit applied (issue 24 item 2). */
+function appliedAt(verdict: Verdict, synced: string): Verdict {
+  return verdict.state === 'pending' ? { ...verdict, applied: synced } : verdict;
+}
+
+/**
+ * The resources that keep the Application from Healthy, with Argo CD's message: from `status.resources[].health`
+ * when the controller persists it (`controller.resource.health.persist`), else from the live workloads the driver
+ * read (unhealthy.ts).
+ */
+function notHealthy(app: Application, expected: ArgoExpectation): string[] {
+  const persisted = (app.status?.resources ?? []).filter((r) => r.health?.status && r.health.status !== 'Healthy');
+  if (persisted.length)
+    return persisted.map((r) => `${resourceName(r)} is ${r.health!.status}${r.health!.message ? `: ${r.health!.message}` : ''}`);
+  return [...(expected.unhealthy ?? [])];
 }
 
 /**

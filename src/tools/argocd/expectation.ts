@@ -49,6 +49,8 @@ export interface ArgoExpectation extends Expectation {
    * why: they are judged by the template our sync applied. CronJobs need no read (the rule knows them by kind).
    */
   podless?: ReadonlyArray<ResourceRef & { why: string }>;
+  /** Workloads of our sync the driver read live that Argo CD would not call Healthy, with why (unhealthy.ts). */
+  unhealthy?: readonly string[];
   /** An ApplicationSet generates the Application from a file we edited: what must regenerate it (for messages). */
   regeneratedBy?: string;
   /** Someone other than this service syncs the Application (a RollingSync ApplicationSet): who, for messages. */

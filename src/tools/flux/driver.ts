@@ -11,7 +11,7 @@ import { untilSynced, type KubeObject, type ResourceKind, type ObjectWatch } fro
 import type { Verdict } from '../../judge/verdict.js';
 import { sameRepository } from '../../platform/git/repository.js';
 import type { DeliveryRequest, DeliveryTool } from '../../judge/tool.js';
-import { waitForVerdict, waitingFor, type FinalVerdict } from '../../judge/wait.js';
+import { toolTimeoutMessage, waitForVerdict, waitingFor, type FinalVerdict } from '../../judge/wait.js';
 import {
   checkGitRepositoryRef,
   evaluateGitRepository,
@@ -285,7 +285,7 @@ export class FluxTool implements DeliveryTool {
         }
         return verdict;
       },
-      timeoutMessage: (last) => `Flux did not apply commit ${req.commit} in time: ${last}`,
+      timeoutMessage: toolTimeoutMessage('Flux', req.commit),
     });
   }
 }

@@ -9,8 +9,7 @@
  * are retried.
  * @see https://fluxcd.io/flux/components/kustomize/kustomizations/#status
  */
-import { isDuration, parseDuration } from '../../shared/duration.js';
-import { commitOf, imagesExpectedAt, type Expectation, type Verdict } from '../../judge/verdict.js';
+import { imagesExpectedAt, type Expectation, type Verdict } from '../../judge/verdict.js';
 import {
   askAbout,
   conditionText,
@@ -27,7 +26,7 @@ import {
   type RuleContext,
 } from './object.js';
 import { blockedDependency } from './dependencies.js';
-import type { InventoryRef } from './inventory.js';
+import { checkingAnother, checkingOurs, fluxHealthChecks } from './healthcheck.js';
 import { kustomizationRevisions } from './origin.js';
 import { checkInventory } from './workloads.js';
 
@@ -40,33 +39,6 @@ export function specMayCarryImage(obj: FluxObject): boolean {
   const images = obj.spec?.['images'];
   const substitute = (obj.spec?.['postBuild'] as { substitute?: Record<string, string> } | undefined)?.substitute;
   return (Array.isArray(images) && images.length > 0) || Object.keys(substitute ?? {}).length > 0;
-}
-
-interface HealthCheckRef {
-  apiVersion?: string;
-  kind?: string;
-  name?: string;
-  namespace?: string;
-}
-
-/**
- * Which workloads kustomize-controller health-checked before it set Ready=True. kustomize-controller 1.9.4
- * kustomization_controller.go checkHealth: with `spec.wait` every applied object; otherwise only the objects
- * `spec.healthChecks` lists (internal/inventory/inventory.go ReferenceToObjMetadataSet: the group from `apiVersion`,
- * `apps/v1` when empty, and the namespace as written, none when left out); with neither, none. A workload the list
- * leaves out was applied, not checked, so it gets the same rollout check as under a Kustomization without `wait`.
- */
-export function fluxHealthChecks(obj: FluxObject): { all: boolean; checked: (ref: InventoryRef) => boolean; why: string } {
-  if (obj.spec?.['wait'] === true) return { all: true, checked: () => true, why: '' };
-  const listed = (obj.spec?.['healthChecks'] as HealthCheckRef[] | undefined) ?? [];
-  if (listed.length === 0) return { all: false, checked: () => false, why: 'spec.wait is off' };
-  const checked = (ref: InventoryRef): boolean =>
-    listed.some((hc) => {
-      const apiVersion = hc.apiVersion || 'apps/v1';
-      const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-      return group === ref.group && hc.kind === ref.kind && hc.name === ref.name && (hc.namespace ?? '') === ref.namespace;
-    });
-  return { all: false, checked, why: 'spec.wait is off and spec.healthChecks does not list it' };
 }
 
 export function evaluateKustomization(obj: FluxObject, expected: Expectation, ctx: RuleContext, depth = 0): Verdict {
@@ -136,30 +108,9 @@ export function evaluateKustomization(obj: FluxObject, expected: Expectation, ct
     const dependency = blockedDependency(obj, 'Kustomization', expected, ctx.view);
     if (dependency) return dependency;
   }
-  const busy = healthCheckOfAnotherRevision(obj, expected);
-  if (busy) return { state: 'pending', reason: busy };
+  // Applied, and kustomize-controller checks its health (ours), or ours waits for another revision's check to end.
+  const checking = (attemptedOurs && atOurSpec ? checkingOurs(obj, expected, ctx) : undefined) ?? checkingAnother(obj, expected, ctx);
+  if (checking) return checking;
   const at = applied ? `applied ${short(applied)}` : 'nothing applied yet';
   return { state: 'pending', reason: `${objectName(obj)}: ${at}; ${conditionText(ready)}` };
-}
-
-/**
- * kustomize-controller checks one revision at a time: while it waits for the health of an earlier revision (a
- * failing one, typically, before a rollback) ours waits until that check times out (issue 24 item 1). kustomize-controller
- * 1.9.4 kustomization_controller.go checkHealth marks `Reconciling=True Progressing` "Running health checks for
- * revision <rev> with a timeout of <spec.timeout>" (api/v1 GetTimeout: `spec.timeout`, else the interval less 30 s,
- * at least 30 s); only the CancelHealthCheckOnNewRevision feature gate (internal/features/features.go, off by default)
- * cancels it on a new revision. The end is counted from the condition's transition, which the reconcile set when it
- * began, so it is a lower bound. Undefined when no such check of another revision runs.
- */
-function healthCheckOfAnotherRevision(obj: FluxObject, expected: Expectation): string | undefined {
-  const reconciling = isTrue(obj, 'Reconciling');
-  const running = /^Running health checks for revision (\S+) with a timeout of (\S+)$/.exec(reconciling?.message ?? '');
-  if (!running) return undefined;
-  const [, revision, timeout] = running as unknown as [string, string, string];
-  const sha = commitOf(revision);
-  if (!sha || expected.relation(sha) === 'unknown' || ours(expected, sha)) return undefined;
-  const since = Date.parse(reconciling?.lastTransitionTime ?? '');
-  const until =
-    isDuration(timeout) && Number.isFinite(since) ? ` until about ${new Date(since + parseDuration(timeout)).toISOString()}` : '';
-  return `${objectName(obj)} is still checking the health of revision ${short(sha)}${until} (timeout ${timeout}); kustomize-controller applies our commit only after that check ends (a shorter spec.timeout, or its CancelHealthCheckOnNewRevision feature gate, ends it sooner)`;
 }

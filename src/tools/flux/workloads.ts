@@ -53,6 +53,7 @@ export function checkInventory(
       return {
         state: 'pending',
         reason: `${objectName(owner)} applied ${short(check.revision)}; waiting to see its ${ref.kind} ${ref.namespace}/${ref.name}`,
+        applied: check.revision,
       };
     seen.push({ ref, obj });
   }
@@ -68,6 +69,7 @@ export function checkInventory(
           state: 'pending',
           reason: `${objectName(owner)} applied ${short(check.revision)}; no workload runs ${missing.join(', ')} yet`,
           recheckAt: settledAt,
+          applied: check.revision,
         };
       }
       const running = [...new Set(seen.flatMap(({ obj }) => imagesOf(obj)))].join(', ');
@@ -97,6 +99,7 @@ export function checkInventory(
         reason: byFlux
           ? `${objectName(owner)} applied ${short(check.revision)} and Flux's health check (kstatus) passed ${what}, but it has not rolled out: ${rollout.message}`
           : `${objectName(owner)} applied ${short(check.revision)} without checking health (${check.why}); ${what} is rolling out: ${rollout.message}`,
+        applied: check.revision,
       };
     }
   }

@@ -26,7 +26,7 @@ export function kustomizationCases(): void {
       expect(d.finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
       expect(d.finished.data.message).toMatch(
         new RegExp(
-          `did not apply commit .* in time: Kustomization flux-system/${app.name} applied [0-9a-f]{12} without checking health \\(spec.wait is off\\); Deployment ${app.namespace}/web is rolling out: `,
+          `Flux applied commit [0-9a-f]{40}, but it did not become healthy in time: Kustomization flux-system/${app.name} applied [0-9a-f]{12} without checking health \\(spec.wait is off\\); Deployment ${app.namespace}/web is rolling out: `,
         ),
       );
       // Flux itself calls it applied and Ready: only the service's own rollout check stands between that and a pass.

@@ -158,7 +158,12 @@ describe('Flux: the image we wrote must be what runs (item 3)', () => {
   });
   it('waits a settle window first: the workload watch may trail the Kustomization watch', () => {
     const v = evaluateKustomization(k, expected(), ctx({ view: viewOf({ workloads: old }), images: [IMAGE], clock: clock(1_000, 0) }));
-    expect(v).toEqual({ state: 'pending', reason: expect.stringContaining(`no workload runs ${IMAGE} yet`), recheckAt: IMAGE_SETTLE_MS });
+    expect(v).toEqual({
+      state: 'pending',
+      reason: expect.stringContaining(`no workload runs ${IMAGE} yet`),
+      recheckAt: IMAGE_SETTLE_MS,
+      applied: expect.stringContaining(OURS),
+    });
   });
   it('asks no image of a later commit that rewrote the file we edited (a later deployment superseded ours)', () => {
     const later = kustomization(appliedStatus(LATER, { inventory: inventory('app_web_apps_Deployment') }));
