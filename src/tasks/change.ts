@@ -15,6 +15,7 @@ import type { Progress } from '../platform/state/record.js';
 import type { FinalVerdict } from '../judge/wait.js';
 import { toolOf } from '../platform/metrics.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
+import { gitHostName, rideOut } from './outage.js';
 
 /**
  * Makes the change once (or takes the recorded one when resuming), then waits for the tool. `change` returns the
@@ -35,7 +36,13 @@ export async function changeAndWait(
   if (progress) {
     log.info({ commit: progress.commit }, 'resuming the wait for the recorded commit');
   } else {
-    const made = await change();
+    const deadline = (context.acceptedAt ?? Date.now()) + prepared.timeoutMs;
+    // The commit is idempotent (its trailer names the deployment), so a Git host that is away is simply tried again.
+    const made = await rideOut({ party: 'git', name: gitHostName(prepared.settings.git.url), deadline }, change, {
+      log,
+      metrics: deps.metrics,
+      aside: context.aside,
+    });
     if (!made) return undefined;
     log.info(
       { commit: made.commit, created: made.created, reused: made.reused },
@@ -44,7 +51,7 @@ export async function changeAndWait(
     progress = {
       commit: made.commit,
       ownCommit: made.created || made.reused,
-      deadline: (context.acceptedAt ?? Date.now()) + prepared.timeoutMs,
+      deadline,
       target: prepared.settings.target,
       repoUrl: prepared.settings.git.url,
       ...(made.mark !== undefined ? { mark: made.mark } : {}),
