@@ -45,7 +45,13 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_SOCKET',
 ]);
-const PERMANENT_CODES = new Set(['ENOTFOUND', 'EAI_NONAME', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+const PERMANENT_CODES = new Set([
+  'ENOTFOUND',
+  'EAI_NONAME',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /**
  * The server understood and said no, or what we asked for does not exist: git over HTTP (curl's "returned error"),

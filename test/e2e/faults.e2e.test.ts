@@ -11,6 +11,7 @@ import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '..
 import { waitUntil } from '../env/process.js';
 import { deployedApp, IMAGE, requestFluxReconcile, type TestApp } from '../env/sample-app.js';
 import { imageInCluster as imageOf } from '../env/sample-app.js';
+import { gitOutages } from './support/git-outages.js';
 import { commits as commitsOf, gatedApp as gatedAppOf, records as recordsOf, renderReport, trigger } from './support/faults.js';
 
 let env: Environment;
@@ -89,8 +90,9 @@ describe('exactly once under load', () => {
 });
 
 describe('one project cannot hold back another (issue 19, item 4)', () => {
-  it("70 deployments of a project whose Git host accepts and never answers: another project's .started within a second", async () => {
-    await replica('r-silent');
+  it("deployments of a project whose Git host accepts and never answers fill its start turns: another project's .started within a second", async () => {
+    // 8 start turns, of which a project holds at most 6: the same rule as the default 64 and 48, at an eighth of the cost.
+    await replica('r-silent', { MAX_STARTING: '8' });
     // A Git host that takes every connection and never says a word (allowed: the environment allows 127.0.0.1).
     const sockets: Socket[] = [];
     const silent = createTcpServer((socket) => sockets.push(socket));
@@ -116,9 +118,9 @@ describe('one project cannot hold back another (issue 19, item 4)', () => {
         { project: 'team-a', stage: 'dev', service: 'silent' },
         'gitops/config.yaml',
         `git: { url: "${url}", branch: main }\nimages: [{ file: apps/silent/kustomization.yaml, kustomizeImage: ${IMAGE} }]\n` +
-          'target: { kind: Kustomization, name: silent, namespace: flux-system }\ntimeout: 60s\n',
+          'target: { kind: Kustomization, name: silent, namespace: flux-system }\ntimeout: 20s\n',
       );
-      const stuck = Array.from({ length: 70 }, (_, i) =>
+      const stuck = Array.from({ length: 10 }, (_, i) =>
         keptnEvent('sh.keptn.event.deployment.triggered', {
           project: 'team-a',
           stage: 'dev',
@@ -127,8 +129,8 @@ describe('one project cannot hold back another (issue 19, item 4)', () => {
         }),
       );
       await Promise.all(stuck.map((t) => env.controlPlane.publish(t)));
-      // Team A holds its share of the 64 start turns (48), each of them waiting on the silent host.
-      await waitUntil('team A holds its start turns', async () => stuck.filter((t) => answers(t).includes('started')).length >= 48, {
+      // Team A holds its share of the 8 start turns (6), each of them waiting on the silent host.
+      await waitUntil('team A holds its start turns', async () => stuck.filter((t) => answers(t).includes('started')).length >= 6, {
         timeoutMs: 60_000,
       });
       expect(sockets.length).toBeGreaterThan(0);
@@ -145,16 +147,18 @@ describe('one project cannot hold back another (issue 19, item 4)', () => {
       expect(waited).toBeLessThan(1_000);
       // Team B has no settings: it ends errored on its own, whatever team A's deployments do.
       await events.waitFor(answerTo(other.id, 'finished'), { timeoutMs: 60_000 });
-      // The host goes away: team A's tries fail at once, and each of its deployments ends exactly once.
+      // The host goes away: team A's deployments wait for it (without their start turns) until their 20 s deadline,
+      // and each ends exactly once, errored with the outage named.
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
-      await Promise.all(stuck.map((t) => events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 240_000 })));
+      await Promise.all(stuck.map((t) => events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 })));
       for (const t of stuck) expect(answers(t).sort()).toEqual(['finished', 'started']);
       const ended = stuck.map((t) => events.received.find(answerTo(t.id, 'finished'))!.data);
       expect(ended.filter((d) => d.result === 'pass')).toEqual([]);
+      for (const d of ended) expect(d.message).toMatch(/^Git host 127\.0\.0\.1:\d+ was unavailable /);
       report.push({
-        fault: "70 deployments of one project whose Git host never answers, then another project's deployment",
-        outcome: `the other project's .started after ${waited} ms; team A's 70 each one .started and one .finished (fail)`,
+        fault: "10 deployments of one project whose Git host never answers (8 start turns), then another project's deployment",
+        outcome: `the other project's .started after ${waited} ms; team A's 10 each one .started and one .finished (errored at their 20 s deadline, the outage named)`,
       });
     } finally {
       for (const socket of sockets) socket.destroy();
@@ -287,63 +291,28 @@ describe('faults', () => {
     });
   }, 300_000);
 
-  it('kube-apiserver goes away mid-wait for a few seconds: watches resume, the result is right', async () => {
+  it('kube-apiserver goes away mid-wait for a minute: watches resume, the result is right, one .finished', async () => {
     await replica('r-apiserver');
     const app = await gatedApp();
     const t = trigger(app);
     await env.controlPlane.publish(t);
     await events.waitFor(answerTo(t.id, 'started'), { timeoutMs: 15_000 });
     await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
-    await env.kube.restartApiServer(3_000);
+    await env.kube.restartApiServer(60_000);
+    const back = Date.now();
     await app.openGate();
     const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    const verdictAfter = Date.now() - back;
     expect(finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await commits(app))[0]!.sha } });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await imageInCluster(app)).toBe(`${IMAGE}:0.2.0`);
     report.push({
-      fault: 'kube-apiserver stopped for 3 s mid-wait, then restarted',
-      outcome: 'watches relisted and resumed; one .finished (pass)',
+      fault: 'kube-apiserver stopped for 60 s mid-wait, then restarted',
+      outcome: `watches relisted and resumed; one .finished (pass) ${(verdictAfter / 1000).toFixed(1)} s after the API server was back and the gate opened`,
     });
-  }, 240_000);
+  }, 300_000);
 
-  it.each([
-    [
-      'is down',
-      'Git server answering 503',
-      (status?: number) => env.git.failWith(status),
-      /cannot fetch branch main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/,
-    ],
-    [
-      'refuses pushes',
-      'Git server refusing pushes (503) while fetches work',
-      (status?: number) => env.git.failPushesWith(status),
-      /cannot push to main of http:\/\/127\.0\.0\.1:\d+\/fault-\d+\.git: .*503/,
-    ],
-  ] as const)(
-    'the Git server %s: bounded retries, then errored with the reason, nothing written',
-    async (_what, fault, fail, message) => {
-      await replica(`r-git-${++counter}`);
-      const app = await gatedApp();
-      fail(503);
-      try {
-        const t = trigger(app);
-        const t0 = Date.now();
-        await env.controlPlane.publish(t);
-        const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
-        expect(finished.data).toMatchObject({ status: 'errored', result: 'fail' });
-        expect(finished.data.message).toMatch(message);
-        expect(answers(t).sort()).toEqual(['finished', 'started']);
-        report.push({
-          fault,
-          outcome: `errored after ${((Date.now() - t0) / 1000).toFixed(1)} s (3 tries): "${String(finished.data.message).slice(0, 90)}…"`,
-        });
-      } finally {
-        fail(undefined);
-      }
-      expect(await commits(app)).toHaveLength(0);
-    },
-    120_000,
-  );
+  gitOutages({ env: () => env, events: () => events, replica, report, next: () => ++counter });
 
   it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
     await replica('r-noflux');

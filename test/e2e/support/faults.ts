@@ -109,3 +109,33 @@ NATS itself restarting; a network partition between replicas and the API server 
 repo-server alone failing.
 `;
 }
+
+/**
+ * An app whose objects and settings are in place, without waiting for Flux's first deployment: for faults that end
+ * a deployment before Flux has anything to do. `password` replaces the Git password of the Secret the service reads.
+ */
+export async function appInPlace(env: Environment, name: string, opts: { timeout?: string; password?: string } = {}): Promise<TestApp> {
+  const { url, commit } = await env.git.createRepo(name, appFiles(name));
+  const app: TestApp = { name, namespace: name, repo: name, repoUrl: url, initialCommit: commit, service: `svc-${name}` };
+  const secret = keptnSecret(app, env) as KubernetesObject & { stringData: Record<string, string> };
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } as KubernetesObject,
+    opts.password === undefined
+      ? secret
+      : ({ ...secret, stringData: { ...secret.stringData, password: opts.password } } as KubernetesObject),
+    ...toolObjects('flux', app, env),
+  ]);
+  env.resources.put(
+    { project: 'podtato', stage: 'dev', service: app.service },
+    'gitops/config.yaml',
+    settingsYaml('flux', app, opts.timeout ? { timeout: opts.timeout } : {}),
+  );
+  return app;
+}
+
+/** A gauge or counter of a replica's `/metrics` (0 when it has no sample with these labels yet). */
+export async function metricOf(healthPort: number, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
