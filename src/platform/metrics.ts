@@ -15,8 +15,8 @@ export type ToolLabel = ToolName | 'none';
 export type ResultLabel = KeptnResult | 'errored';
 /** `expired`: the API server answered 410 Gone (the resourceVersion is too old); `error`: the list or watch failed. */
 export type RestartReason = 'expired' | 'error';
-/** Who a deployment waits for while it rides out an outage (tasks/outage.ts): its Git host, or the resource-service. */
-export type OutageParty = 'git' | 'settings';
+/** Who a deployment waits for while it rides out an outage (tasks/outage.ts): its Git host, the resource-service, the Kubernetes API. */
+export type OutageParty = 'git' | 'settings' | 'kube';
 
 export interface DeploymentLabels {
   task: string;
@@ -152,7 +152,7 @@ export class PrometheusMetrics implements Metrics {
     });
     this.outageWaits = new Gauge({
       name: 'keptn_gitops_outage_waiting_deployments',
-      help: 'Deployments waiting now for a party that is away (party="git": their Git host; "settings": the resource-service).',
+      help: 'Deployments waiting now for a party that is away (party="git": their Git host; "settings": the resource-service; "kube": the Kubernetes API).',
       labelNames: ['party'],
       registers,
     });

@@ -60,22 +60,31 @@ export async function changeAndWait(
   }
   const commit = progress.commit;
   const waitStart = performance.now();
-  const verdict = await prepared.tool.deliver({
-    target: prepared.settings.target,
-    commit,
-    repoUrl: prepared.settings.git.url,
-    branch: prepared.settings.git.branch,
-    ...written,
-    deadline: progress.deadline,
-    ...(context.progress ? { resumed: true } : {}),
-    deploymentId: event.id,
-    relation: (sha) => deps.git.relation(prepared.repo, commit, sha, written.files),
-    onBranch: () => deps.git.onBranch(prepared.repo, commit),
-    log,
-    onProgress: (reason) => log.debug({ reason }, 'waiting'),
-    ...(prepared.settings.argocd ? { argocd: prepared.settings.argocd } : {}),
-    ...request,
-  });
+  const deadline = progress.deadline;
+  let tries = 0;
+  // The Kubernetes API away while the tool is asked or watched: the wait starts over once it is back, as a resumed
+  // one (it looks before its deadline applies), until the deadline (issue 23).
+  const verdict = await rideOut(
+    { party: 'kube', name: 'the Kubernetes API', deadline },
+    () =>
+      prepared.tool.deliver({
+        target: prepared.settings.target,
+        commit,
+        repoUrl: prepared.settings.git.url,
+        branch: prepared.settings.git.branch,
+        ...written,
+        deadline,
+        ...(context.progress || tries++ > 0 ? { resumed: true } : {}),
+        deploymentId: event.id,
+        relation: (sha) => deps.git.relation(prepared.repo, commit, sha, written.files),
+        onBranch: () => deps.git.onBranch(prepared.repo, commit),
+        log,
+        onProgress: (reason) => log.debug({ reason }, 'waiting'),
+        ...(prepared.settings.argocd ? { argocd: prepared.settings.argocd } : {}),
+        ...request,
+      }),
+    { log, metrics: deps.metrics },
+  );
   // A verdict, pass or fail; a wait that throws (its watch refused) makes the deployment errored and is not a wait.
   const tool = toolOf(prepared.settings.target.kind);
   if (tool !== 'none') deps.metrics?.toolWaited(tool, (performance.now() - waitStart) / 1000);

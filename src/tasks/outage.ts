@@ -14,8 +14,8 @@ import { repositoryKey } from '../platform/git/repository.js';
 import { safeUrl } from '../platform/git/workspace.js';
 import type { HandlerContext } from './runner.js';
 
-/** From a second up to 15 s between attempts: a party that comes back is used within seconds, not hammered before. */
-export const OUTAGE_BACKOFF = { baseDelayMs: 1_000, maxDelayMs: 15_000 };
+/** From a second up to 10 s between attempts: a party that comes back is used within seconds, not hammered before. */
+export const OUTAGE_BACKOFF = { baseDelayMs: 1_000, maxDelayMs: 10_000 };
 
 export interface Outage {
   /** Which party, for the metric's label. */

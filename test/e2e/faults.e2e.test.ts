@@ -130,7 +130,8 @@ describe('one project cannot hold back another (issue 19, item 4)', () => {
       );
       await Promise.all(stuck.map((t) => env.controlPlane.publish(t)));
       // Team A holds its share of the 8 start turns (6), each of them waiting on the silent host.
-      await waitUntil('team A holds its start turns', async () => stuck.filter((t) => answers(t).includes('started')).length >= 6, {
+      const holding = () => stuck.filter((t) => answers(t).includes('started')).length >= 6 && sockets.length > 0;
+      await waitUntil('team A holds its start turns, on the silent host', async () => holding(), {
         timeoutMs: 60_000,
       });
       expect(sockets.length).toBeGreaterThan(0);
@@ -291,6 +292,8 @@ describe('faults', () => {
     });
   }, 300_000);
 
+  gitOutages({ env: () => env, events: () => events, replica, report, next: () => ++counter });
+
   it('kube-apiserver goes away mid-wait for a minute: watches resume, the result is right, one .finished', async () => {
     await replica('r-apiserver');
     const app = await gatedApp();
@@ -311,8 +314,6 @@ describe('faults', () => {
       outcome: `watches relisted and resumed; one .finished (pass) ${(verdictAfter / 1000).toFixed(1)} s after the API server was back and the gate opened`,
     });
   }, 300_000);
-
-  gitOutages({ env: () => env, events: () => events, replica, report, next: () => ++counter });
 
   it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
     await replica('r-noflux');
