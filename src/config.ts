@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { isDuration, parseDuration } from './shared/duration.js';
 import { ServiceError, type ServiceErrorOptions } from './shared/errors.js';
 import { MIN_RETENTION_MS } from './observe/retention.js';
+import { MAX_STARTING } from './tasks/runner.js';
 
 export interface ServiceConfig {
   /**
@@ -58,6 +59,8 @@ export interface ServiceConfig {
   leaseSeconds: number;
   /** How often unfinished deployments are looked for (resume, adopt, re-send `.finished`). */
   resumeIntervalMs: number;
+  /** How many deployments may be starting at once (MAX_STARTING; a project holds at most three quarters). */
+  maxStarting: number;
   /**
    * On SIGTERM, how long running deployments may go on finishing here before the process exits; what is still
    * running then is resumed by another replica once this one's Lease runs out.
@@ -139,6 +142,10 @@ export function loadConfig(env: Env): ServiceConfig {
   const leaseSeconds = Number(env['LEASE_SECONDS'] ?? '20');
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2)
     problems.push(`LEASE_SECONDS must be a whole number ≥ 2, got ${JSON.stringify(env['LEASE_SECONDS'])}`);
+  const maxStarting = Number(env['MAX_STARTING'] ?? String(MAX_STARTING));
+  // At 4 a project holds 3 turns and one is kept for the others (limit.ts, FairSlots).
+  if (!Number.isInteger(maxStarting) || maxStarting < 4 || maxStarting > 10_000)
+    problems.push(`MAX_STARTING must be a whole number from 4 to 10000, got ${JSON.stringify(env['MAX_STARTING'])}`);
   const resumeInterval = env['RESUME_INTERVAL'] ?? '10s';
   if (!isDuration(resumeInterval)) problems.push(`RESUME_INTERVAL must be a duration like 10s, got ${JSON.stringify(resumeInterval)}`);
   const watchNamespaces = (env['WATCH_NAMESPACES'] ?? '')
@@ -229,6 +236,7 @@ export function loadConfig(env: Env): ServiceConfig {
     replicaId: env['REPLICA_ID'] ?? env['POD_NAME'] ?? hostname(),
     leaseSeconds,
     resumeIntervalMs: parseDuration(resumeInterval),
+    maxStarting,
     drainMs: parseDuration(drain),
     watchNamespaces: [...new Set(watchNamespaces)],
     observe: [...new Set(observe)] as Array<'flux' | 'argocd'>,

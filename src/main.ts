@@ -91,6 +91,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     store,
     replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
     resumeIntervalMs: config.resumeIntervalMs,
+    maxStarting: config.maxStarting,
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
     metrics,
   });

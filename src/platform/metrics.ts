@@ -15,6 +15,8 @@ export type ToolLabel = ToolName | 'none';
 export type ResultLabel = KeptnResult | 'errored';
 /** `expired`: the API server answered 410 Gone (the resourceVersion is too old); `error`: the list or watch failed. */
 export type RestartReason = 'expired' | 'error';
+/** Who a deployment waits for while it rides out an outage (tasks/outage.ts): its Git host, the resource-service, the Kubernetes API. */
+export type OutageParty = 'git' | 'settings' | 'kube';
 
 export interface DeploymentLabels {
   task: string;
@@ -41,6 +43,8 @@ export interface Metrics {
   resumed(): void;
   /** This replica adopted a deployment of a replica whose Lease ran out. */
   adopted(): void;
+  /** A deployment began (+1) or stopped (-1) waiting for a party that is away (issue 23). */
+  outageWaiting(party: OutageParty, delta: 1 | -1): void;
 }
 
 /** For tests and for rooms built without metrics. */
@@ -54,6 +58,7 @@ export const noMetrics: Metrics = {
   eventUndelivered: () => undefined,
   resumed: () => undefined,
   adopted: () => undefined,
+  outageWaiting: () => undefined,
 };
 
 const TOOL_OF: Record<TargetKind, ToolName> = { Kustomization: 'flux', HelmRelease: 'flux', Application: 'argocd' };
@@ -89,6 +94,7 @@ export class PrometheusMetrics implements Metrics {
   private readonly undelivered: Counter<'type'>;
   private readonly resumes: Counter;
   private readonly adoptions: Counter;
+  private readonly outageWaits: Gauge<'party'>;
 
   constructor(opts: PrometheusMetricsOptions = {}) {
     const registers = [this.registry];
@@ -144,6 +150,12 @@ export class PrometheusMetrics implements Metrics {
       help: 'Unfinished deployments taken over from a replica whose Lease ran out.',
       registers,
     });
+    this.outageWaits = new Gauge({
+      name: 'keptn_gitops_outage_waiting_deployments',
+      help: 'Deployments waiting now for a party that is away (party="git": their Git host; "settings": the resource-service; "kube": the Kubernetes API).',
+      labelNames: ['party'],
+      registers,
+    });
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -191,5 +203,9 @@ export class PrometheusMetrics implements Metrics {
 
   adopted(): void {
     this.adoptions.inc();
+  }
+
+  outageWaiting(party: OutageParty, delta: 1 | -1): void {
+    this.outageWaits.inc({ party }, delta);
   }
 }

@@ -29,6 +29,15 @@ export class Limiter {
   }
 }
 
+/** A turn of FairSlots: ended once (later calls do nothing), or set aside for a wait and taken again after it. */
+export interface Turn {
+  end(): void;
+  aside<T>(wait: () => Promise<T>): Promise<T>;
+}
+
+/** For work that holds no turn: ending does nothing and a wait is just the wait. */
+export const NO_TURN: Turn = { end: () => undefined, aside: (wait) => wait() };
+
 /**
  * At most `size` turns at once, shared between keys (the runner's Keptn projects) so that no key can keep the others
  * waiting (issue 19, item 4): one key holds at most `size - reserve` turns, leaving `reserve` for the others, and a
@@ -69,6 +78,39 @@ export class FairSlots {
       if (left) this.held.set(key, left);
       else this.held.delete(key);
       this.dispatch();
+    };
+  }
+
+  /**
+   * A turn for `key` that its holder can set aside while it waits for another party to come back (issue 23): the
+   * turn is given up for the wait and taken again after it, so a deployment waiting out its Git host's outage keeps
+   * no one else from starting.
+   */
+  async turn(key: string): Promise<Turn> {
+    let release: (() => void) | undefined = await this.acquire(key);
+    let ended = false;
+    return {
+      end: () => {
+        ended = true;
+        release?.();
+        release = undefined;
+      },
+      aside: async <T>(wait: () => Promise<T>): Promise<T> => {
+        const held = release;
+        if (!held) return wait();
+        release = undefined;
+        held();
+        try {
+          return await wait();
+        } finally {
+          if (!ended) {
+            const again = await this.acquire(key);
+            // Ended while waiting for the turn again: nothing is left to do with it.
+            if (ended) again();
+            else release = again;
+          }
+        }
+      },
     };
   }
 

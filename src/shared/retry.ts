@@ -11,7 +11,7 @@
 import { ServiceError } from './errors.js';
 
 export interface RetryPolicy {
-  /** Attempts in all, the first included; at least 1. */
+  /** Attempts in all, the first included; at least 1. `Infinity` with a `deadline`: as many as fit before it. */
   attempts: number;
   /** Upper bound of the first delay, in milliseconds. */
   baseDelayMs: number;
@@ -19,6 +19,15 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** Whether a failure is worth another attempt. Default: `ServiceError.retryable`. */
   retryable?(err: unknown): boolean;
+  /**
+   * Epoch ms after which no attempt starts (a deployment's deadline): a wait that would end past it is cut short to
+   * one last attempt at it, then the last error is thrown.
+   */
+  deadline?: number;
+  /** Hears each failure that will be tried again, with the delay before the next attempt (logs, metrics). */
+  onRetry?(err: unknown, attempt: number, delayMs: number): void;
+  /** The clock of `deadline`; tests pass their own. */
+  now?(): number;
 }
 
 /** Waits between attempts; tests pass a clock that does not sleep. */
@@ -41,17 +50,25 @@ export function isRetryableError(err: unknown): boolean {
 }
 
 /**
- * Runs `work` until it succeeds, fails with an error the policy does not retry, or runs out of attempts; then the
- * last error is thrown as it was (with its code and cause).
+ * Runs `work` until it succeeds, fails with an error the policy does not retry, runs out of attempts or reaches the
+ * policy's deadline; then the last error is thrown as it was (with its code and cause).
  */
 export async function retry<T>(policy: RetryPolicy, work: (attempt: number) => Promise<T>, sleep: Sleep = realSleep): Promise<T> {
   const retryable = policy.retryable ?? isRetryableError;
+  const now = policy.now ?? Date.now;
   for (let attempt = 1; ; attempt++) {
     try {
       return await work(attempt);
     } catch (err: unknown) {
       if (attempt >= policy.attempts || !retryable(err)) throw err;
-      await sleep(backoffDelay(policy, attempt));
+      let delay = backoffDelay(policy, attempt);
+      if (policy.deadline !== undefined) {
+        const left = policy.deadline - now();
+        if (left <= 0) throw err;
+        delay = Math.min(delay, left);
+      }
+      policy.onRetry?.(err, attempt, delay);
+      await sleep(delay);
     }
   }
 }

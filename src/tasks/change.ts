@@ -15,6 +15,7 @@ import type { Progress } from '../platform/state/record.js';
 import type { FinalVerdict } from '../judge/wait.js';
 import { toolOf } from '../platform/metrics.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
+import { gitHostName, rideOut } from './outage.js';
 
 /**
  * Makes the change once (or takes the recorded one when resuming), then waits for the tool. `change` returns the
@@ -35,7 +36,13 @@ export async function changeAndWait(
   if (progress) {
     log.info({ commit: progress.commit }, 'resuming the wait for the recorded commit');
   } else {
-    const made = await change();
+    const deadline = (context.acceptedAt ?? Date.now()) + prepared.timeoutMs;
+    // The commit is idempotent (its trailer names the deployment), so a Git host that is away is simply tried again.
+    const made = await rideOut({ party: 'git', name: gitHostName(prepared.settings.git.url), deadline }, change, {
+      log,
+      metrics: deps.metrics,
+      aside: context.aside,
+    });
     if (!made) return undefined;
     log.info(
       { commit: made.commit, created: made.created, reused: made.reused },
@@ -44,7 +51,7 @@ export async function changeAndWait(
     progress = {
       commit: made.commit,
       ownCommit: made.created || made.reused,
-      deadline: (context.acceptedAt ?? Date.now()) + prepared.timeoutMs,
+      deadline,
       target: prepared.settings.target,
       repoUrl: prepared.settings.git.url,
       ...(made.mark !== undefined ? { mark: made.mark } : {}),
@@ -53,22 +60,31 @@ export async function changeAndWait(
   }
   const commit = progress.commit;
   const waitStart = performance.now();
-  const verdict = await prepared.tool.deliver({
-    target: prepared.settings.target,
-    commit,
-    repoUrl: prepared.settings.git.url,
-    branch: prepared.settings.git.branch,
-    ...written,
-    deadline: progress.deadline,
-    ...(context.progress ? { resumed: true } : {}),
-    deploymentId: event.id,
-    relation: (sha) => deps.git.relation(prepared.repo, commit, sha, written.files),
-    onBranch: () => deps.git.onBranch(prepared.repo, commit),
-    log,
-    onProgress: (reason) => log.debug({ reason }, 'waiting'),
-    ...(prepared.settings.argocd ? { argocd: prepared.settings.argocd } : {}),
-    ...request,
-  });
+  const deadline = progress.deadline;
+  let tries = 0;
+  // The Kubernetes API away while the tool is asked or watched: the wait starts over once it is back, as a resumed
+  // one (it looks before its deadline applies), until the deadline (issue 23).
+  const verdict = await rideOut(
+    { party: 'kube', name: 'the Kubernetes API', deadline },
+    () =>
+      prepared.tool.deliver({
+        target: prepared.settings.target,
+        commit,
+        repoUrl: prepared.settings.git.url,
+        branch: prepared.settings.git.branch,
+        ...written,
+        deadline,
+        ...(context.progress || tries++ > 0 ? { resumed: true } : {}),
+        deploymentId: event.id,
+        relation: (sha) => deps.git.relation(prepared.repo, commit, sha, written.files),
+        onBranch: () => deps.git.onBranch(prepared.repo, commit),
+        log,
+        onProgress: (reason) => log.debug({ reason }, 'waiting'),
+        ...(prepared.settings.argocd ? { argocd: prepared.settings.argocd } : {}),
+        ...request,
+      }),
+    { log, metrics: deps.metrics },
+  );
   // A verdict, pass or fail; a wait that throws (its watch refused) makes the deployment errored and is not a wait.
   const tool = toolOf(prepared.settings.target.kind);
   if (tool !== 'none') deps.metrics?.toolWaited(tool, (performance.now() - waitStart) / 1000);

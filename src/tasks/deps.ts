@@ -31,8 +31,8 @@ export interface DeploymentDeps {
   secretNamespace: string;
   defaultTimeoutMs: number;
   author: { name: string; email: string };
-  /** Hears how long each deployment waited for its tool. */
-  metrics?: Pick<Metrics, 'toolWaited'>;
+  /** Hears how long each deployment waited for its tool, and when one waits out an outage (outage.ts). */
+  metrics?: Pick<Metrics, 'toolWaited' | 'outageWaiting'>;
 }
 
 /** A deployment that cannot be carried out as asked: reported as `errored` with this message. */

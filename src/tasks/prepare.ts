@@ -11,6 +11,7 @@ import type { HandlerContext } from './runner.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
 import { credentials, grantedSecret } from './grant-checks.js';
 import { checkTarget } from './target-check.js';
+import { rideOut } from './outage.js';
 
 export async function prepare(
   event: TriggeredEvent<DeploymentTriggeredData>,
@@ -19,7 +20,12 @@ export async function prepare(
   context: Partial<HandlerContext>,
 ): Promise<Prepared> {
   const { project, stage, service } = event.data;
-  const { settings, where } = await deps.settings.load({ project, stage, service }, event.gitcommitid);
+  // The settings name the deployment's timeout, so a resource-service that is away is waited for until the default one.
+  const { settings, where } = await rideOut(
+    { party: 'settings', name: 'the resource-service', deadline: (context.acceptedAt ?? Date.now()) + deps.defaultTimeoutMs },
+    () => deps.settings.load({ project, stage, service }, event.gitcommitid),
+    { log, metrics: deps.metrics, aside: context.aside },
+  );
   log.info({ where }, 'settings loaded');
   context.onTarget?.(settings.target.kind);
   const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));

@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ServiceError } from '../shared/errors.js';
-import { FairSlots } from '../shared/limit.js';
+import { FairSlots, NO_TURN, type Turn } from '../shared/limit.js';
 import { noMetrics, resultLabel, toolOf, type Metrics } from '../platform/metrics.js';
 import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from '../keptn/events.js';
 import type { EventSink } from '../keptn/sender.js';
@@ -32,6 +32,11 @@ export interface HandlerContext {
   checkpoint(progress: Progress): Promise<void>;
   /** Hears the target kind once the settings name it: the metrics' `tool` label, also for outcomes decided before the tool. */
   onTarget?(kind: string): void;
+  /**
+   * Runs `wait` (for a party that is away: the Git host, the resource-service) without the deployment's start turn,
+   * which is taken again after it: waiting out an outage keeps no one else from starting (issue 23).
+   */
+  aside?<T>(wait: () => Promise<T>): Promise<T>;
 }
 
 export type Handler = (event: TriggeredEvent, log: Logger, context: HandlerContext) => Promise<DeploymentOutcome>;
@@ -235,18 +240,14 @@ export class DeploymentRunner {
 
   private launch(record: DeploymentRecord): void {
     this.metrics.deploymentBegan();
-    const run = this.startSlot(record.event.data.project)
-      .then((started) => this.drive(record, started).finally(started))
+    const run = this.startSlots
+      .turn(record.event.data.project)
+      .then((turn) => this.drive(record, turn).finally(turn.end))
       .finally(() => {
         this.running.delete(record.event.id);
         this.metrics.deploymentEnded();
       });
     this.running.set(record.event.id, run);
-  }
-
-  /** A turn among the starting deployments, shared fairly between projects (limit.ts, FairSlots). */
-  private startSlot(project: string): Promise<() => void> {
-    return this.startSlots.acquire(project);
   }
 
   private logFor(event: TriggeredEvent): Logger {
@@ -259,7 +260,8 @@ export class DeploymentRunner {
     });
   }
 
-  private async drive(initial: DeploymentRecord, started: () => void = () => undefined): Promise<void> {
+  /** `turn`: the deployment's turn among the starting ones (limit.ts, FairSlots), shared fairly between projects. */
+  private async drive(initial: DeploymentRecord, turn: Turn = NO_TURN): Promise<void> {
     const { event } = initial;
     const log = this.logFor(event);
     const source = this.opts.source;
@@ -299,7 +301,7 @@ export class DeploymentRunner {
           } catch (err: unknown) {
             log.warn({ err }, 'could not record progress');
           }
-          started();
+          turn.end();
         };
         try {
           outcome = await this.opts.handle(event, log, {
@@ -307,6 +309,7 @@ export class DeploymentRunner {
             ...(record.progress ? { progress: record.progress } : {}),
             checkpoint,
             onTarget: (kind) => (tool = toolOf(kind)),
+            aside: turn.aside,
           });
         } catch (err: unknown) {
           log.warn({ err }, 'deployment errored');

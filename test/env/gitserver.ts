@@ -4,6 +4,7 @@ import { spawn, execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -30,6 +31,11 @@ export interface GitServer {
   failWith(status: number | undefined): void;
   /** Makes pushes only fail with this status (fetches still work) until called with undefined. */
   failPushesWith(status: number | undefined): void;
+  /**
+   * Closes the listening port and cuts every open connection (true), so connections are refused, as when the host is
+   * down; false listens on the same port again.
+   */
+  refuseConnections(refuse: boolean): Promise<void>;
   /**
    * Runs `hook` once, right after the next push to `repo` is stored and before the pusher gets its answer: the way
    * to land someone else's commit on top of ours before any GitOps tool can see ours alone.
@@ -81,6 +87,11 @@ export async function startGitServer(opts: { root: string; username?: string; pa
     const hook = repo ? pushHooks.get(repo) : undefined;
     if (repo && hook) pushHooks.delete(repo);
     cgi(req, res, reposDir, username, hook);
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -160,6 +171,14 @@ export async function startGitServer(opts: { root: string; username?: string; pa
     },
     failPushesWith(status) {
       failPushStatus = status;
+    },
+    async refuseConnections(refuse) {
+      if (refuse === !server.listening) return;
+      if (refuse) {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const socket of sockets) socket.destroy();
+        await closed;
+      } else await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     },
     afterNextPush(repo, hook) {
       pushHooks.set(repo, hook);

@@ -49,6 +49,11 @@ describe('lifecycle and scope settings', () => {
     expect(loadConfig({})).toMatchObject({ drainMs: 8_000, watchNamespaces: [] });
   });
 
+  it('lets 64 deployments start at once by default, and fewer or more when asked', () => {
+    expect(loadConfig({}).maxStarting).toBe(64);
+    expect(loadConfig({ MAX_STARTING: '8' }).maxStarting).toBe(8);
+  });
+
   it('takes a list of namespaces for namespaced mode, once each', () => {
     expect(loadConfig({ WATCH_NAMESPACES: 'flux-system, argocd,flux-system,' }).watchNamespaces).toEqual(['flux-system', 'argocd']);
   });
@@ -56,6 +61,8 @@ describe('lifecycle and scope settings', () => {
   it.each([
     [{ WATCH_NAMESPACES: 'flux-system,Team_A' }, /WATCH_NAMESPACES must be a comma-separated list of namespace names, got "Team_A"/],
     [{ DRAIN_TIMEOUT: 'soon' }, /DRAIN_TIMEOUT must be a duration like 8s, got "soon"/],
+    [{ MAX_STARTING: '3' }, /MAX_STARTING must be a whole number from 4 to 10000, got "3"/],
+    [{ MAX_STARTING: 'many' }, /MAX_STARTING must be a whole number from 4 to 10000, got "many"/],
   ])('refuses %j', (env, problem) => {
     expect(() => loadConfig(env)).toThrow(problem);
   });

@@ -8,6 +8,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { gitEndpoint, hostEntryAdmits, type GitEndpoint } from '../grants.js';
 import { GitError } from './command.js';
+import { isTransient } from '../../shared/failures.js';
 
 export interface HostPolicy {
   /** `host` or `host:port` entries (as in a Secret's git-hosts annotation) that may be reached whatever they are. */
@@ -87,10 +88,8 @@ export async function checkGitHost(url: string, policy: HostPolicy, lookup: Look
     throw new GitError(
       'GIT_HOST_UNRESOLVED',
       `cannot resolve the Git host ${plain}: ${(err as NodeJS.ErrnoException).code ?? 'unknown error'}`,
-      {
-        cause: err,
-        retryable: true,
-      },
+      // EAI_AGAIN (the resolver failed for now) passes; ENOTFOUND (no such name) does not (shared/failures.ts).
+      { cause: err, retryable: isTransient({ code: (err as NodeJS.ErrnoException).code ?? 'EAI_AGAIN' }) },
     );
   }
   const internal = addresses.find((a) => isInternalAddress(a.address));

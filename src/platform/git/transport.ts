@@ -1,7 +1,8 @@
 /**
- * Fetch and push: the only git commands that reach the server, and so the only ones that get credentials. A server
- * that is briefly away gets the one retry policy of src/shared/retry.ts; wrong credentials, an unknown host key or a missing
- * branch are terminal at once.
+ * Fetch and push: the only git commands that reach the server, and so the only ones that get credentials. Whether a
+ * failure may pass is src/shared/failures.ts's to say: a transient one is tried once more here, quickly, under the
+ * tree's lock; a longer outage is waited out by the task, outside the lock (tasks/outage.ts). Wrong credentials, an
+ * unknown host key, a missing branch or a refused push are terminal at once.
  */
 import { join } from 'node:path';
 import { gitIn, gitMessage, GitError } from './command.js';
@@ -9,6 +10,7 @@ import { gitAuthEnv, redact, removeStaleKeyFiles, type GitCredentials } from './
 import type { Clone } from './clones.js';
 import { checkGitHost, type HostPolicy, type Lookup } from './hosts.js';
 import { retry, realSleep, type RetryPolicy, type Sleep } from '../../shared/retry.js';
+import { isTransient } from '../../shared/failures.js';
 
 export interface RepoRef {
   url: string;
@@ -22,7 +24,7 @@ export interface TransportOptions {
   /** Where key files live for the length of one command; emptied at start (a crash leaves them behind). */
   scratchDir: string;
   timeoutMs: number;
-  /** Tries of a fetch or push against a failing server. */
+  /** Tries of a fetch or push against a failing server, under the tree's lock (a longer outage: tasks/outage.ts). */
   attempts: number;
   /**
    * The most one try may take, however slowly the server answers (issue 19, item 4): with the low-speed limits of
@@ -41,24 +43,9 @@ const BLOBS_PER_FETCH = 2_000;
 /** One try's bound when none is given. */
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 120_000;
 
-/** Failures no retry can mend: the server understood us and said no. */
-const PERMANENT = new RegExp(
-  [
-    'Authentication failed',
-    'could not read Username',
-    'Permission denied',
-    'Host key verification failed',
-    'REMOTE HOST IDENTIFICATION HAS CHANGED',
-    '\\b40[134]\\b',
-    'not found',
-    "couldn't find remote ref",
-    'does not appear to be a git repository',
-  ].join('|'),
-  'i',
-);
-
+/** Failures no retry can mend (the server understood us and said no), or that this service cannot tell will pass. */
 export function isPermanentTransportFailure(message: string): boolean {
-  return PERMANENT.test(message);
+  return !isTransient({ message });
 }
 
 /** Failures of our own clone, not of the server: a fresh clone mends them, a retry does not. */
@@ -87,7 +74,8 @@ export class Transport {
   private readonly ready: Promise<void>;
 
   constructor(private readonly opts: TransportOptions) {
-    this.policy = { attempts: Math.max(1, opts.attempts), baseDelayMs: 1_000, maxDelayMs: 8_000 };
+    // Short pauses: they are spent holding the tree's lock, which other deployments to this repository wait for.
+    this.policy = { attempts: Math.max(1, opts.attempts), baseDelayMs: 500, maxDelayMs: 2_000 };
     this.ready = removeStaleKeyFiles(opts.scratchDir).catch(() => undefined);
   }
 

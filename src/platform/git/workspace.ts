@@ -55,7 +55,7 @@ export interface WorkspaceOptions {
   pushAttempts?: number;
   /** Kill a git command that has been silent this long. */
   gitTimeoutMs?: number;
-  /** Tries of a fetch or push against a failing server. */
+  /** Tries of a fetch or push against a failing server, under the tree's lock (default 2; outages: tasks/outage.ts). */
   transportAttempts?: number;
   /** The most one try of a fetch or push may take (see transport.ts). */
   attemptTimeoutMs?: number;
@@ -109,7 +109,7 @@ export class GitWorkspace {
     this.transport = new Transport({
       scratchDir: scratchDirOf(opts.root),
       timeoutMs: this.timeoutMs,
-      attempts: opts.transportAttempts ?? 3,
+      attempts: opts.transportAttempts ?? 2,
       ...(opts.attemptTimeoutMs ? { attemptTimeoutMs: opts.attemptTimeoutMs } : {}),
       ...(opts.hosts ? { hosts: opts.hosts } : {}),
       ...(opts.lookup ? { lookup: opts.lookup } : {}),

@@ -5,6 +5,7 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ServiceError } from '../../shared/errors.js';
+import { isTransient } from '../../shared/failures.js';
 import { pooledApiClient } from './pool.js';
 import { NamespacedWatches } from './namespaced.js';
 import { SharedWatch, type KubeObject, type ObjectWatch, type ResourceKind, type WatchOptions } from './watch.js';
@@ -182,8 +183,20 @@ function apiError(err: unknown, what: string): ClusterError {
   return new ClusterError(
     'API_ERROR',
     `Kubernetes API error on ${what}: ${code ? `HTTP ${code}` : err instanceof Error ? err.message : String(err)}`,
-    { cause: err },
+    // An API server that is away (refused, reset, 5xx, 429) is waited out by the task (issue 23, tasks/outage.ts).
+    { cause: err, retryable: isTransientApiFailure(err) },
   );
+}
+
+/** The HTTP status of a client-node ApiException, or the system error code somewhere in a failed fetch's causes. */
+function isTransientApiFailure(err: unknown): boolean {
+  const status = (err as { code?: unknown } | undefined)?.code;
+  if (typeof status === 'number') return isTransient({ status });
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && isTransient({ code })) return true;
+  }
+  return false;
 }
 
 /** For read-then-write: a conflict or a server or network failure is worth another read; 403/404 are not. */

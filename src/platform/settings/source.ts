@@ -16,6 +16,7 @@ import { parseYamlData } from '../../shared/yaml.js';
 import { checkSettings, SettingsError, type GitOpsSettings } from './schema.js';
 import { ServiceError, type ServiceErrorOptions } from '../../shared/errors.js';
 import { retry, type RetryPolicy, type Sleep } from '../../shared/retry.js';
+import { isTransient, isTransientStatus } from '../../shared/failures.js';
 
 export interface Scope {
   project: string;
@@ -95,7 +96,10 @@ export class ResourceServiceSettings implements SettingsSource {
       const where = `resource ${this.resourceUri} of ${level}${at}`;
       const res = await this.get(path, version, where);
       if (res.status === 404) continue;
-      if (res.status !== 200) throw new SettingsUnavailableError(`resource-service answered HTTP ${res.status} for ${where}`);
+      if (res.status !== 200)
+        throw new SettingsUnavailableError(`resource-service answered HTTP ${res.status} for ${where}`, {
+          retryable: isTransientStatus(res.status),
+        });
       const content = res.data?.resourceContent;
       if (typeof content !== 'string') throw new SettingsError(where, ['the resource-service returned no resourceContent']);
       return { settings: parseSettingsText(Buffer.from(content, 'base64').toString('utf8'), where), where };
@@ -104,20 +108,31 @@ export class ResourceServiceSettings implements SettingsSource {
   }
 
   private get(path: string, version: string | undefined, where: string) {
+    // Every answer of an unavailable resource-service is tried again a few times here; only a transient one
+    // (`retryable`) is then waited out until the deployment's deadline (tasks/outage.ts).
+    const policy = { retryable: (err: unknown) => err instanceof SettingsUnavailableError, ...this.retryPolicy };
     return retry(
-      this.retryPolicy,
+      policy,
       async () => {
         let res;
         try {
           res = await this.http.get<{ resourceContent?: string }>(path, version ? { params: { gitCommitID: version } } : {});
         } catch (err: unknown) {
           const reason = axios.isAxiosError(err) ? (err.code ?? err.message) : String(err);
-          throw new SettingsUnavailableError(`cannot reach the resource-service to read ${where}: ${reason}`, { cause: err });
+          const code = axios.isAxiosError(err) ? err.code : undefined;
+          throw new SettingsUnavailableError(`cannot reach the resource-service to read ${where}: ${reason}`, {
+            cause: err,
+            retryable: isTransient({ ...(code !== undefined ? { code } : {}), message: reason }),
+          });
         }
         if (res.status < 500) return res;
-        // The resource-service answers 500 for a commit it cannot resolve, as for its own failures.
+        // The resource-service answers 500 for a commit it cannot resolve, as for its own failures: tried a few times
+        // here, but not waited out until the deadline (issue 23) as a service that is away is.
+        const unresolved = version !== undefined && res.status === 500;
         const hint = version ? '; the configuration version may not exist in the Keptn configuration repository' : '';
-        throw new SettingsUnavailableError(`resource-service answered HTTP ${res.status} for ${where}${hint}`);
+        throw new SettingsUnavailableError(`resource-service answered HTTP ${res.status} for ${where}${hint}`, {
+          retryable: !unresolved && isTransientStatus(res.status),
+        });
       },
       this.sleep,
     );

@@ -51,6 +51,9 @@ describe('PrometheusMetrics', () => {
     m.eventUndelivered('sh.keptn.event.deployment.finished');
     m.resumed();
     m.adopted();
+    m.outageWaiting('git', 1);
+    m.outageWaiting('git', 1);
+    m.outageWaiting('git', -1);
     const text = await m.render();
 
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -68,6 +71,7 @@ describe('PrometheusMetrics', () => {
     expect(sample(text, 'keptn_gitops_event_delivery_failures_total{type="sh.keptn.event.deployment.finished"}')).toBe(1);
     expect(sample(text, 'keptn_gitops_resumes_total')).toBe(1);
     expect(sample(text, 'keptn_gitops_adoptions_total')).toBe(1);
+    expect(sample(text, 'keptn_gitops_outage_waiting_deployments{party="git"}')).toBe(1);
     // Every series says what it is.
     for (const name of text.match(/^# TYPE (\S+)/gm) ?? []) expect(text).toContain(name.replace('# TYPE', '# HELP'));
 

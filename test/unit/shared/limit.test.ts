@@ -93,3 +93,62 @@ describe('FairSlots (issue 19, item 4)', () => {
     expect(slots.load()).toEqual({ active: 0, waiting: 0 });
   });
 });
+
+describe('FairSlots turns set aside while waiting for another party (issue 23)', () => {
+  it('gives the turn to someone else for the wait and takes one again after it', async () => {
+    const slots = new FairSlots(4);
+    const turn = await slots.turn('a');
+    expect(slots.load('a').active).toBe(1);
+    let during = -1;
+    await turn.aside(async () => {
+      during = slots.load('a').active;
+    });
+    expect(during).toBe(0);
+    expect(slots.load('a').active).toBe(1);
+    turn.end();
+    turn.end();
+    expect(slots.load()).toEqual({ active: 0, waiting: 0 });
+  });
+
+  it('a waiting project does not keep another from starting, and waits its turn to go on', async () => {
+    const slots = new FairSlots(4);
+    const a = await Promise.all([slots.turn('a'), slots.turn('a'), slots.turn('a')]);
+    const b = await slots.turn('b');
+    // All four held: a fifth waits, until one of project a's deployments starts waiting for its Git host.
+    let cStarted = false;
+    const c = slots.turn('c').then((t) => ((cStarted = true), t));
+    await Promise.resolve();
+    expect(cStarted).toBe(false);
+    let outageOver!: () => void;
+    const outage = new Promise<void>((resolve) => (outageOver = resolve));
+    const waiting = a[0]!.aside(() => outage);
+    const cTurn = await c;
+    expect(cStarted).toBe(true);
+    // The outage ends: the waiting deployment needs a turn again, and gets one once another ends.
+    outageOver();
+    let resumed = false;
+    void waiting.then(() => (resumed = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(resumed).toBe(false);
+    b.end();
+    await waiting;
+    expect(slots.load('a').active).toBe(3);
+    for (const t of [...a, cTurn]) t.end();
+    expect(slots.load()).toEqual({ active: 0, waiting: 0 });
+  });
+
+  it('a turn ended while it waits to be taken again is given straight back', async () => {
+    const slots = new FairSlots(4);
+    const held = await Promise.all([slots.turn('a'), slots.turn('a'), slots.turn('b'), slots.turn('c')]);
+    let back!: () => void;
+    const waiting = held[0]!.aside(() => new Promise<void>((resolve) => (back = resolve)));
+    const other = await slots.turn('d');
+    back();
+    await new Promise((resolve) => setImmediate(resolve));
+    held[0]!.end();
+    other.end();
+    await waiting;
+    for (const t of held.slice(1)) t.end();
+    expect(slots.load()).toEqual({ active: 0, waiting: 0 });
+  });
+});

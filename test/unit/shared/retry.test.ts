@@ -64,6 +64,51 @@ describe('retry', () => {
   });
 });
 
+describe('retry until a deadline (issue 23)', () => {
+  it('tries as often as fits before the deadline, never waits past it, and tells each retry', async () => {
+    let clock = 0;
+    const waits: number[] = [];
+    const told: number[] = [];
+    let calls = 0;
+    const err = await retry(
+      {
+        attempts: Infinity,
+        baseDelayMs: 1_000,
+        maxDelayMs: 4_000,
+        deadline: 10_000,
+        now: () => clock,
+        onRetry: (_err, attempt) => told.push(attempt),
+      },
+      async () => {
+        calls++;
+        throw new ServiceError('GIT_FETCH_FAILED', `try ${calls}`, { retryable: true });
+      },
+      async (ms) => {
+        waits.push(ms);
+        clock += ms;
+      },
+    ).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`try ${calls}`);
+    // The last wait ends exactly at the deadline, and one more try runs there.
+    expect(clock).toBe(10_000);
+    expect(waits.every((w) => w <= 4_000)).toBe(true);
+    expect(told).toEqual(Array.from({ length: calls - 1 }, (_, i) => i + 1));
+  });
+
+  it('ends at once on a failure that is not retried, whatever time is left', async () => {
+    const waits: number[] = [];
+    const refused = new ServiceError('GIT_FETCH_FAILED', 'Authentication failed');
+    await expect(
+      retry(
+        { attempts: Infinity, baseDelayMs: 1, maxDelayMs: 1, deadline: Date.now() + 60_000 },
+        async () => Promise.reject(refused),
+        async (ms) => void waits.push(ms),
+      ),
+    ).rejects.toBe(refused);
+    expect(waits).toEqual([]);
+  });
+});
+
 describe('backoffDelay', () => {
   it('is jittered below the capped exponential ceiling', () => {
     expect(backoffDelay(policy, 1, () => 1)).toBe(100);

@@ -135,6 +135,18 @@ describe('internal hosts and redirects (item 8)', () => {
     ]);
   });
 
+  it.each([
+    ['EAI_AGAIN', true],
+    ['ENOTFOUND', false],
+  ])('a name the resolver fails with %s: transient %s (issue 23: a temporary failure is waited out)', async (code, transient) => {
+    const failing = async () => Promise.reject(Object.assign(new Error(`getaddrinfo ${code} git.example.com`), { code }));
+    await expect(checkGitHost('https://git.example.com/f.git', { allowed: [] }, failing)).rejects.toMatchObject({
+      code: 'GIT_HOST_UNRESOLVED',
+      retryable: transient,
+      message: `cannot resolve the Git host git.example.com: ${code}`,
+    });
+  });
+
   it('reaches an internal host the operator allowed, by host or host:port', async () => {
     await expect(checkGitHost('https://gitea.gitea.svc/f.git', { allowed: ['gitea.gitea.svc'] })).resolves.toEqual([]);
     await expect(checkGitHost('http://127.0.0.1:3000/f.git', { allowed: ['127.0.0.1:3000'] })).resolves.toEqual([]);

@@ -90,7 +90,8 @@ describe('resource-service settings', () => {
     const seen = rs.requests.length;
     const err = await source.load(scope, 'f00dbabe').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SettingsUnavailableError);
-    expect(err).toMatchObject({ code: 'SETTINGS_UNAVAILABLE', retryable: true });
+    // Not transient: a deployment does not wait until its deadline for a version that may not exist (issue 23).
+    expect(err).toMatchObject({ code: 'SETTINGS_UNAVAILABLE', retryable: false });
     expect((err as Error).message).toBe(
       'resource-service answered HTTP 500 for resource gitops/config.yaml of service helloservice at configuration version f00dbabe; the configuration version may not exist in the Keptn configuration repository',
     );
@@ -114,10 +115,11 @@ describe('resource-service settings', () => {
     }
   });
 
-  it('gives up after the attempts when nothing answers', async () => {
+  it('gives up after the attempts when nothing answers, with an error the deployment waits out (issue 23)', async () => {
     const s = new ResourceServiceSettings('http://127.0.0.1:9', URI, 500, policy, noWait);
     await expect(s.load(scope)).rejects.toMatchObject({
       code: 'SETTINGS_UNAVAILABLE',
+      retryable: true,
       message: expect.stringMatching(/^cannot reach the resource-service to read resource gitops\/config.yaml of service helloservice: /),
     });
   });
