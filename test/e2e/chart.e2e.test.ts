@@ -80,6 +80,7 @@ describe('helm lint --strict and the values checks', () => {
     ['a negative quantity', { resources: { limits: { memory: '-1Gi' } } }, '/resources/limits/memory'],
     ['a misspelt resources key', { resources: { limit: { memory: '1Gi' } } }, "additional properties 'limit' not allowed"],
     ['a clone cache size with a space', { gitCacheSizeLimit: '2 Gi' }, '/gitCacheSizeLimit'],
+    ['fewer start turns than a project needs to share them', { maxStarting: 2 }, '/maxStarting'],
     ['a number as an environment value', { extraEnv: [{ name: 'LEASE_SECONDS', value: 30 }] }, '/extraEnv/0/value'],
     [
       'a boolean as a distributor environment value',
@@ -282,9 +283,16 @@ describe('rendered templates', () => {
     ]);
   });
 
-  it('bounds the Git cache below its volume and passes the internal Git hosts allowed (issue 19, items 5 and 8)', async () => {
+  it('bounds the Git cache below its volume, passes the internal Git hosts allowed (issue 19, items 5 and 8) and the start turns (issue 23)', async () => {
     const defaults = containerEnv(deploymentOf(await helm.render('team-a', 'keptn', {})).spec!.template.spec!, 'gitops-service');
     expect(defaults['GIT_CACHE_LIMIT']?.value).toBe('1536Mi');
+    // The start turns (issue 23): the service's own default, unless set.
+    expect(defaults['MAX_STARTING']?.value).toBe('64');
+    const turns = containerEnv(
+      deploymentOf(await helm.render('team-a', 'keptn', { maxStarting: 200 })).spec!.template.spec!,
+      'gitops-service',
+    );
+    expect(turns['MAX_STARTING']?.value).toBe('200');
     expect(defaults['ALLOWED_GIT_HOSTS']).toBeUndefined();
     const set = containerEnv(
       deploymentOf(await helm.render('team-a', 'keptn', { git: { allowedHosts: ['gitea.gitea.svc', '10.0.0.7:3000'] } })).spec!.template

@@ -101,7 +101,7 @@ Hostile and broken input is the corpus in \`test/unit/corpus.test.ts\`, run thro
 settings loader and Git workspace against a Git server: 22 malformed requests (4xx with the reason, nothing
 started), 10 bad images and 16 bad settings files (\`.started\`, then \`.finished\` errored naming the problem,
 no commit, the tool never called), and a secret canary (the Git password is in no log line, event or message, also
-when the server rejects it; the service has no metrics endpoint). Property-based tests (fast-check,
+when the server rejects it). Property-based tests (fast-check,
 \`test/unit/properties/\`) feed the request parser, image references and manifest editors arbitrary input.
 
 ## Not tried yet
