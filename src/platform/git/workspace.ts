@@ -78,6 +78,27 @@ const MAX_RELATIONS = 10_000;
 /** How many deployments one commit carries at most: the message, and what one rejected push makes redo, stay bounded. */
 export const MAX_GROUP = 200;
 
+/** The next commit's changes, and those for a later one (a clash of files, or more than MAX_GROUP). */
+function splitRound(queue: Queued[]): { round: Queued[]; later: Queued[] } {
+  const round: Queued[] = [];
+  const later: Queued[] = [];
+  const ids = new Set<string>();
+  /** Each file of the round, with the whole change of the member that took it. */
+  const files = new Map<string, string>();
+  for (const q of queue) {
+    const change = editsKey(q.req.edits);
+    // A file may be in a round twice only as part of the very same change (twins: one commit carries both).
+    const clash = ids.has(q.req.deploymentId) || q.req.edits.some((e) => (files.get(e.file) ?? change) !== change);
+    if (round.length >= MAX_GROUP || clash) later.push(q);
+    else {
+      round.push(q);
+      ids.add(q.req.deploymentId);
+      for (const e of q.req.edits) files.set(e.file, change);
+    }
+  }
+  return { round, later };
+}
+
 interface Queued {
   req: CommitRequest;
   resolve(outcome: CommitOutcome): void;
@@ -145,54 +166,44 @@ export class GitWorkspace {
       }
       const group: Queued[] = [{ req, resolve, reject }];
       this.waiting.set(key, group);
-      void this.locked(
-        req.repo,
-        async () => {
-          // From here on, new arrivals wait for the next commit.
-          if (this.waiting.get(key) === group) this.waiting.delete(key);
-          await this.commitGroups(group);
-        },
-        true,
-      ).catch((err: unknown) => {
+      void this.locked(req.repo, () => this.commitGroups(key, group), true).catch((err: unknown) => {
         for (const q of group) q.reject(err);
       });
     });
   }
 
-  /** Commits the queued changes in as few commits as their files allow (under the tree's lock). */
-  private async commitGroups(queue: Queued[]): Promise<void> {
-    let rest = queue;
+  /**
+   * Commits the queued changes in as few commits as their files allow (under the tree's lock). The group takes new
+   * arrivals until its clone is fetched: the changes of a burst that reach Git while the first one fetches go in the
+   * same commit, not in the next (issue 22, item 2).
+   */
+  private async commitGroups(key: string, group: Queued[]): Promise<void> {
+    const close = () => {
+      if (this.waiting.get(key) === group) this.waiting.delete(key);
+    };
+    let rest = group;
     while (rest.length) {
-      const round: Queued[] = [];
-      const later: Queued[] = [];
-      const ids = new Set<string>();
-      /** Each file of the round, with the whole change of the member that took it. */
-      const files = new Map<string, string>();
-      for (const q of rest) {
-        const change = editsKey(q.req.edits);
-        // A file may be in a round twice only as part of the very same change (twins: one commit carries both).
-        const clash = ids.has(q.req.deploymentId) || q.req.edits.some((e) => (files.get(e.file) ?? change) !== change);
-        if (round.length >= MAX_GROUP || clash) later.push(q);
-        else {
-          round.push(q);
-          ids.add(q.req.deploymentId);
-          for (const e of q.req.edits) files.set(e.file, change);
-        }
-      }
-      const { repo, author } = round[0]!.req;
+      let round: Queued[] | undefined;
+      let later: Queued[] = [];
+      /** Called after the fetch, on every attempt (a rejected push starts over): the same round each time once closed. */
+      const plan = () => {
+        close();
+        ({ round, later } = splitRound(rest));
+        return round.map((q) => ({ deploymentId: q.req.deploymentId, edits: q.req.edits, message: q.req.message }));
+      };
+      const { repo, author } = rest[0]!.req;
       try {
-        const outcomes = await this.protocol.runGroup(
-          repo,
-          author,
-          round.map((q) => ({ deploymentId: q.req.deploymentId, edits: q.req.edits, message: q.req.message })),
-        );
-        round.forEach((q, i) => {
+        const outcomes = await this.protocol.runGroup(repo, author, plan);
+        round!.forEach((q, i) => {
           const o = outcomes[i]!;
           if ('ok' in o) q.resolve(o.ok);
           else q.reject(o.error);
         });
       } catch (err: unknown) {
-        for (const q of round) q.reject(err);
+        close();
+        // Failed before the round was planned (the fetch): every change waiting fails with it, as a lone one would.
+        for (const q of round ?? rest) q.reject(err);
+        if (!round) return;
       }
       rest = later;
     }
