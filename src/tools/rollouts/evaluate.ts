@@ -20,7 +20,7 @@
  * - `rolled-back` (rollback): the stable version serves again: current = stable, phase Healthy, and it is not ours.
  */
 import { carriesAll } from '../../platform/git/image.js';
-import { timedPause } from '../../platform/k8s/rollout-pause.js';
+import { timedPause, type PausableRollout } from '../../platform/k8s/rollout-pause.js';
 import type { ProgressiveExpectation } from '../../judge/progressive.js';
 import type { Verdict } from '../../judge/verdict.js';
 
@@ -47,18 +47,12 @@ export interface RolloutObject {
       canary?: { steps?: Array<{ pause?: { duration?: unknown } }>; canaryService?: string; stableService?: string };
     };
   };
-  status?: {
-    /** A string in Rollouts (a number since v0.10, a hash before). */
-    observedGeneration?: string | number;
-    phase?: string;
-    message?: string;
-    pauseConditions?: Array<{ reason?: string; startTime?: string }> | null;
-    controllerPause?: boolean;
+  /** The pause fields as the shared pause rules read them (observedGeneration: a number since v0.10, a hash before). */
+  status?: NonNullable<PausableRollout['status']> & {
     abort?: boolean;
     promoteFull?: boolean;
     currentPodHash?: string;
     stableRS?: string;
-    currentStepIndex?: number;
     blueGreen?: { activeSelector?: string; previewSelector?: string };
     workloadObservedGeneration?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
