@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { answerTo, keptnEvent, type EventStream } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { deployedApp, IMAGE } from '../env/sample-app.js';
+import { deployedApp, directDeployment } from '../env/sample-app.js';
 
 let env: Environment;
 let events: EventStream;
@@ -49,17 +49,9 @@ describe('GET /metrics', () => {
     expect(before.status).toBe(200);
     expect(before.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
 
-    const triggered = keptnEvent(
-      'sh.keptn.event.deployment.triggered',
-      {
-        project: 'podtato',
-        stage: 'dev',
-        service: app.service,
-        configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
-        deployment: { deploymentstrategy: 'direct' },
-      },
-      { gitcommitid: env.resources.version()! },
-    );
+    const triggered = keptnEvent('sh.keptn.event.deployment.triggered', directDeployment(app.service), {
+      gitcommitid: env.resources.version()!,
+    });
     await env.controlPlane.publish(triggered);
     const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 180_000, what: '.finished' });
     expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });

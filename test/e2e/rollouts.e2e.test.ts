@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { afterEvaluation, answersTo, runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
-import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp, type Tool } from '../env/sample-app.js';
+import { grantAnnotations, IMAGE, keptnSecret, toolObjects, type TestApp, type Tool, directDeployment } from '../env/sample-app.js';
 import { KEPTN_STRATEGY, rolloutFiles, settings, type Strategy } from './support/rollout-apps.js';
 
 let env: Environment;
@@ -258,13 +258,7 @@ describe('Argo Rollouts through Argo CD under the direct strategy', () => {
     'a timed canary pause is waited out and the deployment passes once the Rollout is Healthy',
     async () => {
       const app = await newApp('canary', 'argocd', `        - setWeight: 50\n        - pause: { duration: 5s }`);
-      const input = {
-        project: 'podtato',
-        stage: 'dev',
-        service: app.service,
-        configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
-        deployment: { deploymentstrategy: 'direct' },
-      };
+      const input = directDeployment(app.service);
       let finished = false;
       const running = runTask('deployment', input).finally(() => (finished = true));
       // Argo CD calls the paused Rollout Suspended; the deployment is still waiting then.

@@ -165,12 +165,16 @@ export function keptnSecret(app: TestApp, env: Environment): KubernetesObject {
   return { ...secret, metadata: { ...secret.metadata, annotations: grantAnnotations([PROJECT], [gitHostOf(env.git.url)]) } };
 }
 
-/** The same app as a Helm chart in the repository, released by a HelmRelease that a Kustomization applies. */
-export function helmAppFiles(name: string): Record<string, string> {
-  return {
-    'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
-    'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0\n`,
-    'charts/web/templates/deployment.yaml': `apiVersion: apps/v1
+/**
+ * A `direct` deployment of `values` (by default the image at 0.2.0) to `service` in the project's dev stage: the data
+ * of the `deployment.triggered` Keptn sends for `keptn trigger delivery --image=...`.
+ */
+export function directDeployment(service: string, values: Record<string, unknown> = { image: `${IMAGE}:0.2.0` }): Record<string, unknown> {
+  return { project: PROJECT, stage: 'dev', service, configurationChange: { values }, deployment: { deploymentstrategy: 'direct' } };
+}
+
+/** The chart's one template: the web Deployment, its image from the values' `image.repository` and `image.tag`. */
+export const CHART_DEPLOYMENT = `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -185,7 +189,14 @@ spec:
       containers:
         - name: web
           image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
-`,
+`;
+
+/** The same app as a Helm chart in the repository, released by a HelmRelease that a Kustomization applies. */
+export function helmAppFiles(name: string): Record<string, string> {
+  return {
+    'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
+    'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0\n`,
+    'charts/web/templates/deployment.yaml': CHART_DEPLOYMENT,
     [`apps/${name}/release.yaml`]: `apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
 metadata:

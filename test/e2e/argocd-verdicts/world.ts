@@ -18,6 +18,7 @@ import {
   settingsYaml,
   toolObjects,
   type TestApp,
+  directDeployment,
 } from '../../env/sample-app.js';
 
 export const execFileAsync = promisify(execFile);
@@ -90,13 +91,7 @@ export async function deliver(
 
 /** Sends deployment.triggered and waits for .started only. */
 export async function trigger(app: TestApp, image: string): Promise<{ triggered: KeptnCloudEvent; t0: number }> {
-  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
-    project: 'podtato',
-    stage: 'dev',
-    service: app.service,
-    configurationChange: { values: { image } },
-    deployment: { deploymentstrategy: 'direct' },
-  });
+  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', directDeployment(app.service, { image }));
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });

@@ -6,7 +6,17 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../../env/keptn.js';
 import { waitUntil } from '../../env/process.js';
-import { appFiles, IMAGE, keptnSecret, settingsYaml, toolObjects, type AppOptions, type TestApp, type Tool } from '../../env/sample-app.js';
+import {
+  appFiles,
+  IMAGE,
+  keptnSecret,
+  settingsYaml,
+  toolObjects,
+  type AppOptions,
+  type TestApp,
+  type Tool,
+  directDeployment,
+} from '../../env/sample-app.js';
 import { imageInCluster as imageOf } from '../../env/sample-app.js';
 
 export let env: Environment;
@@ -74,17 +84,7 @@ export async function deliver(
   values: Record<string, unknown> = { image: `${IMAGE}:0.2.0` },
   version = env.resources.version()!,
 ): Promise<Delivery> {
-  const triggered = keptnEvent(
-    'sh.keptn.event.deployment.triggered',
-    {
-      project: 'podtato',
-      stage: 'dev',
-      service: app.service,
-      configurationChange: { values },
-      deployment: { deploymentstrategy: 'direct' },
-    },
-    { gitcommitid: version },
-  );
+  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', directDeployment(app.service, values), { gitcommitid: version });
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   const started = await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });

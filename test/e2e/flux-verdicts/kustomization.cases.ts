@@ -8,7 +8,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { answerTo, keptnEvent } from '../../env/keptn.js';
 import { waitUntil } from '../../env/process.js';
-import { appFiles, IMAGE, settingsYaml, toolObjects, type TestApp } from '../../env/sample-app.js';
+import { appFiles, IMAGE, settingsYaml, toolObjects, type TestApp, directDeployment } from '../../env/sample-app.js';
 import { deliver, env, events, fluxObjects, gitRepository, initiallyDeployed, newApp } from './world.js';
 
 export function kustomizationCases(): void {
@@ -257,13 +257,7 @@ spec:
             timeoutMs: 120_000,
           },
         );
-        const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
-          project: 'podtato',
-          stage: 'dev',
-          service: app.service,
-          configurationChange: { values: { image: `${IMAGE}:0.2.0` } },
-          deployment: { deploymentstrategy: 'direct' },
-        });
+        const triggered = keptnEvent('sh.keptn.event.deployment.triggered', directDeployment(app.service));
         await env.controlPlane.publish(triggered);
         // Flux applied the new template; the controller replaced no Pod (what kstatus calls Current).
         await waitUntil(

@@ -5,7 +5,16 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../../env/keptn.js';
 import { waitUntil } from '../../env/process.js';
-import { IMAGE, imageInCluster, keptnSecret, PROJECT, toolObjects, type TestApp } from '../../env/sample-app.js';
+import {
+  CHART_DEPLOYMENT,
+  IMAGE,
+  imageInCluster,
+  keptnSecret,
+  PROJECT,
+  toolObjects,
+  type TestApp,
+  directDeployment,
+} from '../../env/sample-app.js';
 
 export let env: Environment;
 export let events: EventStream;
@@ -51,13 +60,7 @@ export interface Delivery {
 }
 
 export async function deliver(app: TestApp, image = `${IMAGE}:0.2.0`): Promise<Delivery> {
-  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', {
-    project: 'podtato',
-    stage: 'dev',
-    service: app.service,
-    configurationChange: { values: { image } },
-    deployment: { deploymentstrategy: 'direct' },
-  });
+  const triggered = keptnEvent('sh.keptn.event.deployment.triggered', directDeployment(app.service, { image }));
   const t0 = Date.now();
   await env.controlPlane.publish(triggered);
   await events.waitFor(answerTo(triggered.id, 'started', 'deployment'), { timeoutMs: 10_000, what: '.started' });
@@ -94,22 +97,7 @@ export function chartFiles(extra: Record<string, string> = {}, failOn?: string):
           'charts/web/templates/broken.yaml': `{{- if eq .Values.image.tag "${failOn}" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n{{- end }}\n`,
         }
       : {}),
-    'charts/web/templates/deployment.yaml': `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: { app: web }
-  template:
-    metadata:
-      labels: { app: web }
-    spec:
-      containers:
-        - name: web
-          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
-`,
+    'charts/web/templates/deployment.yaml': CHART_DEPLOYMENT,
     ...extra,
   };
 }
