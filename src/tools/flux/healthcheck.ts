@@ -126,7 +126,9 @@ export function checkingAnother(obj: FluxObject, expected: Expectation, ctx: Rul
       `${objectName(obj)} is still checking the health of ${which}${until(check)} (spec.timeout ${check.timeout}); ` +
       'our commit is applied after that, and the deadline counts from then (kustomize-controller checks one revision at a ' +
       'time: a shorter spec.timeout, or its CancelHealthCheckOnNewRevision feature gate, ends such a wait sooner)',
-    // The check may have begun before the conditions say (a lower bound), and it is surely still running now.
-    ...(check.until !== undefined ? { busyUntil: Math.max(check.until, ctx.clock.now) } : {}),
+    // The controller's own end of the check, no later: the wait then still has its whole length after it, which covers
+    // the seconds the estimate may be early by (a lower bound). Never "until now": a status that outlives its check
+    // (kustomize-controller stopped mid-check) would move the deadline for as long as nothing else changed it.
+    ...(check.until !== undefined ? { busyUntil: check.until } : {}),
   };
 }

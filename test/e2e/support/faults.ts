@@ -6,6 +6,9 @@ import { keptnEvent, type KeptnCloudEvent } from '../../env/keptn.js';
 import { waitUntil } from '../../env/process.js';
 import { appFiles, IMAGE, imageInCluster, keptnSecret, settingsYaml, toolObjects, type TestApp } from '../../env/sample-app.js';
 
+/** A status condition as the controllers write it. */
+type Condition = { type: string; status: string };
+
 export type GatedApp = TestApp & { openGate(): Promise<void> };
 
 /**
@@ -36,6 +39,22 @@ export async function gatedApp(env: Environment, name: string, opts: { timeout?:
   await waitUntil(`${name} initially deployed`, async () => (await imageInCluster(env.cluster, app)) === `${IMAGE}:0.1.0`, {
     timeoutMs: 120_000,
   });
+  // And its health check over (Ready at the first commit): a test that stops kustomize-controller must not freeze a
+  // "Running health checks" status, which the service rightly reads as Flux busy with that revision (issue 24).
+  await waitUntil(
+    `${name} Ready at its first commit`,
+    async () => {
+      const k = await env.cluster.read<KubernetesObject & { status?: { lastAppliedRevision?: string; conditions?: Condition[] } }>(
+        'kustomize.toolkit.fluxcd.io/v1',
+        'Kustomization',
+        'flux-system',
+        name,
+      );
+      const ready = k.status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.status === 'True' && (k.status?.lastAppliedRevision ?? '').endsWith(app.initialCommit);
+    },
+    { timeoutMs: 120_000 },
+  );
   const gate = (source: string) =>
     ({
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
