@@ -41,6 +41,17 @@ const pass: DeploymentOutcome = {
   gitCommit: 'c0ffee',
 };
 
+/** A store whose saves fail as if the API server refused the connection, while `refuses` says so for the phase. */
+function storeRefusing(refuses: (phase: string) => boolean): MemoryStore {
+  const store = new MemoryStore();
+  const update = store.update.bind(store);
+  store.update = async (r) => {
+    if (refuses(r.phase)) throw new Error('connect ECONNREFUSED');
+    return update(r);
+  };
+  return store;
+}
+
 function setup(
   handle: Handler,
   opts: { store?: MemoryStore; identity?: string; alive?: string[]; sink?: RecordingSink; runner?: Partial<RunnerOptions> } = {},
@@ -217,13 +228,8 @@ describe('DeploymentRunner', () => {
   });
 
   it('goes on when the API cannot take the started phase: still one .started and one .finished', async () => {
-    const store = new MemoryStore();
-    const update = store.update.bind(store);
     let refusals = 6; // every quick retry of the first save
-    store.update = async (r) => {
-      if (r.phase === 'started' && refusals-- > 0) throw new Error('connect ECONNREFUSED');
-      return update(r);
-    };
+    const store = storeRefusing((phase) => phase === 'started' && refusals-- > 0);
     let runs = 0;
     const { runner, sink } = setup(
       async () => {
@@ -462,13 +468,8 @@ describe('claims: nothing acts on a record it has not claimed', () => {
     ['the done mark', ['done'], 'finishing'],
     ['the outcome and the done mark', ['finishing', 'done'], 'started'],
   ])('a .finished delivered while %s could not be saved is not sent again by this process', async (_what, refused, left) => {
-    const store = new MemoryStore();
-    const update = store.update.bind(store);
     let refuse = true;
-    store.update = async (r) => {
-      if (refused.includes(r.phase) && refuse) throw new Error('connect ECONNREFUSED');
-      return update(r);
-    };
+    const store = storeRefusing((phase) => refused.includes(phase) && refuse);
     let runs = 0;
     const { runner, sink } = setup(
       async () => {
