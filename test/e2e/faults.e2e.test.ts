@@ -175,7 +175,10 @@ describe('faults', () => {
     const t = trigger(app);
     for (let i = 0; i < 3; i++) await env.controlPlane.publish(t);
     await app.openGate();
-    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    // The controllers' own watches come back on client-go's reflector backoff (tools/cache/reflector.go: 800 ms
+    // doubling to 30 s, jitter factor 1.0, so up to 60 s) before they see the open gate; seen at 55 s. The service's
+    // second reconcile request (flux/driver.ts askAgain) spares them Flux's retry backoff after that.
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 150_000 });
     expect(finished.data).toMatchObject({ result: 'pass' });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
@@ -194,7 +197,10 @@ describe('faults', () => {
     await waitUntil('our commit pushed', async () => (await commits(app)).length === 1, { timeoutMs: 60_000 });
     await r.restart(); // SIGKILL, then a new process with the same identity
     await app.openGate();
-    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    // The controllers' own watches come back on client-go's reflector backoff (tools/cache/reflector.go: 800 ms
+    // doubling to 30 s, jitter factor 1.0, so up to 60 s) before they see the open gate; seen at 55 s. The service's
+    // second reconcile request (flux/driver.ts askAgain) spares them Flux's retry backoff after that.
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 150_000 });
     expect(finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await commits(app))[0]!.sha } });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
@@ -254,7 +260,10 @@ describe('faults', () => {
     );
     const takeoverMs = Date.now() - killedAt;
     await app.openGate();
-    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    // The controllers' own watches come back on client-go's reflector backoff (tools/cache/reflector.go: 800 ms
+    // doubling to 30 s, jitter factor 1.0, so up to 60 s) before they see the open gate; seen at 55 s. The service's
+    // second reconcile request (flux/driver.ts askAgain) spares them Flux's retry backoff after that.
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 150_000 });
     expect(finished.data).toMatchObject({ result: 'pass' });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
     expect(await commits(app)).toHaveLength(1);
@@ -304,7 +313,10 @@ describe('faults', () => {
     await env.kube.restartApiServer(60_000);
     const back = Date.now();
     await app.openGate();
-    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 120_000 });
+    // The controllers' own watches come back on client-go's reflector backoff (tools/cache/reflector.go: 800 ms
+    // doubling to 30 s, jitter factor 1.0, so up to 60 s) before they see the open gate; seen at 55 s. The service's
+    // second reconcile request (flux/driver.ts askAgain) spares them Flux's retry backoff after that.
+    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 150_000 });
     const verdictAfter = Date.now() - back;
     expect(finished.data).toMatchObject({ result: 'pass', deployment: { gitCommit: (await commits(app))[0]!.sha } });
     expect(answers(t).sort()).toEqual(['finished', 'started']);
@@ -313,7 +325,7 @@ describe('faults', () => {
       fault: 'kube-apiserver stopped for 60 s mid-wait, then restarted',
       outcome: `watches relisted and resumed; one .finished (pass) ${(verdictAfter / 1000).toFixed(1)} s after the API server was back and the gate opened`,
     });
-  }, 300_000);
+  }, 330_000);
 
   it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
     await replica('r-noflux');

@@ -28,6 +28,11 @@ export class NamespacedWatches<T extends KubeObject> implements ObjectWatch<T> {
     return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
   }
 
+  onResumed(listener: () => void): () => void {
+    const unsubscribes = [...this.watches.values()].map((w) => w.onResumed(listener));
+    return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
+  }
+
   private in(namespace: string): SharedWatch<T> {
     const w = this.watches.get(namespace);
     if (!w)

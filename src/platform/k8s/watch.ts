@@ -48,6 +48,11 @@ export interface ObjectWatch<T extends KubeObject> {
   subscribe(namespace: string, name: string, listener: Listener<T>): () => void;
   /** Calls `listener` with every cached object now (if synced) and on every later change of any object of the kind. */
   subscribeAll(listener: (key: string, obj: T | undefined) => void): () => void;
+  /**
+   * Calls `listener` each time the watch is listed and watching again after failed lists or watches (the API server
+   * was away): the cache is current again, but the controllers' writes failed meanwhile too, and they back off.
+   */
+  onResumed(listener: () => void): () => void;
 }
 
 export const WATCH_BACKOFF: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'> = { baseDelayMs: 500, maxDelayMs: 30_000 };
@@ -62,6 +67,7 @@ export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
   private readonly listeners = new Map<string, Set<Listener<T>>>();
   /** Listeners of every object of the kind (the observer of changes made in Git); called with the object's key. */
   private readonly kindListeners = new Set<(key: string, obj: T | undefined) => void>();
+  private readonly resumedListeners = new Set<() => void>();
   private resourceVersion: string | undefined;
   private abort: AbortController | undefined;
   private stopped = false;
@@ -133,6 +139,11 @@ export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
     this.kindListeners.add(listener);
     if (this.state !== 'starting') queueMicrotask(() => this.cache.forEach((obj, k) => listener(k, obj)));
     return () => void this.kindListeners.delete(listener);
+  }
+
+  onResumed(listener: () => void): () => void {
+    this.resumedListeners.add(listener);
+    return () => void this.resumedListeners.delete(listener);
   }
 
   /** `kustomizations.kustomize.toolkit.fluxcd.io`, as RBAC rules and CRDs name it. */
@@ -223,11 +234,13 @@ export class SharedWatch<T extends KubeObject> implements ObjectWatch<T> {
     if (ended) return;
     this.abort = controller;
     // Listed and watching: the cache is current.
+    const resumed = this.failures > 0;
     this.failures = 0;
     this.refusal = undefined;
     this.state = 'synced';
     this.settleWaiters();
     if (afterList) this.scheduleRelist();
+    if (resumed) for (const listener of this.resumedListeners) listener();
   }
 
   private scheduleRelist(): void {

@@ -191,15 +191,29 @@ export class FluxTool implements DeliveryTool {
     const tokens = new Map<string, string>();
     /** Each source's artifact when we asked: a status still showing it after our request proves nothing. */
     const artifactsBefore = new Map<string, string | undefined>();
-    for (const ref of followed) {
-      artifactsBefore.set(refKey(ref), sources.get(ref.namespace, ref.name)?.status?.artifact?.revision);
-      tokens.set(refKey(ref), await this.requestReconcile('GitRepository', ref));
-    }
-    // An OCIRepository gets our commit only once a pipeline pushed it; ask now, its interval does the rest.
-    for (const ref of ociFollowed) await this.requestReconcile('OCIRepository', ref);
-    if (managerRef) await this.requestReconcile('Kustomization', managerRef);
-    const token = await this.requestReconcile(kind, { namespace, name });
+    for (const ref of followed) artifactsBefore.set(refKey(ref), sources.get(ref.namespace, ref.name)?.status?.artifact?.revision);
+    const requestAll = async (): Promise<string> => {
+      for (const ref of followed) tokens.set(refKey(ref), await this.requestReconcile('GitRepository', ref));
+      // An OCIRepository gets our commit only once a pipeline pushed it; ask now, its interval does the rest.
+      for (const ref of ociFollowed) await this.requestReconcile('OCIRepository', ref);
+      if (managerRef) await this.requestReconcile('Kustomization', managerRef);
+      return this.requestReconcile(kind, { namespace, name });
+    };
+    const token = await requestAll();
     req.log.info({ token, sources: followed, manager: managerRef }, 'flux reconcile requested');
+    /**
+     * While the API server is away every controller's status write fails, and Flux retries a failed object with an
+     * exponential backoff (fluxcd/pkg runtime/controller rate_limiter.go: --min-retry-delay 750 ms doubling up to
+     * --max-retry-delay 15 min): after a one-minute outage our GitRepository sat out 96 s more (faults.e2e). What
+     * `flux reconcile` does by hand, the wait does when its watches are back: a request annotation is a watch event,
+     * which the controllers queue at once, past the backoff. The new tokens replace the old ones, so the rules judge
+     * only a status written after it.
+     */
+    const askAgain = () =>
+      requestAll().then(
+        (again) => req.log.info({ token: again }, 'flux reconcile requested again: the Kubernetes API was back after failing'),
+        (err: unknown) => req.log.warn({ err }, 'could not request a Flux reconcile again after the Kubernetes API was back'),
+      );
 
     // After the manager applied our commit, the target must reconcile once more to act on what it applied.
     let requestedAfterApply: string | undefined;
@@ -234,8 +248,10 @@ export class FluxTool implements DeliveryTool {
         for (const ref of ociFollowed) follow(ocis!, ref.namespace, ref.name);
         if (managerRef) follow(kustomizations, managerRef.namespace, managerRef.name);
         follow(targets, namespace, name);
+        const resumed = [sources, targets].map((watch) => watch.onResumed(() => void askAgain()));
         return () => {
           clearTimeout(recheck);
+          for (const off of resumed) off();
           for (const off of followedObjects.values()) off();
           followedObjects.clear();
         };

@@ -265,16 +265,23 @@ describe('list then watch', () => {
     expect(api.requestTimes[6]! - api.requestTimes[5]!).toBeLessThan(159);
   });
 
-  it('goes on serving the cache while degraded and is synced again after recovering', async () => {
+  it('goes on serving the cache while degraded and is synced again after recovering, telling who asked to hear it', async () => {
     api.put('a', 1);
     const w = startWatch();
+    let resumed = 0;
+    w.onResumed(() => resumed++);
     await w.synced;
+    // A clean close (the server-side timeout) is no recovery: nothing failed.
+    api.closeWatches();
+    await until('watching again', () => api.requests.length === 3);
+    expect(resumed).toBe(0);
     api.watchFailures = [503, 503];
     api.closeWatches();
     await until('degraded', () => w.state === 'degraded');
     await expect(w.synced).resolves.toBeUndefined();
     expect(w.get('ns', 'a')?.spec?.n).toBe(1);
     await until('synced again', () => w.state === 'synced');
+    expect(resumed).toBe(1);
   });
 });
 

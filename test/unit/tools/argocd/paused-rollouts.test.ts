@@ -43,6 +43,7 @@ function clusterWith(objects: Map<string, KubeObject>, synced: Promise<void> = P
       return () => void listeners.delete(`${ns}/${name}`);
     },
     subscribeAll: () => () => undefined,
+    onResumed: () => () => undefined,
   };
   const watched: string[] = [];
   const cluster = {
