@@ -4,7 +4,7 @@
 // The same scenarios run for both tools with the same Keptn events: only the settings' target differs.
 // One environment for all cases (deployment/world.ts); the cases run concurrently (jest's maxConcurrency), each on a
 // repository, namespace and tool objects of its own.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { answerTo, answersTo as answersToRun, keptnEvent } from '../env/keptn.js';
 import { waitUntil } from '../env/process.js';
@@ -22,7 +22,6 @@ import {
 import { rollbackSequence, rolledOut, roomForOnePod } from '../env/failure-path.js';
 import {
   deliver,
-  describeFor,
   env,
   events,
   expectExactlyOneStartedAndFinished,
@@ -33,12 +32,14 @@ import {
   stop,
   tools,
 } from './deployment/world.js';
+import { concurrentCases } from './support/concurrent.js';
 
 beforeAll(start, 300_000);
 afterAll(stop, 60_000);
 
-describe.each(tools)('deployment through %s', (tool) => {
-  it.concurrent(
+for (const tool of tools) {
+  const concurrently = concurrentCases(`deployment through ${tool}`);
+  concurrently(
     'deploys a new image tag: one commit, applied by the tool, reported with that commit',
     async () => {
       const app = await newApp(tool);
@@ -64,7 +65,7 @@ describe.each(tools)('deployment through %s', (tool) => {
     240_000,
   );
 
-  it.concurrent(
+  concurrently(
     'passes without a commit when the tag is already in place',
     async () => {
       const app = await newApp(tool);
@@ -77,7 +78,7 @@ describe.each(tools)('deployment through %s', (tool) => {
     240_000,
   );
 
-  it.concurrent(
+  concurrently(
     "passes when someone else's commit lands on top of ours before the tool looks",
     async () => {
       const app = await newApp(tool);
@@ -94,7 +95,7 @@ describe.each(tools)('deployment through %s', (tool) => {
     240_000,
   );
 
-  it.concurrent(
+  concurrently(
     "fails early with the tool's own message when it cannot apply the manifests",
     async () => {
       const app = await newApp(tool, { timeout: '150s' });
@@ -113,10 +114,11 @@ describe.each(tools)('deployment through %s', (tool) => {
     },
     240_000,
   );
-});
+}
 
-describe.each(tools)('rollback through %s', (tool) => {
-  it.concurrent(
+for (const tool of tools) {
+  const concurrently = concurrentCases(`rollback through ${tool}`);
+  concurrently(
     "reverts this sequence's deployment commit, and the tool brings the old image back",
     async () => {
       const app = await newApp(tool);
@@ -142,10 +144,11 @@ describe.each(tools)('rollback through %s', (tool) => {
     },
     240_000,
   );
-});
+}
 
-describe.each(tools)("Keptn's failure path through %s (issue 24)", (tool) => {
-  it.concurrent(
+for (const tool of tools) {
+  const concurrently = concurrentCases(`Keptn's failure path through ${tool} (issue 24)`);
+  concurrently(
     'a delivery that cannot become ready fails saying what was applied; the rollback sequence brings the old image back, healthy',
     async () => {
       const app = await newApp(tool, { timeout: '10s' });
@@ -180,10 +183,11 @@ describe.each(tools)("Keptn's failure path through %s (issue 24)", (tool) => {
     },
     240_000,
   );
-});
+}
 
-describeFor('flux')('deployment through a Flux HelmRelease', () => {
-  it.concurrent(
+if (tools.includes('flux')) {
+  const concurrently = concurrentCases('deployment through a Flux HelmRelease');
+  concurrently(
     'writes the values key, follows Kustomization then HelmRelease, and passes once helm-controller upgraded',
     async () => {
       const name = `flux-helm-${nextId()}`;
@@ -209,10 +213,11 @@ describeFor('flux')('deployment through a Flux HelmRelease', () => {
     },
     240_000,
   );
-});
+}
 
-describeFor('argocd')('deployment through a multi-source Argo CD Application', () => {
-  it.concurrent(
+if (tools.includes('argocd')) {
+  const concurrently = concurrentCases('deployment through a multi-source Argo CD Application');
+  concurrently(
     'finds our repository among the sources, syncs it at our commit, and passes',
     async () => {
       const name = `argocd-multi-${nextId()}`;
@@ -263,10 +268,11 @@ describeFor('argocd')('deployment through a multi-source Argo CD Application', (
     },
     240_000,
   );
-});
+}
 
-describeFor('argocd')('deployment through Argo CD with automated sync', () => {
-  it.concurrent(
+if (tools.includes('argocd')) {
+  const concurrently = concurrentCases('deployment through Argo CD with automated sync');
+  concurrently(
     'refreshes, lets Argo CD sync, and passes on our commit',
     async () => {
       const app = await newApp('argocd', { automated: true });
@@ -276,10 +282,11 @@ describeFor('argocd')('deployment through Argo CD with automated sync', () => {
     },
     240_000,
   );
-});
+}
 
-describe("the sequence's configuration version", () => {
-  it.concurrent(
+{
+  const concurrently = concurrentCases("the sequence's configuration version");
+  concurrently(
     'reads the settings at the gitcommitid of the event, through the distributor, not a change made since',
     async () => {
       const app = await newApp(tools[0]!);
@@ -296,10 +303,11 @@ describe("the sequence's configuration version", () => {
     },
     240_000,
   );
-});
+}
 
-describe('deployments that cannot be done end in .started then an errored .finished that says what to fix', () => {
-  it.concurrent.each([
+{
+  const concurrently = concurrentCases('deployments that cannot be done end in .started then an errored .finished that says what to fix');
+  concurrently.each([
     [
       'no settings for the service',
       (app: TestApp): void => {
@@ -355,4 +363,4 @@ describe('deployments that cannot be done end in .started then an errored .finis
     },
     240_000,
   );
-});
+}

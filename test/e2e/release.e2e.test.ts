@@ -3,7 +3,7 @@
 // distributor hands the events to the service; real Flux or Argo CD applied the deployment. A `direct` release writes
 // nothing to Git: it confirms that what runs is still the deployed commit, or a later one that contains it.
 // The cases run concurrently (jest's maxConcurrency), each on an app of its own.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../env/environment.js';
 import { afterEvaluation, answersTo, nextTriggeredData, runTask as runTaskOf, type EventStream, type TaskRun } from '../env/keptn.js';
@@ -19,6 +19,7 @@ import {
   type TestApp,
   type Tool,
 } from '../env/sample-app.js';
+import { concurrentCases } from './support/concurrent.js';
 
 let env: Environment;
 let events: EventStream;
@@ -116,8 +117,9 @@ function expectExactlyOneStartedAndFinished(run: TaskRun, task: string): void {
   }
 }
 
-describe.each(tools)('release through %s', (tool) => {
-  it.concurrent(
+for (const tool of tools) {
+  const concurrently = concurrentCases(`release through ${tool}`);
+  concurrently(
     'deployment then release: the release confirms the deployed commit runs, writes nothing, one .started/.finished each',
     async () => {
       const app = await newApp(tool);
@@ -141,7 +143,7 @@ describe.each(tools)('release through %s', (tool) => {
     300_000,
   );
 
-  it.concurrent(
+  concurrently(
     "passes after someone else's unrelated later commit: it contains the deployed one",
     async () => {
       const app = await newApp(tool);
@@ -160,7 +162,7 @@ describe.each(tools)('release through %s', (tool) => {
     300_000,
   );
 
-  it.concurrent(
+  concurrently(
     'fails, saying why, when the deployed commit is no longer on the branch',
     async () => {
       const app = await newApp(tool);
@@ -177,10 +179,11 @@ describe.each(tools)('release through %s', (tool) => {
     },
     300_000,
   );
-});
+}
 
-describe('a release that cannot be done ends in .started then an errored .finished that says what to fix', () => {
-  it.concurrent(
+{
+  const concurrently = concurrentCases('a release that cannot be done ends in .started then an errored .finished that says what to fix');
+  concurrently(
     'without a deployed revision (no deployment task answered by this service before release)',
     async () => {
       const app = await newApp(tools[0]!);
@@ -192,7 +195,7 @@ describe('a release that cannot be done ends in .started then an errored .finish
     300_000,
   );
 
-  it.concurrent(
+  concurrently(
     'with a strategy the target cannot promote',
     async () => {
       const app = await newApp(tools[0]!);
@@ -208,4 +211,4 @@ describe('a release that cannot be done ends in .started then an errored .finish
     },
     300_000,
   );
-});
+}

@@ -3,7 +3,8 @@
 // plane: deployment (the new version waits as preview or canary), then release (promote) or, after a failed quality
 // gate, rollback (abort, and the stable version serves again). Keptn sees the same events as for a direct deployment.
 // The cases run concurrently (jest's maxConcurrency), each on an app and Rollout of its own.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { concurrentCases } from './support/concurrent.js';
+import { afterAll, beforeAll, expect } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -124,13 +125,15 @@ async function deployNewVersion(app: TestApp, strategy: Strategy) {
   return { input, deployment, stableBefore };
 }
 
-describe.each<[Strategy, Tool]>([
+const strategiesAndTools: Array<[Strategy, Tool]> = [
   ['blueGreen', 'argocd'],
   ['canary', 'argocd'],
   ['blueGreen', 'flux'],
   ['canary', 'flux'],
-])('Argo Rollouts %s through %s', (strategy, tool) => {
-  it.concurrent(
+];
+for (const [strategy, tool] of strategiesAndTools) {
+  const concurrently = concurrentCases(`Argo Rollouts ${strategy} through ${tool}`);
+  concurrently(
     'deployment leaves the new version paused beside the stable one; release promotes it to stable',
     async () => {
       const app = await newApp(strategy, tool);
@@ -150,7 +153,7 @@ describe.each<[Strategy, Tool]>([
     400_000,
   );
 
-  it.concurrent(
+  concurrently(
     'after a failed quality gate, rollback aborts it and the stable version serves again',
     async () => {
       const app = await newApp(strategy, tool);
@@ -166,11 +169,12 @@ describe.each<[Strategy, Tool]>([
     },
     400_000,
   );
-});
+}
 
 // Issue 18 items 17 and 18 on the real Rollouts controller and Argo CD.
-describe('Argo Rollouts: the exact version, and a roll-back after promotion', () => {
-  it.concurrent(
+{
+  const concurrently = concurrentCases('Argo Rollouts: the exact version, and a roll-back after promotion');
+  concurrently(
     'release promotes only the version the deployment tested: a newer template with the same image is refused, nothing promoted',
     async () => {
       const app = await newApp('blueGreen');
@@ -216,7 +220,7 @@ describe('Argo Rollouts: the exact version, and a roll-back after promotion', ()
     400_000,
   );
 
-  it.concurrent(
+  concurrently(
     'a roll-back after the version was promoted promotes the revert, and the old version serves again',
     async () => {
       const app = await newApp('blueGreen');
@@ -238,7 +242,7 @@ describe('Argo Rollouts: the exact version, and a roll-back after promotion', ()
     },
     400_000,
   );
-});
+}
 
 /** With ROLLOUTS_CAPTURE=<dir>, keeps the Rollout and its Application as the controllers left them, for test/fixtures/argocd. */
 async function capture(app: TestApp, file: string): Promise<void> {
@@ -253,8 +257,9 @@ async function capture(app: TestApp, file: string): Promise<void> {
 }
 
 // Issue 18 item 18: under `direct` a Rollout's timed pause (Argo CD: Suspended) resumes on its own, so it is waited out.
-describe('Argo Rollouts through Argo CD under the direct strategy', () => {
-  it.concurrent(
+{
+  const concurrently = concurrentCases('Argo Rollouts through Argo CD under the direct strategy');
+  concurrently(
     'a timed canary pause is waited out and the deployment passes once the Rollout is Healthy',
     async () => {
       const app = await newApp('canary', 'argocd', `        - setWeight: 50\n        - pause: { duration: 5s }`);
@@ -304,10 +309,11 @@ describe('Argo Rollouts through Argo CD under the direct strategy', () => {
     },
     400_000,
   );
-});
+}
 
-describe('a progressive strategy the settings do not map', () => {
-  it.concurrent(
+{
+  const concurrently = concurrentCases('a progressive strategy the settings do not map');
+  concurrently(
     'ends errored, saying so, and writes nothing',
     async () => {
       const app = await newApp('blueGreen');
@@ -324,4 +330,4 @@ describe('a progressive strategy the settings do not map', () => {
     },
     400_000,
   );
-});
+}

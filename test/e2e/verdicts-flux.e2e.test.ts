@@ -11,9 +11,9 @@ import { start, stop } from './flux-verdicts/world.js';
 beforeAll(start, 300_000);
 afterAll(stop, 60_000);
 
-describe('Flux verdicts on the setups teams run (issue 7)', () => {
+// One describe block for every case, so that they all share jest's maxConcurrency (support/concurrent.ts).
+describe('Flux verdicts on the setups teams run (issues 7 and 18)', () => {
   kustomizationCases();
   helmReleaseCases();
+  rolloutCheckCases();
 });
-
-rolloutCheckCases();

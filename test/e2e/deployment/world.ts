@@ -1,7 +1,7 @@
 // The deployment cases' one environment (kube-apiserver, Flux and/or Argo CD, Git, NATS, the distributor and the
 // service as the chart's ServiceAccount) and the team setups they build. `env` and `events` are live bindings set by
 // start() in deployment.e2e.test.ts's beforeAll.
-import { describe, expect } from '@jest/globals';
+import { expect } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../../env/keptn.js';
@@ -26,7 +26,6 @@ let counter = 0;
 export const nextId = (): number => ++counter;
 /** E2E_TOOLS=argocd (or flux) runs one tool's scenarios only, for quicker iterations. */
 export const tools = (process.env['E2E_TOOLS'] ?? 'flux,argocd').split(',').filter((t): t is Tool => t === 'flux' || t === 'argocd');
-export const describeFor = (tool: Tool) => (tools.includes(tool) ? describe : describe.skip);
 
 export async function start(): Promise<void> {
   env = await startEnvironment({ flux: tools.includes('flux'), argocd: tools.includes('argocd') });

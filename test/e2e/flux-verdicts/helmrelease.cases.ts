@@ -1,6 +1,6 @@
 // Flux verdicts for HelmReleases (issue 7, issue 18): charts in the team's repository, valuesFiles, a failed upgrade
 // and its roll-back, Helm tests. The cases share one environment and run concurrently, each on its own repository.
-import { describe, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { answerTo, keptnEvent } from '../../env/keptn.js';
 import { grantAnnotations, IMAGE, imageInCluster, keptnSecret, toolObjects, type TestApp } from '../../env/sample-app.js';
@@ -16,6 +16,7 @@ import {
   initiallyDeployed,
   newApp,
 } from './world.js';
+import { concurrentCases } from '../support/concurrent.js';
 
 export function helmReleaseCases(): void {
   it.concurrent(
@@ -94,7 +95,8 @@ export function helmReleaseCases(): void {
     300_000,
   );
 
-  describe('item 14: a chart built from Git with valuesFiles', () => {
+  {
+    const concurrently = concurrentCases('item 14: a chart built from Git with valuesFiles');
     const files = () => chartFiles({ 'charts/web/values-prod.yaml': `image:\n  tag: 0.1.0 # set by Keptn\n` });
     const release = (app: TestApp, strategy: string): KubernetesObject[] => [
       keptnSecret(app, env),
@@ -119,7 +121,7 @@ export function helmReleaseCases(): void {
       } as KubernetesObject,
     ];
 
-    it.concurrent(
+    concurrently(
       'passes once the chart <version>+<sha12>.<generation> built from our commit is released',
       async () => {
         const app = await newApp(
@@ -144,7 +146,7 @@ export function helmReleaseCases(): void {
       240_000,
     );
 
-    it.concurrent(
+    concurrently(
       'fails at once with the default ChartVersion strategy, saying why',
       async () => {
         const app = await newApp(
@@ -163,9 +165,12 @@ export function helmReleaseCases(): void {
       },
       240_000,
     );
-  });
+  }
 
-  describe('issue 18 item 1: a HelmRelease with spec.test.enable (a Job test hook: kwok completes Job-owned Pods)', () => {
+  {
+    const concurrently = concurrentCases(
+      'issue 18 item 1: a HelmRelease with spec.test.enable (a Job test hook: kwok completes Job-owned Pods)',
+    );
     /** The chart with a test hook; with `failOn`, that tag's test Job cannot be scheduled, so Helm's test times out. */
     const files = (failOn?: string) =>
       chartFiles({
@@ -208,7 +213,7 @@ spec:
     type Hr = KubernetesObject & { status: { conditions: Array<{ type: string; status: string; reason: string }> } };
     const readHr = (app: TestApp) => env.cluster.read<Hr>('helm.toolkit.fluxcd.io/v2', 'HelmRelease', 'flux-system', app.name);
 
-    it.concurrent(
+    concurrently(
       'passes only after the Helm tests of our release succeeded, naming them',
       async () => {
         const app = await newApp(
@@ -229,7 +234,7 @@ spec:
       240_000,
     );
 
-    it.concurrent(
+    concurrently(
       "fails when the Helm tests of our release fail (TestFailed), with helm-controller's reason",
       async () => {
         const app = await newApp(
@@ -249,5 +254,5 @@ spec:
       },
       240_000,
     );
-  });
+  }
 }

@@ -4,12 +4,13 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from '@jest/globals';
+import { expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { answerTo, keptnEvent } from '../../env/keptn.js';
 import { waitUntil } from '../../env/process.js';
 import { appFiles, IMAGE, settingsYaml, toolObjects, type TestApp, directDeployment } from '../../env/sample-app.js';
 import { deliver, env, events, fluxObjects, gitRepository, initiallyDeployed, newApp } from './world.js';
+import { concurrentCases } from '../support/concurrent.js';
 
 export function kustomizationCases(): void {
   it.concurrent(
@@ -204,103 +205,102 @@ export function kustomizationCases(): void {
 // Issue 18 item 8 on the real StatefulSet controller (kube-controller-manager 1.36, Pods played by kwok): kstatus
 // calls an OnDelete StatefulSet Current at once, while no Pod runs the new template until someone deletes one.
 export function rolloutCheckCases(): void {
-  describe('the rollout check counts what runs (issue 18)', () => {
-    const statefulSetFiles = (name: string): Record<string, string> => ({
-      [`apps/${name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1
+  const concurrently = concurrentCases('the rollout check counts what runs (issue 18)');
+  const statefulSetFiles = (name: string): Record<string, string> => ({
+    [`apps/${name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-  - statefulset.yaml
+- statefulset.yaml
 images:
-  - name: ${IMAGE}
-    newTag: 0.1.0 # set by Keptn
+- name: ${IMAGE}
+  newTag: 0.1.0 # set by Keptn
 `,
-      [`apps/${name}/statefulset.yaml`]: `apiVersion: apps/v1
+    [`apps/${name}/statefulset.yaml`]: `apiVersion: apps/v1
 kind: StatefulSet
 metadata:
-  name: web
+name: web
 spec:
-  serviceName: web
-  replicas: 1
-  updateStrategy: { type: OnDelete }
-  selector:
-    matchLabels: { app: web }
-  template:
-    metadata:
-      labels: { app: web }
-    spec:
-      containers:
-        - name: web
-          image: ${IMAGE}:0.1.0
+serviceName: web
+replicas: 1
+updateStrategy: { type: OnDelete }
+selector:
+  matchLabels: { app: web }
+template:
+  metadata:
+    labels: { app: web }
+  spec:
+    containers:
+      - name: web
+        image: ${IMAGE}:0.1.0
 `,
-    });
-    type StatefulSet = KubernetesObject & {
-      spec: { template: { spec: { containers: Array<{ image: string }> } } };
-      status?: { readyReplicas?: number; updatedReplicas?: number; currentRevision?: string; updateRevision?: string };
-    };
-    const readSts = (app: TestApp) => env.cluster.read<StatefulSet>('apps/v1', 'StatefulSet', app.namespace, 'web');
-
-    // spec.wait: true: Flux health-checks the StatefulSet with kstatus (Current at once); the service still applies its
-    // own rollout rule to it (src/tools/flux/workloads.ts, laxerInKstatus).
-    it.concurrent.each([false, true])(
-      'item 8: an OnDelete StatefulSet passes only once its Pod was deleted and came back on the new template (spec.wait: %s)',
-      async (wait) => {
-        const app = await newApp(
-          wait ? 'flux-ondelete-wait' : 'flux-ondelete',
-          statefulSetFiles,
-          (a) => fluxObjects(a, { wait }),
-          (a) => settingsYaml('flux', a),
-        );
-        await waitUntil(
-          `${app.name} initially running`,
-          async () => ((await readSts(app).catch(() => undefined))?.status?.readyReplicas ?? 0) === 1,
-          {
-            timeoutMs: 120_000,
-          },
-        );
-        const triggered = keptnEvent('sh.keptn.event.deployment.triggered', directDeployment(app.service));
-        await env.controlPlane.publish(triggered);
-        // Flux applied the new template; the controller replaced no Pod (what kstatus calls Current).
-        await waitUntil(
-          'the new template applied, no Pod on it',
-          async () => {
-            const sts = await readSts(app);
-            return (
-              sts.spec.template.spec.containers[0]!.image === `${IMAGE}:0.2.0` &&
-              Boolean(sts.status?.updateRevision) &&
-              sts.status?.updateRevision !== sts.status?.currentRevision &&
-              (sts.status?.updatedReplicas ?? 0) === 0
-            );
-          },
-          { timeoutMs: 60_000 },
-        );
-        // Flux calls it Ready at the new commit (with wait: its kstatus health check passed the StatefulSet).
-        const kust = fluxObjects(app)[2]!.metadata!;
-        await waitUntil(
-          'Flux Ready at the new commit',
-          async () => {
-            const k = await env.cluster.read<
-              KubernetesObject & { status?: { lastAppliedRevision?: string; conditions?: Array<{ type: string; status: string }> } }
-            >('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', kust.namespace!, kust.name!);
-            return (
-              !(k.status?.lastAppliedRevision ?? app.initialCommit).includes(app.initialCommit) &&
-              k.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
-            );
-          },
-          { timeoutMs: 60_000 },
-        );
-        expect(events.received.filter((e) => e.triggeredid === triggered.id && e.type.endsWith('.finished'))).toEqual([]);
-
-        // The team's OnDelete procedure: delete the Pod; the controller recreates it on the update revision.
-        const deletedAt = Date.now();
-        await env.cluster.objects.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-0', namespace: app.namespace } });
-        const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 120_000, what: '.finished' });
-        expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
-        // Not passed on Flux's (kstatus') word before the Pod was replaced.
-        expect(Date.parse(String(finished.time))).toBeGreaterThanOrEqual(deletedAt);
-        const sts = await readSts(app);
-        expect(sts.status).toMatchObject({ updatedReplicas: 1, readyReplicas: 1 });
-      },
-      300_000,
-    );
   });
+  type StatefulSet = KubernetesObject & {
+    spec: { template: { spec: { containers: Array<{ image: string }> } } };
+    status?: { readyReplicas?: number; updatedReplicas?: number; currentRevision?: string; updateRevision?: string };
+  };
+  const readSts = (app: TestApp) => env.cluster.read<StatefulSet>('apps/v1', 'StatefulSet', app.namespace, 'web');
+
+  // spec.wait: true: Flux health-checks the StatefulSet with kstatus (Current at once); the service still applies its
+  // own rollout rule to it (src/tools/flux/workloads.ts, laxerInKstatus).
+  concurrently.each([[false], [true]])(
+    'item 8: an OnDelete StatefulSet passes only once its Pod was deleted and came back on the new template (spec.wait: %s)',
+    async (wait) => {
+      const app = await newApp(
+        wait ? 'flux-ondelete-wait' : 'flux-ondelete',
+        statefulSetFiles,
+        (a) => fluxObjects(a, { wait }),
+        (a) => settingsYaml('flux', a),
+      );
+      await waitUntil(
+        `${app.name} initially running`,
+        async () => ((await readSts(app).catch(() => undefined))?.status?.readyReplicas ?? 0) === 1,
+        {
+          timeoutMs: 120_000,
+        },
+      );
+      const triggered = keptnEvent('sh.keptn.event.deployment.triggered', directDeployment(app.service));
+      await env.controlPlane.publish(triggered);
+      // Flux applied the new template; the controller replaced no Pod (what kstatus calls Current).
+      await waitUntil(
+        'the new template applied, no Pod on it',
+        async () => {
+          const sts = await readSts(app);
+          return (
+            sts.spec.template.spec.containers[0]!.image === `${IMAGE}:0.2.0` &&
+            Boolean(sts.status?.updateRevision) &&
+            sts.status?.updateRevision !== sts.status?.currentRevision &&
+            (sts.status?.updatedReplicas ?? 0) === 0
+          );
+        },
+        { timeoutMs: 60_000 },
+      );
+      // Flux calls it Ready at the new commit (with wait: its kstatus health check passed the StatefulSet).
+      const kust = fluxObjects(app)[2]!.metadata!;
+      await waitUntil(
+        'Flux Ready at the new commit',
+        async () => {
+          const k = await env.cluster.read<
+            KubernetesObject & { status?: { lastAppliedRevision?: string; conditions?: Array<{ type: string; status: string }> } }
+          >('kustomize.toolkit.fluxcd.io/v1', 'Kustomization', kust.namespace!, kust.name!);
+          return (
+            !(k.status?.lastAppliedRevision ?? app.initialCommit).includes(app.initialCommit) &&
+            k.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
+          );
+        },
+        { timeoutMs: 60_000 },
+      );
+      expect(events.received.filter((e) => e.triggeredid === triggered.id && e.type.endsWith('.finished'))).toEqual([]);
+
+      // The team's OnDelete procedure: delete the Pod; the controller recreates it on the update revision.
+      const deletedAt = Date.now();
+      await env.cluster.objects.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-0', namespace: app.namespace } });
+      const finished = await events.waitFor(answerTo(triggered.id, 'finished', 'deployment'), { timeoutMs: 120_000, what: '.finished' });
+      expect(finished.data).toMatchObject({ status: 'succeeded', result: 'pass' });
+      // Not passed on Flux's (kstatus') word before the Pod was replaced.
+      expect(Date.parse(String(finished.time))).toBeGreaterThanOrEqual(deletedAt);
+      const sts = await readSts(app);
+      expect(sts.status).toMatchObject({ updatedReplicas: 1, readyReplicas: 1 });
+    },
+    300_000,
+  );
 }

@@ -1,7 +1,7 @@
 // Changes made in Git alone (issue 10): someone else pushes, the tool applies it, the service announces exactly one
 // sequence, judged by the tools' own rules, and answers the sequence's deployment task without a commit; an
 // unappliable change is announced as a failure; a failed commit of ours is reverted when the settings say so.
-import { describe, expect, it } from '@jest/globals';
+import { expect } from '@jest/globals';
 import { type KubernetesObject } from '@kubernetes/client-node';
 import { answerTo, keptnEvent } from '../../env/keptn.js';
 import { waitUntil } from '../../env/process.js';
@@ -20,10 +20,12 @@ import {
   pushNewTag,
   records,
 } from './world.js';
+import { concurrentCases } from '../support/concurrent.js';
 
 export function changeCases(): void {
-  describe.each(['flux', 'argocd'] as const)('a change pushed to Git and applied by %s', (tool) => {
-    it.concurrent(
+  for (const tool of ['flux', 'argocd'] as const) {
+    const concurrently = concurrentCases(`a change pushed to Git and applied by ${tool}`);
+    concurrently(
       'starts exactly one sequence, with the project, stage, service and where the change came from',
       async () => {
         const app = await linkedApp(tool);
@@ -64,7 +66,7 @@ export function changeCases(): void {
       400_000,
     );
 
-    it.concurrent(
+    concurrently(
       "the sequence's deployment task passes without a commit and reports the observed revision",
       async () => {
         const app = await linkedApp(tool);
@@ -81,10 +83,11 @@ export function changeCases(): void {
       },
       400_000,
     );
-  });
+  }
 
-  describe('a deployment Keptn drove itself', () => {
-    it.concurrent(
+  {
+    const concurrently = concurrentCases('a deployment Keptn drove itself');
+    concurrently(
       'is not announced again as a change made in Git',
       async () => {
         const app = await linkedApp('flux');
@@ -109,10 +112,11 @@ export function changeCases(): void {
       },
       300_000,
     );
-  });
+  }
 
-  describe('an unappliable change pushed to Git', () => {
-    it.concurrent(
+  {
+    const concurrently = concurrentCases('an unappliable change pushed to Git');
+    concurrently(
       "is announced as a failure with Flux's own message",
       async () => {
         const app = await linkedApp('flux');
@@ -133,10 +137,11 @@ export function changeCases(): void {
       },
       300_000,
     );
-  });
+  }
 
-  describe('revert on failure (settings onFailure: revert)', () => {
-    it.concurrent(
+  {
+    const concurrently = concurrentCases('revert on failure (settings onFailure: revert)');
+    concurrently(
       'reverts our failed commit: Git and the cluster are back on the previous image, and .finished names both commits',
       async () => {
         const name = `obs-revert-${nextId()}`;
@@ -181,5 +186,5 @@ export function changeCases(): void {
       },
       320_000,
     );
-  });
+  }
 }

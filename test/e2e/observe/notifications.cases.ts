@@ -1,7 +1,7 @@
 // Notifications wake the observer up; the watched objects decide (ADR 14): real notification-controller and
 // argocd-notifications webhooks, a forged notification refused.
 import { createHmac } from 'node:crypto';
-import { describe, expect, it } from '@jest/globals';
+import { expect } from '@jest/globals';
 import { type KubernetesObject } from '@kubernetes/client-node';
 import { waitUntil } from '../../env/process.js';
 import { IMAGE, imageInCluster, PROJECT } from '../../env/sample-app.js';
@@ -19,10 +19,12 @@ import {
   pushNewTag,
   records,
 } from './world.js';
+import { concurrentCases } from '../support/concurrent.js';
 
 export function notificationCases(): void {
-  describe('notifications wake the observer up; the objects decide (ADR 14)', () => {
-    it.concurrent(
+  {
+    const concurrently = concurrentCases('notifications wake the observer up; the objects decide (ADR 14)');
+    concurrently(
       'a real notification arrives before health is known: a Kustomization without wait whose workload cannot roll out is no pass; a forged one is refused',
       async () => {
         const app = await linkedApp('flux');
@@ -102,10 +104,11 @@ export function notificationCases(): void {
       },
       300_000,
     );
-  });
+  }
 
-  describe('Argo CD notifications', () => {
-    it.concurrent(
+  {
+    const concurrently = concurrentCases('Argo CD notifications');
+    concurrently(
       "argocd-notifications' webhook with the shared secret wakes the observer up: one sequence, judged from the Application",
       async () => {
         const app = await linkedApp('argocd', {}, false);
@@ -173,5 +176,5 @@ export function notificationCases(): void {
       },
       300_000,
     );
-  });
+  }
 }
