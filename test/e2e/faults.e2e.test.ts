@@ -326,39 +326,35 @@ describe('faults', () => {
       outcome: `watches relisted and resumed; one .finished (pass) ${(verdictAfter / 1000).toFixed(1)} s after the API server was back and the gate opened`,
     });
   }, 330_000);
-
-  it('the Flux controller is stopped: the deadline ends the deployment with a clear message', async () => {
-    await replica('r-noflux');
-    const app = await gatedApp({ timeout: '15s' });
-    await env.flux!.peers.find((p) => p.name === 'kustomize-controller')!.stop();
-    const t = trigger(app);
-    await env.controlPlane.publish(t);
-    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
-    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(finished.data.message).toMatch(/Flux did not apply commit [0-9a-f]{40} in time/);
-    expect(answers(t).sort()).toEqual(['finished', 'started']);
-    report.push({
-      fault: 'kustomize-controller stopped',
-      outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"`,
-    });
-  }, 120_000);
 });
 
-describe('faults of Argo CD', () => {
-  it('the application controller is stopped: the deadline ends the deployment with a clear message', async () => {
-    await replica('r-noargo');
-    const app = await deployedApp(env, 'argocd', `fault-argo-${++counter}`, { automated: true, timeout: '15s' });
+// Last: they stop kustomize-controller and the Argo CD application controller for good. One replica, both tools at
+// once: the two deadlines run side by side.
+describe('a GitOps controller is stopped', () => {
+  it('the deadline ends the deployment with a clear message, for Flux and for Argo CD', async () => {
+    await replica('r-stopped');
+    const [fluxApp, argoApp] = await Promise.all([
+      gatedApp({ timeout: '15s' }),
+      deployedApp(env, 'argocd', `fault-argo-${++counter}`, { automated: true, timeout: '15s' }),
+    ]);
+    await env.flux!.peers.find((p) => p.name === 'kustomize-controller')!.stop();
     await env.argocd!.peers.find((p) => p.name === 'argocd-application-controller')!.stop();
-    const t = trigger(app);
-    await env.controlPlane.publish(t);
-    const finished = await events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 });
-    expect(finished.data).toMatchObject({ status: 'succeeded', result: 'fail' });
-    expect(finished.data.message).toMatch(/Argo CD did not apply commit [0-9a-f]{40} in time/);
-    expect(answers(t).sort()).toEqual(['finished', 'started']);
-    expect(await imageInCluster(app)).toBe(`${IMAGE}:0.1.0`);
-    report.push({
-      fault: 'argocd-application-controller stopped',
-      outcome: `fail at the 15 s deadline: "${String(finished.data.message).slice(0, 100)}…"`,
+    const cases = [
+      { app: fluxApp, tool: 'Flux', controller: 'kustomize-controller' },
+      { app: argoApp, tool: 'Argo CD', controller: 'argocd-application-controller' },
+    ];
+    const triggers = cases.map(({ app }) => trigger(app));
+    await Promise.all(triggers.map((t) => env.controlPlane.publish(t)));
+    const finished = await Promise.all(triggers.map((t) => events.waitFor(answerTo(t.id, 'finished'), { timeoutMs: 60_000 })));
+    cases.forEach(({ tool, controller }, i) => {
+      expect(finished[i]!.data).toMatchObject({ status: 'succeeded', result: 'fail' });
+      expect(finished[i]!.data.message).toMatch(new RegExp(`${tool} did not apply commit [0-9a-f]{40} in time`));
+      expect(answers(triggers[i]!).sort()).toEqual(['finished', 'started']);
+      report.push({
+        fault: `${controller} stopped`,
+        outcome: `fail at the 15 s deadline: "${String(finished[i]!.data.message).slice(0, 100)}…"`,
+      });
     });
+    expect(await imageInCluster(argoApp)).toBe(`${IMAGE}:0.1.0`);
   }, 180_000);
 });

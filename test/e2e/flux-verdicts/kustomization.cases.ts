@@ -210,28 +210,28 @@ export function rolloutCheckCases(): void {
     [`apps/${name}/kustomization.yaml`]: `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-- statefulset.yaml
+  - statefulset.yaml
 images:
-- name: ${IMAGE}
-  newTag: 0.1.0 # set by Keptn
+  - name: ${IMAGE}
+    newTag: 0.1.0 # set by Keptn
 `,
     [`apps/${name}/statefulset.yaml`]: `apiVersion: apps/v1
 kind: StatefulSet
 metadata:
-name: web
+  name: web
 spec:
-serviceName: web
-replicas: 1
-updateStrategy: { type: OnDelete }
-selector:
-  matchLabels: { app: web }
-template:
-  metadata:
-    labels: { app: web }
-  spec:
-    containers:
-      - name: web
-        image: ${IMAGE}:0.1.0
+  serviceName: web
+  replicas: 1
+  updateStrategy: { type: OnDelete }
+  selector:
+    matchLabels: { app: web }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      containers:
+        - name: web
+          image: ${IMAGE}:0.1.0
 `,
   });
   type StatefulSet = KubernetesObject & {
