@@ -197,7 +197,17 @@ export function helmAppFiles(name: string): Record<string, string> {
     'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
     'charts/web/values.yaml': `image:\n  repository: ${IMAGE}\n  tag: 0.1.0\n`,
     'charts/web/templates/deployment.yaml': CHART_DEPLOYMENT,
-    [`apps/${name}/release.yaml`]: `apiVersion: helm.toolkit.fluxcd.io/v2
+    [`apps/${name}/release.yaml`]: helmReleaseYaml(
+      name,
+      { reconcileStrategy: 'Revision' },
+      '  values:\n    image:\n      tag: 0.1.0 # set by Keptn\n',
+    ),
+  };
+}
+
+/** A HelmRelease of the repository's chart ./charts/web, with `chartSpec` beside `chart` and the source, and `values` (YAML under spec) as given. */
+export function helmReleaseYaml(name: string, chartSpec: Record<string, unknown>, values?: string): string {
+  return `apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
 metadata:
   name: ${name}
@@ -207,14 +217,10 @@ spec:
   targetNamespace: ${name}
   chart:
     spec:
-      chart: ./charts/web
-      reconcileStrategy: Revision
-      sourceRef: { kind: GitRepository, name: ${name}, namespace: flux-system }
-  values:
-    image:
-      tag: 0.1.0 # set by Keptn
-`,
-  };
+${Object.entries({ chart: './charts/web', ...chartSpec, sourceRef: `{ kind: GitRepository, name: ${name}, namespace: flux-system }` })
+  .map(([k, v]) => `      ${k}: ${Array.isArray(v) ? `[${v.join(', ')}]` : String(v)}`)
+  .join('\n')}
+${values ?? ''}`;
 }
 
 export function helmSettingsYaml(app: TestApp): string {

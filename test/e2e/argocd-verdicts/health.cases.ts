@@ -3,7 +3,7 @@
 import { expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { appFiles, IMAGE, imageInCluster } from '../../env/sample-app.js';
-import { application, capture, deliver, env, initiallyDeployed, newRepo, settingsWith } from './world.js';
+import { application, capture, deliver, env, initiallyDeployed, newRepo, settingsWith, deployedApplication } from './world.js';
 
 export function healthCases(): void {
   it.concurrent(
@@ -54,12 +54,7 @@ export function healthCases(): void {
         '  replicas: 1\n  paused: true\n',
       );
       await env.git.commitAsOther(app.repo, { [`apps/${app.name}/deployment.yaml`]: deployment }, 'paused');
-      await env.cluster.apply([
-        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
-        application(app, {}),
-      ]);
-      env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
-      await initiallyDeployed(app, 'main');
+      await deployedApplication(app, {}, '', 'main');
 
       const d = await deliver(app);
       await capture(app, 'suspended-deployment-paused');
@@ -78,12 +73,7 @@ export function healthCases(): void {
       const app = await newRepo();
       const deployment = appFiles(app.name)[`apps/${app.name}/deployment.yaml`]!.replace('  replicas: 1\n', '  replicas: 0\n');
       await env.git.commitAsOther(app.repo, { [`apps/${app.name}/deployment.yaml`]: deployment }, 'scaled to 0');
-      await env.cluster.apply([
-        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
-        application(app, {}),
-      ]);
-      env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
-      await initiallyDeployed(app, 'main');
+      await deployedApplication(app, {}, '', 'main');
 
       const d = await deliver(app);
       await capture(app, 'synced-healthy-scaled-to-zero');

@@ -21,6 +21,7 @@ import {
   settingsWith,
   trigger,
   type ApplicationObject,
+  deployedApplication,
 } from './world.js';
 
 export function syncCases(): void {
@@ -226,12 +227,7 @@ export function syncCases(): void {
     'never syncs backwards: with the later of two deployments synced first, the earlier starts no sync and passes on the later commit',
     async () => {
       const app = await newRepo();
-      await env.cluster.apply([
-        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
-        application(app, {}),
-      ]);
-      env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, ''));
-      await initiallyDeployed(app, app.initialCommit);
+      await deployedApplication(app, {}, '', app.initialCommit);
 
       // The order of the two syncs is the test's: the application controller is paused (SIGSTOP) with an operation of
       // someone else's queued, so neither deployment can start its sync; then the second deployment's sync, exactly as

@@ -80,6 +80,16 @@ export async function initiallyDeployed(app: TestApp, revision: string): Promise
   });
 }
 
+/** The app's namespace, its Application and its settings, then waits until Argo CD has deployed `revision`. */
+export async function deployedApplication(app: TestApp, spec: Record<string, unknown>, settings: string, revision: string): Promise<void> {
+  await env.cluster.apply([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: app.namespace } } as KubernetesObject,
+    application(app, spec),
+  ]);
+  env.resources.put({ project: 'podtato', stage: 'dev', service: app.service }, 'gitops/config.yaml', settingsWith(app, settings));
+  await initiallyDeployed(app, revision);
+}
+
 export async function deliver(
   app: TestApp,
   image = `${IMAGE}:0.2.0`,

@@ -3,19 +3,16 @@
 import { expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { answerTo, keptnEvent } from '../../env/keptn.js';
-import { grantAnnotations, IMAGE, imageInCluster, keptnSecret, toolObjects, type TestApp } from '../../env/sample-app.js';
 import {
-  chartFiles,
-  deliver,
-  env,
-  events,
-  fluxObjects,
-  gitRepository,
-  helmRelease,
-  helmSettings,
-  initiallyDeployed,
-  newApp,
-} from './world.js';
+  grantAnnotations,
+  helmReleaseYaml as helmRelease,
+  IMAGE,
+  imageInCluster,
+  keptnSecret,
+  toolObjects,
+  type TestApp,
+} from '../../env/sample-app.js';
+import { chartFiles, deliver, env, events, fluxObjects, gitRepository, helmSettings, initiallyDeployed, newApp } from './world.js';
 import { concurrentCases } from '../support/concurrent.js';
 
 export function helmReleaseCases(): void {

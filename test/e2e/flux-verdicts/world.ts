@@ -5,16 +5,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { startEnvironment, type Environment } from '../../env/environment.js';
 import { answerTo, keptnEvent, type EventStream, type KeptnCloudEvent } from '../../env/keptn.js';
 import { waitUntil } from '../../env/process.js';
-import {
-  CHART_DEPLOYMENT,
-  IMAGE,
-  imageInCluster,
-  keptnSecret,
-  PROJECT,
-  toolObjects,
-  type TestApp,
-  directDeployment,
-} from '../../env/sample-app.js';
+import { CHART_DEPLOYMENT, IMAGE, imageInCluster, keptnSecret, toolObjects, type TestApp, directDeployment } from '../../env/sample-app.js';
 
 export let env: Environment;
 export let events: EventStream;
@@ -100,23 +91,6 @@ export function chartFiles(extra: Record<string, string> = {}, failOn?: string):
     'charts/web/templates/deployment.yaml': CHART_DEPLOYMENT,
     ...extra,
   };
-}
-
-export function helmRelease(name: string, chartSpec: Record<string, unknown>, values?: string): string {
-  return `apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: ${name}
-  annotations: { gitops.keptn.sh/projects: ${PROJECT} }
-spec:
-  interval: 1h
-  targetNamespace: ${name}
-  chart:
-    spec:
-${Object.entries({ chart: './charts/web', ...chartSpec, sourceRef: `{ kind: GitRepository, name: ${name}, namespace: flux-system }` })
-  .map(([k, v]) => `      ${k}: ${Array.isArray(v) ? `[${v.join(', ')}]` : String(v)}`)
-  .join('\n')}
-${values ?? ''}`;
 }
 
 export function helmSettings(
