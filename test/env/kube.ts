@@ -330,6 +330,11 @@ export async function startKube(opts: StartKubeOptions): Promise<Kube> {
         `--cluster-cidr=${POD_CIDR}`,
         '--allocate-node-cidrs=false',
         '--use-service-account-credentials=false',
+        // The kwok node's heartbeats go through kube-apiserver too, so a test that stops it for 60 s (faults.e2e) would
+        // otherwise outlast the grace period (50 s by default): the node lifecycle controller then marks the node and
+        // its Pods not ready when the server returns, and kustomize-controller checks the health of the revision it
+        // runs for its whole spec.timeout before it takes our commit (seen in CI). Longer than any outage a test makes.
+        '--node-monitor-grace-period=120s',
         '--profiling=false',
         '--v=1',
       ],
