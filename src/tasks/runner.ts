@@ -19,7 +19,9 @@ import { FairSlots, NO_TURN, type Turn } from '../shared/limit.js';
 import { noMetrics, resultLabel, toolOf, type Metrics } from '../platform/metrics.js';
 import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from '../keptn/events.js';
 import type { EventSink } from '../keptn/sender.js';
-import { realSleep, retry, type RetryPolicy, type Sleep } from '../shared/retry.js';
+import { realSleep, type Sleep } from '../shared/retry.js';
+import { saveRecord } from './save.js';
+export { SAVE_POLICY } from './save.js';
 import { StoreConflictError, type DeploymentRecord, type Progress, type StateStore } from '../platform/state/record.js';
 import type { ReplicaRegistry } from '../platform/state/replicas.js';
 
@@ -70,17 +72,6 @@ export interface RunnerOptions {
  * hold back another project's `.started` (issue 19, item 4).
  */
 export const MAX_STARTING = 64;
-
-/**
- * Saving a record: the API server may be restarting, so a few quick attempts. A conflict is final (someone else
- * holds the claim); so is a record too large to store. Anything without a verdict of its own is taken as transient.
- */
-export const SAVE_POLICY: RetryPolicy = {
-  attempts: 6,
-  baseDelayMs: 250,
-  maxDelayMs: 4_000,
-  retryable: (err) => !(err instanceof ServiceError) || err.retryable,
-};
 
 /**
  * The distributor refuses event bodies over 64 KiB (keptn/keptn distributor/pkg/forwarder/forwarder.go), so a
@@ -344,24 +335,8 @@ export class DeploymentRunner {
     }
   }
 
-  /**
-   * Saves under SAVE_POLICY. A conflict is final unless the stored record still carries our claim: then an earlier
-   * save of ours went through but its answer was lost, and this one goes over that version.
-   */
   private save(record: DeploymentRecord): Promise<DeploymentRecord> {
-    let next = record;
-    const attempt = async () => {
-      try {
-        return await this.opts.store.update(next);
-      } catch (err: unknown) {
-        if (!(err instanceof StoreConflictError)) throw err;
-        const stored = await this.opts.store.get(next.event.id);
-        if (!stored || stored.claim !== next.claim || stored.version === next.version) throw err;
-        next = { ...next, version: stored.version };
-        return await this.opts.store.update(next);
-      }
-    };
-    return retry(SAVE_POLICY, attempt, this.opts.sleep ?? realSleep);
+    return saveRecord(this.opts.store, record, this.opts.sleep ?? realSleep);
   }
 
   private async deliver(event: OutgoingEvent, log: Logger): Promise<boolean> {
