@@ -27,6 +27,7 @@ import { notifySenderFrom, NotifyKeyCache } from './observe/notify-keys.js';
 import { parseDuration } from './shared/duration.js';
 import { DeploymentRunner } from './tasks/runner.js';
 import { ConfigMapStore } from './platform/state/configmaps.js';
+import { ConfigMapIntake } from './platform/state/intake.js';
 import { LeaseRegistry } from './platform/state/replicas.js';
 import { StateMove } from './platform/state/move.js';
 import { DirectorySettings, ResourceServiceSettings } from './platform/settings/source.js';
@@ -89,6 +90,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     log,
     source: config.serviceName,
     store,
+    intake: new ConfigMapIntake(kc, config.stateNamespace),
     replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
     resumeIntervalMs: config.resumeIntervalMs,
     maxStarting: config.maxStarting,

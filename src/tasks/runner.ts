@@ -24,6 +24,8 @@ import { saveRecord } from './save.js';
 export { SAVE_POLICY } from './save.js';
 import { StoreConflictError, type DeploymentRecord, type Progress, type StateStore } from '../platform/state/record.js';
 import type { ReplicaRegistry } from '../platform/state/replicas.js';
+import { MemoryIntake, type IntakeBatch, type IntakeEntry, type IntakeStore } from '../platform/state/intake.js';
+import { Intake } from './intake.js';
 
 export interface HandlerContext {
   /** Epoch ms of acceptance: deadlines count from here, across restarts and takeovers. */
@@ -49,6 +51,8 @@ export interface RunnerOptions {
   log: Logger;
   source: string;
   store: StateStore;
+  /** Where events accepted together are recorded in one write before the answer (ADR 18); in memory by default. */
+  intake?: IntakeStore;
   replicas: ReplicaRegistry;
   /** How often to look for deployments to resume or adopt, and to retry undelivered `.finished` events. */
   resumeIntervalMs?: number;
@@ -89,10 +93,19 @@ export class DeploymentRunner {
   private resuming: Promise<void> | undefined;
   private readonly metrics: Metrics;
   private readonly startSlots: FairSlots;
+  private readonly intake: Intake;
 
   constructor(private readonly opts: RunnerOptions) {
     this.metrics = opts.metrics ?? noMetrics;
     this.startSlots = new FairSlots(opts.maxStarting ?? MAX_STARTING);
+    const sleep = opts.sleep ?? realSleep;
+    this.intake = new Intake({
+      store: opts.intake ?? new MemoryIntake(),
+      records: opts.store,
+      owner: () => this.identity,
+      log: opts.log,
+      sleep,
+    });
   }
 
   get identity(): string {
@@ -100,21 +113,21 @@ export class DeploymentRunner {
   }
 
   /**
-   * Records the deployment and starts it. Throws when the record cannot be written: the caller answers 5xx and the
-   * distributor delivers the event again, so nothing is acknowledged that could be lost.
+   * Records the event and starts its deployment. Throws when it cannot be recorded: the caller answers 5xx and the
+   * distributor delivers the event again, so nothing is acknowledged that could be lost. Events arriving together are
+   * recorded in one write (the intake, ADR 18); each gets its own record when its turn to start comes.
    */
   async accept(event: TriggeredEvent): Promise<Acceptance> {
     if (this.running.has(event.id)) return 'duplicate';
-    // Taken before the record exists: a resume round that lists the new record before it is launched leaves it to
-    // us, instead of claiming and starting it beside this acceptance (two `.started`).
+    // Taken before the event is recorded: a resume round that lists the new batch before it is launched leaves the
+    // event to us, instead of starting it beside this acceptance.
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     this.running.set(event.id, held);
     try {
-      const fresh: DeploymentRecord = { event, phase: 'accepted', owner: this.identity, acceptedAt: Date.now(), claim: randomUUID() };
-      const record = await this.opts.store.create(fresh);
-      if (!record) return 'duplicate';
-      this.launch(record);
+      const entry: IntakeEntry = { event, acceptedAt: Date.now() };
+      const batch = await this.intake.record(entry);
+      this.launchEntry(entry, batch);
       return 'accepted';
     } finally {
       if (this.running.get(event.id) === held) this.running.delete(event.id);
@@ -175,6 +188,9 @@ export class DeploymentRunner {
       if (!answer) alive.set(owner, (answer = this.opts.replicas.isAlive(owner)));
       return answer;
     };
+    await this.intake.resume(isAlive, (entry, batch) => {
+      if (!this.running.has(entry.event.id)) this.launchEntry(entry, batch);
+    });
     for (const listed of await this.opts.store.list()) {
       try {
         await this.reconsider(listed, isAlive);
@@ -230,15 +246,30 @@ export class DeploymentRunner {
   }
 
   private launch(record: DeploymentRecord): void {
+    this.run(record.event, (turn) => this.drive(record, turn));
+  }
+
+  /**
+   * A recorded event's deployment: at its turn, its own record is made (the create that decides, across replicas,
+   * that it runs once: a redelivered event finds the record there and ends here), then it runs as any other.
+   */
+  private launchEntry(entry: IntakeEntry, batch: IntakeBatch): void {
+    this.run(entry.event, async (turn) => {
+      const record = await this.intake.admit(entry, batch, { owner: this.identity, claim: randomUUID() });
+      if (record) await this.drive(record, turn);
+    });
+  }
+
+  private run(event: TriggeredEvent, work: (turn: Turn) => Promise<void>): void {
     this.metrics.deploymentBegan();
     const run = this.startSlots
-      .turn(record.event.data.project)
-      .then((turn) => this.drive(record, turn).finally(turn.end))
+      .turn(event.data.project)
+      .then((turn) => work(turn).finally(turn.end))
       .finally(() => {
-        this.running.delete(record.event.id);
+        this.running.delete(event.id);
         this.metrics.deploymentEnded();
       });
-    this.running.set(record.event.id, run);
+    this.running.set(event.id, run);
   }
 
   private logFor(event: TriggeredEvent): Logger {

@@ -152,7 +152,9 @@ describe('DeploymentRunner', () => {
     expect(await runner.accept(event)).toBe('accepted');
     expect(await runner.accept(event)).toBe('duplicate');
     await runner.drain();
-    expect(await runner.accept(event)).toBe('duplicate');
+    // Recorded again (the intake cannot tell without a read), then it finds its deployment record and ends there.
+    expect(await runner.accept(event)).toBe('accepted');
+    await runner.drain();
     expect(runs).toBe(1);
     expect(sink.types()).toEqual(['started', 'finished']);
   });
