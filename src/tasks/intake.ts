@@ -13,6 +13,9 @@ import { entrySize, MAX_INTAKE_BYTES, type IntakeBatch, type IntakeEntry, type I
 /** Batch writes in flight at once: enough to keep one write at the API server while the answer of the other travels. */
 export const INTAKE_WRITES_IN_FLIGHT = 2;
 
+/** How many removed batches are remembered: far more than a resume round's list can be behind. */
+const REMEMBERED_BATCHES = 10_000;
+
 export interface IntakeOptions {
   store: IntakeStore;
   /** The deployment records, where each recorded event gets its own when its turn comes. */
@@ -28,6 +31,8 @@ export class Intake {
   private readonly writer: GroupWriter<IntakeEntry, IntakeBatch>;
   /** Per batch name, the event ids still without their own record. */
   private readonly open = new Map<string, Set<string>>();
+  /** Batches removed from here lately, oldest first. */
+  private readonly gone = new Set<string>();
 
   private readonly store: IntakeStore;
   private readonly log: Logger;
@@ -109,11 +114,22 @@ export class Intake {
     open.delete(eventId);
     if (open.size) return;
     this.open.delete(batch.name);
-    // A batch that could not be removed now is listed again; its entries' records exist, so it changes nothing then.
-    this.store.remove(batch).catch((err: unknown) => this.log.warn({ err, batch: batch.name }, 'could not remove an intake batch'));
+    this.remember(batch.name);
+    this.store.remove(batch).catch((err: unknown) => {
+      // Listed again then, and its entries' records exist, so it changes nothing but its removal.
+      this.gone.delete(batch.name);
+      this.log.warn({ err, batch: batch.name }, 'could not remove an intake batch');
+    });
+  }
+
+  /** A resume round's list taken before a batch was removed must not bring its entries back (their records exist). */
+  private remember(name: string): void {
+    this.gone.add(name);
+    if (this.gone.size > REMEMBERED_BATCHES) this.gone.delete(this.gone.values().next().value!);
   }
 
   private track(batch: IntakeBatch): Set<string> {
+    if (this.gone.has(batch.name)) return new Set();
     let open = this.open.get(batch.name);
     if (!open) this.open.set(batch.name, (open = new Set(batch.entries.map((e) => e.event.id))));
     return open;

@@ -173,6 +173,24 @@ describe('intake: events accepted together, one write', () => {
     expect(sink.perEvent()).toEqual({ [eventNo(1).id]: ['started', 'finished'] });
   });
 
+  it('a resume round listing a batch before it was removed does not bring its events back', async () => {
+    const intake = new MemoryIntake();
+    const store = new MemoryStore();
+    let creates = 0;
+    const create = store.create.bind(store);
+    store.create = async (r) => (creates++, create(r));
+    const runner = replica('replica-a', { store, intake, sink: new Sink(), handle: async () => pass });
+    await runner.accept(eventNo(1));
+    const stale = await intake.list();
+    await runner.drain();
+    await turns();
+    expect(await intake.list()).toEqual([]);
+    intake.list = async () => stale;
+    await runner.resume();
+    await runner.drain();
+    expect(creates).toBe(1);
+  });
+
   it('an event too large for one write is refused with RECORD_TOO_LARGE, not recorded', async () => {
     const intake = new MemoryIntake();
     const runner = replica('replica-a', { store: new MemoryStore(), intake, sink: new Sink(), handle: async () => pass });
