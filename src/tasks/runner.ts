@@ -26,6 +26,7 @@ import { StoreConflictError, type DeploymentRecord, type Progress, type StateSto
 import type { ReplicaRegistry } from '../platform/state/replicas.js';
 import { MemoryIntake, type IntakeBatch, type IntakeEntry, type IntakeStore } from '../platform/state/intake.js';
 import { Intake } from './intake.js';
+import { MAX_GROUP } from '../platform/git/workspace.js';
 
 export interface HandlerContext {
   /** Epoch ms of acceptance: deadlines count from here, across restarts and takeovers. */
@@ -73,9 +74,12 @@ export interface RunnerOptions {
  * end. Starting is the busy part (.started, settings, Secrets, Git); waiting for the tool costs almost nothing. The
  * others wait their turn, recorded and acknowledged already, so a burst of events does not starve the answers to
  * new ones (issue 11). A project holds at most three quarters of them, so one whose Git host never answers cannot
- * hold back another project's `.started` (issue 19, item 4).
+ * hold back another project's `.started` (issue 19, item 4). Three quarters are as many as one commit holds
+ * (MAX_GROUP): a burst of one project's deployments to one repository starts together and goes out in one commit,
+ * where 64 turns made it six commits, each setting every Kustomization of the repository reconciling again (issue 22,
+ * item 2).
  */
-export const MAX_STARTING = 64;
+export const MAX_STARTING = Math.ceil((MAX_GROUP * 4) / 3);
 
 /**
  * The distributor refuses event bodies over 64 KiB (keptn/keptn distributor/pkg/forwarder/forwarder.go), so a
