@@ -287,7 +287,7 @@ describe('rendered templates', () => {
     const defaults = containerEnv(deploymentOf(await helm.render('team-a', 'keptn', {})).spec!.template.spec!, 'gitops-service');
     expect(defaults['GIT_CACHE_LIMIT']?.value).toBe('1536Mi');
     // The start turns (issue 23): the service's own default, unless set.
-    expect(defaults['MAX_STARTING']?.value).toBe('64');
+    expect(defaults['MAX_STARTING']?.value).toBe('267');
     const turns = containerEnv(
       deploymentOf(await helm.render('team-a', 'keptn', { maxStarting: 200 })).spec!.template.spec!,
       'gitops-service',

@@ -49,8 +49,8 @@ describe('lifecycle and scope settings', () => {
     expect(loadConfig({})).toMatchObject({ drainMs: 8_000, watchNamespaces: [] });
   });
 
-  it('lets 64 deployments start at once by default, and fewer or more when asked', () => {
-    expect(loadConfig({}).maxStarting).toBe(64);
+  it('lets 267 deployments start at once by default (one project: as many as one commit holds), and fewer or more when asked', () => {
+    expect(loadConfig({}).maxStarting).toBe(267);
     expect(loadConfig({ MAX_STARTING: '8' }).maxStarting).toBe(8);
   });
 
