@@ -4,7 +4,7 @@ import { type Environment, type ServiceReplica } from '../test/env/environment.j
 import { NODE_PODS } from '../test/env/kube.js';
 import { appFiles, grantAnnotations, IMAGE, keptnSecret } from '../test/env/sample-app.js';
 import { ms } from './stats.js';
-import { SIZES, PROJECT, rows, details, now } from './common.js';
+import { SIZES, PROJECT, SERVICE_MEMORY, rows, details, now } from './common.js';
 import { observeEvents, observeObjects, every, conditions, targetPath, triggered } from './observe.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ timeout: 600s
       met: totalMs <= 3 * singleMs && problems.length === 0,
     });
     rows.push({
-      measure: `Footprint: resident memory with ${SIZES.objects} watched objects and ${size} deployments in flight (peak)`,
+      measure: `Footprint: resident memory with ${SIZES.objects} watched objects and ${size} deployments in flight (peak; ${SERVICE_MEMORY.described})`,
       value: `${peakRss.toFixed(0)} MB`,
       baseline: `idle, before the objects: ${idleRss.toFixed(0)} MB`,
       target: '≤ 150 MB',

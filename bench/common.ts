@@ -29,6 +29,8 @@ export const OUT = process.env['BENCH_OUT'] ?? 'docs/benchmarks.md';
 /** Where the service writes a V8 CPU profile when it stops (open it in Chrome DevTools or speedscope); none if unset. */
 export const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 export const PROJECT = 'podtato';
+/** How the measured service's memory is bounded: the chart's limit as a memory cgroup, or why it is not (run.ts). */
+export const SERVICE_MEMORY = { described: 'no memory limit' };
 export const rows: Row[] = [];
 export const details: string[] = [];
 export const now = () => Date.now();

@@ -10,7 +10,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type } from 'node:os';
 import { startEnvironment, startServiceProcess, type ServiceReplica } from '../test/env/environment.js';
 import { table } from './stats.js';
-import { SIZES, BEFORE, ONLY, OUT, PROFILE_DIR, rows, details } from './common.js';
+import { memoryLimit, quantityBytes, type MemoryLimit } from '../test/env/memory-limit.js';
+import { parse as parseYaml } from 'yaml';
+import { SIZES, BEFORE, ONLY, OUT, PROFILE_DIR, SERVICE_MEMORY, rows, details } from './common.js';
 import { observeEvents } from './observe.js';
 import { sequential, transportFloor } from './latency.js';
 import { burst } from './burst.js';
@@ -30,6 +32,7 @@ const env = await startEnvironment({
 console.log(`bench: environment up, logs in ${env.logDir}`);
 let replica: ServiceReplica | undefined;
 let failure: unknown;
+const podMemory = await chartMemoryLimit();
 const events = observeEvents(env);
 try {
   // The built service, as the image runs it (`npm run bench` builds it first).
@@ -39,6 +42,7 @@ try {
     // A profile is written when the process exits, so it must stop within the 5 s before test/env's SIGKILL.
     extraEnv: { LOG_LEVEL: 'info', ...(PROFILE_DIR ? { DRAIN_TIMEOUT: '1s' } : {}) },
     ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
+    ...(podMemory ? { memoryLimit: podMemory } : {}),
   });
   const floor = ONLY === 'ack' ? undefined : await transportFloor(env, replica, Math.max(20, SIZES.deployments));
   if (floor)
@@ -86,6 +90,24 @@ try {
   events.close();
   await replica?.stop().catch(() => undefined);
   await env.stop();
+  await podMemory?.remove();
+}
+
+/**
+ * The chart's memory limit (values.yaml `resources.limits.memory`) as a memory cgroup for the service: Node sizes V8's
+ * heap from it as in the pod (test/env/memory-limit.ts), so the footprint is the pod's, not this machine's.
+ */
+async function chartMemoryLimit(): Promise<MemoryLimit | undefined> {
+  const values = parseYaml(await readFile('chart/values.yaml', 'utf8')) as { resources?: { limits?: { memory?: string } } };
+  const quantity = values.resources?.limits?.memory;
+  if (!quantity) return undefined;
+  const limit = await memoryLimit(`keptn-gitops-bench-${process.pid}`, quantityBytes(quantity));
+  if ('unavailable' in limit) {
+    SERVICE_MEMORY.described = `not inside the chart's ${quantity} limit: ${limit.unavailable}`;
+    return undefined;
+  }
+  SERVICE_MEMORY.described = `inside the chart's memory limit, ${quantity}, as a memory cgroup`;
+  return limit;
 }
 
 const cpuModel = cpus()[0]?.model ?? 'unknown';

@@ -25,8 +25,25 @@ export async function deploy(
   log: Logger,
   context: Partial<HandlerContext> = {},
 ): Promise<DeploymentOutcome> {
+  // A resumed deployment's commit is pushed already, and an observed one's was made in Git: neither commits.
+  const commits = !observedRevision(event.data) && !context.progress;
+  const prepared = await prepare(event, deps, log, context, { commits });
+  try {
+    return await deployPrepared(event, deps, log, context, prepared);
+  } finally {
+    // Asking for the commit withdrew it already; every other way out must not leave its group waiting.
+    prepared.withdraw?.();
+  }
+}
+
+async function deployPrepared(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  deps: DeploymentDeps,
+  log: Logger,
+  context: Partial<HandlerContext>,
+  prepared: Prepared,
+): Promise<DeploymentOutcome> {
   const { project, stage, service } = event.data;
-  const prepared = await prepare(event, deps, log, context);
   const observed = observedRevision(event.data);
   if (observed) return confirmObserved(event, deps, log, context, prepared, observed);
   const plan = await progressivePlan(event, prepared, deps, log);

@@ -45,4 +45,9 @@ export interface Prepared {
   repo: RepoRef;
   timeoutMs: number;
   report: Omit<DeploymentOutcome, 'status' | 'result' | 'message' | 'gitCommit'>;
+  /**
+   * Set when prepared for a commit: the group commit of its branch is waiting for it (platform/git/arrivals.ts) until
+   * it asks for its commit or calls this, so a deployment that will not commit after all calls it at once.
+   */
+  withdraw?: () => void;
 }

@@ -18,6 +18,7 @@ export async function prepare(
   deps: DeploymentDeps,
   log: Logger,
   context: Partial<HandlerContext>,
+  opts: { commits?: boolean } = {},
 ): Promise<Prepared> {
   const { project, stage, service } = event.data;
   // The settings name the deployment's timeout, so a resource-service that is away is waited for until the default one.
@@ -30,6 +31,26 @@ export async function prepare(
   context.onTarget?.(settings.target.kind);
   const tool = deps.tools.find((t) => t.kinds.includes(settings.target.kind));
   if (!tool) throw new DeploymentError('NO_TOOL', `no driver for target.kind ${settings.target.kind} in ${where}`);
+  // From here the branch is known: its group commit waits for this deployment's change while the checks below run,
+  // so a burst of one repository goes out in one commit (issue 22, item 2).
+  const withdraw = opts.commits ? deps.git.expectCommit(settings.git, settings.git.author ?? deps.author, event.id) : undefined;
+  try {
+    return { ...(await checked(event, settings, tool, deps, log)), ...(withdraw ? { withdraw } : {}) };
+  } catch (err: unknown) {
+    withdraw?.();
+    throw err;
+  }
+}
+
+/** The grants and the target check, then the repository with its granted credentials. */
+async function checked(
+  event: TriggeredEvent<DeploymentTriggeredData>,
+  settings: GitOpsSettings,
+  tool: Prepared['tool'],
+  deps: DeploymentDeps,
+  log: Logger,
+): Promise<Prepared> {
+  const { project } = event.data;
   // Both grants, and that the target deploys from what the settings write, are decided before anything is cloned,
   // fetched, written or patched: a refusal sends nothing anywhere.
   // The grant and the target check are independent reads of the API server, so they run side by side (issue 22,

@@ -24,6 +24,7 @@ import {
   type Nats,
 } from './keptn.js';
 import { startKube, type Kube } from './kube.js';
+import { insideLimit, type MemoryLimit } from './memory-limit.js';
 import { freePort, spawnPeer, waitUntil, type PeerProcess } from './process.js';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -255,6 +256,8 @@ export async function startServiceProcess(
     built?: boolean;
     /** Flags for node itself (e.g. `--cpu-prof`), which NODE_OPTIONS does not allow. */
     nodeArgs?: string[];
+    /** Run inside this memory limit, as the pod's `resources.limits.memory` does (memory-limit.ts). */
+    memoryLimit?: MemoryLimit;
   },
 ): Promise<ServiceReplica> {
   const port = await freePort();
@@ -262,15 +265,17 @@ export async function startServiceProcess(
   const apiProxyPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiProxyPort}`;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  // node itself with tsx as a loader, not the tsx CLI: the CLI runs node as a child that a SIGKILL would orphan.
+  const nodeArgs = [
+    ...(opts.nodeArgs ?? []),
+    ...(opts.built ? [join(root, 'dist', 'src', 'main.js')] : ['--import', 'tsx', join(root, 'src', 'main.ts')]),
+  ];
+  const [command, args] = opts.memoryLimit ? insideLimit(opts.memoryLimit, process.execPath, nodeArgs) : [process.execPath, nodeArgs];
   const spawnService = async () => {
     const child = await spawnPeer({
       name: `service-${opts.replicaId}`,
-      // node itself with tsx as a loader, not the tsx CLI: the CLI runs node as a child that a SIGKILL would orphan.
-      command: process.execPath,
-      args: [
-        ...(opts.nodeArgs ?? []),
-        ...(opts.built ? [join(root, 'dist', 'src', 'main.js')] : ['--import', 'tsx', join(root, 'src', 'main.ts')]),
-      ],
+      command,
+      args,
       cwd: root,
       env: serviceEnvironment(env, port, `${apiUrl}/event`, apiUrl, {
         REPLICA_ID: opts.replicaId,

@@ -101,12 +101,16 @@ export class CommitProtocol {
    * change (twins: the commit carries them all; see editsKey). A rejected push starts the whole group over on the new
    * head.
    */
-  async runGroup(repo: RepoRef, author: Author, group: readonly GroupMember[] | (() => readonly GroupMember[])): Promise<MemberOutcome[]> {
+  async runGroup(
+    repo: RepoRef,
+    author: Author,
+    group: readonly GroupMember[] | (() => readonly GroupMember[] | Promise<readonly GroupMember[]>),
+  ): Promise<MemberOutcome[]> {
     const trailerOf = (m: GroupMember) => `${DEPLOYMENT_TRAILER}: ${m.deploymentId}`;
     return this.untilPushed(repo, async () => {
       const clone = await this.checkout(repo);
       // A function gives the members once the clone is fetched, so that changes arriving meanwhile can join.
-      const members = typeof group === 'function' ? group() : group;
+      const members = typeof group === 'function' ? await group() : group;
       for (const m of members) checkTrailerLine(m.deploymentId, 'the deployment id');
       const results: MemberOutcome[] = new Array(members.length);
       const earlier = await findCommitsWithLine(clone, `refs/remotes/origin/${repo.branch}`, members.map(trailerOf));

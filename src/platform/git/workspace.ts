@@ -5,6 +5,7 @@
  * inside the tree, never through a link), ancestry.ts (relation, onBranch), credentials.ts (credentials, the Git
  * environment and redaction), command.ts (how a git command runs). See docs/adr/0003-writing-to-git.md.
  */
+import { Arrivals } from './arrivals.js';
 import { CloneCache, type Clone } from './clones.js';
 import { TreeLock } from './lock.js';
 import { Transport, isLocalDamage, scratchDirOf, type RepoRef } from './transport.js';
@@ -78,6 +79,9 @@ const MAX_RELATIONS = 10_000;
 /** How many deployments one commit carries at most: the message, and what one rejected push makes redo, stay bounded. */
 export const MAX_GROUP = 200;
 
+/** How long a group commit waits for the changes on their way to it (arrivals.ts) before it closes without them. */
+export const GATHER_MS = 3_000;
+
 /** The next commit's changes, and those for a later one (a clash of files, or more than MAX_GROUP). */
 function splitRound(queue: Queued[]): { round: Queued[]; later: Queued[] } {
   const round: Queued[] = [];
@@ -108,6 +112,8 @@ interface Queued {
 export class GitWorkspace {
   /** Changes waiting for the next commit, per working tree, branch and author (group commit). */
   private readonly waiting = new Map<string, Queued[]>();
+  /** Changes on their way to a group commit, which it waits for (bounded by GATHER_MS). */
+  private readonly arrivals = new Arrivals();
   private readonly clones: CloneCache;
   private readonly lock = new TreeLock();
   private readonly transport: Transport;
@@ -157,36 +163,55 @@ export class GitWorkspace {
    */
   async commitImage(req: CommitRequest): Promise<CommitOutcome> {
     checkTrailerLine(req.deploymentId, 'the deployment id');
-    const key = [this.clones.dirFor(req.repo.url), req.repo.branch, req.author.name, req.author.email].join('\0');
+    const key = this.groupKey(req.repo, req.author);
     return new Promise<CommitOutcome>((resolve, reject) => {
       const queued = this.waiting.get(key);
-      if (queued) {
-        queued.push({ req, resolve, reject });
-        return;
+      if (queued) queued.push({ req, resolve, reject });
+      else {
+        const group: Queued[] = [{ req, resolve, reject }];
+        this.waiting.set(key, group);
+        void this.locked(req.repo, () => this.commitGroups(key, group), true).catch((err: unknown) => {
+          for (const q of group) q.reject(err);
+        });
       }
-      const group: Queued[] = [{ req, resolve, reject }];
-      this.waiting.set(key, group);
-      void this.locked(req.repo, () => this.commitGroups(key, group), true).catch((err: unknown) => {
-        for (const q of group) q.reject(err);
-      });
+      // Queued first: a group woken by this arrival finds the change in its queue.
+      this.arrivals.arrived(key, req.deploymentId);
     });
   }
 
   /**
+   * A deployment that will ask `commitImage` for `repo` as `author` once its checks are done is on its way: the group
+   * commit for that branch waits for it (at most GATHER_MS). The returned function withdraws it (it will not commit
+   * after all); calling `commitImage` does too.
+   */
+  expectCommit(repo: Pick<RepoRef, 'url' | 'branch'>, author: Author, deploymentId: string): () => void {
+    return this.arrivals.expect(this.groupKey(repo, author), deploymentId);
+  }
+
+  /** The changes that may share a commit: the same working tree, branch and author. */
+  private groupKey(repo: Pick<RepoRef, 'url' | 'branch'>, author: Author): string {
+    return [this.clones.dirFor(repo.url), repo.branch, author.name, author.email].join('\0');
+  }
+
+  /**
    * Commits the queued changes in as few commits as their files allow (under the tree's lock). The group takes new
-   * arrivals until its clone is fetched: the changes of a burst that reach Git while the first one fetches go in the
-   * same commit, not in the next (issue 22, item 2).
+   * arrivals until its clone is fetched and nothing more is on its way to it (arrivals.ts, at most GATHER_MS): the
+   * changes of a burst go in one commit, not in one for the first that reached Git and others for the rest (issue 22,
+   * item 2).
    */
   private async commitGroups(key: string, group: Queued[]): Promise<void> {
     const close = () => {
       if (this.waiting.get(key) === group) this.waiting.delete(key);
     };
+    // The group takes what is on its way to it (arrivals.ts), up to this deadline.
+    const gatherUntil = Date.now() + GATHER_MS;
     let rest = group;
     while (rest.length) {
       let round: Queued[] | undefined;
       let later: Queued[] = [];
       /** Called after the fetch, on every attempt (a rejected push starts over): the same round each time once closed. */
-      const plan = () => {
+      const plan = async () => {
+        await this.arrivals.settled(key, gatherUntil);
         close();
         ({ round, later } = splitRound(rest));
         return round.map((q) => ({ deploymentId: q.req.deploymentId, edits: q.req.edits, message: q.req.message }));

@@ -31,6 +31,7 @@ function harness(opts: {
   const deps: DeploymentDeps = {
     settings: { load: async () => ({ settings, where: 'test settings' }) },
     git: {
+      expectCommit: () => () => undefined,
       commitImage: async () => {
         calls.push('commitImage');
         return { commit: OURS, created: true, reused: false };

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { groupMessage, messageBlocks } from '../../../../src/platform/git/trailers.js';
 import { parseImageRef } from '../../../../src/platform/git/image.js';
-import { DEPLOYMENT_TRAILER, GitWorkspace, type CommitRequest } from '../../../../src/platform/git/workspace.js';
+import { DEPLOYMENT_TRAILER, GATHER_MS, GitWorkspace, type CommitRequest } from '../../../../src/platform/git/workspace.js';
 import { startGitServer, type GitServer } from '../../../env/gitserver.js';
 
 const kustomization = (tag: string) => `resources:\n  - deployment.yaml\nimages:\n  - name: ghcr.io/podtato/head\n    newTag: ${tag}\n`;
@@ -74,6 +74,34 @@ describe('group commit', () => {
     expect(log).toHaveLength(2);
     expect([b.commit, c.commit]).toEqual([a.commit, a.commit]);
     expect(log[0]!.sha).toBe(a.commit);
+  });
+
+  it('waits for the changes on their way (their checks still running) and takes them in its commit; a withdrawn one is not waited for', async () => {
+    const { name, ws, request } = await setup();
+    const repo = request('a', 'x').repo;
+    const author = request('a', 'x').author;
+    const onTheWay = ['d-b', 'd-c', 'd-d'].map((id) => ws.expectCommit(repo, author, id));
+    const first = ws.commitImage(request('a', 'd-a'));
+    // b arrives long after a's fetch would have closed a group that did not wait; d's checks fail.
+    const late = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+    const b = late(600).then(() => ws.commitImage(request('b', 'd-b')));
+    const c = ws.commitImage(request('c', 'd-c'));
+    await late(300);
+    onTheWay[2]!();
+    const [a, ...others] = await Promise.all([first, b, c]);
+    const log = await server.log(name);
+    expect(log).toHaveLength(2);
+    expect(others.map((o) => o.commit)).toEqual([a.commit, a.commit]);
+    expect(messageBlocks(`${log[0]!.subject}\n\n${log[0]!.body}`).map((m) => m.deploymentId)).toEqual(['d-a', 'd-c', 'd-b']);
+  });
+
+  it('closes at its deadline when a change on its way never comes (GATHER_MS)', async () => {
+    const { name, ws, request } = await setup();
+    ws.expectCommit(request('b', 'x').repo, request('b', 'x').author, 'd-never');
+    const began = Date.now();
+    const a = await ws.commitImage(request('a', 'd-a'));
+    expect(Date.now() - began).toBeGreaterThanOrEqual(GATHER_MS - 50);
+    expect((await server.log(name))[0]!.sha).toBe(a.commit);
   });
 
   it('never commits a deployment twice: asked again (a resume), each finds the group commit by its trailer', async () => {
