@@ -14,7 +14,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ServiceError } from '../shared/errors.js';
 import { FairSlots, NO_TURN, type Turn } from '../shared/limit.js';
 import { noMetrics, resultLabel, toolOf, type Metrics } from '../platform/metrics.js';
 import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from '../keptn/events.js';
