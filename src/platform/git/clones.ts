@@ -56,9 +56,17 @@ export function cloneKey(url: string): string {
   return out.replace(/\/+$/, '').replace(/\.git$/, '');
 }
 
+/** Identifies the state of a clone's `.git/config`: any write to it changes this; empty when it cannot be read. */
+async function configPrint(dir: string): Promise<string> {
+  const st = await stat(join(dir, '.git', 'config')).catch(() => undefined);
+  return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : '';
+}
+
 export class CloneCache {
   /** When each clone was last used (LRU order: oldest first), and its size when last measured. */
   private readonly used = new Map<string, { at: number; bytes: number }>();
+  /** Clones git's checks passed in this process, with their config as it was then and the origin we last set. */
+  private readonly trusted = new Map<string, { config: string; origin: string | undefined }>();
   private scanned = false;
 
   constructor(
@@ -83,10 +91,14 @@ export class CloneCache {
       if (!problem) {
         const clone = this.clone(url, dir);
         // Another spelling of the same repository: fetch and push go where this deployment's settings say.
-        if ((await clone.git.raw(['config', '--local', '--get', 'remote.origin.url'])).trim() !== url)
+        const known = this.trusted.get(dir);
+        if ((known?.origin ?? (await clone.git.raw(['config', '--local', '--get', 'remote.origin.url'])).trim()) !== url) {
           await clone.git.raw(['remote', 'set-url', 'origin', url]);
+          this.trusted.set(dir, { config: await configPrint(dir), origin: url });
+        }
         return clone;
       }
+      this.trusted.delete(dir);
       onDiscard?.(problem);
       await rm(dir, { recursive: true, force: true });
     }
@@ -96,11 +108,13 @@ export class CloneCache {
     // No hooks at all, not even samples: the check below then only has to see an empty directory.
     await rm(join(dir, '.git', 'hooks'), { recursive: true, force: true });
     await git.raw(['remote', 'add', 'origin', url]);
+    this.trusted.set(dir, { config: await configPrint(dir), origin: url });
     return this.clone(url, dir);
   }
 
   /** Throws the clone of `url` away; the next `open` makes it anew. Under the tree's lock. */
   async discard(url: string): Promise<void> {
+    this.trusted.delete(this.dirFor(url));
     await rm(this.dirFor(url), { recursive: true, force: true });
   }
 
@@ -108,13 +122,30 @@ export class CloneCache {
     return { url, dir, git: gitIn(dir, localGitEnv(), this.timeoutMs) };
   }
 
-  /** Why the clone in `dir` cannot be trusted, or undefined when it is as we made it. */
+  /**
+   * Why the clone in `dir` cannot be trusted, or undefined when it is as we made it. The checks that need no git run
+   * every time; git's own (its view of the repository, every setting, the remote, HEAD and the index: six processes,
+   * a third of a deployment's time in Git, issue 22) when this process first uses the clone and whenever its
+   * `.git/config` changed since: only we write it, through `remote set-url`. A damaged object store or index still
+   * fails the git command that reads it, and the protocol then makes the clone anew (transport.ts isLocalDamage).
+   */
   async problem(dir: string, url: string): Promise<string | undefined> {
     const top = await lstat(dir);
     if (!top.isDirectory()) return 'the clone is not a directory';
     const dotGit = await lstat(join(dir, '.git')).catch(() => undefined);
     if (!dotGit?.isDirectory()) return '.git is missing or not a directory';
     if ((await readdir(join(dir, '.git', 'hooks')).catch(() => [])).length) return '.git/hooks holds files';
+    if (!(await lstat(join(dir, '.git', 'HEAD')).catch(() => undefined))?.isFile()) return '.git/HEAD is missing or not a file';
+    const config = await configPrint(dir);
+    if (config && this.trusted.get(dir)?.config === config) return undefined;
+    const problem = await this.gitProblem(dir, url);
+    if (problem) this.trusted.delete(dir);
+    else this.trusted.set(dir, { config, origin: undefined });
+    return problem;
+  }
+
+  /** The checks of `problem` that ask git. */
+  private async gitProblem(dir: string, url: string): Promise<string | undefined> {
     const git = gitIn(dir, localGitEnv(), this.timeoutMs);
     try {
       const gitDir = (await git.raw(['rev-parse', '--absolute-git-dir'])).trim();
@@ -177,6 +208,7 @@ export class CloneCache {
   /** Removes the clone in `dir` (under its lock) and forgets it. */
   async evict(dir: string): Promise<void> {
     this.used.delete(dir);
+    this.trusted.delete(dir);
     await rm(dir, { recursive: true, force: true });
     await rm(`${dir}.known_hosts`, { force: true });
   }

@@ -104,6 +104,32 @@ describe('group commit', () => {
     expect((await server.log(name))[0]!.sha).toBe(a.commit);
   });
 
+  it('pushes the next change of a branch it pushed without fetching first; when someone else wrote meanwhile, the push is refused and the change is made again on the fetched head (issue 22, item 4)', async () => {
+    const { name, ws, request } = await setup();
+    await ws.commitImage(request('a', 'd-1', '0.2.0'));
+    const fetches = () => server.requestLog.filter((r) => r.repo === name && r.path.includes('git-upload-pack')).length;
+    const before = fetches();
+    const second = await ws.commitImage(request('b', 'd-2', '0.2.0'));
+    expect(fetches()).toBe(before);
+    expect((await server.log(name))[0]!.sha).toBe(second.commit);
+    const theirs = await server.commitAsOther(name, { 'apps/c/kustomization.yaml': kustomization('9.9.9') }, 'theirs');
+    const third = await ws.commitImage(request('c', 'd-3', '0.3.0'));
+    expect(fetches()).toBeGreaterThan(before);
+    const log = await server.log(name);
+    expect(log.map((c) => c.sha).slice(0, 2)).toEqual([third.commit, theirs]);
+    expect(await server.readFile(name, 'apps/c/kustomization.yaml')).toBe(kustomization('0.3.0'));
+  });
+
+  it('judges a change the unfetched tree already holds on the fetched head (someone else set another image since)', async () => {
+    const { name, ws, request } = await setup();
+    await ws.commitImage(request('a', 'd-1', '0.2.0'));
+    await server.commitAsOther(name, { 'apps/a/kustomization.yaml': kustomization('0.1.0') }, 'back to 0.1.0');
+    // Our tree still says 0.2.0; the remote says 0.1.0: the change is needed and made.
+    const again = await ws.commitImage(request('a', 'd-2', '0.2.0'));
+    expect(again.created).toBe(true);
+    expect(await server.readFile(name, 'apps/a/kustomization.yaml')).toBe(kustomization('0.2.0'));
+  });
+
   it('never commits a deployment twice: asked again (a resume), each finds the group commit by its trailer', async () => {
     const { name, ws, request } = await setup();
     const outs = await Promise.all(SERVICES.map((s) => ws.commitImage(request(s, `d-${s}`))));
