@@ -41,6 +41,13 @@ export interface HandlerContext {
    * which is taken again after it: waiting out an outage keeps no one else from starting (issue 23).
    */
   aside?<T>(wait: () => Promise<T>): Promise<T>;
+  /**
+   * For a deployment starting now: resolves once Keptn has its `.started` and the record says so, rejects when it
+   * could not be sent (the task is then dropped). The task reads meanwhile and writes nothing before it resolves
+   * (tasks/prepare.ts, the first step of every task, waits for it): `.started` travels while the settings, grants
+   * and Secret are read (issue 22, item 4). Absent for a resumed deployment, whose `.started` went out before.
+   */
+  started?: Promise<void>;
 }
 
 export type Handler = (event: TriggeredEvent, log: Logger, context: HandlerContext) => Promise<DeploymentOutcome>;
@@ -295,51 +302,50 @@ export class DeploymentRunner {
     /** Counted once the outcome is saved (or cannot be and is sent anyway), not when another replica took over. */
     const decided = (outcome: DeploymentOutcome) =>
       this.metrics.deploymentFinished({ task: event.task, tool, result: resultLabel(outcome) }, (Date.now() - record.acceptedAt) / 1000);
+    const checkpoint = async (progress: Progress) => {
+      try {
+        record = await this.save({ ...record, progress });
+      } catch (err: unknown) {
+        log.warn({ err }, 'could not record progress');
+      }
+      turn.end();
+    };
+    const runTask = (started?: Promise<void>) =>
+      this.opts
+        .handle(event, log, {
+          acceptedAt: record.acceptedAt,
+          ...(record.progress ? { progress: record.progress } : {}),
+          checkpoint,
+          onTarget: (kind) => (tool = toolOf(kind)),
+          aside: turn.aside,
+          ...(started ? { started } : {}),
+        })
+        .catch((err: unknown): DeploymentOutcome => {
+          log.warn({ err }, 'deployment errored');
+          return errored(event, err instanceof Error ? err.message : String(err));
+        });
+    let task: Promise<DeploymentOutcome> | undefined;
     try {
       if (record.phase === 'accepted') {
-        const delivered = await this.deliver(startedEvent(event, { source }), log);
-        // If Keptn did not get `.started`, do not deploy; a `.finished` closes the task if it did and is ignored if not.
-        const next: DeploymentRecord = delivered
-          ? { ...record, phase: 'started' }
-          : {
-              ...record,
-              phase: 'finishing',
-              outcome: errored(
-                event,
-                'the service could not deliver deployment.started to Keptn, so it did not deploy; trigger the delivery again',
-              ),
-            };
-        // `.started` is out: go on even if the API cannot take the new phase now, or a resume would send it twice.
-        record = await this.save(next).catch((err: unknown) => {
-          if (err instanceof StoreConflictError) throw err;
-          log.warn({ err }, 'could not record the phase; going on');
-          return next;
+        // The task reads what it needs while `.started` travels; it writes nothing before the gate opens
+        // (HandlerContext.started), which happens only once `.started` is out and the record says so.
+        let open!: (sent: boolean) => void;
+        const started = new Promise<boolean>((resolve) => (open = resolve)).then((sent) => {
+          if (!sent) throw new Error('deployment.started was not delivered');
         });
-        if (delivered) log.info('deployment started');
-        else if (next.outcome) decided(next.outcome);
+        // A task that ended before the gate (a refusal, an error) never looks at it: that is no unhandled rejection.
+        started.catch(() => undefined);
+        task = runTask(started);
+        try {
+          record = await this.begin(record, log);
+        } finally {
+          open(record.phase === 'started');
+        }
+        // Not started: the task stops at the gate having written nothing; the outcome is the undelivered `.started`.
+        if (record.phase !== 'started' && record.outcome) decided(record.outcome);
       }
       if (record.phase === 'started') {
-        let outcome: DeploymentOutcome;
-        const checkpoint = async (progress: Progress) => {
-          try {
-            record = await this.save({ ...record, progress });
-          } catch (err: unknown) {
-            log.warn({ err }, 'could not record progress');
-          }
-          turn.end();
-        };
-        try {
-          outcome = await this.opts.handle(event, log, {
-            acceptedAt: record.acceptedAt,
-            ...(record.progress ? { progress: record.progress } : {}),
-            checkpoint,
-            onTarget: (kind) => (tool = toolOf(kind)),
-            aside: turn.aside,
-          });
-        } catch (err: unknown) {
-          log.warn({ err }, 'deployment errored');
-          outcome = errored(event, err instanceof Error ? err.message : String(err));
-        }
+        const outcome = await (task ?? runTask());
         record = { ...record, phase: 'finishing', outcome: bounded(outcome) };
         record = await this.save(record).catch((err: unknown) => {
           if (err instanceof StoreConflictError) throw err;
@@ -367,6 +373,33 @@ export class DeploymentRunner {
       if (err instanceof StoreConflictError) log.warn('another replica took this deployment over');
       else log.error({ err }, 'deployment state could not be saved; it will be resumed');
     }
+  }
+
+  /**
+   * Sends `.started` and records it: the record in phase `started`, or `finishing` with an errored outcome when Keptn
+   * did not get `.started` (then nothing is deployed; a `.finished` closes the task if it did and is ignored if not).
+   */
+  private async begin(record: DeploymentRecord, log: Logger): Promise<DeploymentRecord> {
+    const { event } = record;
+    const delivered = await this.deliver(startedEvent(event, { source: this.opts.source }), log);
+    const next: DeploymentRecord = delivered
+      ? { ...record, phase: 'started' }
+      : {
+          ...record,
+          phase: 'finishing',
+          outcome: errored(
+            event,
+            'the service could not deliver deployment.started to Keptn, so it did not deploy; trigger the delivery again',
+          ),
+        };
+    // `.started` is out: go on even if the API cannot take the new phase now, or a resume would send it twice.
+    const saved = await this.save(next).catch((err: unknown) => {
+      if (err instanceof StoreConflictError) throw err;
+      log.warn({ err }, 'could not record the phase; going on');
+      return next;
+    });
+    if (delivered) log.info('deployment started');
+    return saved;
   }
 
   private save(record: DeploymentRecord): Promise<DeploymentRecord> {

@@ -119,15 +119,17 @@ describe('DeploymentRunner', () => {
     expect(sink.types()).toEqual(['started']);
   });
 
-  it('records, sends .started, runs the deployment, then .finished with its outcome', async () => {
+  it('records, sends .started, runs the deployment (reading while .started travels, writing only after), then .finished with its outcome', async () => {
     const order: string[] = [];
-    const { runner, sink, store } = setup(async () => {
-      order.push(`handler after ${sink.types().join(',')}`);
+    const { runner, sink, store } = setup(async (_e, _l, context) => {
+      order.push(`reads after ${sink.types().join(',') || 'nothing'}`);
+      await context.started;
+      order.push(`writes after ${sink.types().join(',')}, record ${(await store.list())[0]?.phase}`);
       return pass;
     });
     expect(await runner.accept(event)).toBe('accepted');
     await runner.drain();
-    expect(order).toEqual(['handler after started']);
+    expect(order).toEqual(['reads after nothing', 'writes after started, record started']);
     expect(sink.types()).toEqual(['started', 'finished']);
     expect(sink.sent[1]?.data).toMatchObject({ status: 'succeeded', result: 'pass', deployment: { gitCommit: 'c0ffee' } });
     expect((await store.list()).map((r) => r.phase)).toEqual(['done']);
@@ -161,7 +163,8 @@ describe('DeploymentRunner', () => {
 
   it('does not deploy when .started cannot be delivered, and still closes with .finished', async () => {
     let runs = 0;
-    const { runner, sink } = setup(async () => {
+    const { runner, sink } = setup(async (_e, _l, context) => {
+      await context.started;
       runs++;
       return pass;
     });
@@ -204,6 +207,7 @@ describe('DeploymentRunner', () => {
     };
     const first = setup(
       async (_e, _l, context) => {
+        await context.started;
         await context.checkpoint(progress);
         throw new Error('crash after the commit');
       },
