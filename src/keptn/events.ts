@@ -198,3 +198,18 @@ export function sequenceTriggeredEvent(trigger: SequenceTrigger, opts: BuildOpti
     data: trigger.data,
   };
 }
+
+/**
+ * The distributor refuses event bodies over 64 KiB (keptn/keptn distributor/pkg/forwarder/forwarder.go), so a
+ * longer message would make `.finished` undeliverable; a message this long has said what it has to say anyway.
+ */
+export const MAX_MESSAGE_CHARS = 8 * 1024;
+
+/** The outcome with its message cut to MAX_MESSAGE_CHARS, saying how much was left out. */
+export function boundedOutcome(outcome: DeploymentOutcome): DeploymentOutcome {
+  if (outcome.message.length <= MAX_MESSAGE_CHARS) return outcome;
+  return {
+    ...outcome,
+    message: `${outcome.message.slice(0, MAX_MESSAGE_CHARS)}… (${outcome.message.length - MAX_MESSAGE_CHARS} more characters)`,
+  };
+}

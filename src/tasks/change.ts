@@ -10,7 +10,7 @@ import type { DeploymentTriggeredData, TriggeredEvent } from '../keptn/events.js
 import { isRecord } from '../shared/json.js';
 import type { ImageWriteSetting } from '../platform/settings/schema.js';
 import type { DeliveryRequest } from '../judge/tool.js';
-import type { HandlerContext } from './runner.js';
+import type { HandlerContext } from './handler.js';
 import type { Progress } from '../platform/state/record.js';
 import type { FinalVerdict } from '../judge/wait.js';
 import { toolOf } from '../platform/metrics.js';

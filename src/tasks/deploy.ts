@@ -7,7 +7,7 @@ import { messageOf } from '../shared/errors.js';
 import { formatImageRef } from '../platform/git/image.js';
 import { DEPLOYMENT_TRAILER, type GitWorkspace } from '../platform/git/workspace.js';
 import type { DeploymentOutcome, DeploymentTriggeredData, TriggeredEvent } from '../keptn/events.js';
-import type { HandlerContext } from './runner.js';
+import type { HandlerContext } from './handler.js';
 import type { Progress } from '../platform/state/record.js';
 import { changeAndWait, fileEdit, imageFrom, trailers } from './change.js';
 import type { DeploymentDeps, Prepared } from './deps.js';

@@ -3,7 +3,7 @@
  */
 import type { Logger } from 'pino';
 import { REVISION_LABEL, type DeploymentOutcome, type DeploymentTriggeredData, type TriggeredEvent } from '../keptn/events.js';
-import type { HandlerContext } from './runner.js';
+import type { HandlerContext } from './handler.js';
 import { changeAndWait } from './change.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
 

@@ -12,7 +12,7 @@ import { isRetryableError, realSleep, retry, type Sleep } from '../shared/retry.
 import type { Metrics, OutageParty } from '../platform/metrics.js';
 import { repositoryKey } from '../platform/git/repository.js';
 import { safeUrl } from '../platform/git/workspace.js';
-import type { HandlerContext } from './runner.js';
+import type { HandlerContext } from './handler.js';
 
 /** From a second up to 10 s between attempts: a party that comes back is used within seconds, not hammered before. */
 export const OUTAGE_BACKOFF = { baseDelayMs: 1_000, maxDelayMs: 10_000 };

@@ -7,7 +7,7 @@ import type { RepoRef } from '../platform/git/workspace.js';
 import { requestedStrategy, type DeploymentTriggeredData, type TriggeredEvent } from '../keptn/events.js';
 import { parseDuration } from '../shared/duration.js';
 import type { GitOpsSettings } from '../platform/settings/schema.js';
-import type { HandlerContext } from './runner.js';
+import type { HandlerContext } from './handler.js';
 import { DeploymentError, type DeploymentDeps, type Prepared } from './deps.js';
 import { credentials, grantedSecret } from './grant-checks.js';
 import { checkTarget } from './target-check.js';

@@ -35,7 +35,7 @@ import { codeOf, messageOf } from '../shared/errors.js';
 import { formatImageRef } from '../platform/git/image.js';
 import { isRecord } from '../shared/json.js';
 import { requestedStrategy, type DeploymentOutcome, type ReleaseTriggeredData, type TriggeredEvent } from '../keptn/events.js';
-import type { HandlerContext } from './runner.js';
+import type { HandlerContext } from './handler.js';
 import type { GitOpsSettings } from '../platform/settings/schema.js';
 import type { Progress } from '../platform/state/record.js';
 

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { codeOf } from '../shared/errors.js';
 import { formatImageRef } from '../platform/git/image.js';
 import type { DeploymentOutcome, DeploymentTriggeredData, TriggeredEvent } from '../keptn/events.js';
-import type { HandlerContext } from './runner.js';
+import type { HandlerContext } from './handler.js';
 import { changeAndWait, imageFrom, trailers } from './change.js';
 import type { DeploymentDeps } from './deps.js';
 import { prepare } from './prepare.js';

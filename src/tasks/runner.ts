@@ -16,41 +16,24 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FairSlots, NO_TURN, type Turn } from '../shared/limit.js';
 import { noMetrics, resultLabel, toolOf, type Metrics } from '../platform/metrics.js';
-import { errored, finishedEvent, startedEvent, type DeploymentOutcome, type OutgoingEvent, type TriggeredEvent } from '../keptn/events.js';
+import {
+  boundedOutcome,
+  errored,
+  finishedEvent,
+  startedEvent,
+  type DeploymentOutcome,
+  type OutgoingEvent,
+  type TriggeredEvent,
+} from '../keptn/events.js';
 import type { EventSink } from '../keptn/sender.js';
+import type { Handler } from './handler.js';
 import { realSleep, type Sleep } from '../shared/retry.js';
 import { saveRecord } from './save.js';
-export { SAVE_POLICY } from './save.js';
 import { StoreConflictError, type DeploymentRecord, type Progress, type StateStore } from '../platform/state/record.js';
 import type { ReplicaRegistry } from '../platform/state/replicas.js';
 import { MemoryIntake, type IntakeBatch, type IntakeEntry, type IntakeStore } from '../platform/state/intake.js';
 import { Intake } from './intake.js';
 import { MAX_GROUP } from '../platform/git/workspace.js';
-
-export interface HandlerContext {
-  /** Epoch ms of acceptance: deadlines count from here, across restarts and takeovers. */
-  acceptedAt: number;
-  /** What an earlier run of this deployment recorded, when it is resumed. */
-  progress?: Progress;
-  /** Records progress; never throws (a resume can still find the commit by its trailer). */
-  checkpoint(progress: Progress): Promise<void>;
-  /** Hears the target kind once the settings name it: the metrics' `tool` label, also for outcomes decided before the tool. */
-  onTarget?(kind: string): void;
-  /**
-   * Runs `wait` (for a party that is away: the Git host, the resource-service) without the deployment's start turn,
-   * which is taken again after it: waiting out an outage keeps no one else from starting (issue 23).
-   */
-  aside?<T>(wait: () => Promise<T>): Promise<T>;
-  /**
-   * For a deployment starting now: resolves once Keptn has its `.started` and the record says so, rejects when it
-   * could not be sent (the task is then dropped). The task reads meanwhile and writes nothing before it resolves
-   * (tasks/prepare.ts, the first step of every task, waits for it): `.started` travels while the settings, grants
-   * and Secret are read (issue 22, item 4). Absent for a resumed deployment, whose `.started` went out before.
-   */
-  started?: Promise<void>;
-}
-
-export type Handler = (event: TriggeredEvent, log: Logger, context: HandlerContext) => Promise<DeploymentOutcome>;
 
 export interface RunnerOptions {
   sink: EventSink;
@@ -86,12 +69,6 @@ export interface RunnerOptions {
  * item 2).
  */
 export const MAX_STARTING = Math.ceil((MAX_GROUP * 4) / 3);
-
-/**
- * The distributor refuses event bodies over 64 KiB (keptn/keptn distributor/pkg/forwarder/forwarder.go), so a
- * longer message would make `.finished` undeliverable; a message this long has said what it has to say anyway.
- */
-export const MAX_MESSAGE_CHARS = 8 * 1024;
 
 export type Acceptance = 'accepted' | 'duplicate';
 
@@ -346,7 +323,7 @@ export class DeploymentRunner {
       }
       if (record.phase === 'started') {
         const outcome = await (task ?? runTask());
-        record = { ...record, phase: 'finishing', outcome: bounded(outcome) };
+        record = { ...record, phase: 'finishing', outcome: boundedOutcome(outcome) };
         record = await this.save(record).catch((err: unknown) => {
           if (err instanceof StoreConflictError) throw err;
           // Deliver what we know even when it cannot be saved: a `.finished` sent twice beats one never sent.
@@ -416,12 +393,4 @@ export class DeploymentRunner {
       return false;
     }
   }
-}
-
-function bounded(outcome: DeploymentOutcome): DeploymentOutcome {
-  if (outcome.message.length <= MAX_MESSAGE_CHARS) return outcome;
-  return {
-    ...outcome,
-    message: `${outcome.message.slice(0, MAX_MESSAGE_CHARS)}… (${outcome.message.length - MAX_MESSAGE_CHARS} more characters)`,
-  };
 }

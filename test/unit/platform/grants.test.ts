@@ -299,6 +299,8 @@ describe('deploy and rollback decide both grants before Git or the tool is touch
     const deps: DeploymentDeps = {
       settings: { load: async () => ({ settings, where: 'test settings' }) },
       git: {
+        // An announcement to the group commit in memory, not a use of Git (platform/git/arrivals.ts).
+        expectCommit: () => () => undefined,
         commitImage: refuse('git.commitImage'),
         revertDeployment: refuse('git.revertDeployment'),
         relation: refuse('git.relation'),

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import type { DeploymentOutcome, OutgoingEvent, TriggeredEvent } from '../../../src/keptn/events.js';
 import type { EventSink } from '../../../src/keptn/sender.js';
 import { PrometheusMetrics, resultLabel, toolOf } from '../../../src/platform/metrics.js';
-import { DeploymentRunner, type Handler } from '../../../src/tasks/runner.js';
+import { DeploymentRunner } from '../../../src/tasks/runner.js';
+import type { Handler } from '../../../src/tasks/handler.js';
 import { MemoryStore } from '../../../src/platform/state/record.js';
 import { SoloRegistry } from '../../../src/platform/state/replicas.js';
 import { silentLog } from '../helpers.js';
@@ -174,7 +175,8 @@ describe('the runner counts', () => {
     const sink = new Sink();
     sink.failing.add('sh.keptn.event.rollback.started');
     let ran = false;
-    const { runner, metrics } = runnerWith(async () => {
+    const { runner, metrics } = runnerWith(async (_e, _l, context) => {
+      await context.started;
       ran = true;
       return outcome({});
     }, sink);

@@ -2,7 +2,8 @@
 // record at its turn, and an acknowledged event survives a crash before that.
 import { describe, expect, it } from '@jest/globals';
 import type { DeploymentOutcome, OutgoingEvent, TriggeredEvent } from '../../../src/keptn/events.js';
-import { DeploymentRunner, type Handler } from '../../../src/tasks/runner.js';
+import { DeploymentRunner } from '../../../src/tasks/runner.js';
+import type { Handler } from '../../../src/tasks/handler.js';
 import { MemoryStore } from '../../../src/platform/state/record.js';
 import { MemoryIntake, type IntakeBatch, type IntakeEntry } from '../../../src/platform/state/intake.js';
 import { SoloRegistry } from '../../../src/platform/state/replicas.js';

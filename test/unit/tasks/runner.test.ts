@@ -1,7 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import type { DeploymentOutcome, OutgoingEvent, TriggeredEvent } from '../../../src/keptn/events.js';
 import type { EventSink } from '../../../src/keptn/sender.js';
-import { DeploymentRunner, MAX_MESSAGE_CHARS, type Handler, type RunnerOptions } from '../../../src/tasks/runner.js';
+import { DeploymentRunner, type RunnerOptions } from '../../../src/tasks/runner.js';
+import { MAX_MESSAGE_CHARS } from '../../../src/keptn/events.js';
+import type { Handler } from '../../../src/tasks/handler.js';
 import { MemoryStore, StoreConflictError, type DeploymentRecord } from '../../../src/platform/state/record.js';
 import { SoloRegistry } from '../../../src/platform/state/replicas.js';
 import { silentLog } from '../helpers.js';
