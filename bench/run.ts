@@ -5,6 +5,7 @@
 //   BENCH_RATES=100,200,500  BENCH_RATE_SECONDS=10  BENCH_STEADY_SECONDS=60  BENCH_OUT=docs/benchmarks.md
 //   BENCH_FLUX_WORKERS=4  BENCH_PROFILE_DIR=/tmp/prof (a CPU profile of the service)
 //   BENCH_ONLY=ack (only the burst and the acknowledgement rounds: a quick look at one change, not a report)
+//   BENCH_ONLY=burst (only the burst and its footprint, e.g. with BENCH_FLUX_WORKERS=50)
 // The npm script holds the shared e2e lock (flock /tmp/e2e.lock) so that no test runs beside it.
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type } from 'node:os';
@@ -44,7 +45,7 @@ try {
     ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
     ...(podMemory ? { memoryLimit: podMemory } : {}),
   });
-  const floor = ONLY === 'ack' ? undefined : await transportFloor(env, replica, Math.max(20, SIZES.deployments));
+  const floor = ONLY ? undefined : await transportFloor(env, replica, Math.max(20, SIZES.deployments));
   if (floor)
     for (const tool of SIZES.tools) {
       console.log(`bench: ${tool}: ${SIZES.deployments} deployments, then ${SIZES.baselineSamples} of each baseline`);
@@ -61,10 +62,27 @@ try {
       met: false,
     }),
   );
-  if (ONLY !== 'ack') {
+  if (!ONLY) {
     console.log(`bench: steady state after the burst, 2 × ${SIZES.steadySeconds} s`);
     await steadyState(env, replica, `after the burst (${await recordCount(env)} deployment records kept)`);
   }
+  if (ONLY !== 'burst') await acknowledgementRounds(replica);
+  if (!ONLY) {
+    console.log(`bench: steady state after the acknowledgement rounds, 2 × ${SIZES.steadySeconds} s`);
+    await steadyState(env, replica, `after the acknowledgement rounds (${await recordCount(env)} deployment records kept)`);
+  }
+} catch (err: unknown) {
+  failure = err;
+  console.error('bench failed:', err);
+} finally {
+  events.close();
+  await replica?.stop().catch(() => undefined);
+  await env.stop();
+  await podMemory?.remove();
+}
+
+/** The API server's own limit, then POST / at each rate, for this service and the one at BENCH_BEFORE. */
+async function acknowledgementRounds(replica: ServiceReplica): Promise<void> {
   console.log('bench: the API server alone, taking the writes of the acknowledgement');
   const limit = await apiServerLimit(env);
   console.log(`bench: acknowledgement at ${SIZES.rates.join(', ')} events/s`);
@@ -79,18 +97,6 @@ try {
   } finally {
     await before?.stop();
   }
-  if (ONLY !== 'ack') {
-    console.log(`bench: steady state after the acknowledgement rounds, 2 × ${SIZES.steadySeconds} s`);
-    await steadyState(env, replica, `after the acknowledgement rounds (${await recordCount(env)} deployment records kept)`);
-  }
-} catch (err: unknown) {
-  failure = err;
-  console.error('bench failed:', err);
-} finally {
-  events.close();
-  await replica?.stop().catch(() => undefined);
-  await env.stop();
-  await podMemory?.remove();
 }
 
 /**
