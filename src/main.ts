@@ -33,6 +33,7 @@ import { StateMove } from './platform/state/move.js';
 import { DirectorySettings, ResourceServiceSettings } from './platform/settings/source.js';
 import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js';
 import { SOURCE_KINDS } from './tasks/target-source.js';
+import { LoopPace } from './shared/pace.js';
 
 export async function startService(config: ServiceConfig, logDestination?: DestinationStream) {
   // ISO times and level names: what log stores and people read without a lookup table.
@@ -94,6 +95,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
     replicas: new LeaseRegistry(kc, config.stateNamespace, config.replicaId, config.leaseSeconds),
     resumeIntervalMs: config.resumeIntervalMs,
     maxStarting: config.maxStarting,
+    pace: new LoopPace(),
     heartbeatIntervalMs: Math.max(1_000, (config.leaseSeconds * 1000) / 4),
     metrics,
   });

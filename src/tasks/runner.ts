@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FairSlots, NO_TURN, type Turn } from '../shared/limit.js';
+import type { LoopPace } from '../shared/pace.js';
 import { noMetrics, resultLabel, toolOf, type Metrics } from '../platform/metrics.js';
 import {
   boundedOutcome,
@@ -56,6 +57,8 @@ export interface RunnerOptions {
   metrics?: Metrics;
   /** How many deployments may be starting at once (default MAX_STARTING). */
   maxStarting?: number;
+  /** Holds new starts while the event loop is late, so answers to Keptn come first (shared/pace.ts). */
+  pace?: LoopPace;
 }
 
 /**
@@ -132,12 +135,14 @@ export class DeploymentRunner {
     };
     every(this.opts.heartbeatIntervalMs ?? 5_000, () => this.opts.replicas.heartbeat());
     every(this.opts.resumeIntervalMs ?? 10_000, () => this.resume());
+    this.opts.pace?.start();
     await this.resume();
   }
 
   /** Stops heartbeats and resume rounds (at once: a failed start, or the first step of a graceful stop). */
   stop(): void {
     for (const t of this.timers.splice(0)) clearInterval(t);
+    this.opts.pace?.stop();
   }
 
   /** Waits for the deployments running in this process, for at most `withinMs`; true when none is left. */
@@ -249,8 +254,8 @@ export class DeploymentRunner {
 
   private run(event: TriggeredEvent, work: (turn: Turn) => Promise<void>): void {
     this.metrics.deploymentBegan();
-    const run = this.startSlots
-      .turn(event.data.project)
+    const run = (this.opts.pace?.admit() ?? Promise.resolve())
+      .then(() => this.startSlots.turn(event.data.project))
       .then((turn) => work(turn).finally(turn.end))
       .finally(() => {
         this.running.delete(event.id);
@@ -304,13 +309,12 @@ export class DeploymentRunner {
     let task: Promise<DeploymentOutcome> | undefined;
     try {
       if (record.phase === 'accepted') {
-        // The task reads what it needs while `.started` travels; it writes nothing before the gate opens
-        // (HandlerContext.started), which happens only once `.started` is out and the record says so.
+        // The task reads while `.started` travels and writes nothing before this gate opens (HandlerContext.started):
+        // once `.started` is out and recorded. A task that ended before it never looks: no unhandled rejection.
         let open!: (sent: boolean) => void;
         const started = new Promise<boolean>((resolve) => (open = resolve)).then((sent) => {
           if (!sent) throw new Error('deployment.started was not delivered');
         });
-        // A task that ended before the gate (a refusal, an error) never looks at it: that is no unhandled rejection.
         started.catch(() => undefined);
         task = runTask(started);
         try {
