@@ -41,7 +41,7 @@ try {
     replicaId: 'bench',
     built: true,
     // A profile is written when the process exits, so it must stop within the 5 s before test/env's SIGKILL.
-    extraEnv: { LOG_LEVEL: 'info', ...(PROFILE_DIR ? { DRAIN_TIMEOUT: '1s' } : {}) },
+    extraEnv: { ...(await imageEnv()), LOG_LEVEL: 'info', ...(PROFILE_DIR ? { DRAIN_TIMEOUT: '1s' } : {}) },
     ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
     ...(podMemory ? { memoryLimit: podMemory } : {}),
   });
@@ -97,6 +97,13 @@ async function acknowledgementRounds(replica: ServiceReplica): Promise<void> {
   } finally {
     await before?.stop();
   }
+}
+
+/** The environment the image sets (the Dockerfile's `ENV` lines), but its paths: the service runs as in the pod. */
+async function imageEnv(): Promise<Record<string, string>> {
+  const lines = (await readFile('Dockerfile', 'utf8')).split('\n').filter((l) => l.startsWith('ENV '));
+  const pairs = lines.flatMap((l) => l.slice(4).trim().split(/\s+/)).map((p) => p.split('=', 2) as [string, string]);
+  return Object.fromEntries(pairs.filter(([, v]) => v !== undefined && !v.startsWith('/')));
 }
 
 /**
