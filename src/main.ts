@@ -35,6 +35,16 @@ import type { DeploymentTriggeredData, TriggeredEvent } from './keptn/events.js'
 import { SOURCE_KINDS } from './tasks/target-source.js';
 import { LoopPace } from './shared/pace.js';
 
+/**
+ * Log lines go to stdout in the background, as pino's default (sonic-boom, asynchronous), but with a bound: when the
+ * reader of the pipe (the container runtime) falls behind, the lines wait in memory, and under a burst of thousands of
+ * deployments nothing else limited how much (issue 22, item 3). Past 16 MiB waiting, lines are dropped rather than the
+ * process growing toward its memory limit; what waits is written when the process exits (pino flushes on exit).
+ */
+function standardOutput(): DestinationStream {
+  return pino.destination({ dest: 1, sync: false, maxLength: 16 * 2 ** 20 });
+}
+
 export async function startService(config: ServiceConfig, logDestination?: DestinationStream) {
   // ISO times and level names: what log stores and people read without a lookup table.
   const log = pino(
@@ -44,7 +54,7 @@ export async function startService(config: ServiceConfig, logDestination?: Desti
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    logDestination,
+    logDestination ?? standardOutput(),
   );
   // The one place that chooses the implementation; every room gets the `Metrics` interface (or none: a no-op).
   const metrics = new PrometheusMetrics({ processMetrics: true });
