@@ -33,7 +33,8 @@ const env = await startEnvironment({
 console.log(`bench: environment up, logs in ${env.logDir}`);
 let replica: ServiceReplica | undefined;
 let failure: unknown;
-const podMemory = await chartMemoryLimit();
+// A profiling run keeps its whole CPU profile in memory until exit, so it runs without the pod's limit.
+const podMemory = PROFILE_DIR ? undefined : await chartMemoryLimit();
 const events = observeEvents(env);
 try {
   // The built service, as the image runs it (`npm run bench` builds it first).
