@@ -20,13 +20,6 @@ export interface HandlerContext {
    * which is taken again after it: waiting out an outage keeps no one else from starting (issue 23).
    */
   aside?<T>(wait: () => Promise<T>): Promise<T>;
-  /**
-   * For a deployment starting now: resolves once Keptn has its `.started` and the record says so, rejects when it
-   * could not be sent (the task is then dropped). The task reads meanwhile and writes nothing before it resolves
-   * (tasks/prepare.ts, the first step of every task, waits for it): `.started` travels while the settings, grants
-   * and Secret are read (issue 22, item 4). Absent for a resumed deployment, whose `.started` went out before.
-   */
-  started?: Promise<void>;
 }
 
 export type Handler = (event: TriggeredEvent, log: Logger, context: HandlerContext) => Promise<DeploymentOutcome>;

@@ -35,10 +35,7 @@ export async function prepare(
   // so a burst of one repository goes out in one commit (issue 22, item 2).
   const withdraw = opts.commits ? deps.git.expectCommit(settings.git, settings.git.author ?? deps.author, event.id) : undefined;
   try {
-    const prepared = await checked(event, settings, tool, deps, log);
-    // Read beside the `.started` delivery; nothing is written before Keptn has it (HandlerContext.started).
-    await context.started;
-    return { ...prepared, ...(withdraw ? { withdraw } : {}) };
+    return { ...(await checked(event, settings, tool, deps, log)), ...(withdraw ? { withdraw } : {}) };
   } catch (err: unknown) {
     withdraw?.();
     throw err;

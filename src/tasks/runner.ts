@@ -292,7 +292,7 @@ export class DeploymentRunner {
       }
       turn.end();
     };
-    const runTask = (started?: Promise<void>) =>
+    const runTask = () =>
       this.opts
         .handle(event, log, {
           acceptedAt: record.acceptedAt,
@@ -300,33 +300,18 @@ export class DeploymentRunner {
           checkpoint,
           onTarget: (kind) => (tool = toolOf(kind)),
           aside: turn.aside,
-          ...(started ? { started } : {}),
         })
         .catch((err: unknown): DeploymentOutcome => {
           log.warn({ err }, 'deployment errored');
           return errored(event, err instanceof Error ? err.message : String(err));
         });
-    let task: Promise<DeploymentOutcome> | undefined;
     try {
       if (record.phase === 'accepted') {
-        // The task reads while `.started` travels and writes nothing before this gate opens (HandlerContext.started):
-        // once `.started` is out and recorded. A task that ended before it never looks: no unhandled rejection.
-        let open!: (sent: boolean) => void;
-        const started = new Promise<boolean>((resolve) => (open = resolve)).then((sent) => {
-          if (!sent) throw new Error('deployment.started was not delivered');
-        });
-        started.catch(() => undefined);
-        task = runTask(started);
-        try {
-          record = await this.begin(record, log);
-        } finally {
-          open(record.phase === 'started');
-        }
-        // Not started: the task stops at the gate having written nothing; the outcome is the undelivered `.started`.
+        record = await this.begin(record, log);
         if (record.phase !== 'started' && record.outcome) decided(record.outcome);
       }
       if (record.phase === 'started') {
-        const outcome = await (task ?? runTask());
+        const outcome = await runTask();
         record = { ...record, phase: 'finishing', outcome: boundedOutcome(outcome) };
         record = await this.save(record).catch((err: unknown) => {
           if (err instanceof StoreConflictError) throw err;

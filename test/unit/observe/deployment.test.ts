@@ -153,37 +153,3 @@ describe('onFailure: revert', () => {
     expect(h.calls).toEqual(['commitImage', `deliver ${OURS}`]);
   });
 });
-
-describe('the deployment begins while .started travels (issue 22, item 4)', () => {
-  const image = { configurationChange: { values: { image: 'ghcr.io/podtato/head:0.2.0' } } };
-  const verdicts = { [OURS]: { state: 'passed' as const, message: 'Flux applied it', revision: OURS } };
-
-  it('reads its settings at once but commits only once .started is out', async () => {
-    const h = harness({ verdicts });
-    let open!: () => void;
-    const started = new Promise<void>((resolve) => (open = resolve));
-    let read!: () => void;
-    const settingsRead = new Promise<void>((resolve) => (read = resolve));
-    const load = h.deps.settings.load;
-    h.deps.settings.load = async (...args) => {
-      read();
-      return load(...args);
-    };
-    const outcome = deploy(event(image), h.deps, silentLog, { started });
-    await settingsRead;
-    // Every fake answers at once: one macrotask later the deployment has gone as far as it can without the gate.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    expect(h.calls).toEqual([]);
-    open();
-    expect(await outcome).toMatchObject({ result: 'pass', gitCommit: OURS });
-    expect(h.calls).toEqual(['commitImage', `deliver ${OURS}`]);
-  });
-
-  it('writes nothing at all when .started could not be sent', async () => {
-    const h = harness({ verdicts });
-    const started = Promise.reject(new Error('deployment.started was not delivered'));
-    started.catch(() => undefined); // as the runner does: handled, still rejecting for whoever awaits it
-    await expect(deploy(event(image), h.deps, silentLog, { started })).rejects.toThrow('not delivered');
-    expect(h.calls).toEqual([]);
-  });
-});

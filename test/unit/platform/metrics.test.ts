@@ -175,8 +175,7 @@ describe('the runner counts', () => {
     const sink = new Sink();
     sink.failing.add('sh.keptn.event.rollback.started');
     let ran = false;
-    const { runner, metrics } = runnerWith(async (_e, _l, context) => {
-      await context.started;
+    const { runner, metrics } = runnerWith(async () => {
       ran = true;
       return outcome({});
     }, sink);
