@@ -6,6 +6,7 @@
 //   BENCH_FLUX_WORKERS=4  BENCH_PROFILE_DIR=/tmp/prof (a CPU profile of the service)
 //   BENCH_ONLY=ack (only the burst and the acknowledgement rounds: a quick look at one change, not a report)
 //   BENCH_ONLY=burst (only the burst and its footprint, e.g. with BENCH_FLUX_WORKERS=50)
+//   BENCH_ONLY=latency (only the sequential deployments and their baselines: detection latency and overhead)
 // The npm script holds the shared e2e lock (flock /tmp/e2e.lock) so that no test runs beside it.
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type } from 'node:os';
@@ -19,6 +20,9 @@ import { sequential, transportFloor } from './latency.js';
 import { burst } from './burst.js';
 import { serviceAt, acknowledgement, apiServerLimit } from './ack.js';
 import { recordCount, steadyState } from './steady.js';
+
+/** Thrown to end a run that measured all it was asked to (BENCH_ONLY). */
+class Finished extends Error {}
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -46,12 +50,13 @@ try {
     ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
     ...(podMemory ? { memoryLimit: podMemory } : {}),
   });
-  const floor = ONLY ? undefined : await transportFloor(env, replica, Math.max(20, SIZES.deployments));
+  const floor = ONLY && ONLY !== 'latency' ? undefined : await transportFloor(env, replica, Math.max(20, SIZES.deployments));
   if (floor)
     for (const tool of SIZES.tools) {
       console.log(`bench: ${tool}: ${SIZES.deployments} deployments, then ${SIZES.baselineSamples} of each baseline`);
       await sequential(env, events, tool, floor);
     }
+  if (ONLY === 'latency') throw new Finished();
   console.log(`bench: burst of ${SIZES.burst} with ${SIZES.objects} watched objects`);
   // A burst that cannot run is a missed target in the table; the rounds after it still run.
   await burst(env, events, replica).catch((err: unknown) =>
@@ -73,8 +78,10 @@ try {
     await steadyState(env, replica, `after the acknowledgement rounds (${await recordCount(env)} deployment records kept)`);
   }
 } catch (err: unknown) {
-  failure = err;
-  console.error('bench failed:', err);
+  if (!(err instanceof Finished)) {
+    failure = err;
+    console.error('bench failed:', err);
+  }
 } finally {
   events.close();
   await replica?.stop().catch(() => undefined);
