@@ -1,7 +1,22 @@
 // Small builders shared by the unit tests.
 import { pino } from 'pino';
+import type { DeploymentOutcome } from '../../src/keptn/events.js';
 
 export const silentLog = pino({ level: 'silent' });
+
+/** A passed deployment's outcome, for the runner's tests whose task is a stand-in. */
+export function passedOutcome(overrides: Partial<DeploymentOutcome> = {}): DeploymentOutcome {
+  return {
+    status: 'succeeded',
+    result: 'pass',
+    message: 'ok',
+    deploymentstrategy: 'direct',
+    deploymentNames: ['svc'],
+    deploymentURIsLocal: [],
+    deploymentURIsPublic: [],
+    ...overrides,
+  };
+}
 
 export function triggeredCloudEvent(overrides: Record<string, unknown> = {}, data: Record<string, unknown> = {}) {
   return {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import type { DeploymentOutcome, OutgoingEvent, TriggeredEvent } from '../../../src/keptn/events.js';
+import type { OutgoingEvent, TriggeredEvent } from '../../../src/keptn/events.js';
 import type { EventSink } from '../../../src/keptn/sender.js';
 import { PrometheusMetrics, resultLabel, toolOf } from '../../../src/platform/metrics.js';
 import { DeploymentRunner } from '../../../src/tasks/runner.js';
 import type { Handler } from '../../../src/tasks/handler.js';
 import { MemoryStore } from '../../../src/platform/state/record.js';
 import { SoloRegistry } from '../../../src/platform/state/replicas.js';
-import { silentLog } from '../helpers.js';
+import { passedOutcome, silentLog } from '../helpers.js';
 
 /** The value of one series in the text exposition (what Prometheus scrapes), or undefined when it is absent. */
 function sample(text: string, series: string): number | undefined {
@@ -97,16 +97,7 @@ const event: TriggeredEvent = {
   data: { project: 'p', stage: 's', service: 'svc' },
 };
 
-const outcome = (o: Partial<DeploymentOutcome>): DeploymentOutcome => ({
-  status: 'succeeded',
-  result: 'pass',
-  message: 'ok',
-  deploymentstrategy: 'direct',
-  deploymentNames: ['svc'],
-  deploymentURIsLocal: [],
-  deploymentURIsPublic: [],
-  ...o,
-});
+const outcome = passedOutcome;
 
 class Sink implements EventSink {
   failing = new Set<string>();

@@ -1,13 +1,13 @@
 // The intake (ADR 18): events accepted together are recorded in one write before the answer, each gets its own
 // record at its turn, and an acknowledged event survives a crash before that.
 import { describe, expect, it } from '@jest/globals';
-import type { DeploymentOutcome, OutgoingEvent, TriggeredEvent } from '../../../src/keptn/events.js';
+import type { OutgoingEvent, TriggeredEvent } from '../../../src/keptn/events.js';
 import { DeploymentRunner } from '../../../src/tasks/runner.js';
 import type { Handler } from '../../../src/tasks/handler.js';
 import { MemoryStore } from '../../../src/platform/state/record.js';
 import { MemoryIntake, type IntakeBatch, type IntakeEntry } from '../../../src/platform/state/intake.js';
 import { SoloRegistry } from '../../../src/platform/state/replicas.js';
-import { silentLog } from '../helpers.js';
+import { passedOutcome, silentLog } from '../helpers.js';
 
 const eventNo = (n: number): TriggeredEvent => ({
   id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
@@ -18,16 +18,7 @@ const eventNo = (n: number): TriggeredEvent => ({
   data: { project: 'p', stage: 's', service: `svc-${n}`, deployment: { deploymentstrategy: 'direct' } },
 });
 
-const pass: DeploymentOutcome = {
-  status: 'succeeded',
-  result: 'pass',
-  message: 'ok',
-  deploymentstrategy: 'direct',
-  deploymentNames: ['svc'],
-  deploymentURIsLocal: [],
-  deploymentURIsPublic: [],
-  gitCommit: 'c0ffee',
-};
+const pass = passedOutcome({ gitCommit: 'c0ffee' });
 
 class Sink {
   sent: OutgoingEvent[] = [];

@@ -6,7 +6,7 @@ import { MAX_MESSAGE_CHARS } from '../../../src/keptn/events.js';
 import type { Handler } from '../../../src/tasks/handler.js';
 import { MemoryStore, StoreConflictError, type DeploymentRecord } from '../../../src/platform/state/record.js';
 import { SoloRegistry } from '../../../src/platform/state/replicas.js';
-import { silentLog } from '../helpers.js';
+import { passedOutcome, silentLog } from '../helpers.js';
 
 const noSleep = async () => {};
 
@@ -32,16 +32,7 @@ class RecordingSink implements EventSink {
   }
 }
 
-const pass: DeploymentOutcome = {
-  status: 'succeeded',
-  result: 'pass',
-  message: 'ok',
-  deploymentstrategy: 'direct',
-  deploymentNames: ['svc'],
-  deploymentURIsLocal: [],
-  deploymentURIsPublic: [],
-  gitCommit: 'c0ffee',
-};
+const pass = passedOutcome({ gitCommit: 'c0ffee' });
 
 /** A store whose saves fail as if the API server refused the connection, while `refuses` says so for the phase. */
 function storeRefusing(refuses: (phase: string) => boolean): MemoryStore {
