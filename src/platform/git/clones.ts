@@ -1,6 +1,6 @@
 /**
  * The clone cache: one working tree per repository under the workspace root, however its URL is spelled, checked
- * before every use. The clones are partial (transport.ts fetches without blobs), and the least recently used go when
+ * before every use (git's own checks when its config changed, see `problem`). The clones are partial (transport.ts fetches without blobs), and the least recently used go when
  * the cache grows past its limit (issue 19, item 5).
  *
  * A clone is only ours to trust while it looks exactly as we made it. Something that wrote into it (a hostile
