@@ -91,11 +91,11 @@ export class CloneCache {
       if (!problem) {
         const clone = this.clone(url, dir);
         // Another spelling of the same repository: fetch and push go where this deployment's settings say.
+        // The origin is read once per check and remembered: a git process per use is what issue 22 took away.
         const known = this.trusted.get(dir);
-        if ((known?.origin ?? (await clone.git.raw(['config', '--local', '--get', 'remote.origin.url'])).trim()) !== url) {
-          await clone.git.raw(['remote', 'set-url', 'origin', url]);
-          this.trusted.set(dir, { config: await configPrint(dir), origin: url });
-        }
+        const origin = known?.origin ?? (await clone.git.raw(['config', '--local', '--get', 'remote.origin.url'])).trim();
+        if (origin !== url) await clone.git.raw(['remote', 'set-url', 'origin', url]);
+        this.trusted.set(dir, { config: origin !== url || !known ? await configPrint(dir) : known.config, origin: url });
         return clone;
       }
       this.trusted.delete(dir);
